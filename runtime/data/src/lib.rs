@@ -1,0 +1,52 @@
+//! The data plane: desensitising ingest ([`ingest`]) and authorised views
+//! ([`AuthorisedView`]).
+//!
+//! Architecture invariants: every file is opened through a `cap_std::fs::Dir`
+//! handed in by the caller (never a string path); a view registers exactly
+//! the authorised columns of exactly the authorised tables, so SQL run in it
+//! cannot name anything else. This is the only crate that reads or writes
+//! Parquet for the runtime.
+
+mod ingest;
+mod view;
+
+pub use ingest::{IngestOutcome, Ingested, ingest};
+pub use view::{AuthorisedView, ViewTable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The raw feed does not match its policy (missing or extra columns,
+    /// wrong types, malformed values, null or missing units).
+    #[error("{0}")]
+    BadInput(String),
+    /// Desensitised output still contains a direct identifier. The message
+    /// names the column and detector, never the value.
+    #[error("direct identifier ({detector}) survived desensitisation in column `{column}`")]
+    IdentifierSurvived { column: String, detector: &'static str },
+    /// A file could not be read or written under the data root.
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+    /// DataFusion, Arrow or Parquet failed.
+    #[error("query engine error: {0}")]
+    Engine(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Error::Engine(e.to_string())
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Error::Engine(e.to_string())
+    }
+}
+
+impl From<datafusion::parquet::errors::ParquetError> for Error {
+    fn from(e: datafusion::parquet::errors::ParquetError) -> Self {
+        Error::Engine(e.to_string())
+    }
+}

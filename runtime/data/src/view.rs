@@ -1,0 +1,275 @@
+//! Authorised views: a DataFusion session per job that can see exactly the
+//! scenario's columns of exactly the scenario's datasets.
+
+use std::sync::Arc;
+
+use cap_std::fs::Dir;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+
+use keyong_model::{Column, ColumnValues, UnitRows};
+
+use crate::{Error, Result};
+
+/// One table of a view: a cataloged dataset version and its authorised columns.
+#[derive(Debug, Clone)]
+pub struct ViewTable {
+    /// Name under which the table is visible (the catalog name).
+    pub name: String,
+    /// Parquet file relative to the datasets directory.
+    pub file: String,
+    pub unit_column: String,
+    /// Authorised columns (the unit column is added internally, never exposed by name).
+    pub columns: Vec<String>,
+}
+
+/// A DataFusion session over exactly the authorised data.
+pub struct AuthorisedView {
+    ctx: SessionContext,
+    tables: Vec<ViewTable>,
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+impl AuthorisedView {
+    /// Loads the authorised columns through cap-std and registers them.
+    /// `memory_limit` bounds DataFusion's memory pool for queries in the view.
+    pub fn open(datasets: &Dir, tables: Vec<ViewTable>, memory_limit: usize) -> Result<Self> {
+        let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(memory_limit))).build_arc()?;
+        let config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
+        let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
+        let ctx = SessionContext::new_with_state(state);
+        for t in &tables {
+            let file = datasets.open(&t.file)?.into_std();
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+            let schema = builder.parquet_schema();
+            let mut wanted: Vec<&str> = vec![t.unit_column.as_str()];
+            wanted.extend(t.columns.iter().map(String::as_str).filter(|c| *c != t.unit_column));
+            let mut indices = Vec::new();
+            for name in &wanted {
+                let i = schema
+                    .columns()
+                    .iter()
+                    .position(|c| c.name() == *name)
+                    .ok_or_else(|| Error::BadInput(format!("dataset `{}` has no column `{name}`", t.name)))?;
+                indices.push(i);
+            }
+            let mask = ProjectionMask::leaves(schema, indices);
+            let reader = builder.with_projection(mask).build()?;
+            let arrow_schema = reader.schema();
+            let batches = reader.collect::<Result<Vec<_>, _>>()?;
+            let table = MemTable::try_new(arrow_schema, vec![batches])?;
+            ctx.register_table(t.name.as_str(), Arc::new(table))?;
+        }
+        Ok(Self { ctx, tables })
+    }
+
+    /// Runs a read-only query: no DDL (so no `CREATE EXTERNAL TABLE` over
+    /// files), no DML (no `COPY`/`INSERT`), no `SET`.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let df = self.ctx.sql_with_options(sql, options).await?;
+        Ok(df.collect().await?)
+    }
+
+    /// All authorised rows of `table`, grouped by privacy unit (in unit
+    /// order), with the columns `columns` in that order.
+    pub async fn units(&self, table: &str, columns: &[String]) -> Result<Vec<UnitRows>> {
+        let t = self
+            .tables
+            .iter()
+            .find(|t| t.name == table)
+            .ok_or_else(|| Error::BadInput(format!("`{table}` is not part of this view")))?;
+        for c in columns {
+            if !t.columns.contains(c) {
+                return Err(Error::BadInput(format!("column `{c}` of `{table}` is not authorised")));
+            }
+        }
+        let select: Vec<String> = std::iter::once(&t.unit_column).chain(columns).map(|c| quote(c)).collect();
+        let sql = format!("SELECT {} FROM {} ORDER BY {}", select.join(", "), quote(table), quote(&t.unit_column));
+        let batches = self.query(&sql).await?;
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = concat_batches(&batches[0].schema(), &batches)?;
+        let units = cast(all.column(0), &DataType::Utf8)?;
+        let units = units.as_string::<i32>();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 1..=all.num_rows() {
+            if i == all.num_rows() || units.value(i) != units.value(start) {
+                let slice = all.slice(start, i - start);
+                out.push(unit_rows(&slice, columns)?);
+                start = i;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn unit_rows(batch: &RecordBatch, names: &[String]) -> Result<UnitRows> {
+    let columns = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Ok(Column { name: name.clone(), values: values(batch.column(i + 1))? }))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(UnitRows { num_rows: batch.num_rows() as u32, columns })
+}
+
+fn values(col: &ArrayRef) -> Result<ColumnValues> {
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+    Ok(match col.data_type() {
+        DataType::Boolean => ColumnValues::Boolean(col.as_boolean().iter().collect()),
+        t if t.is_floating() => ColumnValues::Float64(cast(col, &DataType::Float64)?.as_primitive::<Float64Type>().iter().collect()),
+        t if t.is_integer() => ColumnValues::Int64(cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().iter().collect()),
+        _ => {
+            let s = cast(col, &DataType::Utf8)?;
+            ColumnValues::Utf8(s.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use keyong_datasets_sim::{ElectricityConfig, electricity_batches, electricity_schema, write_parquet};
+    use keyong_policy::DatasetPolicy;
+
+    const POLICY: &str = include_str!("../../../policies/datasets/electricity_bills.toml");
+
+    /// Generates a small raw feed, ingests it, and returns (landing, datasets, ingested, raw ids).
+    fn setup() -> (tempdir::Dirs, crate::Ingested) {
+        let dirs = tempdir::Dirs::new();
+        let cfg = ElectricityConfig { households: 300, months: 3, year: 2025, seed: 1 };
+        let f = dirs.landing.create("electricity.parquet").unwrap().into_std();
+        write_parquet(electricity_schema(), electricity_batches(&cfg).unwrap(), f).unwrap();
+        let policy = DatasetPolicy::parse(POLICY).unwrap();
+        let ing = crate::ingest(&dirs.landing, "electricity.parquet", &policy, b"secret", &dirs.datasets).unwrap();
+        (dirs, ing)
+    }
+
+    mod tempdir {
+        use cap_std::ambient_authority;
+        use cap_std::fs::Dir;
+
+        pub(crate) struct Dirs {
+            pub(crate) landing: Dir,
+            pub(crate) datasets: Dir,
+            path: std::path::PathBuf,
+        }
+
+        impl Dirs {
+            pub(crate) fn new() -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let path = std::env::temp_dir().join(format!("keyong-data-test-{}-{n}", std::process::id()));
+                let root = Dir::open_ambient_dir(std::env::temp_dir(), ambient_authority()).unwrap();
+                let rel = path.file_name().unwrap();
+                root.create_dir_all(rel).unwrap();
+                let base = root.open_dir(rel).unwrap();
+                base.create_dir_all("landing").unwrap();
+                base.create_dir_all("datasets").unwrap();
+                Self { landing: base.open_dir("landing").unwrap(), datasets: base.open_dir("datasets").unwrap(), path }
+            }
+        }
+
+        impl Drop for Dirs {
+            fn drop(&mut self) {
+                let root = Dir::open_ambient_dir(std::env::temp_dir(), ambient_authority()).unwrap();
+                let _ = root.remove_dir_all(self.path.file_name().unwrap());
+            }
+        }
+    }
+
+    fn view(dirs: &tempdir::Dirs, ing: &crate::Ingested, columns: &[&str]) -> AuthorisedView {
+        AuthorisedView::open(
+            &dirs.datasets,
+            vec![ViewTable {
+                name: "electricity_bills".into(),
+                file: ing.file.clone(),
+                unit_column: "person".into(),
+                columns: columns.iter().map(|c| c.to_string()).collect(),
+            }],
+            64 << 20,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ingest_removes_identifiers() {
+        let (dirs, ing) = setup();
+        assert_eq!(ing.row_count, 900);
+        assert_eq!(ing.unit_count, 300);
+        let names: Vec<_> = ing.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["person", "district", "bill_date", "kwh", "amount_yuan"]);
+        // Exact match: no raw 身份证, name, phone or address appears in the stored bytes.
+        let stored = dirs.datasets.read(&ing.file).unwrap();
+        let raw: Vec<_> = electricity_batches(&ElectricityConfig { households: 300, months: 3, year: 2025, seed: 1 }).unwrap().collect();
+        for b in &raw {
+            for col in ["id_number", "name", "mobile", "address"] {
+                for v in b.column_by_name(col).unwrap().as_string::<i32>().iter().flatten().step_by(7) {
+                    assert!(!stored.windows(v.len()).any(|w| w == v.as_bytes()), "{col} value survived");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn units_are_grouped_and_views_are_confined() {
+        let (dirs, ing) = setup();
+        let v = view(&dirs, &ing, &["district", "kwh"]);
+        let units = v.units("electricity_bills", &["district".into(), "kwh".into()]).await.unwrap();
+        assert_eq!(units.len(), 300);
+        assert!(units.iter().all(|u| u.num_rows == 3 && u.columns.len() == 2));
+        // Columns and tables outside the view are unreachable, whatever the SQL.
+        for sql in [
+            "SELECT bill_date FROM electricity_bills",
+            "SELECT * FROM other_table",
+            "SELECT * FROM information_schema.tables",
+            "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/etc'",
+            "COPY electricity_bills TO '/tmp/x.parquet'",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            assert!(v.query(sql).await.is_err(), "{sql} should fail");
+        }
+        assert!(v.units("electricity_bills", &["amount_yuan".into()]).await.is_err());
+        assert!(v.units("nope", &[]).await.is_err());
+    }
+
+    #[test]
+    fn bad_feeds_are_refused_and_leave_nothing() {
+        let (dirs, _) = setup();
+        let policy = DatasetPolicy::parse(POLICY).unwrap();
+        // A policy that keeps the phone number as a "quasi identifier" is caught by the scan.
+        let leaky = DatasetPolicy::parse(&POLICY.replace(
+            r#"{ name = "mobile",      tag = "direct_identifier", transform = { kind = "drop" } }"#,
+            r#"{ name = "mobile",      tag = "other", transform = { kind = "keep" } }"#,
+        ))
+        .unwrap();
+        let before: Vec<_> = dirs.datasets.read_dir("electricity_bills").unwrap().map(|e| e.unwrap().file_name()).collect();
+        let err = crate::ingest(&dirs.landing, "electricity.parquet", &leaky, b"s", &dirs.datasets).unwrap_err();
+        assert!(matches!(err, Error::IdentifierSurvived { ref column, detector: "mobile" } if column == "mobile"), "{err}");
+        let after: Vec<_> = dirs.datasets.read_dir("electricity_bills").unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(before, after);
+        // Missing file, non-Parquet file, schema drift.
+        assert!(matches!(crate::ingest(&dirs.landing, "missing.parquet", &policy, b"s", &dirs.datasets), Err(Error::BadInput(_))));
+        dirs.landing.write("junk.parquet", b"not parquet").unwrap();
+        assert!(matches!(crate::ingest(&dirs.landing, "junk.parquet", &policy, b"s", &dirs.datasets), Err(Error::BadInput(_))));
+        let drift = DatasetPolicy::parse(&POLICY.replace("\"kwh\"", "\"kwh_total\"")).unwrap();
+        let err = crate::ingest(&dirs.landing, "electricity.parquet", &drift, b"s", &dirs.datasets).unwrap_err();
+        assert!(err.to_string().contains("schema drift"), "{err}");
+        // The landing zone cannot be escaped.
+        assert!(crate::ingest(&dirs.landing, "../datasets/x", &policy, b"s", &dirs.datasets).is_err());
+    }
+}

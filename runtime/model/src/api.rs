@@ -1,0 +1,294 @@
+//! JSON shapes of the `/v1` HTTP API, shared by the server and the client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Decision, ErrorCode, Grade, JobStatus, Manifest, Mode, OrgKind, Role, ScenarioStatus, Statistic};
+
+/// Body of every non-2xx response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    /// Safe for the caller to see: never contains row-level data.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    pub name: String,
+    pub kind: OrgKind,
+    /// Operators only: last day of the authorisation agreement (YYYY-MM-DD, ≤ 3 years ahead).
+    #[serde(default)]
+    pub agreement_until: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub kind: OrgKind,
+    pub agreement_until: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub org_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Returned once, when a user is created: the token is never shown again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedUser {
+    pub user: User,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSigningKey {
+    /// Uncompressed SEC1 SM2 public key, hex (65 bytes, leading 04).
+    pub public_key_hex: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// Name of a dataset policy under `policies/datasets/`.
+    pub policy: String,
+    /// File name of the raw Parquet feed in the landing zone.
+    pub source: String,
+    /// Total zCDP budget (ρ) for this dataset across all scenarios.
+    pub rho_budget: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    /// SM3 of the desensitised Parquet content.
+    pub version: String,
+    pub grade: Grade,
+    pub provider: String,
+    pub unit_column: String,
+    pub columns: Vec<ColumnInfo>,
+    pub row_count: u64,
+    /// `pending` until the authority approves it, then `active`.
+    pub status: String,
+    pub policy_hash: String,
+    pub budget: Budget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Total zCDP ρ.
+    pub rho_total: f64,
+    pub rho_spent: f64,
+    /// ε of the remaining ρ at δ = 1e-6, for display.
+    pub epsilon_remaining_at_1e6: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioDataset {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRequest {
+    pub title: String,
+    pub purpose: String,
+    pub datasets: Vec<ScenarioDataset>,
+    pub modes: Vec<Mode>,
+    /// zCDP ρ the scenario may spend in total.
+    pub rho_budget: f64,
+    /// Days the approval stays valid (1..=1095).
+    pub valid_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub id: String,
+    pub operator_org: String,
+    pub title: String,
+    pub purpose: String,
+    pub datasets: Vec<ScenarioDataset>,
+    pub modes: Vec<Mode>,
+    pub status: ScenarioStatus,
+    pub valid_until: String,
+    pub budget: Budget,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: Decision,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitModule {
+    pub wasm_base64: String,
+    pub manifest: Manifest,
+    /// SM2 signature (DER, hex) over [`module_signing_message`].
+    pub signature_hex: String,
+}
+
+/// The exact bytes an operator signs when submitting a module: a domain
+/// separator, the SM3 hex of the WASM bytes, and the manifest's JSON.
+pub fn module_signing_message(wasm_sm3_hex: &str, manifest: &Manifest) -> Vec<u8> {
+    let manifest_json = serde_json::to_string(manifest).expect("manifest serialises");
+    format!("keyong-module-v1\n{wasm_sm3_hex}\n{manifest_json}").into_bytes()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// SM3 of the WASM bytes, hex.
+    pub id: String,
+    pub name: String,
+    pub mode: Mode,
+    pub scenario: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    pub module_id: String,
+    /// zCDP ρ this run may spend (split evenly over the statistics).
+    pub rho: f64,
+}
+
+/// What the operator sees of a job before release: no output, no evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: String,
+    pub scenario: String,
+    pub module: String,
+    pub status: JobStatus,
+    pub rho: f64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A released (or releasable) table: one row per cell of the key domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultTable {
+    pub dimensions: Vec<String>,
+    pub statistics: Vec<Statistic>,
+    pub rows: Vec<ResultRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub key: Vec<String>,
+    /// One value per statistic; `None` where the cell was suppressed.
+    pub values: Vec<Option<f64>>,
+}
+
+/// Host-computed facts about a run, for reviewers only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub units_total: u64,
+    /// Units whose mapper trapped or ran out of time; their contribution was dropped.
+    pub units_failed: u64,
+    pub emits_out_of_domain: u64,
+    pub emits_over_cap: u64,
+    pub keys_over_cap: u64,
+    pub values_clamped: u64,
+    /// True number of contributing units per cell, in table order.
+    pub contributors: Vec<u64>,
+    /// Cells suppressed because the noisy count fell below the threshold.
+    pub suppressed_cells: u64,
+    pub min_contributors: u64,
+    pub noise: Vec<NoiseInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseInfo {
+    pub statistic: Statistic,
+    pub mechanism: String,
+    /// Standard deviation of the noise added to each cell.
+    pub scale: f64,
+    pub rho: f64,
+}
+
+/// What a reviewer sees of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewView {
+    pub job: JobView,
+    pub manifest: Manifest,
+    pub output: ResultTable,
+    pub evidence: Evidence,
+    /// The module's captured stdout/stderr and host log lines (sealed from the operator).
+    pub logs: String,
+    /// Decisions so far; hidden until the caller has voted (blind review).
+    pub votes: Option<Vec<VoteRecord>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoteRecord {
+    pub reviewer: String,
+    pub decision: Decision,
+    pub comment: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputVersion {
+    pub name: String,
+    pub version: String,
+}
+
+/// The SM2-signed statement bound to every release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: String,
+    pub job_id: String,
+    pub module_hash: String,
+    pub scenario: String,
+    pub inputs: Vec<InputVersion>,
+    pub policy_hash: String,
+    /// SM3 of the released table's canonical JSON.
+    pub result_hash: String,
+    pub approvals: Vec<VoteRecord>,
+    pub rho_spent: f64,
+    pub derived_grade: Grade,
+    pub released_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseBundle {
+    pub table: ResultTable,
+    pub receipt: Receipt,
+    /// SM2 signature (DER, hex) of the receipt's canonical JSON by the platform key.
+    pub signature_hex: String,
+    pub platform_public_key_hex: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub entries: u64,
+    pub head_hash: String,
+    /// Sequence number of the first entry that fails to verify.
+    pub first_bad_seq: Option<i64>,
+}

@@ -1,0 +1,79 @@
+use serde::{Deserialize, Serialize};
+
+/// Stable, machine-readable error codes returned by the API.
+///
+/// The string form (`snake_case`) is part of the public contract: clients may
+/// match on it. Messages that accompany a code never contain row-level data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body or a parameter is malformed.
+    BadRequest,
+    /// No valid bearer token was presented.
+    Unauthenticated,
+    /// The caller's role or organisation may not perform this action.
+    Forbidden,
+    /// The named object does not exist (or is not visible to the caller).
+    NotFound,
+    /// The object is not in a state that allows this action.
+    InvalidState,
+    /// The module's SM2 signature does not verify against the operator's key.
+    BadSignature,
+    /// The WASM module failed validation (not a component, bad imports, too big).
+    InvalidModule,
+    /// The manifest is inconsistent with itself, the scenario or the dataset.
+    InvalidManifest,
+    /// A policy forbids the action (grade gate, scope, agreement expired).
+    PolicyDenied,
+    /// The privacy budget cannot cover the request.
+    BudgetExhausted,
+    /// Desensitisation left a direct identifier in the output.
+    IdentifierDetected,
+    /// The object already exists.
+    Conflict,
+    /// A server-side resource limit was hit.
+    ResourceExhausted,
+    /// A bug or an unexpected server-side failure.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::InvalidState => "invalid_state",
+            Self::BadSignature => "bad_signature",
+            Self::InvalidModule => "invalid_module",
+            Self::InvalidManifest => "invalid_manifest",
+            Self::PolicyDenied => "policy_denied",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::IdentifierDetected => "identifier_detected",
+            Self::Conflict => "conflict",
+            Self::ResourceExhausted => "resource_exhausted",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_matches_as_str() {
+        for code in [ErrorCode::BadRequest, ErrorCode::BudgetExhausted, ErrorCode::Internal] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Domain model shared by every keyong crate: roles, grades, life-cycle
+//! states, the module manifest, the neutral row format handed to the sandbox,
+//! and the JSON shapes of the HTTP API.
+//!
+//! Architecture invariant: this crate does no I/O and depends on no engine
+//! (no wasmtime, DataFusion, OpenDP or SQL). Everything here is plain data.
+
+pub mod api;
+mod error;
+pub mod manifest;
+mod rows;
+mod types;
+
+pub use error::ErrorCode;
+pub use manifest::{Dimension, Manifest, ManifestError, Mode, Statistic, ValueSpec};
+pub use rows::{Column, ColumnValues, Emit, UnitRows};
+pub use types::{Decision, Grade, JobStatus, OrgKind, Role, ScenarioStatus};

@@ -1,0 +1,193 @@
+//! The manifest an operator submits with a module: what the module is, which
+//! execution mode it runs in, and the public bounds the host enforces on it.
+
+use serde::{Deserialize, Serialize};
+
+/// The only manifest format this version understands.
+pub const MANIFEST_FORMAT: &str = "keyong.manifest/v1";
+/// Cap on the number of key dimensions.
+pub const MAX_DIMENSIONS: usize = 4;
+/// Cap on the number of cells in the declared key domain.
+pub const MAX_CELLS: usize = 100_000;
+/// Cap on the absolute value of a declared value bound.
+pub const MAX_ABS_BOUND: f64 = 1e9;
+/// Cap on `max_emits_per_unit`.
+pub const MAX_EMITS_PER_UNIT: u32 = 10_000;
+/// Cap on `max_keys_per_unit`.
+pub const MAX_KEYS_PER_UNIT: u32 = 64;
+
+/// How a module's output may leave (see `docs/ARCHITECTURE.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Untrusted per-unit mapper, trusted DP reducer.
+    Aggregate,
+}
+
+/// A released statistic per cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    /// Number of privacy units contributing to the cell.
+    Count,
+    /// Sum of the clamped values contributed to the cell.
+    Sum,
+}
+
+/// One key dimension and its public, declared domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dimension {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// The declared bounds of emitted values; the host clamps into them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueSpec {
+    pub name: String,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// A short name for the analysis, shown to reviewers.
+    pub name: String,
+    pub mode: Mode,
+    /// The id of the approved scenario the module runs under.
+    pub scenario: String,
+    /// The catalog name of the dataset the module reads.
+    pub input: String,
+    /// Columns of `input` the module reads (each must be authorised).
+    pub columns: Vec<String>,
+    pub key_dimensions: Vec<Dimension>,
+    pub value: ValueSpec,
+    pub statistics: Vec<Statistic>,
+    /// Distinct cells one unit may contribute to; extra keys are dropped.
+    pub max_keys_per_unit: u32,
+    /// Emits one mapper call may return; extra emits are dropped.
+    pub max_emits_per_unit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid manifest: {0}")]
+pub struct ManifestError(pub String);
+
+fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), ManifestError> {
+    if cond { Ok(()) } else { Err(ManifestError(msg())) }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Manifest {
+    /// Checks the manifest on its own (not against a scenario or dataset).
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        check(self.format == MANIFEST_FORMAT, || {
+            format!("format must be `{MANIFEST_FORMAT}`, got `{}`", self.format)
+        })?;
+        check(valid_name(&self.name), || {
+            "name must be 1-64 characters of [A-Za-z0-9_-]".into()
+        })?;
+        check(!self.columns.is_empty(), || "columns must name at least one column".into())?;
+        check(
+            (1..=MAX_DIMENSIONS).contains(&self.key_dimensions.len()),
+            || format!("key_dimensions must have 1 to {MAX_DIMENSIONS} entries"),
+        )?;
+        let mut cells: usize = 1;
+        for d in &self.key_dimensions {
+            check(valid_name(&d.name), || format!("dimension name `{}` is not valid", d.name))?;
+            check(!d.values.is_empty(), || format!("dimension `{}` has no values", d.name))?;
+            let mut seen = std::collections::HashSet::new();
+            for v in &d.values {
+                check(seen.insert(v), || format!("dimension `{}` repeats `{v}`", d.name))?;
+            }
+            cells = cells.saturating_mul(d.values.len());
+        }
+        check(cells <= MAX_CELLS, || {
+            format!("the key domain has {cells} cells; at most {MAX_CELLS} are allowed")
+        })?;
+        let v = &self.value;
+        check(valid_name(&v.name), || "value.name is not valid".into())?;
+        check(v.lower.is_finite() && v.upper.is_finite() && v.lower < v.upper, || {
+            "value bounds must be finite with lower < upper".into()
+        })?;
+        check(v.lower.abs() <= MAX_ABS_BOUND && v.upper.abs() <= MAX_ABS_BOUND, || {
+            format!("value bounds must lie within ±{MAX_ABS_BOUND}")
+        })?;
+        check(!self.statistics.is_empty(), || "statistics must not be empty".into())?;
+        check(
+            (1..=MAX_KEYS_PER_UNIT).contains(&self.max_keys_per_unit)
+                && self.max_keys_per_unit as usize <= cells,
+            || format!("max_keys_per_unit must be 1..={MAX_KEYS_PER_UNIT} and at most the cell count"),
+        )?;
+        check((1..=MAX_EMITS_PER_UNIT).contains(&self.max_emits_per_unit), || {
+            format!("max_emits_per_unit must be 1..={MAX_EMITS_PER_UNIT}")
+        })?;
+        Ok(())
+    }
+
+    /// Number of cells in the declared key domain.
+    pub fn cell_count(&self) -> usize {
+        self.key_dimensions.iter().map(|d| d.values.len()).product()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Manifest {
+        Manifest {
+            format: MANIFEST_FORMAT.into(),
+            name: "kwh-by-district".into(),
+            mode: Mode::Aggregate,
+            scenario: "s1".into(),
+            input: "electricity_bills".into(),
+            columns: vec!["district".into(), "kwh".into()],
+            key_dimensions: vec![Dimension {
+                name: "district".into(),
+                values: vec!["a".into(), "b".into()],
+            }],
+            value: ValueSpec { name: "kwh".into(), lower: 0.0, upper: 100.0 },
+            statistics: vec![Statistic::Count, Statistic::Sum],
+            max_keys_per_unit: 1,
+            max_emits_per_unit: 16,
+        }
+    }
+
+    #[test]
+    fn sample_is_valid() {
+        sample().validate().unwrap();
+        assert_eq!(sample().cell_count(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        let mut m = sample();
+        m.value.lower = f64::NAN;
+        assert!(m.validate().is_err());
+        let mut m = sample();
+        m.key_dimensions[0].values.push("a".into());
+        assert!(m.validate().unwrap_err().0.contains("repeats"));
+        let mut m = sample();
+        m.max_keys_per_unit = 3;
+        assert!(m.validate().is_err());
+        let mut m = sample();
+        m.format = "v0".into();
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<Manifest>(v).is_err());
+    }
+}

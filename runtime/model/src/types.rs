@@ -1,0 +1,140 @@
+use serde::{Deserialize, Serialize};
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            /// The value as stored and sent on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $s),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok(Self::$variant),)+
+                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// What a user may do; checked on every API call.
+    Role {
+        /// 公共数据主管部门: approves catalog entries and scenarios, receives filings.
+        Authority = "authority",
+        /// 实施机构: runs the platform, ingests data, reviews scenario applications.
+        Agency = "agency",
+        /// 审查员: reviews job outputs before release.
+        Reviewer = "reviewer",
+        /// 运营机构: applies for scenarios, submits modules, receives released results.
+        Operator = "operator",
+        /// 数据提供单位: registers datasets.
+        Provider = "provider",
+    }
+}
+
+wire_enum! {
+    /// The kind of an organisation.
+    OrgKind {
+        Authority = "authority",
+        Agency = "agency",
+        Operator = "operator",
+        Provider = "provider",
+    }
+}
+
+wire_enum! {
+    /// Data grade per GB/T 43697-2024 (一般 < 重要 < 核心).
+    Grade {
+        /// 一般数据
+        General = "general",
+        /// 重要数据
+        Important = "important",
+        /// 核心数据: nothing derived from it may leave.
+        Core = "core",
+    }
+}
+
+wire_enum! {
+    /// Life-cycle of a scenario application (一场景一审核).
+    ScenarioStatus {
+        /// Filed by the operator, waiting for the agency.
+        Submitted = "submitted",
+        /// The agency approved; waiting for the authority.
+        AgencyApproved = "agency_approved",
+        /// The authority approved: the scenario's views are live.
+        Approved = "approved",
+        /// Rejected by the agency or the authority.
+        Rejected = "rejected",
+    }
+}
+
+wire_enum! {
+    /// Life-cycle of a job, from submission to release.
+    JobStatus {
+        /// Accepted, budget reserved, waiting for a worker.
+        Queued = "queued",
+        /// Running in the sandbox.
+        Running = "running",
+        /// Output produced and checked; waiting for reviewers.
+        UnderReview = "under_review",
+        /// Two reviewers approved; the operator may release it.
+        Approved = "approved",
+        /// A reviewer rejected the output; it will never be released.
+        Rejected = "rejected",
+        /// Released to the operator with a signed receipt.
+        Released = "released",
+        /// The run failed; the reason is visible to reviewers only.
+        Failed = "failed",
+    }
+}
+
+wire_enum! {
+    /// A reviewer's vote on a job's output.
+    Decision {
+        Approve = "approve",
+        Reject = "reject",
+    }
+}
+
+impl Grade {
+    /// Derived data takes the highest grade of its inputs (就高从严).
+    pub fn derived<I: IntoIterator<Item = Grade>>(inputs: I) -> Option<Grade> {
+        inputs.into_iter().max_by_key(|g| *g as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_grade_is_the_highest() {
+        assert_eq!(Grade::derived([Grade::General, Grade::Important]), Some(Grade::Important));
+        assert_eq!(Grade::derived([Grade::Core, Grade::General]), Some(Grade::Core));
+        assert_eq!(Grade::derived([]), None);
+    }
+
+    #[test]
+    fn round_trips_through_strings() {
+        for s in ["queued", "running", "under_review", "approved", "rejected", "released", "failed"] {
+            assert_eq!(s.parse::<JobStatus>().unwrap().as_str(), s);
+        }
+        assert!("bogus".parse::<Role>().is_err());
+    }
+}

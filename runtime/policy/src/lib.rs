@@ -1,0 +1,20 @@
+//! Policy as code: per-dataset desensitisation policies (初步脱敏) parsed and
+//! validated from TOML, and detectors for direct identifiers.
+//!
+//! Architecture invariant: pure functions over text; no I/O. Callers read the
+//! files and hand over their contents.
+
+pub mod detect;
+mod dataset;
+
+pub use dataset::{ColumnPolicy, DatasetPolicy, Tag, Transform};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("policy does not parse: {0}")]
+    Parse(String),
+    #[error("policy is invalid: {0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,55 @@
+//! Differential privacy for keyong.
+//!
+//! The host, not the module, bounds every privacy unit's contribution
+//! ([`Reducer`]); OpenDP's mechanisms add the noise ([`Reducer::release`]);
+//! budgets are zCDP ρ ([`rho_to_epsilon`] converts for display).
+//!
+//! Architecture invariant: no I/O. The only randomness is OpenDP's CSPRNG
+//! (OpenSSL `RAND_priv_bytes`, the `use-openssl` feature).
+
+mod reducer;
+
+pub use reducer::{Reducer, Release, SUM_RESOLUTION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller asked for something no mechanism can provide (e.g. ρ ≤ 0).
+    #[error("invalid privacy parameters: {0}")]
+    InvalidParameters(String),
+    /// OpenDP refused to build or run a mechanism.
+    #[error("differential privacy mechanism failed: {0}")]
+    Mechanism(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<opendp::error::Error> for Error {
+    fn from(e: opendp::error::Error) -> Self {
+        Error::Mechanism(format!("{:?}: {}", e.variant, e.message.unwrap_or_default()))
+    }
+}
+
+/// The δ at which budgets are displayed as (ε, δ).
+pub const DISPLAY_DELTA: f64 = 1e-6;
+
+/// ε such that ρ-zCDP implies (ε, δ)-DP: ε = ρ + 2·sqrt(ρ·ln(1/δ))
+/// (Bun & Steinke 2016, Prop. 1.3).
+pub fn rho_to_epsilon(rho: f64, delta: f64) -> f64 {
+    if rho <= 0.0 {
+        return 0.0;
+    }
+    rho + 2.0 * (rho * (1.0 / delta).ln()).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epsilon_conversion() {
+        assert_eq!(rho_to_epsilon(0.0, 1e-6), 0.0);
+        let e = rho_to_epsilon(0.5, 1e-6);
+        assert!((e - (0.5 + 2.0 * (0.5f64 * 1e6f64.ln()).sqrt())).abs() < 1e-12);
+        assert!(rho_to_epsilon(1.0, 1e-6) > rho_to_epsilon(0.5, 1e-6));
+    }
+}

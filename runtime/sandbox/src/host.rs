@@ -1,0 +1,355 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use keyong_model::{ColumnValues, Emit, UnitRows};
+
+use crate::{ALLOWED_IMPORTS, Error, Limits, Result};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../udf-sdk/wit",
+        world: "aggregate",
+    });
+}
+
+use bindings::keyong::udf::types as wit;
+
+/// Epoch ticks per second.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// Why one unit's mapper call produced nothing. Counted, never shown per unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitFailure {
+    /// The module trapped (panic, unreachable, out-of-bounds, stack overflow…).
+    Trap,
+    /// The call ran past its deadline.
+    Deadline,
+    /// The module exceeded a memory or table limit.
+    ResourceLimit,
+}
+
+/// A module compiled, validated and pre-linked, ready to instantiate.
+#[derive(Clone)]
+pub struct Prepared {
+    pre: bindings::AggregatePre<UnitState>,
+}
+
+/// The per-process sandbox: one engine, one linker, one epoch ticker.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<UnitState>,
+    limits: Limits,
+    compiled: Mutex<HashMap<String, Prepared>>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The sealed log of one job: host `log` lines and captured stdio.
+#[derive(Debug, Default)]
+pub struct JobLog {
+    text: String,
+    dropped_bytes: u64,
+    cap: usize,
+}
+
+impl JobLog {
+    pub fn new(cap: usize) -> Self {
+        Self { text: String::new(), dropped_bytes: 0, cap }
+    }
+
+    fn push(&mut self, line: &str) {
+        if self.text.len() + line.len() + 1 > self.cap {
+            self.dropped_bytes += line.len() as u64 + 1;
+            return;
+        }
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+
+    /// The log text, with a note of how much was dropped past the cap.
+    pub fn finish(self) -> String {
+        let mut t = self.text;
+        if self.dropped_bytes > 0 {
+            t.push_str(&format!("[keyong: {} further bytes of log dropped at the cap]\n", self.dropped_bytes));
+        }
+        t
+    }
+}
+
+pub(crate) struct UnitState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    log: Arc<Mutex<JobLog>>,
+}
+
+impl WasiView for UnitState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl bindings::keyong::udf::host::Host for UnitState {
+    fn log(&mut self, message: String) {
+        self.log.lock().expect("log lock").push(&message);
+    }
+}
+
+impl bindings::keyong::udf::types::Host for UnitState {}
+
+struct FixedClock;
+
+impl HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine (pooling allocator, copy-on-write memory images,
+    /// epoch interruption) and starts the epoch ticker thread.
+    pub fn new(limits: Limits) -> Result<Self> {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = limits.pool_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .max_core_instances_per_component(8)
+            .total_memories(n)
+            .max_memories_per_component(1)
+            .total_tables(n * 4)
+            .max_tables_per_component(4)
+            .table_elements(limits.table_elements)
+            .total_stacks(n)
+            .max_memory_size(limits.memory_bytes);
+        let mut config = Config::new();
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.wasm_stack_bytes)
+            .wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| Error::Setup(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Setup(e.to_string()))?;
+        bindings::Aggregate::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| Error::Setup(e.to_string()))?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (weak, stop) = (engine.weak(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("keyong-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1000 / TICKS_PER_SECOND));
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| Error::Setup(e.to_string()))?;
+        Ok(Self { engine, linker, limits, compiled: Mutex::new(HashMap::new()), stop_ticker })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates and compiles `wasm`, caching the result under `hash` (the
+    /// SM3 of the bytes, computed by the caller). Compiled code lives only in
+    /// this process's memory; nothing precompiled is ever loaded from outside.
+    pub fn prepare(&self, hash: &str, wasm: &[u8]) -> Result<Prepared> {
+        if let Some(p) = self.compiled.lock().expect("cache lock").get(hash) {
+            return Ok(p.clone());
+        }
+        if wasm.len() > self.limits.max_module_bytes {
+            return Err(Error::InvalidModule(format!(
+                "module is {} bytes; the limit is {}",
+                wasm.len(),
+                self.limits.max_module_bytes
+            )));
+        }
+        if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+            return Err(Error::InvalidModule("not a WebAssembly binary".into()));
+        }
+        // Byte 4..8 is the version/layer: 0x0001_0000 for core modules.
+        if wasm[4..8] == [1, 0, 0, 0] {
+            return Err(Error::InvalidModule(
+                "this is a core WebAssembly module; keyong needs a component (build for wasm32-wasip2)".into(),
+            ));
+        }
+        let component = Component::new(&self.engine, wasm)
+            .map_err(|e| Error::InvalidModule(format!("not a valid component: {}", e.root_cause())))?;
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
+            let interface = name.split('@').next().unwrap_or(name);
+            if !ALLOWED_IMPORTS.contains(&interface) {
+                return Err(Error::InvalidModule(format!(
+                    "module imports `{name}`, which keyong does not provide (allowed: keyong:udf and the WASI stdio, clocks and random interfaces)"
+                )));
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::InvalidModule(format!("module does not link: {}", e.root_cause())))?;
+        let pre = bindings::AggregatePre::new(pre)
+            .map_err(|e| Error::InvalidModule(format!("module does not export the aggregate world: {}", e.root_cause())))?;
+        let prepared = Prepared { pre };
+        self.compiled.lock().expect("cache lock").insert(hash.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Calls the mapper on one unit's rows in a fresh store and instance.
+    /// `seed` seeds the module's random numbers (the host chooses it).
+    pub fn map_unit(&self, module: &Prepared, rows: &UnitRows, seed: u64, log: &Arc<Mutex<JobLog>>) -> Result<Vec<Emit>, UnitFailure> {
+        let stdio = MemoryOutputPipe::new(self.limits.stdio_bytes_per_call);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdio.clone())
+            .stderr(stdio.clone())
+            .wall_clock(FixedClock)
+            .monotonic_clock(FixedClock)
+            .insecure_random_seed(u128::from(seed))
+            .secure_random(SeededRandom(seed ^ 0x9e37_79b9_7f4a_7c15))
+            .insecure_random(SeededRandom(seed));
+        let state = UnitState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .table_elements(self.limits.table_elements)
+                .instances(8)
+                .tables(4)
+                .memories(1)
+                .trap_on_grow_failure(true)
+                .build(),
+            log: log.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.limits.call_deadline_ms * TICKS_PER_SECOND / 1000 + 1);
+        let result = module
+            .pre
+            .instantiate(&mut store)
+            .and_then(|inst| inst.call_map_unit(&mut store, &to_wit(rows)));
+        let captured = stdio.contents();
+        if !captured.is_empty() {
+            log.lock().expect("log lock").push(String::from_utf8_lossy(&captured).trim_end());
+        }
+        match result {
+            Ok(emits) => Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+fn classify(e: &wasmtime::Error) -> UnitFailure {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => UnitFailure::Deadline,
+        Some(Trap::AllocationTooLarge | Trap::TableOutOfBounds) => UnitFailure::ResourceLimit,
+        _ if e.to_string().contains("limit") => UnitFailure::ResourceLimit,
+        _ => UnitFailure::Trap,
+    }
+}
+
+fn to_wit(rows: &UnitRows) -> wit::Rows {
+    wit::Rows {
+        num_rows: rows.num_rows,
+        columns: rows
+            .columns
+            .iter()
+            .map(|c| wit::Column {
+                name: c.name.clone(),
+                values: match &c.values {
+                    ColumnValues::Int64(v) => wit::ColumnValues::Int64(v.clone()),
+                    ColumnValues::Float64(v) => wit::ColumnValues::Float64(v.clone()),
+                    ColumnValues::Utf8(v) => wit::ColumnValues::Utf8(v.clone()),
+                    ColumnValues::Boolean(v) => wit::ColumnValues::Boolean(v.clone()),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// A SplitMix64 stream: the module's only source of randomness, seeded by the host.
+struct SeededRandom(u64);
+
+impl rand_core::TryRng for SeededRandom {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.try_next_u64()? as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Ok(z ^ (z >> 31))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(8) {
+            let v = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox() -> Sandbox {
+        Sandbox::new(Limits { pool_instances: 2, ..Limits::default() }).unwrap()
+    }
+
+    fn refused(wasm: &[u8]) -> String {
+        match sandbox().prepare("h", wasm) {
+            Err(Error::InvalidModule(m)) => m,
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn refuses_garbage_core_modules_and_oversized_binaries() {
+        assert!(refused(b"hello world").contains("not a WebAssembly binary"));
+        assert!(refused(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
+        assert!(refused(b"\0asm\x0d\0\x01\0\xff\xff").contains("not a valid component"));
+        let s = Sandbox::new(Limits { pool_instances: 1, max_module_bytes: 10, ..Limits::default() }).unwrap();
+        assert!(matches!(s.prepare("h", &[0u8; 11]), Err(Error::InvalidModule(m)) if m.contains("limit")));
+    }
+
+    #[test]
+    fn job_log_is_capped() {
+        let mut log = JobLog::new(10);
+        log.push("12345");
+        log.push("123456789");
+        let t = log.finish();
+        assert!(t.starts_with("12345\n"));
+        assert!(t.contains("10 further bytes"));
+    }
+}

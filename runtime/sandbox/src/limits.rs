@@ -1,0 +1,63 @@
+/// Import interfaces (by name, without the `@version`) a module may have.
+/// Everything else fails validation before the module ever runs.
+pub const ALLOWED_IMPORTS: &[&str] = &[
+    "keyong:udf/host",
+    "keyong:udf/types",
+    // What Rust's std links on wasm32-wasip2; served with everything denied.
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+];
+
+/// Resource limits of the sandbox. Each default is the value used when the
+/// server's configuration does not override it.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest module accepted at submission (default 16 MiB).
+    pub max_module_bytes: usize,
+    /// Linear memory per instance (default 64 MiB).
+    pub memory_bytes: usize,
+    /// Table elements per table (default 20,000).
+    pub table_elements: usize,
+    /// WebAssembly stack per call (default 512 KiB).
+    pub wasm_stack_bytes: usize,
+    /// Wall time one mapper call may take, in milliseconds (default 1,000).
+    pub call_deadline_ms: u64,
+    /// Instances that may exist at once: the pool size (default 32).
+    pub pool_instances: u32,
+    /// Captured stdout+stderr per call (default 16 KiB); a write past it traps.
+    pub stdio_bytes_per_call: usize,
+    /// Total sealed log per job, host `log` and stdio together (default 256 KiB);
+    /// lines past it are dropped and counted.
+    pub log_bytes_per_job: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_module_bytes: 16 << 20,
+            memory_bytes: 64 << 20,
+            table_elements: 20_000,
+            wasm_stack_bytes: 512 << 10,
+            call_deadline_ms: 1_000,
+            pool_instances: 32,
+            stdio_bytes_per_call: 16 << 10,
+            log_bytes_per_job: 256 << 10,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! # keyong-udf-sdk — write keyong analysis modules in Rust
+//!
+//! A keyong module is a WebAssembly component built for `wasm32-wasip2`. It
+//! never sees a file, a socket, a clock or another person's rows: in
+//! aggregate mode the host calls it once per privacy unit (a person or an
+//! enterprise), each time in a fresh instance, with that unit's authorised
+//! rows, and reduces what it emits with differential privacy.
+//!
+//! ```ignore
+//! use keyong_udf_sdk::{AggregateModule, Emitter, Rows};
+//!
+//! struct KwhByDistrict;
+//!
+//! impl AggregateModule for KwhByDistrict {
+//!     fn map_unit(rows: &Rows, out: &mut Emitter) {
+//!         let district = rows.utf8("district").unwrap();
+//!         let kwh = rows.float64("kwh").unwrap();
+//!         let total: f64 = kwh.iter().flatten().sum();
+//!         if let Some(Some(d)) = district.first() {
+//!             out.emit(&[d], total);
+//!         }
+//!     }
+//! }
+//!
+//! keyong_udf_sdk::aggregate_module!(KwhByDistrict);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm`
+//! in `target/wasm32-wasip2/release/` is the component to sign and submit.
+//! See `docs/operator-guide.md` for the manifest that goes with it.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "aggregate",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "export_aggregate",
+        default_bindings_module: "keyong_udf_sdk::bindings",
+    });
+}
+
+use bindings::keyong::udf::types::{self, ColumnValues};
+
+/// Why a column could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnError {
+    /// No authorised column has this name.
+    Missing(String),
+    /// The column exists with another type.
+    WrongType { name: String, actual: &'static str },
+}
+
+impl std::fmt::Display for ColumnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColumnError::Missing(n) => write!(f, "no column `{n}`"),
+            ColumnError::WrongType { name, actual } => write!(f, "column `{name}` is {actual}"),
+        }
+    }
+}
+
+impl std::error::Error for ColumnError {}
+
+/// The rows of one privacy unit, column by column.
+pub struct Rows(types::Rows);
+
+fn type_name(v: &ColumnValues) -> &'static str {
+    match v {
+        ColumnValues::Int64(_) => "int64",
+        ColumnValues::Float64(_) => "float64",
+        ColumnValues::Utf8(_) => "utf8",
+        ColumnValues::Boolean(_) => "boolean",
+    }
+}
+
+macro_rules! accessor {
+    ($(#[$m:meta])* $fn:ident, $variant:ident, $t:ty) => {
+        $(#[$m])*
+        pub fn $fn(&self, name: &str) -> Result<&[Option<$t>], ColumnError> {
+            match self.values(name)? {
+                ColumnValues::$variant(v) => Ok(v),
+                other => Err(ColumnError::WrongType { name: name.to_string(), actual: type_name(other) }),
+            }
+        }
+    };
+}
+
+impl Rows {
+    /// Number of rows this unit has.
+    pub fn num_rows(&self) -> usize {
+        self.0.num_rows as usize
+    }
+
+    /// Names of the columns handed to the module, in manifest order.
+    pub fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.0.columns.iter().map(|c| c.name.as_str())
+    }
+
+    fn values(&self, name: &str) -> Result<&ColumnValues, ColumnError> {
+        self.0
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.values)
+            .ok_or_else(|| ColumnError::Missing(name.to_string()))
+    }
+
+    accessor!(/// A 64-bit integer column.
+        int64, Int64, i64);
+    accessor!(/// A 64-bit float column.
+        float64, Float64, f64);
+    accessor!(/// A UTF-8 string column.
+        utf8, Utf8, String);
+    accessor!(/// A boolean column.
+        boolean, Boolean, bool);
+}
+
+/// Collects a unit's `(key, value)` contributions.
+///
+/// The host enforces the manifest, whatever is emitted: keys outside the
+/// declared domain are dropped, values are clamped to the declared bounds,
+/// and only `max_emits_per_unit` emits and `max_keys_per_unit` distinct keys
+/// count.
+#[derive(Default)]
+pub struct Emitter(Vec<types::Emit>);
+
+impl Emitter {
+    /// Contributes `value` to the cell `key` (one entry per key dimension).
+    pub fn emit(&mut self, key: &[&str], value: f64) {
+        self.0.push(types::Emit { key: key.iter().map(|k| k.to_string()).collect(), value });
+    }
+
+    #[doc(hidden)]
+    pub fn into_inner(self) -> Vec<types::Emit> {
+        self.0
+    }
+}
+
+/// An aggregate-mode module: a mapper called once per privacy unit.
+pub trait AggregateModule {
+    fn map_unit(rows: &Rows, out: &mut Emitter);
+}
+
+#[doc(hidden)]
+pub fn __run_aggregate<M: AggregateModule>(rows: types::Rows) -> Vec<types::Emit> {
+    let mut out = Emitter::default();
+    M::map_unit(&Rows(rows), &mut out);
+    out.into_inner()
+}
+
+/// Writes a line to the module's sealed log (reviewers see it; the operator
+/// only after release). The host caps the total size.
+pub fn log(message: &str) {
+    bindings::keyong::udf::host::log(message);
+}
+
+/// Exports a type implementing [`AggregateModule`] as the module's mapper.
+#[macro_export]
+macro_rules! aggregate_module {
+    ($t:ty) => {
+        struct __KeyongAggregate;
+        impl $crate::bindings::Guest for __KeyongAggregate {
+            fn map_unit(
+                rows: $crate::bindings::keyong::udf::types::Rows,
+            ) -> ::std::vec::Vec<$crate::bindings::keyong::udf::types::Emit> {
+                $crate::__run_aggregate::<$t>(rows)
+            }
+        }
+        $crate::bindings::export_aggregate!(__KeyongAggregate with_types_in $crate::bindings);
+    };
+}
