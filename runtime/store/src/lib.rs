@@ -1,1 +1,286 @@
+//! The metadata store: organisations, users, the catalog, scenarios, modules,
+//! jobs, votes, releases, privacy budgets and the SM3-chained audit log.
+//!
+//! Architecture invariant: this is the only crate that speaks SQL. Every
+//! state change happens inside a [`Tx`] (SQLite `BEGIN IMMEDIATE`, so writers
+//! are serialised) together with its audit entry: either both land or neither.
+//!
+//! SQLite (embedded, WAL) is the default and only backend in this version;
+//! the queries avoid SQLite-only syntax so a PostgreSQL backend can follow.
 
+mod rows;
+mod tx;
+
+pub use rows::{DatasetRow, JobRow, ModuleRow, ScenarioRow, UserRow};
+pub use tx::{BudgetShortfall, Tx};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+
+use keyong_crypto::audit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A uniqueness constraint failed: the object already exists.
+    #[error("already exists")]
+    Conflict,
+    /// A stored value does not decode: the database was altered or is corrupt.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict,
+            _ => Error::Db(e),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Current time, RFC 3339, UTC.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formattable")
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and applies the schema.
+    pub async fn open_sqlite(path: &std::path::Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE`).
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(Tx::new(self.pool.begin_with("BEGIN IMMEDIATE").await?))
+    }
+
+    pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query("SELECT * FROM users WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.pool).await?;
+        row.map(|r| UserRow::from_row(&r)).transpose()
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| UserRow::from_row(&r)).transpose()
+    }
+
+    pub async fn org(&self, id: &str) -> Result<Option<keyong_model::api::Org>> {
+        let row = sqlx::query("SELECT * FROM orgs WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| rows::org_from_row(&r)).transpose()
+    }
+
+    pub async fn dataset(&self, name: &str) -> Result<Option<DatasetRow>> {
+        let row = sqlx::query("SELECT * FROM datasets WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        row.map(|r| DatasetRow::from_row(&r)).transpose()
+    }
+
+    pub async fn datasets(&self) -> Result<Vec<DatasetRow>> {
+        let rows = sqlx::query("SELECT * FROM datasets ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(DatasetRow::from_row).collect()
+    }
+
+    pub async fn scenario(&self, id: &str) -> Result<Option<ScenarioRow>> {
+        let row = sqlx::query("SELECT * FROM scenarios WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| ScenarioRow::from_row(&r)).transpose()
+    }
+
+    pub async fn module(&self, id: &str) -> Result<Option<ModuleRow>> {
+        let row = sqlx::query("SELECT * FROM modules WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| ModuleRow::from_row(&r)).transpose()
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<JobRow>> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| JobRow::from_row(&r)).transpose()
+    }
+
+    /// Jobs in a given status, oldest first.
+    pub async fn jobs_with_status(&self, status: keyong_model::JobStatus) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query("SELECT * FROM jobs WHERE status = ? ORDER BY created_at, id")
+            .bind(status.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(JobRow::from_row).collect()
+    }
+
+    pub async fn votes(&self, job_id: &str) -> Result<Vec<keyong_model::api::VoteRecord>> {
+        let rows = sqlx::query("SELECT * FROM votes WHERE job_id = ? ORDER BY at, reviewer").bind(job_id).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::vote_from_row).collect()
+    }
+
+    /// The release of a job: (receipt JSON, signature hex).
+    pub async fn release(&self, job_id: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT receipt_json, signature FROM releases WHERE job_id = ?").bind(job_id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| (r.get("receipt_json"), r.get("signature"))))
+    }
+
+    /// Every audit entry, in order.
+    pub async fn audit_entries(&self) -> Result<Vec<audit::Entry>> {
+        let rows = sqlx::query("SELECT * FROM audit ORDER BY seq").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| audit::Entry {
+                seq: r.get("seq"),
+                at: r.get("at"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                subject: r.get("subject"),
+                detail: r.get("detail"),
+                prev_hash: r.get("prev_hash"),
+                hash: r.get("hash"),
+            })
+            .collect())
+    }
+
+    /// Recomputes the audit chain from the stored entries.
+    pub async fn verify_audit(&self) -> Result<audit::Verification> {
+        Ok(audit::verify(&self.audit_entries().await?))
+    }
+
+    /// Raw SQL for tests that tamper with stored state on purpose.
+    #[doc(hidden)]
+    pub async fn execute_unchecked(&self, sql: &'static str) -> Result<u64> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
+}
+
+pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T> {
+    s.parse().map_err(|_| Error::Corrupt(format!("bad {what} `{s}`")))
+}
+
+pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("bad {what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyong_model::api::{Budget, CatalogEntry, Scenario};
+    use keyong_model::{Grade, OrgKind, ScenarioStatus};
+
+    async fn store() -> (Store, std::path::PathBuf) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("keyong-store-test-{}-{n}.db", std::process::id()));
+        (Store::open_sqlite(&path).await.unwrap(), path)
+    }
+
+    async fn seed(store: &Store, rho_dataset: f64, rho_scenario: f64) {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_org(&keyong_model::api::Org { id: "o1".into(), name: "op".into(), kind: OrgKind::Operator, agreement_until: None }).await.unwrap();
+        tx.insert_user("u1", "o1", "alice", keyong_model::Role::Operator, "th").await.unwrap();
+        let budget = Budget { rho_total: rho_dataset, rho_spent: 0.0, epsilon_remaining_at_1e6: 0.0 };
+        let entry = CatalogEntry {
+            name: "d".into(),
+            version: "v".into(),
+            grade: Grade::General,
+            provider: "p".into(),
+            unit_column: "u".into(),
+            columns: vec![],
+            row_count: 1,
+            status: "active".into(),
+            policy_hash: "h".into(),
+            budget,
+        };
+        tx.insert_dataset(&entry, "d/v.parquet", 1).await.unwrap();
+        let s = Scenario {
+            id: "s1".into(),
+            operator_org: "o1".into(),
+            title: "t".into(),
+            purpose: "p".into(),
+            datasets: vec![],
+            modes: vec![],
+            status: ScenarioStatus::Approved,
+            valid_until: "2030-01-01".into(),
+            budget: Budget { rho_total: rho_scenario, ..budget },
+        };
+        tx.insert_scenario(&s, "u1", 30).await.unwrap();
+        tx.audit("u1", "seed", "s1", serde_json::json!({})).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_reservations_never_overspend() {
+        let (store, path) = store().await;
+        seed(&store, 1.0, 0.5).await;
+        // 40 concurrent reservations of 0.05 against a scenario budget of 0.5: exactly 10 succeed.
+        let tasks = (0..40).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                match tx.reserve_budget("d", "s1", 0.05).await.unwrap() {
+                    Ok(()) => {
+                        tx.commit().await.unwrap();
+                        true
+                    }
+                    Err(_) => false,
+                }
+            })
+        });
+        let ok = futures::future::join_all(tasks).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+        assert_eq!(ok, 10);
+        let s = store.scenario("s1").await.unwrap().unwrap();
+        assert!(s.scenario.budget.rho_spent <= 0.5 + 1e-9);
+        let d = store.dataset("d").await.unwrap().unwrap();
+        assert!((d.entry.budget.rho_spent - 0.5).abs() < 1e-9, "the dataset is charged exactly as often");
+        let mut tx = store.begin().await.unwrap();
+        let short = tx.reserve_budget("d", "s1", 0.05).await.unwrap().unwrap_err();
+        assert!(short.scenario_rho_left < 1e-9 && (short.dataset_rho_left - 0.5).abs() < 1e-9, "{short:?}");
+        drop(tx);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[tokio::test]
+    async fn audit_chain_verifies_and_catches_tampering() {
+        let (store, path) = store().await;
+        seed(&store, 1.0, 1.0).await;
+        for i in 0..3 {
+            let mut tx = store.begin().await.unwrap();
+            tx.audit("u1", "step", &format!("s{i}"), serde_json::json!({"i": i})).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let v = store.verify_audit().await.unwrap();
+        assert_eq!((v.entries, v.first_bad_seq), (4, None));
+        store.execute_unchecked("UPDATE audit SET detail = '{\"i\":9}' WHERE seq = 3").await.unwrap();
+        assert_eq!(store.verify_audit().await.unwrap().first_bad_seq, Some(3));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[tokio::test]
+    async fn rolled_back_transactions_leave_nothing() {
+        let (store, path) = store().await;
+        seed(&store, 1.0, 1.0).await;
+        let before = store.audit_entries().await.unwrap().len();
+        {
+            let mut tx = store.begin().await.unwrap();
+            tx.audit("u1", "x", "y", serde_json::json!({})).await.unwrap();
+            assert!(tx.set_job_status("nope", keyong_model::JobStatus::Queued, keyong_model::JobStatus::Running).await.is_ok());
+        }
+        assert_eq!(store.audit_entries().await.unwrap().len(), before);
+        let mut tx = store.begin().await.unwrap();
+        let dup = tx.insert_org(&keyong_model::api::Org { id: "o2".into(), name: "op".into(), kind: OrgKind::Operator, agreement_until: None }).await;
+        assert!(matches!(dup, Err(Error::Conflict)));
+        let _ = std::fs::remove_file(path);
+    }
+}

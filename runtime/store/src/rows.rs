@@ -1,0 +1,158 @@
+//! Typed rows and their decoding.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use keyong_model::api::{Budget, CatalogEntry, ColumnInfo, JobView, Org, Scenario, ScenarioDataset, VoteRecord};
+use keyong_model::{Grade, JobStatus, Manifest, Mode, Role, ScenarioStatus};
+
+use crate::{Result, json, parse};
+
+pub(crate) fn budget(total: f64, spent: f64) -> Budget {
+    let left = (total - spent).max(0.0);
+    Budget { rho_total: total, rho_spent: spent, epsilon_remaining_at_1e6: epsilon(left) }
+}
+
+/// ε of ρ-zCDP at δ = 1e-6 (ρ + 2·sqrt(ρ·ln 1e6)); display only.
+fn epsilon(rho: f64) -> f64 {
+    if rho <= 0.0 { 0.0 } else { rho + 2.0 * (rho * 1e6f64.ln()).sqrt() }
+}
+
+pub(crate) fn org_from_row(r: &SqliteRow) -> Result<Org> {
+    Ok(Org { id: r.get("id"), name: r.get("name"), kind: parse("org kind", r.get("kind"))?, agreement_until: r.get("agreement_until") })
+}
+
+pub(crate) fn vote_from_row(r: &SqliteRow) -> Result<VoteRecord> {
+    Ok(VoteRecord { reviewer: r.get("reviewer"), decision: parse("decision", r.get("decision"))?, comment: r.get("comment"), at: r.get("at") })
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub role: Role,
+    pub public_key: Option<String>,
+}
+
+impl UserRow {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(Self { id: r.get("id"), org_id: r.get("org_id"), name: r.get("name"), role: parse("role", r.get("role"))?, public_key: r.get("public_key") })
+    }
+
+    pub fn api(&self) -> keyong_model::api::User {
+        keyong_model::api::User { id: self.id.clone(), org_id: self.org_id.clone(), name: self.name.clone(), role: self.role }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatasetRow {
+    pub entry: CatalogEntry,
+    pub file: String,
+    pub unit_count: u64,
+}
+
+impl DatasetRow {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        let grade: Grade = parse("grade", r.get("grade"))?;
+        let columns: Vec<ColumnInfo> = json("columns", r.get("columns_json"))?;
+        Ok(Self {
+            entry: CatalogEntry {
+                name: r.get("name"),
+                version: r.get("version"),
+                grade,
+                provider: r.get("provider"),
+                unit_column: r.get("unit_column"),
+                columns,
+                row_count: r.get::<i64, _>("row_count") as u64,
+                status: r.get("status"),
+                policy_hash: r.get("policy_hash"),
+                budget: budget(r.get("rho_total"), r.get("rho_spent")),
+            },
+            file: r.get("file"),
+            unit_count: r.get::<i64, _>("unit_count") as u64,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScenarioRow {
+    pub scenario: Scenario,
+    pub created_by: String,
+    pub valid_days: u32,
+}
+
+impl ScenarioRow {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        let datasets: Vec<ScenarioDataset> = json("scenario datasets", r.get("datasets_json"))?;
+        let modes: Vec<Mode> = json("scenario modes", r.get("modes_json"))?;
+        let status: ScenarioStatus = parse("scenario status", r.get("status"))?;
+        Ok(Self {
+            scenario: Scenario {
+                id: r.get("id"),
+                operator_org: r.get("operator_org"),
+                title: r.get("title"),
+                purpose: r.get("purpose"),
+                datasets,
+                modes,
+                status,
+                valid_until: r.get("valid_until"),
+                budget: budget(r.get("rho_total"), r.get("rho_spent")),
+            },
+            created_by: r.get("created_by"),
+            valid_days: r.get::<i64, _>("valid_days") as u32,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModuleRow {
+    pub id: String,
+    pub operator_org: String,
+    pub scenario: String,
+    pub manifest: Manifest,
+    pub wasm: Vec<u8>,
+}
+
+impl ModuleRow {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            id: r.get("id"),
+            operator_org: r.get("operator_org"),
+            scenario: r.get("scenario"),
+            manifest: json("manifest", r.get("manifest_json"))?,
+            wasm: r.get("wasm"),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub view: JobView,
+    pub operator_org: String,
+    pub submitted_by: String,
+    /// `[{name, version}]` of the inputs, fixed when the job was accepted.
+    pub inputs: Vec<keyong_model::api::InputVersion>,
+    pub sealed_output: Option<Vec<u8>>,
+}
+
+impl JobRow {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        let status: JobStatus = parse("job status", r.get("status"))?;
+        Ok(Self {
+            view: JobView {
+                id: r.get("id"),
+                scenario: r.get("scenario"),
+                module: r.get("module"),
+                status,
+                rho: r.get("rho"),
+                created_at: r.get("created_at"),
+                updated_at: r.get("updated_at"),
+            },
+            operator_org: r.get("operator_org"),
+            submitted_by: r.get("submitted_by"),
+            inputs: json("job inputs", r.get("inputs_json"))?,
+            sealed_output: r.get("sealed_output"),
+        })
+    }
+}

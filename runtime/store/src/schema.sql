@@ -1,0 +1,95 @@
+-- keyong metadata store, SQLite dialect. Applied idempotently at start-up.
+CREATE TABLE IF NOT EXISTS orgs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    agreement_until TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    public_key TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    file TEXT NOT NULL,
+    grade TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    unit_column TEXT NOT NULL,
+    columns_json TEXT NOT NULL,
+    row_count INTEGER NOT NULL,
+    unit_count INTEGER NOT NULL,
+    policy_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rho_total REAL NOT NULL,
+    rho_spent REAL NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scenarios (
+    id TEXT PRIMARY KEY,
+    operator_org TEXT NOT NULL REFERENCES orgs(id),
+    created_by TEXT NOT NULL REFERENCES users(id),
+    title TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    datasets_json TEXT NOT NULL,
+    modes_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    valid_days INTEGER NOT NULL,
+    valid_until TEXT NOT NULL,
+    rho_total REAL NOT NULL,
+    rho_spent REAL NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS modules (
+    id TEXT PRIMARY KEY,
+    operator_org TEXT NOT NULL REFERENCES orgs(id),
+    uploaded_by TEXT NOT NULL REFERENCES users(id),
+    scenario TEXT NOT NULL REFERENCES scenarios(id),
+    manifest_json TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    wasm BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL REFERENCES scenarios(id),
+    module TEXT NOT NULL REFERENCES modules(id),
+    operator_org TEXT NOT NULL REFERENCES orgs(id),
+    submitted_by TEXT NOT NULL REFERENCES users(id),
+    rho REAL NOT NULL,
+    status TEXT NOT NULL,
+    inputs_json TEXT NOT NULL,
+    sealed_output BLOB,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS votes (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    reviewer TEXT NOT NULL REFERENCES users(id),
+    decision TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (job_id, reviewer)
+);
+CREATE TABLE IF NOT EXISTS releases (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+    receipt_json TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);

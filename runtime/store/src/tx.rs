@@ -1,0 +1,264 @@
+//! Write transactions. Each public method changes one thing; callers add the
+//! audit entry with [`Tx::audit`] and then [`Tx::commit`]. Dropping a `Tx`
+//! without committing rolls everything back.
+
+use sqlx::{Row, Sqlite, Transaction};
+
+use keyong_crypto::audit;
+use keyong_model::api::{CatalogEntry, InputVersion, Org, Scenario, VoteRecord};
+use keyong_model::{JobStatus, Manifest, Role, ScenarioStatus};
+
+use crate::{Result, now};
+
+pub struct Tx {
+    tx: Transaction<'static, Sqlite>,
+    now: String,
+}
+
+/// What a budget reservation lacked: the ρ left at each level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetShortfall {
+    pub dataset_rho_left: f64,
+    pub scenario_rho_left: f64,
+}
+
+/// Slack for floating-point accumulation of spent ρ.
+const RHO_EPS: f64 = 1e-12;
+
+impl Tx {
+    pub(crate) fn new(tx: Transaction<'static, Sqlite>) -> Self {
+        Self { tx, now: now() }
+    }
+
+    /// The transaction's timestamp (used for every row it writes).
+    pub fn now(&self) -> &str {
+        &self.now
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Appends an audit entry chained to the previous one.
+    pub async fn audit(&mut self, actor: &str, action: &str, subject: &str, detail: serde_json::Value) -> Result<()> {
+        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *self.tx).await?;
+        let (seq, prev): (i64, String) = match last {
+            Some(r) => (r.get::<i64, _>("seq") + 1, r.get("hash")),
+            None => (1, audit::GENESIS.to_string()),
+        };
+        let detail = detail.to_string();
+        let hash = audit::entry_hash(&prev, seq, &self.now, actor, action, subject, &detail);
+        sqlx::query("INSERT INTO audit (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(seq)
+            .bind(&self.now)
+            .bind(actor)
+            .bind(action)
+            .bind(subject)
+            .bind(detail)
+            .bind(prev)
+            .bind(hash)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_org(&mut self, org: &Org) -> Result<()> {
+        sqlx::query("INSERT INTO orgs (id, name, kind, agreement_until, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&org.id)
+            .bind(&org.name)
+            .bind(org.kind.as_str())
+            .bind(&org.agreement_until)
+            .bind(&self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_user(&mut self, id: &str, org_id: &str, name: &str, role: Role, token_hash: &str) -> Result<()> {
+        sqlx::query("INSERT INTO users (id, org_id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(org_id)
+            .bind(name)
+            .bind(role.as_str())
+            .bind(token_hash)
+            .bind(&self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_public_key(&mut self, user_id: &str, public_key_hex: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET public_key = ? WHERE id = ?").bind(public_key_hex).bind(user_id).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    pub async fn insert_dataset(&mut self, e: &CatalogEntry, file: &str, unit_count: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO datasets (name, version, file, grade, provider, unit_column, columns_json, row_count, unit_count, policy_hash, status, rho_total, rho_spent, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        )
+        .bind(&e.name)
+        .bind(&e.version)
+        .bind(file)
+        .bind(e.grade.as_str())
+        .bind(&e.provider)
+        .bind(&e.unit_column)
+        .bind(serde_json::to_string(&e.columns).expect("serialisable"))
+        .bind(e.row_count as i64)
+        .bind(unit_count as i64)
+        .bind(&e.policy_hash)
+        .bind(&e.status)
+        .bind(e.budget.rho_total)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a dataset from status `from` to `to`; false if it was not in `from`.
+    pub async fn set_dataset_status(&mut self, name: &str, from: &str, to: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE datasets SET status = ? WHERE name = ? AND status = ?").bind(to).bind(name).bind(from).execute(&mut *self.tx).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn insert_scenario(&mut self, s: &Scenario, created_by: &str, valid_days: u32) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO scenarios (id, operator_org, created_by, title, purpose, datasets_json, modes_json, status, valid_days, valid_until, rho_total, rho_spent, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.operator_org)
+        .bind(created_by)
+        .bind(&s.title)
+        .bind(&s.purpose)
+        .bind(serde_json::to_string(&s.datasets).expect("serialisable"))
+        .bind(serde_json::to_string(&s.modes).expect("serialisable"))
+        .bind(s.status.as_str())
+        .bind(i64::from(valid_days))
+        .bind(&s.valid_until)
+        .bind(s.budget.rho_total)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a scenario from `from` to `to` (and sets its validity end); false if it was not in `from`.
+    pub async fn set_scenario_status(&mut self, id: &str, from: ScenarioStatus, to: ScenarioStatus, valid_until: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE scenarios SET status = ?, valid_until = ? WHERE id = ? AND status = ?")
+            .bind(to.as_str())
+            .bind(valid_until)
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn insert_module(&mut self, id: &str, org: &str, user: &str, manifest: &Manifest, signature: &str, wasm: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO modules (id, operator_org, uploaded_by, scenario, manifest_json, signature, wasm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(org)
+            .bind(user)
+            .bind(&manifest.scenario)
+            .bind(serde_json::to_string(manifest).expect("serialisable"))
+            .bind(signature)
+            .bind(wasm)
+            .bind(&self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_job(&mut self, id: &str, scenario: &str, module: &str, org: &str, user: &str, rho: f64, inputs: &[InputVersion]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, status, inputs_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(scenario)
+        .bind(module)
+        .bind(org)
+        .bind(user)
+        .bind(rho)
+        .bind(JobStatus::Queued.as_str())
+        .bind(serde_json::to_string(inputs).expect("serialisable"))
+        .bind(&self.now)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a job from `from` to `to`; false if it was not in `from`.
+    pub async fn set_job_status(&mut self, id: &str, from: JobStatus, to: JobStatus) -> Result<bool> {
+        let r = sqlx::query("UPDATE jobs SET status = ?, updated_at = ? WHERE id = ? AND status = ?")
+            .bind(to.as_str())
+            .bind(&self.now)
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Stores the sealed (SM4-GCM) output of a job.
+    pub async fn set_job_output(&mut self, id: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE jobs SET sealed_output = ? WHERE id = ?").bind(sealed).bind(id).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    pub async fn insert_vote(&mut self, job_id: &str, vote: &VoteRecord) -> Result<()> {
+        sqlx::query("INSERT INTO votes (job_id, reviewer, decision, comment, at) VALUES (?, ?, ?, ?, ?)")
+            .bind(job_id)
+            .bind(&vote.reviewer)
+            .bind(vote.decision.as_str())
+            .bind(&vote.comment)
+            .bind(&vote.at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_release(&mut self, job_id: &str, receipt_json: &str, signature: &str) -> Result<()> {
+        sqlx::query("INSERT INTO releases (job_id, receipt_json, signature, at) VALUES (?, ?, ?, ?)")
+            .bind(job_id)
+            .bind(receipt_json)
+            .bind(signature)
+            .bind(&self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Charges `rho` to the dataset and the scenario. On a shortfall one of
+    /// the two may already be charged: the caller must drop (roll back) the
+    /// transaction, never commit it.
+    pub async fn reserve_budget(&mut self, dataset: &str, scenario: &str, rho: f64) -> Result<Result<(), BudgetShortfall>> {
+        let d = sqlx::query("UPDATE datasets SET rho_spent = rho_spent + ? WHERE name = ? AND rho_spent + ? <= rho_total + ?")
+            .bind(rho)
+            .bind(dataset)
+            .bind(rho)
+            .bind(RHO_EPS)
+            .execute(&mut *self.tx)
+            .await?;
+        let s = sqlx::query("UPDATE scenarios SET rho_spent = rho_spent + ? WHERE id = ? AND rho_spent + ? <= rho_total + ?")
+            .bind(rho)
+            .bind(scenario)
+            .bind(rho)
+            .bind(RHO_EPS)
+            .execute(&mut *self.tx)
+            .await?;
+        if d.rows_affected() == 1 && s.rows_affected() == 1 {
+            return Ok(Ok(()));
+        }
+        // Report what is left before this request (undo the half that succeeded).
+        let d_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM datasets WHERE name = ?").bind(dataset).fetch_optional(&mut *self.tx).await?.unwrap_or(0.0);
+        let s_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM scenarios WHERE id = ?").bind(scenario).fetch_optional(&mut *self.tx).await?.unwrap_or(0.0);
+        let shortfall = BudgetShortfall {
+            dataset_rho_left: (d_left + if d.rows_affected() == 1 { rho } else { 0.0 }).max(0.0),
+            scenario_rho_left: (s_left + if s.rows_affected() == 1 { rho } else { 0.0 }).max(0.0),
+        };
+        Ok(Err(shortfall))
+    }
+}
