@@ -1,0 +1,54 @@
+//! Bearer-token authentication and role checks.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use keyong_model::Role;
+use keyong_store::UserRow;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The authenticated user making a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) UserRow);
+
+/// SM3 of a token, as stored.
+pub(crate) fn token_hash(token: &str) -> String {
+    keyong_crypto::sm3_hex(token.as_bytes())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token = header.and_then(|h| h.strip_prefix("Bearer ")).ok_or(ApiError::Unauthenticated)?;
+        let user = state.store.user_by_token_hash(&token_hash(token.trim())).await?.ok_or(ApiError::Unauthenticated)?;
+        Ok(Caller(user))
+    }
+}
+
+impl Caller {
+    /// Fails unless the caller has one of `roles`.
+    pub(crate) fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(ApiError::Forbidden(format!("this action needs the role {}; you are {}", names.join(" or "), self.0.role)))
+        }
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    pub(crate) fn org(&self) -> &str {
+        &self.0.org_id
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.0.role
+    }
+}

@@ -1,0 +1,82 @@
+//! Platform keys (SM2 receipt key, SM4 sealing key, pseudonym secret) and
+//! the first-start bootstrap of the authority account.
+
+use std::io::Write;
+
+use cap_std::fs::{Dir, OpenOptions, Permissions};
+use serde::{Deserialize, Serialize};
+
+use keyong_crypto::{SealKey, SigningKey};
+use keyong_model::api::Org;
+use keyong_model::{OrgKind, Role};
+use keyong_store::Store;
+
+/// File under the data root holding the first authority user's token.
+pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
+const KEYS_FILE: &str = "keys/platform.json";
+
+pub(crate) struct Keys {
+    /// Signs release receipts.
+    pub(crate) platform: SigningKey,
+    /// Seals job outputs and logs at rest (SM4-GCM).
+    pub(crate) seal: SealKey,
+    /// Keys the SM3-HMAC pseudonyms made at ingest.
+    pub(crate) pseudonym_secret: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    sm2_secret_hex: String,
+    sm4_key_hex: String,
+    pseudonym_secret_hex: String,
+}
+
+fn private_file(root: &Dir, path: &str, contents: &[u8]) -> std::io::Result<()> {
+    let mut f = root.open_with(path, OpenOptions::new().write(true).create_new(true))?;
+    root.set_permissions(path, Permissions::from_std(std::os::unix::fs::PermissionsExt::from_mode(0o600)))?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+impl Keys {
+    pub(crate) fn load_or_create(root: &Dir) -> Result<Self, String> {
+        let file: KeyFile = match root.read_to_string(KEYS_FILE) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{KEYS_FILE} is corrupt: {e}"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let k = KeyFile {
+                    sm2_secret_hex: SigningKey::generate().map_err(|e| e.to_string())?.secret_hex(),
+                    sm4_key_hex: SealKey::generate().map_err(|e| e.to_string())?.to_hex(),
+                    pseudonym_secret_hex: keyong_crypto::random_hex32().map_err(|e| e.to_string())?,
+                };
+                let text = serde_json::to_string_pretty(&k).expect("serialisable");
+                private_file(root, KEYS_FILE, text.as_bytes()).map_err(|e| format!("cannot write {KEYS_FILE}: {e}"))?;
+                k
+            }
+            Err(e) => return Err(format!("cannot read {KEYS_FILE}: {e}")),
+        };
+        Ok(Self {
+            platform: SigningKey::from_hex(&file.sm2_secret_hex).map_err(|e| e.to_string())?,
+            seal: SealKey::from_hex(&file.sm4_key_hex).map_err(|e| e.to_string())?,
+            pseudonym_secret: hex::decode(&file.pseudonym_secret_hex).map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// On first start (no authority user yet) creates the authority organisation
+/// and its first user, and writes that user's token to [`BOOTSTRAP_TOKEN_FILE`].
+pub(crate) async fn bootstrap(store: &Store, root: &Dir) -> Result<(), String> {
+    if store.user("authority-admin").await.map_err(|e| e.to_string())?.is_some() {
+        return Ok(());
+    }
+    let token = keyong_crypto::random_hex32().map_err(|e| e.to_string())?;
+    let mut tx = store.begin().await.map_err(|e| e.to_string())?;
+    let org = Org { id: "authority".into(), name: "公共数据主管部门 Public Data Authority".into(), kind: OrgKind::Authority, agreement_until: None };
+    tx.insert_org(&org).await.map_err(|e| e.to_string())?;
+    tx.insert_user("authority-admin", &org.id, "authority admin", Role::Authority, &crate::auth::token_hash(&token))
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id })).await.map_err(|e| e.to_string())?;
+    let _ = root.remove_file(BOOTSTRAP_TOKEN_FILE);
+    private_file(root, BOOTSTRAP_TOKEN_FILE, token.as_bytes()).map_err(|e| format!("cannot write {BOOTSTRAP_TOKEN_FILE}: {e}"))?;
+    tx.commit().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,100 @@
+//! Organisations, users, signing keys and audit verification.
+
+use keyong_model::api::{AuditVerification, CreateOrg, CreateUser, CreatedUser, Org, SetSigningKey, User};
+use keyong_model::{OrgKind, Role};
+
+use super::{check_text, format_date, new_id, parse_date, today};
+use crate::AppState;
+use crate::auth::{Caller, token_hash};
+use crate::error::{ApiError, ApiResult, Json};
+use axum::extract::State;
+
+/// Longest operator authorisation agreement: 3 years (seed 二(六)).
+const MAX_AGREEMENT_DAYS: i64 = 3 * 366;
+
+pub(crate) async fn me(caller: Caller) -> Json<User> {
+    Json(caller.0.api())
+}
+
+pub(crate) async fn create_org(State(st): State<AppState>, caller: Caller, Json(req): Json<CreateOrg>) -> ApiResult<Json<Org>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    check_text("name", &req.name, 100)?;
+    if caller.role() == Role::Agency && matches!(req.kind, OrgKind::Authority | OrgKind::Agency) {
+        return Err(ApiError::Forbidden("the agency may admit operators and providers only".into()));
+    }
+    let agreement_until = match (req.kind, &req.agreement_until) {
+        (OrgKind::Operator, Some(d)) => {
+            let d = parse_date("agreement_until", d)?;
+            let days = (d - today()).whole_days();
+            if !(1..=MAX_AGREEMENT_DAYS).contains(&days) {
+                return Err(ApiError::PolicyDenied("an authorisation agreement must end in the future and last at most 3 years".into()));
+            }
+            Some(format_date(d))
+        }
+        (OrgKind::Operator, None) => {
+            return Err(ApiError::BadRequest("an operator needs agreement_until (its authorisation agreement's last day)".into()));
+        }
+        (_, Some(_)) => return Err(ApiError::BadRequest("only operators have an agreement_until".into())),
+        (_, None) => None,
+    };
+    let org = Org { id: new_id(), name: req.name.trim().to_string(), kind: req.kind, agreement_until };
+    let mut tx = st.store.begin().await?;
+    tx.insert_org(&org).await.map_err(|e| match e {
+        keyong_store::Error::Conflict => ApiError::Conflict(format!("an organisation named `{}` exists", org.name)),
+        other => other.into(),
+    })?;
+    tx.audit(caller.id(), "org.create", &org.id, serde_json::json!({ "kind": org.kind, "agreement_until": org.agreement_until })).await?;
+    if org.kind == OrgKind::Operator {
+        // 备案: the agreement is filed with the authority.
+        tx.audit(caller.id(), "filing.agreement", &org.id, serde_json::json!({ "until": org.agreement_until })).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(org))
+}
+
+fn role_fits(role: Role, kind: OrgKind) -> bool {
+    matches!(
+        (role, kind),
+        (Role::Authority, OrgKind::Authority)
+            | (Role::Agency | Role::Reviewer, OrgKind::Agency)
+            | (Role::Operator, OrgKind::Operator)
+            | (Role::Provider, OrgKind::Provider)
+    )
+}
+
+pub(crate) async fn create_user(State(st): State<AppState>, caller: Caller, Json(req): Json<CreateUser>) -> ApiResult<Json<CreatedUser>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    check_text("name", &req.name, 100)?;
+    let org = st.store.org(&req.org_id).await?.ok_or_else(|| ApiError::NotFound(format!("no organisation `{}`", req.org_id)))?;
+    if !role_fits(req.role, org.kind) {
+        return Err(ApiError::BadRequest(format!("a {} cannot belong to a {} organisation", req.role, org.kind)));
+    }
+    if caller.role() == Role::Agency && req.role == Role::Authority {
+        return Err(ApiError::Forbidden("the agency cannot create authority users".into()));
+    }
+    let token = keyong_crypto::random_hex32().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = User { id: new_id(), org_id: org.id.clone(), name: req.name.trim().to_string(), role: req.role };
+    let mut tx = st.store.begin().await?;
+    tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &token_hash(&token)).await?;
+    tx.audit(caller.id(), "user.create", &user.id, serde_json::json!({ "org": user.org_id, "role": user.role })).await?;
+    tx.commit().await?;
+    Ok(Json(CreatedUser { user, token }))
+}
+
+pub(crate) async fn set_signing_key(State(st): State<AppState>, caller: Caller, Json(req): Json<SetSigningKey>) -> ApiResult<Json<User>> {
+    caller.require(&[Role::Operator])?;
+    keyong_crypto::check_public_key(&req.public_key_hex)
+        .map_err(|_| ApiError::BadRequest("public_key_hex must be an uncompressed SM2 public key in hex (04 ‖ x ‖ y)".into()))?;
+    let mut tx = st.store.begin().await?;
+    tx.set_public_key(caller.id(), req.public_key_hex.trim()).await?;
+    tx.audit(caller.id(), "user.signing_key", caller.id(), serde_json::json!({ "sm3": keyong_crypto::sm3_hex(req.public_key_hex.trim().as_bytes()) }))
+        .await?;
+    tx.commit().await?;
+    Ok(Json(caller.0.api()))
+}
+
+pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    let v = st.store.verify_audit().await?;
+    Ok(Json(AuditVerification { ok: v.first_bad_seq.is_none(), entries: v.entries, head_hash: v.head, first_bad_seq: v.first_bad_seq }))
+}

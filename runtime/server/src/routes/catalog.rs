@@ -1,0 +1,90 @@
+//! Ingest (初步脱敏) and the catalog.
+
+use axum::extract::{Path, State};
+
+use keyong_model::Role;
+use keyong_model::api::{Budget, CatalogEntry, IngestRequest};
+use keyong_policy::DatasetPolicy;
+
+use super::check_rho;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Json};
+
+/// Largest total ρ a dataset may be given.
+const MAX_DATASET_RHO: f64 = 100.0;
+
+fn valid_file_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) && !s.starts_with('.')
+}
+
+pub(crate) async fn ingest(State(st): State<AppState>, caller: Caller, Json(req): Json<IngestRequest>) -> ApiResult<Json<CatalogEntry>> {
+    caller.require(&[Role::Agency])?;
+    check_rho("rho_budget", req.rho_budget, MAX_DATASET_RHO)?;
+    if !valid_file_name(&req.policy) || !valid_file_name(&req.source) {
+        return Err(ApiError::BadRequest("policy and source must be plain file names ([A-Za-z0-9_.-])".into()));
+    }
+    let policy_path = format!("datasets/{}.toml", req.policy);
+    let text = st
+        .policies
+        .read_to_string(&policy_path)
+        .map_err(|_| ApiError::NotFound(format!("no dataset policy `{}`", req.policy)))?;
+    let policy = DatasetPolicy::parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if st.store.dataset(&policy.name).await?.is_some() {
+        return Err(ApiError::Conflict(format!("dataset `{}` is already cataloged", policy.name)));
+    }
+    let (root, secret, p) = (st.root.clone(), st.keys.pseudonym_secret.clone(), policy.clone());
+    let source = req.source.clone();
+    let ingested = tokio::task::spawn_blocking(move || {
+        let landing = root.open_dir("landing")?;
+        let datasets = root.open_dir("datasets")?;
+        keyong_data::ingest(&landing, &source, &p, &secret, &datasets)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| match e {
+        keyong_data::Error::BadInput(m) => ApiError::BadRequest(m),
+        e @ keyong_data::Error::IdentifierSurvived { .. } => ApiError::IdentifierDetected(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let entry = CatalogEntry {
+        name: policy.name.clone(),
+        version: ingested.version.clone(),
+        grade: policy.grade,
+        provider: policy.provider.clone(),
+        unit_column: policy.unit_column.clone(),
+        columns: ingested.columns.clone(),
+        row_count: ingested.row_count,
+        status: "pending".into(),
+        policy_hash: keyong_crypto::sm3_hex(text.as_bytes()),
+        budget: Budget { rho_total: req.rho_budget, rho_spent: 0.0, epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA) },
+    };
+    let mut tx = st.store.begin().await?;
+    tx.insert_dataset(&entry, &ingested.file, ingested.unit_count).await?;
+    tx.audit(
+        caller.id(),
+        "dataset.ingest",
+        &entry.name,
+        serde_json::json!({ "version": entry.version, "policy": req.policy, "policy_hash": entry.policy_hash, "rows": entry.row_count, "grade": entry.grade }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(entry))
+}
+
+pub(crate) async fn approve(State(st): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<CatalogEntry>> {
+    caller.require(&[Role::Authority])?;
+    st.store.dataset(&name).await?.ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
+    let mut tx = st.store.begin().await?;
+    if !tx.set_dataset_status(&name, "pending", "active").await? {
+        return Err(ApiError::InvalidState(format!("dataset `{name}` is not pending approval")));
+    }
+    tx.audit(caller.id(), "dataset.approve", &name, serde_json::json!({})).await?;
+    tx.commit().await?;
+    let row = st.store.dataset(&name).await?.ok_or_else(|| ApiError::Internal("dataset vanished".into()))?;
+    Ok(Json(row.entry))
+}
+
+pub(crate) async fn list(State(st): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<CatalogEntry>>> {
+    Ok(Json(st.store.datasets().await?.into_iter().map(|d| d.entry).collect()))
+}

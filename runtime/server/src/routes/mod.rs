@@ -1,0 +1,84 @@
+//! `/v1` routes. Each handler: authenticate (the [`Caller`] extractor),
+//! check the role, validate the input, check the life-cycle state, then
+//! write the change and its audit entry in one transaction.
+//!
+//! [`Caller`]: crate::auth::Caller
+
+mod admin;
+mod catalog;
+mod jobs;
+mod modules;
+mod review;
+mod scenarios;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Largest request body: a 16 MiB module, base64-encoded, plus its manifest.
+const MAX_BODY_BYTES: usize = 24 << 20;
+
+pub(crate) fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/me", get(admin::me))
+        .route("/me/signing-key", put(admin::set_signing_key))
+        .route("/orgs", post(admin::create_org))
+        .route("/users", post(admin::create_user))
+        .route("/datasets", post(catalog::ingest).get(catalog::list))
+        .route("/datasets/{name}/approve", post(catalog::approve))
+        .route("/scenarios", post(scenarios::apply))
+        .route("/scenarios/{id}", get(scenarios::get))
+        .route("/scenarios/{id}/review", post(scenarios::agency_review))
+        .route("/scenarios/{id}/approve", post(scenarios::authority_approve))
+        .route("/modules", post(modules::submit))
+        .route("/jobs", post(jobs::submit))
+        .route("/jobs/{id}", get(jobs::get))
+        .route("/jobs/{id}/release", post(jobs::release))
+        .route("/reviews", get(review::queue))
+        .route("/jobs/{id}/review", get(review::show))
+        .route("/jobs/{id}/votes", post(review::vote))
+        .route("/audit/verify", get(admin::verify_audit));
+    Router::new()
+        .nest("/v1", v1)
+        .fallback(|| async { ApiError::NotFound("no such endpoint; the API lives under /v1".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// A new random identifier.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub(crate) fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+pub(crate) fn parse_date(what: &str, s: &str) -> ApiResult<time::Date> {
+    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| ApiError::BadRequest(format!("{what} must be a date written YYYY-MM-DD")))
+}
+
+pub(crate) fn format_date(d: time::Date) -> String {
+    d.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable")
+}
+
+/// Checks a human-readable text field: present, bounded, no control characters.
+pub(crate) fn check_text(what: &str, s: &str, max: usize) -> ApiResult<()> {
+    if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("{what} must be 1 to {max} characters without control characters")));
+    }
+    Ok(())
+}
+
+/// Checks a ρ value: positive, finite, at most `max`.
+pub(crate) fn check_rho(what: &str, rho: f64, max: f64) -> ApiResult<()> {
+    if !(rho.is_finite() && rho > 0.0 && rho <= max) {
+        return Err(ApiError::BadRequest(format!("{what} must be a number in (0, {max}]")));
+    }
+    Ok(())
+}

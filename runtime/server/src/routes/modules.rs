@@ -1,0 +1,67 @@
+//! Module submission: signature, manifest, scope and sandbox validation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine as _;
+
+use keyong_model::api::{ModuleInfo, SubmitModule, module_signing_message};
+use keyong_model::{Role, ScenarioStatus};
+use keyong_store::ScenarioRow;
+
+use super::{parse_date, today};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::routes::scenarios::{agreement_in_force, visible};
+
+/// Fails unless the scenario is approved and its approval is still valid.
+pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
+    if row.scenario.status != ScenarioStatus::Approved {
+        return Err(ApiError::InvalidState(format!("scenario `{}` is {}, not approved", row.scenario.id, row.scenario.status)));
+    }
+    if parse_date("valid_until", &row.scenario.valid_until)? < today() {
+        return Err(ApiError::PolicyDenied(format!("scenario `{}` has expired", row.scenario.id)));
+    }
+    Ok(())
+}
+
+pub(crate) async fn submit(State(st): State<AppState>, caller: Caller, Json(req): Json<SubmitModule>) -> ApiResult<(StatusCode, Json<ModuleInfo>)> {
+    caller.require(&[Role::Operator])?;
+    agreement_in_force(&st, &caller).await?;
+    let wasm = base64::engine::general_purpose::STANDARD
+        .decode(req.wasm_base64.as_bytes())
+        .map_err(|_| ApiError::BadRequest("wasm_base64 is not valid base64".into()))?;
+    let m = &req.manifest;
+    m.validate().map_err(|e| ApiError::InvalidManifest(e.to_string()))?;
+    let scenario = visible(&st, &caller, &m.scenario).await?;
+    approved_and_valid(&scenario)?;
+    if !scenario.scenario.modes.contains(&m.mode) {
+        return Err(ApiError::PolicyDenied(format!("scenario `{}` does not allow the {:?} mode", m.scenario, m.mode)));
+    }
+    let Some(authorised) = scenario.scenario.datasets.iter().find(|d| d.name == m.input) else {
+        return Err(ApiError::InvalidManifest(format!("dataset `{}` is not part of scenario `{}`", m.input, m.scenario)));
+    };
+    if let Some(c) = m.columns.iter().find(|c| !authorised.columns.contains(c)) {
+        return Err(ApiError::InvalidManifest(format!("column `{c}` of `{}` is not authorised by the scenario", m.input)));
+    }
+    let public_key = caller.0.public_key.clone().ok_or_else(|| ApiError::PolicyDenied("register an SM2 signing key (PUT /v1/me/signing-key) before submitting modules".into()))?;
+    let hash = keyong_crypto::sm3_hex(&wasm);
+    keyong_crypto::verify(&public_key, &module_signing_message(&hash, m), &req.signature_hex).map_err(|_| ApiError::BadSignature)?;
+    if st.store.module(&hash).await?.is_some() {
+        return Err(ApiError::Conflict(format!("module {hash} was already submitted")));
+    }
+    let (sandbox, bytes, h) = (st.sandbox.clone(), wasm.clone(), hash.clone());
+    tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            keyong_sandbox::Error::InvalidModule(msg) => ApiError::InvalidModule(msg),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let mut tx = st.store.begin().await?;
+    tx.insert_module(&hash, caller.org(), caller.id(), m, &req.signature_hex, &wasm).await?;
+    tx.audit(caller.id(), "module.submit", &hash, serde_json::json!({ "name": m.name, "mode": m.mode, "scenario": m.scenario, "bytes": wasm.len(), "signature": req.signature_hex }))
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(ModuleInfo { id: hash, name: m.name.clone(), mode: m.mode, scenario: m.scenario.clone(), size_bytes: wasm.len() as u64 })))
+}

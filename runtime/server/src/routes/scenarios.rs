@@ -1,0 +1,129 @@
+//! Scenario applications: one scenario, one review (一场景一审核).
+
+use axum::extract::{Path, State};
+use time::Duration;
+
+use keyong_model::api::{Budget, DecisionRequest, Scenario, ScenarioRequest};
+use keyong_model::{Decision, Grade, Role, ScenarioStatus};
+use keyong_store::ScenarioRow;
+
+use super::{check_rho, check_text, format_date, new_id, parse_date, today};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Json};
+
+/// Longest validity of a scenario approval, in days.
+const MAX_VALID_DAYS: u32 = 1095;
+
+/// Loads a scenario the caller may see: its own operator, the agency, the authority.
+pub(crate) async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResult<ScenarioRow> {
+    let row = st.store.scenario(id).await?.ok_or_else(|| ApiError::NotFound(format!("no scenario `{id}`")))?;
+    let mine = row.scenario.operator_org == caller.org();
+    if caller.role() == Role::Operator && !mine || matches!(caller.role(), Role::Provider | Role::Reviewer) {
+        return Err(ApiError::NotFound(format!("no scenario `{id}`")));
+    }
+    Ok(row)
+}
+
+/// Fails unless the operator's agreement is in force today.
+pub(crate) async fn agreement_in_force(st: &AppState, caller: &Caller) -> ApiResult<time::Date> {
+    let org = st.store.org(caller.org()).await?.ok_or_else(|| ApiError::Internal("caller's org missing".into()))?;
+    let until = org.agreement_until.as_deref().ok_or_else(|| ApiError::PolicyDenied("your organisation has no authorisation agreement".into()))?;
+    let until = parse_date("agreement_until", until)?;
+    if until < today() {
+        return Err(ApiError::PolicyDenied("your authorisation agreement has expired".into()));
+    }
+    Ok(until)
+}
+
+pub(crate) async fn apply(State(st): State<AppState>, caller: Caller, Json(req): Json<ScenarioRequest>) -> ApiResult<Json<Scenario>> {
+    caller.require(&[Role::Operator])?;
+    let agreement_until = agreement_in_force(&st, &caller).await?;
+    check_text("title", &req.title, 200)?;
+    check_text("purpose", &req.purpose, 2000)?;
+    if req.datasets.is_empty() || req.modes.is_empty() {
+        return Err(ApiError::BadRequest("a scenario names at least one dataset and one execution mode".into()));
+    }
+    if !(1..=MAX_VALID_DAYS).contains(&req.valid_days) {
+        return Err(ApiError::BadRequest(format!("valid_days must be 1..={MAX_VALID_DAYS}")));
+    }
+    if today() + Duration::days(i64::from(req.valid_days)) > agreement_until {
+        return Err(ApiError::PolicyDenied("the scenario cannot outlast your authorisation agreement".into()));
+    }
+    let mut max_rho = f64::INFINITY;
+    for d in &req.datasets {
+        let row = st.store.dataset(&d.name).await?.ok_or_else(|| ApiError::NotFound(format!("no dataset `{}` in the catalog", d.name)))?;
+        if row.entry.status != "active" {
+            return Err(ApiError::InvalidState(format!("dataset `{}` is not yet approved by the authority", d.name)));
+        }
+        if row.entry.grade == Grade::Core {
+            return Err(ApiError::PolicyDenied(format!("dataset `{}` is 核心 (core) data and cannot be authorised", d.name)));
+        }
+        if d.columns.is_empty() {
+            return Err(ApiError::BadRequest(format!("name the columns of `{}` the scenario needs", d.name)));
+        }
+        for c in &d.columns {
+            if *c == row.entry.unit_column {
+                return Err(ApiError::PolicyDenied(format!("`{c}` is the privacy unit; the host uses it but never hands it out")));
+            }
+            if !row.entry.columns.iter().any(|col| col.name == *c) {
+                return Err(ApiError::BadRequest(format!("dataset `{}` has no column `{c}`", d.name)));
+            }
+        }
+        max_rho = max_rho.min(row.entry.budget.rho_total);
+    }
+    check_rho("rho_budget", req.rho_budget, max_rho)?;
+    let scenario = Scenario {
+        id: new_id(),
+        operator_org: caller.org().to_string(),
+        title: req.title.trim().to_string(),
+        purpose: req.purpose.trim().to_string(),
+        datasets: req.datasets,
+        modes: req.modes,
+        status: ScenarioStatus::Submitted,
+        valid_until: String::new(),
+        budget: Budget { rho_total: req.rho_budget, rho_spent: 0.0, epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA) },
+    };
+    let mut tx = st.store.begin().await?;
+    tx.insert_scenario(&scenario, caller.id(), req.valid_days).await?;
+    tx.audit(caller.id(), "scenario.apply", &scenario.id, serde_json::json!({ "datasets": scenario.datasets, "modes": scenario.modes, "rho": scenario.budget.rho_total }))
+        .await?;
+    tx.commit().await?;
+    Ok(Json(scenario))
+}
+
+pub(crate) async fn get(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Scenario>> {
+    Ok(Json(visible(&st, &caller, &id).await?.scenario))
+}
+
+async fn decide(st: &AppState, caller: &Caller, id: &str, req: &DecisionRequest, from: ScenarioStatus, approved: ScenarioStatus, action: &str) -> ApiResult<Scenario> {
+    if req.comment.chars().count() > 2000 {
+        return Err(ApiError::BadRequest("comment must be at most 2000 characters".into()));
+    }
+    let row = visible(st, caller, id).await?;
+    let to = match req.decision {
+        Decision::Approve => approved,
+        Decision::Reject => ScenarioStatus::Rejected,
+    };
+    let valid_until = if to == ScenarioStatus::Approved { format_date(today() + Duration::days(i64::from(row.valid_days))) } else { String::new() };
+    let mut tx = st.store.begin().await?;
+    if !tx.set_scenario_status(id, from, to, &valid_until).await? {
+        return Err(ApiError::InvalidState(format!("scenario is {}, not {from}", row.scenario.status)));
+    }
+    let detail = serde_json::json!({ "decision": req.decision, "comment": req.comment, "status": to });
+    tx.audit(caller.id(), action, id, detail.clone()).await?;
+    // 备案: every scenario decision is filed with the authority.
+    tx.audit(caller.id(), "filing.scenario", id, detail).await?;
+    tx.commit().await?;
+    Ok(visible(st, caller, id).await?.scenario)
+}
+
+pub(crate) async fn agency_review(State(st): State<AppState>, caller: Caller, Path(id): Path<String>, Json(req): Json<DecisionRequest>) -> ApiResult<Json<Scenario>> {
+    caller.require(&[Role::Agency])?;
+    Ok(Json(decide(&st, &caller, &id, &req, ScenarioStatus::Submitted, ScenarioStatus::AgencyApproved, "scenario.agency_review").await?))
+}
+
+pub(crate) async fn authority_approve(State(st): State<AppState>, caller: Caller, Path(id): Path<String>, Json(req): Json<DecisionRequest>) -> ApiResult<Json<Scenario>> {
+    caller.require(&[Role::Authority])?;
+    Ok(Json(decide(&st, &caller, &id, &req, ScenarioStatus::AgencyApproved, ScenarioStatus::Approved, "scenario.authority_approve").await?))
+}

@@ -1,0 +1,133 @@
+//! The job runner: authorised view → sandbox (one fresh instance per unit)
+//! → trusted DP reducer → sealed output awaiting review.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use keyong_data::{AuthorisedView, ViewTable};
+use keyong_model::JobStatus;
+use keyong_model::api::{Evidence, ResultTable};
+use keyong_privacy::Reducer;
+use keyong_sandbox::JobLog;
+use keyong_store::JobRow;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// What a run produced, sealed at rest with SM4-GCM (AAD = job id).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Output {
+    pub(crate) table: ResultTable,
+    pub(crate) evidence: Evidence,
+    pub(crate) logs: String,
+}
+
+pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Output, ApiError> {
+    let sealed = job.sealed_output.as_ref().ok_or_else(|| ApiError::InvalidState("the job has no output".into()))?;
+    let plain = st.keys.seal.open(sealed, job.view.id.as_bytes()).map_err(|_| ApiError::Internal(format!("sealed output of job {} does not open", job.view.id)))?;
+    serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Runs a queued job in the background.
+pub(crate) fn spawn(st: AppState, job_id: String) {
+    tokio::spawn(async move {
+        if let Err(e) = run(&st, &job_id).await {
+            tracing::error!(job = %job_id, error = %e, "job failed");
+            if let Ok(mut tx) = st.store.begin().await {
+                let moved = tx.set_job_status(&job_id, JobStatus::Running, JobStatus::Failed).await.unwrap_or(false)
+                    || tx.set_job_status(&job_id, JobStatus::Queued, JobStatus::Failed).await.unwrap_or(false);
+                if moved {
+                    // The reason is for the agency and the authority only: it may depend on data.
+                    let _ = tx.audit("system", "job.failed", &job_id, serde_json::json!({ "reason": e })).await;
+                    let _ = tx.commit().await;
+                }
+            }
+        }
+    });
+}
+
+/// At start-up: jobs that were running when the server stopped failed;
+/// queued jobs are started again.
+pub(crate) async fn recover(st: &AppState) -> Result<(), keyong_store::Error> {
+    for job in st.store.jobs_with_status(JobStatus::Running).await? {
+        let mut tx = st.store.begin().await?;
+        if tx.set_job_status(&job.view.id, JobStatus::Running, JobStatus::Failed).await? {
+            tx.audit("system", "job.failed", &job.view.id, serde_json::json!({ "reason": "interrupted by a server restart" })).await?;
+        }
+        tx.commit().await?;
+    }
+    for job in st.store.jobs_with_status(JobStatus::Queued).await? {
+        spawn(st.clone(), job.view.id);
+    }
+    Ok(())
+}
+
+async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
+    let _slot = st.job_slots.acquire().await.map_err(|e| e.to_string())?;
+    let e = |e: keyong_store::Error| e.to_string();
+    let job = st.store.job(job_id).await.map_err(e)?.ok_or("job vanished")?;
+    let module = st.store.module(&job.view.module).await.map_err(e)?.ok_or("module missing")?;
+    let dataset = st.store.dataset(&module.manifest.input).await.map_err(e)?.ok_or("dataset missing")?;
+    let mut tx = st.store.begin().await.map_err(e)?;
+    if !tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Running).await.map_err(e)? {
+        return Ok(());
+    }
+    tx.audit("system", "job.start", job_id, serde_json::json!({})).await.map_err(e)?;
+    tx.commit().await.map_err(e)?;
+
+    let manifest = module.manifest.clone();
+    let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
+    let table = ViewTable {
+        name: dataset.entry.name.clone(),
+        file: dataset.file.clone(),
+        unit_column: dataset.entry.unit_column.clone(),
+        columns: manifest.columns.clone(),
+    };
+    let view = AuthorisedView::open(&datasets, vec![table], st.config.view_memory_bytes).map_err(|e| e.to_string())?;
+    let units = view.units(&manifest.input, &manifest.columns).await.map_err(|e| e.to_string())?;
+
+    let (sandbox, rho, min_contributors) = (st.sandbox.clone(), job.view.rho, st.config.min_contributors);
+    let seed = u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes"));
+    let output = tokio::task::spawn_blocking(move || -> Result<Output, String> {
+        let prepared = sandbox.prepare(&module.id, &module.wasm).map_err(|e| e.to_string())?;
+        let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
+        let mut reducer = Reducer::new(&manifest);
+        for (i, unit) in units.iter().enumerate() {
+            match sandbox.map_unit(&prepared, unit, seed.wrapping_add(i as u64), &log) {
+                Ok(emits) => reducer.add_unit(&emits),
+                Err(_) => reducer.unit_failed(),
+            }
+        }
+        let release = reducer.release(rho, min_contributors).map_err(|e| e.to_string())?;
+        let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?.finish();
+        Ok(Output { table: release.table, evidence: release.evidence, logs })
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+
+    let plain = serde_json::to_vec(&output).map_err(|e| e.to_string())?;
+    let sealed = st.keys.seal.seal(&plain, job_id.as_bytes()).map_err(|e| e.to_string())?;
+    let mut tx = st.store.begin().await.map_err(e)?;
+    tx.set_job_output(job_id, &sealed).await.map_err(e)?;
+    if !tx.set_job_status(job_id, JobStatus::Running, JobStatus::UnderReview).await.map_err(e)? {
+        return Err("job left the running state".into());
+    }
+    let ev = &output.evidence;
+    tx.audit(
+        "system",
+        "job.checked",
+        job_id,
+        serde_json::json!({
+            "output_sm3": keyong_crypto::sm3_hex(&plain),
+            "units": ev.units_total,
+            "units_failed": ev.units_failed,
+            "suppressed_cells": ev.suppressed_cells,
+            "rho_spent": ev.noise.iter().map(|n| n.rho).sum::<f64>(),
+        }),
+    )
+    .await
+    .map_err(e)?;
+    tx.commit().await.map_err(e)?;
+    Ok(())
+}
