@@ -12,6 +12,7 @@
 mod electricity;
 mod identity;
 
+pub use datafusion::arrow;
 pub use electricity::{ElectricityConfig, electricity_batches, electricity_schema};
 pub use identity::{DISTRICTS, resident_id};
 

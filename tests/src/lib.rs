@@ -1,1 +1,109 @@
+//! Shared fixtures for the end-to-end tests: a real keyong server on
+//! loopback with a fresh data root, the example module, simulated data.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use keyong_datasets_sim::{ElectricityConfig, electricity_batches, electricity_schema, write_parquet};
+use keyong_model::Manifest;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The example module `name` (e.g. `electricity`), built for wasm32-wasip2.
+///
+/// `cargo xtask test` builds the examples first; when run alone the tests
+/// build them here, in a separate target directory (the outer `cargo test`
+/// holds the lock on the main one).
+pub fn example_wasm(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let file = format!("keyong_example_{name}.wasm");
+    let prebuilt = target_dir().join("wasm32-wasip2/guest").join(&file);
+    if prebuilt.exists() {
+        return std::fs::read(prebuilt).expect("readable guest");
+    }
+    let dir = BUILT.get_or_init(|| {
+        let dir = target_dir().join("test-guests");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
+            .arg(&dir)
+            .args(["-p", &format!("keyong-example-{name}")])
+            .current_dir(workspace())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the example guest failed (is the wasm32-wasip2 target installed? `cargo xtask test` installs it)");
+        dir
+    });
+    std::fs::read(dir.join("wasm32-wasip2/guest").join(file)).expect("built guest")
+}
+
+/// The example module's manifest (scenario left empty).
+pub fn example_manifest(name: &str) -> Manifest {
+    let path = workspace().join(format!("udf-sdk/examples/{name}/manifest.json"));
+    serde_json::from_slice(&std::fs::read(path).expect("manifest exists")).expect("manifest parses")
+}
+
+/// The electricity feed the tests use.
+pub fn electricity_config() -> ElectricityConfig {
+    ElectricityConfig { households: 600, months: 4, year: 2025, seed: 11 }
+}
+
+/// A running server with its own data root, removed on drop.
+pub struct TestServer {
+    pub base: String,
+    pub data_root: PathBuf,
+    pub bootstrap_token: String,
+    server: keyong_server::Server,
+}
+
+impl TestServer {
+    /// Starts a server on 127.0.0.1 (a free port) with the electricity feed in its landing zone.
+    pub async fn start() -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data_root = std::env::temp_dir().join(format!("keyong-e2e-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_root);
+        std::fs::create_dir_all(data_root.join("landing")).unwrap();
+        let f = std::fs::File::create(data_root.join("landing/electricity_bills.parquet")).unwrap();
+        write_parquet(electricity_schema(), electricity_batches(&electricity_config()).unwrap(), f).unwrap();
+        let mut config = keyong_server::Config::new(data_root.clone());
+        config.policies = workspace().join("policies");
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.sandbox.pool_instances = 8;
+        let server = keyong_server::start(config).await.expect("server starts");
+        let bootstrap_token = std::fs::read_to_string(data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE)).unwrap();
+        Self { base: format!("http://{}", server.addr), data_root, bootstrap_token, server }
+    }
+
+    /// Walkthrough inputs for the electricity example.
+    pub fn inputs(&self, rho: f64) -> keyong_client::walkthrough::Inputs {
+        keyong_client::walkthrough::Inputs {
+            base: self.base.clone(),
+            bootstrap_token: self.bootstrap_token.clone(),
+            source: "electricity_bills.parquet".into(),
+            policy: "electricity_bills".into(),
+            wasm: example_wasm("electricity"),
+            manifest: example_manifest("electricity"),
+            rho,
+        }
+    }
+
+    /// A direct connection to the server's SQLite database, for tampering tests.
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.data_root.join("keyong.db").display())).await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.abort();
+        let _ = std::fs::remove_dir_all(&self.data_root);
+    }
+}

@@ -1,1 +1,206 @@
-fn main() {}
+//! `keyong` — the server and the operator's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use keyong_client::walkthrough;
+use keyong_model::Manifest;
+
+#[derive(Parser)]
+#[command(name = "keyong", version, about = "keyong (可用): run untrusted analysis modules on public data that can be used but not seen (数据可用不可见).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the keyong server (HTTP API under /v1) on the embedded default: SQLite + a local data root.
+    Serve {
+        /// Where keyong keeps its database, keys, landing zone and datasets.
+        #[arg(long, env = "KEYONG_DATA_ROOT", default_value = "keyong-data")]
+        data_root: PathBuf,
+        /// Directory of policy files.
+        #[arg(long, env = "KEYONG_POLICIES", default_value = "policies")]
+        policies: PathBuf,
+        /// Address to listen on. Use port 0 to pick a free port.
+        #[arg(long, env = "KEYONG_LISTEN", default_value = "127.0.0.1:7878")]
+        listen: SocketAddr,
+        /// Cells whose noisy contributor count is below this are suppressed.
+        #[arg(long, env = "KEYONG_MIN_CONTRIBUTORS", default_value_t = 10)]
+        min_contributors: u64,
+    },
+    /// Simulated city data (datasets-sim).
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// Generate an SM2 key pair for signing modules; writes JSON with the secret and public key.
+    Keygen {
+        /// Output file (created; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a module and its manifest; writes the JSON body for POST /v1/modules.
+    Sign {
+        /// Key file written by `keyong keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The component (.wasm) built for wasm32-wasip2.
+        #[arg(long)]
+        wasm: PathBuf,
+        /// The manifest JSON (its `scenario` must be the approved scenario's id).
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Drive the whole life of a job against a running server, as its users would, and print the release.
+    Walkthrough {
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// File holding the first authority token (`<data-root>/bootstrap-token`).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// The module to run.
+        #[arg(long)]
+        wasm: PathBuf,
+        /// The module's manifest (the scenario id is filled in).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Raw feed in the server's landing zone.
+        #[arg(long, default_value = "electricity_bills.parquet")]
+        source: String,
+        /// Dataset policy to ingest it with.
+        #[arg(long, default_value = "electricity_bills")]
+        policy: String,
+        /// zCDP ρ the job spends.
+        #[arg(long, default_value_t = 0.5)]
+        rho: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Generate a raw feed (with the identifiers a real feed has) as Parquet.
+    Generate {
+        /// Which feed; this version has `electricity`.
+        #[arg(long, default_value = "electricity")]
+        dataset: String,
+        /// Number of households (scale).
+        #[arg(long, default_value_t = 2000)]
+        households: u64,
+        /// Billing months (1-12).
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory; the file is `<dir>/electricity_bills.parquet`.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyFile {
+    secret_hex: String,
+    public_key_hex: String,
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn write_new(path: &PathBuf, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path).with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { data_root, policies, listen, min_contributors } => {
+            let mut config = keyong_server::Config::new(data_root.clone());
+            config.policies = policies;
+            config.listen = listen;
+            config.min_contributors = min_contributors;
+            let server = keyong_server::start(config).await?;
+            println!("keyong listening on http://{}", server.addr);
+            println!("first authority token: {}", data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE).display());
+            tokio::select! {
+                () = server.wait() => bail!("server stopped"),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        Command::Sim { command: SimCommand::Generate { dataset, households, months, seed, out } } => {
+            if dataset != "electricity" {
+                bail!("unknown dataset `{dataset}`; this version generates `electricity`");
+            }
+            let cfg = keyong_datasets_sim::ElectricityConfig { households, months, seed, ..Default::default() };
+            let batches = keyong_datasets_sim::electricity_batches(&cfg)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let path = out.join("electricity_bills.parquet");
+            let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            let rows = keyong_datasets_sim::write_parquet(keyong_datasets_sim::electricity_schema(), batches, file)?;
+            println!("wrote {rows} rows to {}", path.display());
+            Ok(())
+        }
+        Command::Keygen { out } => {
+            let k = keyong_crypto::SigningKey::generate()?;
+            let file = KeyFile { secret_hex: k.secret_hex(), public_key_hex: k.public_key_hex() };
+            write_new(&out, serde_json::to_string_pretty(&file)?.as_bytes())?;
+            println!("public key: {}", file.public_key_hex);
+            Ok(())
+        }
+        Command::Sign { key, wasm, manifest, out } => {
+            let key: KeyFile = serde_json::from_slice(&read(&key)?).context("the key file is not keyong keygen JSON")?;
+            let key = keyong_crypto::SigningKey::from_hex(&key.secret_hex)?;
+            let manifest: Manifest = serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
+            manifest.validate()?;
+            let body = keyong_client::sign_module(&key, &read(&wasm)?, &manifest)?;
+            write_new(&out, serde_json::to_string(&body)?.as_bytes())?;
+            println!("signed; POST {} to /v1/modules", out.display());
+            Ok(())
+        }
+        Command::Walkthrough { server, token_file, wasm, manifest, source, policy, rho } => {
+            let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
+            let manifest: Manifest = serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
+            let inputs = walkthrough::Inputs { base: server, bootstrap_token: token, source, policy, wasm: read(&wasm)?, manifest, rho };
+            let mut step = 0;
+            let outcome = walkthrough::run(inputs, &mut |msg| {
+                step += 1;
+                println!("[{step:>2}] {msg}");
+            })
+            .await?;
+            println!("\nreleased table (differentially private; zCDP ρ = {:.4}):\n", outcome.bundle.receipt.rho_spent);
+            print!("{}", walkthrough::render_table(&outcome.bundle.table));
+            println!("\nreceipt id: {}", outcome.bundle.receipt.id);
+            if !outcome.audit.ok {
+                bail!("the audit chain does not verify");
+            }
+            println!("audit chain verified: {} entries, head {}", outcome.audit.entries, outcome.audit.head_hash);
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KEYONG_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,169 @@
+//! A typed client for keyong's `/v1` HTTP API, and [`walkthrough`]: the
+//! whole life of a job driven as a client would, shared by `cargo xtask
+//! demo` (through `keyong walkthrough`) and the end-to-end tests.
 
+pub mod walkthrough;
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use keyong_model::api::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error body.
+    #[error("HTTP {status}: {} — {}", .error.code, .error.message)]
+    Api { status: u16, error: ApiError },
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    #[error("unexpected response: {0}")]
+    Decode(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable error code, if the server sent one.
+    pub fn code(&self) -> Option<keyong_model::ErrorCode> {
+        match self {
+            Error::Api { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+}
+
+/// A client acting as one user (or anonymously, without a token).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// `base` is the server's root URL, e.g. `http://127.0.0.1:7878`.
+    pub fn new(base: &str) -> Self {
+        Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_string(), token: None }
+    }
+
+    /// The same server, acting as the holder of `token`.
+    pub fn as_user(&self, token: &str) -> Self {
+        Self { token: Some(token.to_string()), ..self.clone() }
+    }
+
+    /// Sends a request and returns the raw status and JSON body.
+    pub async fn raw(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<(u16, serde_json::Value)> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| Error::Transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| Error::Transport(e.to_string()))?;
+        let json = serde_json::from_slice(&bytes).map_err(|e| Error::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
+        Ok((status, json))
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T> {
+        let body = body.map(|b| serde_json::to_value(b).expect("serialisable"));
+        let (status, json) = self.raw(method, path, body).await?;
+        if !(200..300).contains(&status) {
+            let error: ApiError = serde_json::from_value(json).map_err(|e| Error::Decode(e.to_string()))?;
+            return Err(Error::Api { status, error });
+        }
+        serde_json::from_value(json).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    pub async fn me(&self) -> Result<User> {
+        self.call(Method::GET, "/v1/me", None::<&()>).await
+    }
+    pub async fn create_org(&self, req: &CreateOrg) -> Result<Org> {
+        self.call(Method::POST, "/v1/orgs", Some(req)).await
+    }
+    pub async fn create_user(&self, req: &CreateUser) -> Result<CreatedUser> {
+        self.call(Method::POST, "/v1/users", Some(req)).await
+    }
+    pub async fn set_signing_key(&self, public_key_hex: &str) -> Result<User> {
+        self.call(Method::PUT, "/v1/me/signing-key", Some(&SetSigningKey { public_key_hex: public_key_hex.into() })).await
+    }
+    pub async fn ingest(&self, req: &IngestRequest) -> Result<CatalogEntry> {
+        self.call(Method::POST, "/v1/datasets", Some(req)).await
+    }
+    pub async fn approve_dataset(&self, name: &str) -> Result<CatalogEntry> {
+        self.call(Method::POST, &format!("/v1/datasets/{name}/approve"), None::<&()>).await
+    }
+    pub async fn catalog(&self) -> Result<Vec<CatalogEntry>> {
+        self.call(Method::GET, "/v1/datasets", None::<&()>).await
+    }
+    pub async fn apply_scenario(&self, req: &ScenarioRequest) -> Result<Scenario> {
+        self.call(Method::POST, "/v1/scenarios", Some(req)).await
+    }
+    pub async fn scenario(&self, id: &str) -> Result<Scenario> {
+        self.call(Method::GET, &format!("/v1/scenarios/{id}"), None::<&()>).await
+    }
+    pub async fn agency_review(&self, id: &str, req: &DecisionRequest) -> Result<Scenario> {
+        self.call(Method::POST, &format!("/v1/scenarios/{id}/review"), Some(req)).await
+    }
+    pub async fn authority_approve(&self, id: &str, req: &DecisionRequest) -> Result<Scenario> {
+        self.call(Method::POST, &format!("/v1/scenarios/{id}/approve"), Some(req)).await
+    }
+    pub async fn submit_module(&self, req: &SubmitModule) -> Result<ModuleInfo> {
+        self.call(Method::POST, "/v1/modules", Some(req)).await
+    }
+    pub async fn submit_job(&self, req: &SubmitJob) -> Result<JobView> {
+        self.call(Method::POST, "/v1/jobs", Some(req)).await
+    }
+    pub async fn job(&self, id: &str) -> Result<JobView> {
+        self.call(Method::GET, &format!("/v1/jobs/{id}"), None::<&()>).await
+    }
+    pub async fn review_queue(&self) -> Result<Vec<JobView>> {
+        self.call(Method::GET, "/v1/reviews", None::<&()>).await
+    }
+    pub async fn review(&self, id: &str) -> Result<ReviewView> {
+        self.call(Method::GET, &format!("/v1/jobs/{id}/review"), None::<&()>).await
+    }
+    pub async fn vote(&self, id: &str, req: &DecisionRequest) -> Result<JobView> {
+        self.call(Method::POST, &format!("/v1/jobs/{id}/votes"), Some(req)).await
+    }
+    pub async fn release(&self, id: &str) -> Result<ReleaseBundle> {
+        self.call(Method::POST, &format!("/v1/jobs/{id}/release"), None::<&()>).await
+    }
+    pub async fn verify_audit(&self) -> Result<AuditVerification> {
+        self.call(Method::GET, "/v1/audit/verify", None::<&()>).await
+    }
+
+    /// Polls a job until it leaves `queued`/`running` (or `timeout` passes).
+    pub async fn wait_for_job(&self, id: &str, timeout: std::time::Duration) -> Result<JobView> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await?;
+            if !matches!(job.status, keyong_model::JobStatus::Queued | keyong_model::JobStatus::Running) || tokio::time::Instant::now() > deadline {
+                return Ok(job);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Signs a module submission with an operator's SM2 key.
+pub fn sign_module(key: &keyong_crypto::SigningKey, wasm: &[u8], manifest: &keyong_model::Manifest) -> Result<SubmitModule, keyong_crypto::Error> {
+    use base64::Engine as _;
+    let hash = keyong_crypto::sm3_hex(wasm);
+    let signature_hex = key.sign(&module_signing_message(&hash, manifest))?;
+    Ok(SubmitModule { wasm_base64: base64::engine::general_purpose::STANDARD.encode(wasm), manifest: manifest.clone(), signature_hex })
+}
+
+/// Verifies a release bundle's receipt signature and that the receipt binds the table.
+pub fn verify_bundle(bundle: &ReleaseBundle) -> Result<(), keyong_crypto::Error> {
+    let receipt_json = serde_json::to_string(&bundle.receipt).expect("serialisable");
+    keyong_crypto::verify(&bundle.platform_public_key_hex, receipt_json.as_bytes(), &bundle.signature_hex)?;
+    let table_hash = keyong_crypto::sm3_hex(&serde_json::to_vec(&bundle.table).expect("serialisable"));
+    if table_hash != bundle.receipt.result_hash {
+        return Err(keyong_crypto::Error::Verification);
+    }
+    Ok(())
+}

@@ -157,12 +157,6 @@ impl Store {
     pub async fn verify_audit(&self) -> Result<audit::Verification> {
         Ok(audit::verify(&self.audit_entries().await?))
     }
-
-    /// Raw SQL for tests that tamper with stored state on purpose.
-    #[doc(hidden)]
-    pub async fn execute_unchecked(&self, sql: &'static str) -> Result<u64> {
-        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
-    }
 }
 
 pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T> {
@@ -262,7 +256,7 @@ mod tests {
         }
         let v = store.verify_audit().await.unwrap();
         assert_eq!((v.entries, v.first_bad_seq), (4, None));
-        store.execute_unchecked("UPDATE audit SET detail = '{\"i\":9}' WHERE seq = 3").await.unwrap();
+        sqlx::query("UPDATE audit SET detail = '{\"i\":9}' WHERE seq = 3").execute(&store.pool).await.unwrap();
         assert_eq!(store.verify_audit().await.unwrap().first_bad_seq, Some(3));
         let _ = std::fs::remove_file(path);
     }

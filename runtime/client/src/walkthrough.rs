@@ -1,0 +1,198 @@
+//! The whole life of a job, driven through the API as its users would:
+//! the authority sets up the agency and an operator, the agency ingests and
+//! desensitises a feed, the authority catalogs it, the operator applies for a
+//! scenario (agency review, authority approval), submits an SM2-signed
+//! module, runs it, two reviewers approve, the operator releases the result
+//! with a signed receipt, and the authority verifies the audit chain.
+
+use std::time::Duration;
+
+use keyong_crypto::SigningKey;
+use keyong_model::api::*;
+use keyong_model::{Decision, JobStatus, Manifest, Mode, OrgKind, Role};
+
+use crate::{Client, Error, Result, sign_module, verify_bundle};
+
+/// What the walkthrough needs from its caller.
+pub struct Inputs {
+    /// The server's base URL.
+    pub base: String,
+    /// The first authority user's token (from `<data-root>/bootstrap-token`).
+    pub bootstrap_token: String,
+    /// Raw feed file name in the landing zone and the policy to apply.
+    pub source: String,
+    pub policy: String,
+    /// The module and its manifest (the `scenario` field is filled in here).
+    pub wasm: Vec<u8>,
+    pub manifest: Manifest,
+    /// ρ for the run.
+    pub rho: f64,
+}
+
+/// Tokens of the users the walkthrough created.
+#[derive(Debug, Clone)]
+pub struct Actors {
+    pub authority: String,
+    pub agency: String,
+    pub reviewers: [String; 2],
+    pub operator: String,
+    pub operator_org: String,
+    pub operator_key: SigningKey,
+}
+
+/// Everything the walkthrough saw.
+pub struct Outcome {
+    pub actors: Actors,
+    pub catalog: CatalogEntry,
+    pub scenario: Scenario,
+    pub module: ModuleInfo,
+    pub job: JobView,
+    pub review: ReviewView,
+    pub bundle: ReleaseBundle,
+    pub audit: AuditVerification,
+    /// Every response body the operator received before the release.
+    pub operator_responses: Vec<serde_json::Value>,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("serialisable")
+}
+
+/// Sets up the authority, agency, reviewers and one operator.
+pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn FnMut(&str)) -> Result<Actors> {
+    let authority = base.as_user(bootstrap_token);
+    let agency_org = authority.create_org(&CreateOrg { name: "实施机构 Operating Agency".into(), kind: OrgKind::Agency, agreement_until: None }).await?;
+    let user = |org: &str, name: &str, role| CreateUser { org_id: org.into(), name: name.into(), role };
+    let agency = authority.create_user(&user(&agency_org.id, "agency officer", Role::Agency)).await?;
+    let r1 = authority.create_user(&user(&agency_org.id, "reviewer 1", Role::Reviewer)).await?;
+    let r2 = authority.create_user(&user(&agency_org.id, "reviewer 2", Role::Reviewer)).await?;
+    say(&format!("authority created the agency `{}` with an officer and two reviewers", agency_org.name));
+    let until = time::OffsetDateTime::now_utc().date() + time::Duration::days(730);
+    let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable");
+    let agency_client = base.as_user(&agency.token);
+    let op_org = agency_client
+        .create_org(&CreateOrg { name: "运营机构 Grid Insights Ltd.".into(), kind: OrgKind::Operator, agreement_until: Some(until.clone()) })
+        .await?;
+    let operator = agency_client.create_user(&user(&op_org.id, "operator developer", Role::Operator)).await?;
+    say(&format!("agency admitted operator `{}` (agreement until {until}, filed with the authority)", op_org.name));
+    let key = SigningKey::generate().map_err(|e| Error::Decode(e.to_string()))?;
+    base.as_user(&operator.token).set_signing_key(&key.public_key_hex()).await?;
+    say("operator registered its SM2 public key");
+    Ok(Actors {
+        authority: bootstrap_token.to_string(),
+        agency: agency.token,
+        reviewers: [r1.token, r2.token],
+        operator: operator.token,
+        operator_org: op_org.id,
+        operator_key: key,
+    })
+}
+
+/// Runs the walkthrough, reporting each step through `say`.
+pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
+    let base = Client::new(&inputs.base);
+    let actors = setup_actors(&base, &inputs.bootstrap_token, say).await?;
+    let (authority, agency, operator) = (base.as_user(&actors.authority), base.as_user(&actors.agency), base.as_user(&actors.operator));
+    let mut seen = Vec::new();
+
+    let entry = agency.ingest(&IngestRequest { policy: inputs.policy.clone(), source: inputs.source.clone(), rho_budget: 4.0 }).await?;
+    say(&format!(
+        "agency ingested `{}`: {} rows desensitised (初步脱敏), version {}…, grade {}, unit column `{}`",
+        entry.name,
+        entry.row_count,
+        &entry.version[..12],
+        entry.grade,
+        entry.unit_column
+    ));
+    let entry = authority.approve_dataset(&entry.name).await?;
+    say(&format!("authority approved the catalog entry; dataset budget ρ = {}", entry.budget.rho_total));
+    seen.push(json(&operator.catalog().await?));
+
+    let scenario = operator
+        .apply_scenario(&ScenarioRequest {
+            title: "分区居民用电分析 Household electricity use by district".into(),
+            purpose: "Plan grid capacity per district from aggregate household consumption.".into(),
+            datasets: vec![ScenarioDataset { name: entry.name.clone(), columns: inputs.manifest.columns.clone() }],
+            modes: vec![Mode::Aggregate],
+            rho_budget: 2.0,
+            valid_days: 365,
+        })
+        .await?;
+    seen.push(json(&scenario));
+    say(&format!("operator applied for scenario {} (一场景一审核)", scenario.id));
+    let approve = DecisionRequest { decision: Decision::Approve, comment: "scope and columns are proportionate".into() };
+    agency.agency_review(&scenario.id, &approve).await?;
+    let scenario = authority.authority_approve(&scenario.id, &approve).await?;
+    say(&format!("agency reviewed, authority approved; scenario valid until {}", scenario.valid_until));
+
+    let mut manifest = inputs.manifest.clone();
+    manifest.scenario = scenario.id.clone();
+    let submission = sign_module(&actors.operator_key, &inputs.wasm, &manifest).map_err(|e| Error::Decode(e.to_string()))?;
+    let module = operator.submit_module(&submission).await?;
+    seen.push(json(&module));
+    say(&format!("operator submitted module `{}` ({} bytes, SM3 {}…), SM2 signature verified", module.name, module.size_bytes, &module.id[..12]));
+
+    let job = operator.submit_job(&SubmitJob { module_id: module.id.clone(), rho: inputs.rho }).await?;
+    seen.push(json(&job));
+    say(&format!("operator submitted job {} with ρ = {}; budget reserved", job.id, job.rho));
+    let job = operator.wait_for_job(&job.id, Duration::from_secs(600)).await?;
+    seen.push(json(&job));
+    if job.status != JobStatus::UnderReview {
+        return Err(Error::Decode(format!("job ended {} instead of under_review", job.status)));
+    }
+    say("sandbox ran the mapper once per privacy unit, each in a fresh instance; the host added DP noise; output sealed for review");
+
+    let r1 = base.as_user(&actors.reviewers[0]);
+    let r2 = base.as_user(&actors.reviewers[1]);
+    let queue = r1.review_queue().await?;
+    if !queue.iter().any(|j| j.id == job.id) {
+        return Err(Error::Decode("job missing from the review queue".into()));
+    }
+    let review = r1.review(&job.id).await?;
+    say(&format!(
+        "reviewer 1 sees {} cells, {} units ({} failed), {} suppressed below {} contributors",
+        review.output.rows.len(),
+        review.evidence.units_total,
+        review.evidence.units_failed,
+        review.evidence.suppressed_cells,
+        review.evidence.min_contributors
+    ));
+    r1.vote(&job.id, &DecisionRequest { decision: Decision::Approve, comment: "aggregates only; noise as declared".into() }).await?;
+    let job = r2.vote(&job.id, &DecisionRequest { decision: Decision::Approve, comment: "agree".into() }).await?;
+    say(&format!("two independent reviewers approved (blind to each other); job is {}", job.status));
+    seen.push(json(&operator.job(&job.id).await?));
+
+    let bundle = operator.release(&job.id).await?;
+    verify_bundle(&bundle).map_err(|e| Error::Decode(format!("receipt does not verify: {e}")))?;
+    say(&format!("operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
+    let audit = authority.verify_audit().await?;
+    say(&format!("authority verified the SM3 audit chain: {} entries, ok = {}", audit.entries, audit.ok));
+    Ok(Outcome { actors, catalog: entry, scenario, module, job, review, bundle, audit, operator_responses: seen })
+}
+
+/// Renders a released table as aligned text.
+pub fn render_table(t: &ResultTable) -> String {
+    let mut header: Vec<String> = t.dimensions.clone();
+    header.extend(t.statistics.iter().map(|s| format!("{s:?}").to_lowercase()));
+    let rows: Vec<Vec<String>> = t
+        .rows
+        .iter()
+        .map(|r| {
+            let mut cells = r.key.clone();
+            cells.extend(r.values.iter().map(|v| v.map_or("suppressed".to_string(), |x| format!("{x:.1}"))));
+            cells
+        })
+        .collect();
+    // Display width: CJK and other wide characters take two columns.
+    let width = |s: &str| s.chars().map(|c| if c >= '\u{1100}' { 2 } else { 1 }).sum::<usize>();
+    let widths: Vec<usize> =
+        (0..header.len()).map(|i| std::iter::once(&header[i]).chain(rows.iter().map(|r| &r[i])).map(|s| width(s)).max().unwrap_or(0)).collect();
+    let line = |cells: &[String]| cells.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - width(c)))).collect::<Vec<_>>().join("  ");
+    let mut out = line(&header);
+    out.push('\n');
+    for r in &rows {
+        out.push_str(&line(r));
+        out.push('\n');
+    }
+    out
+}

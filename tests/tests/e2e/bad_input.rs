@@ -1,0 +1,127 @@
+use keyong_client::{Client, sign_module, walkthrough};
+use keyong_model::ErrorCode;
+use keyong_model::api::{DecisionRequest, IngestRequest, SubmitJob};
+use keyong_model::{Decision, Role};
+use keyong_tests::{TestServer, example_wasm};
+
+/// Sends a raw body and returns (status, error code).
+async fn raw(base: &str, token: &str, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let json: serde_json::Value = resp.json().await.unwrap();
+    (status, json["code"].as_str().unwrap_or_default().to_string())
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
+    r.unwrap_err().code().expect("an API error with a code")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_stable_code_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let outcome = walkthrough::run(server.inputs(0.5), &mut |_| {}).await.unwrap();
+    let base = Client::new(&server.base);
+    let (authority, agency, operator) = (base.as_user(&outcome.actors.authority), base.as_user(&outcome.actors.agency), base.as_user(&outcome.actors.operator));
+    let reviewer = base.as_user(&outcome.actors.reviewers[0]);
+    let entries_before = authority.verify_audit().await.unwrap().entries;
+    let scenario_before = operator.scenario(&outcome.scenario.id).await.unwrap();
+
+    // Authentication and roles.
+    assert_eq!(code(base.me().await), ErrorCode::Unauthenticated);
+    assert_eq!(code(base.as_user("not-a-token").me().await), ErrorCode::Unauthenticated);
+    let ingest = IngestRequest { policy: "electricity_bills".into(), source: "electricity_bills.parquet".into(), rho_budget: 1.0 };
+    assert_eq!(code(operator.ingest(&ingest).await), ErrorCode::Forbidden);
+    let approve = DecisionRequest { decision: Decision::Approve, comment: String::new() };
+    assert_eq!(code(operator.authority_approve(&outcome.scenario.id, &approve).await), ErrorCode::Forbidden);
+    let user = keyong_model::api::CreateUser { org_id: outcome.actors.operator_org.clone(), name: "x".into(), role: Role::Operator };
+    assert_eq!(code(reviewer.create_user(&user).await), ErrorCode::Forbidden);
+    assert_eq!(code(agency.create_user(&keyong_model::api::CreateUser { role: Role::Reviewer, ..user }).await), ErrorCode::BadRequest);
+
+    // Malformed JSON, wrong types, unknown fields.
+    let tok = &outcome.actors.operator;
+    assert_eq!(raw(&server.base, tok, reqwest::Method::POST, "/v1/scenarios", "{").await, (400, "bad_request".into()));
+    assert_eq!(raw(&server.base, tok, reqwest::Method::POST, "/v1/jobs", r#"{"module_id": 5, "rho": "x"}"#).await, (400, "bad_request".into()));
+    assert_eq!(raw(&server.base, tok, reqwest::Method::POST, "/v1/jobs", r#"{"module_id": "m", "rho": 0.1, "x": 1}"#).await, (400, "bad_request".into()));
+    assert_eq!(raw(&server.base, tok, reqwest::Method::GET, "/v2/jobs", "").await.0, 404);
+
+    // Ingest: unknown policy, a source outside the landing zone, an existing dataset.
+    let agency_ingest = |policy: &str, source: &str| IngestRequest { policy: policy.into(), source: source.into(), rho_budget: 1.0 };
+    assert_eq!(code(agency.ingest(&agency_ingest("nope", "electricity_bills.parquet")).await), ErrorCode::NotFound);
+    assert_eq!(code(agency.ingest(&agency_ingest("electricity_bills", "../keys/platform.json")).await), ErrorCode::BadRequest);
+    assert_eq!(code(agency.ingest(&agency_ingest("electricity_bills", "electricity_bills.parquet")).await), ErrorCode::Conflict);
+
+    // Modules: unknown scenario, unsigned, tampered, signed by someone else, not a component.
+    let key = &outcome.actors.operator_key;
+    let wasm = example_wasm("electricity");
+    let mut manifest = outcome.review.manifest.clone();
+    manifest.name = "kwh-by-district-v2".into();
+    let mut unknown = manifest.clone();
+    unknown.scenario = "no-such-scenario".into();
+    assert_eq!(code(operator.submit_module(&sign_module(key, &wasm, &unknown).unwrap()).await), ErrorCode::NotFound);
+    let mut unsigned = sign_module(key, &wasm, &manifest).unwrap();
+    unsigned.signature_hex = String::new();
+    assert_eq!(code(operator.submit_module(&unsigned).await), ErrorCode::BadSignature);
+    let mut tampered_wasm = wasm.clone();
+    tampered_wasm.push(0);
+    let mut tampered = sign_module(key, &wasm, &manifest).unwrap();
+    tampered.wasm_base64 = sign_module(key, &tampered_wasm, &manifest).unwrap().wasm_base64;
+    assert_eq!(code(operator.submit_module(&tampered).await), ErrorCode::BadSignature);
+    let mut widened = sign_module(key, &wasm, &manifest).unwrap();
+    widened.manifest.value.upper = 1e6;
+    assert_eq!(code(operator.submit_module(&widened).await), ErrorCode::BadSignature);
+    let stranger = keyong_crypto::SigningKey::generate().unwrap();
+    assert_eq!(code(operator.submit_module(&sign_module(&stranger, &wasm, &manifest).unwrap()).await), ErrorCode::BadSignature);
+    assert_eq!(code(operator.submit_module(&sign_module(key, b"\0asm\x01\0\0\0", &manifest).unwrap()).await), ErrorCode::InvalidModule);
+    assert_eq!(code(operator.submit_module(&sign_module(key, b"definitely not wasm", &manifest).unwrap()).await), ErrorCode::InvalidModule);
+    let mut bad_manifest = manifest.clone();
+    bad_manifest.columns.push("amount_yuan".into());
+    assert_eq!(code(operator.submit_module(&sign_module(key, &wasm, &bad_manifest).unwrap()).await), ErrorCode::InvalidManifest);
+    assert_eq!(code(operator.submit_module(&sign_module(key, &wasm, &outcome.review.manifest).unwrap()).await), ErrorCode::Conflict);
+
+    // Jobs: unknown module, ρ out of range, more ρ than is left.
+    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: "nope".into(), rho: 0.1 }).await), ErrorCode::NotFound);
+    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: -1.0 }).await), ErrorCode::BadRequest);
+    let err = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: 1.6 }).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BudgetExhausted));
+    assert!(err.to_string().contains("scenario: 1.5"), "{err}");
+
+    // Review: the released job cannot be voted on again; release needs approval.
+    assert_eq!(code(reviewer.vote(&outcome.job.id, &approve).await), ErrorCode::InvalidState);
+    assert_eq!(code(operator.release("no-such-job").await), ErrorCode::NotFound);
+
+    // Nothing was half-written: no audit entry, no budget spent, no module stored.
+    assert_eq!(authority.verify_audit().await.unwrap().entries, entries_before);
+    assert_eq!(operator.scenario(&outcome.scenario.id).await.unwrap(), scenario_before);
+    let tampered_id = keyong_crypto::sm3_hex(&tampered_wasm);
+    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: tampered_id, rho: 0.1 }).await), ErrorCode::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_are_blind_and_cannot_vote_twice() {
+    let server = TestServer::start().await;
+    let base = Client::new(&server.base);
+    // The walkthrough sets everything up; a second job then goes to review.
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    let operator = base.as_user(&outcome.actors.operator);
+    let job = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: 0.25 }).await.unwrap();
+    let job = operator.wait_for_job(&job.id, std::time::Duration::from_secs(300)).await.unwrap();
+    assert_eq!(job.status, keyong_model::JobStatus::UnderReview);
+    let (r1, r2) = (base.as_user(&outcome.actors.reviewers[0]), base.as_user(&outcome.actors.reviewers[1]));
+    assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
+    let approve = DecisionRequest { decision: Decision::Approve, comment: "ok".into() };
+    r1.vote(&job.id, &approve).await.unwrap();
+    assert!(r1.review(&job.id).await.unwrap().votes.is_some(), "a reviewer who voted sees the votes");
+    assert!(r2.review(&job.id).await.unwrap().votes.is_none(), "blind until the second vote");
+    assert_eq!(code(r1.vote(&job.id, &approve).await), ErrorCode::Conflict);
+    let reject = DecisionRequest { decision: Decision::Reject, comment: "cell too small".into() };
+    let job = r2.vote(&job.id, &reject).await.unwrap();
+    assert_eq!(job.status, keyong_model::JobStatus::Rejected);
+    assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real keyong server on loopback, driven through its
+//! HTTP API exactly as the demo drives it.
+
+mod audit;
+mod bad_input;
+mod life_cycle;
