@@ -111,7 +111,9 @@ pub fn electricity_batches(cfg: &ElectricityConfig) -> Result<impl Iterator<Item
                     kwh.append_null();
                     amount.append_null();
                 } else {
-                    let v = (h.level * SEASON[month as usize] * (0.15 * standard_normal(&mut rng)).exp() * 10.0).round() / 10.0;
+                    let v = (h.level * SEASON[month as usize] * (0.15 * standard_normal(&mut rng)).exp() * 10.0)
+                        .round()
+                        / 10.0;
                     kwh.append_value(v);
                     amount.append_value(tariff(v));
                 }

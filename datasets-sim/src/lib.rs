@@ -38,7 +38,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Streams `batches` into a Parquet file on `out`; returns the row count.
-pub fn write_parquet<W: Write + Send>(schema: SchemaRef, batches: impl Iterator<Item = RecordBatch>, out: W) -> Result<u64> {
+pub fn write_parquet<W: Write + Send>(
+    schema: SchemaRef,
+    batches: impl Iterator<Item = RecordBatch>,
+    out: W,
+) -> Result<u64> {
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     let mut writer = ArrowWriter::try_new(out, schema, Some(props))?;
     let mut rows = 0u64;

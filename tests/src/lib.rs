@@ -38,7 +38,10 @@ pub fn example_wasm(name: &str) -> Vec<u8> {
             .current_dir(workspace())
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "building the example guest failed (is the wasm32-wasip2 target installed? `cargo xtask test` installs it)");
+        assert!(
+            status.success(),
+            "building the example guest failed (is the wasm32-wasip2 target installed? `cargo xtask test` installs it)"
+        );
         dir
     });
     std::fs::read(dir.join("wasm32-wasip2/guest").join(file)).expect("built guest")

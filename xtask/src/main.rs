@@ -1,1 +1,174 @@
-fn main() {}
+//! `cargo xtask` — the project's commands:
+//!
+//! - `cargo xtask demo`  — set up, start keyong on the embedded default and
+//!   walk one job from raw feed to signed release.
+//! - `cargo xtask test`  — set up, then fmt check, clippy `-D warnings`, all tests.
+//! - `cargo xtask bench <name>` — run a benchmark; figures go to `target/bench/<name>.json`.
+//! - `cargo xtask guests` — build the example modules for wasm32-wasip2.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, bail};
+
+const GUEST_TARGET: &str = "wasm32-wasip2";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace());
+    c
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", format!("{cmd:?}").replace('"', ""));
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs what the build needs: the guest target and the rustfmt/clippy components.
+fn setup() -> anyhow::Result<()> {
+    let targets = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !targets.lines().any(|l| l.trim() == GUEST_TARGET) {
+        run(Command::new("rustup").args(["target", "add", GUEST_TARGET]))?;
+    }
+    let components = output(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    for c in ["rustfmt", "clippy"] {
+        if !components.lines().any(|l| l.starts_with(c)) {
+            run(Command::new("rustup").args(["component", "add", c]))?;
+        }
+    }
+    Ok(())
+}
+
+/// Package names of the example modules under `udf-sdk/examples/`.
+fn guest_packages() -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(workspace().join("udf-sdk/examples"))? {
+        let entry = entry?;
+        if entry.path().join("Cargo.toml").exists() {
+            names.push(format!("keyong-example-{}", entry.file_name().to_string_lossy()));
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn build_guests() -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--target", GUEST_TARGET, "--profile", "guest"]);
+    for p in guest_packages()? {
+        cmd.args(["-p", &p]);
+    }
+    run(&mut cmd)
+}
+
+fn guest_wasm(name: &str) -> PathBuf {
+    target_dir().join(GUEST_TARGET).join("guest").join(format!("keyong_example_{name}.wasm"))
+}
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn demo() -> anyhow::Result<()> {
+    setup()?;
+    build_guests()?;
+    run(cargo().args(["build", "-p", "keyong"]))?;
+    let keyong = target_dir().join("debug/keyong");
+    let root = target_dir().join("demo");
+    if root.exists() {
+        std::fs::remove_dir_all(&root).with_context(|| format!("cannot clear {}", root.display()))?;
+    }
+    println!("== simulating the city's raw electricity feed (with real-looking identifiers)");
+    run(Command::new(&keyong)
+        .args(["sim", "generate", "--households", "2000", "--months", "12", "--out"])
+        .arg(root.join("landing")))?;
+    println!("== starting keyong on the embedded default (SQLite + local data root, loopback)");
+    let mut child = Command::new(&keyong)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-root"])
+        .arg(&root)
+        .arg("--policies")
+        .arg(workspace().join("policies"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start keyong serve")?;
+    let stdout = child.stdout.take().expect("piped");
+    let server = ServerProcess(child);
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first)?;
+    let url = first
+        .trim()
+        .strip_prefix("keyong listening on ")
+        .with_context(|| format!("unexpected server output: {first}"))?
+        .to_string();
+    println!("   keyong is listening on {url}");
+    println!("== walking one job through its whole life, as its users would\n");
+    run(Command::new(&keyong)
+        .args(["walkthrough", "--server", &url, "--token-file"])
+        .arg(root.join("bootstrap-token"))
+        .arg("--wasm")
+        .arg(guest_wasm("electricity"))
+        .arg("--manifest")
+        .arg(workspace().join("udf-sdk/examples/electricity/manifest.json")))?;
+    drop(server);
+    println!("\ndemo finished: data root kept in {}", root.display());
+    Ok(())
+}
+
+fn test() -> anyhow::Result<()> {
+    setup()?;
+    build_guests()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    run(cargo().args(["test", "--workspace", "--locked"]))?;
+    Ok(())
+}
+
+fn bench(name: &str) -> anyhow::Result<()> {
+    setup()?;
+    build_guests()?;
+    let out = target_dir().join("bench");
+    std::fs::create_dir_all(&out)?;
+    run(cargo()
+        .args(["run", "--release", "--locked", "-p", "keyong-benches", "--", name, "--out"])
+        .arg(out.join(format!("{name}.json"))))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["demo"] => demo(),
+        ["test"] => test(),
+        ["bench", name] => bench(name),
+        ["guests"] => {
+            setup()?;
+            build_guests()
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <demo | test | bench <name> | guests>");
+            std::process::exit(2);
+        }
+    }
+}

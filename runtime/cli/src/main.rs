@@ -11,7 +11,11 @@ use keyong_client::walkthrough;
 use keyong_model::Manifest;
 
 #[derive(Parser)]
-#[command(name = "keyong", version, about = "keyong (可用): run untrusted analysis modules on public data that can be used but not seen (数据可用不可见).")]
+#[command(
+    name = "keyong",
+    version,
+    about = "keyong (可用): run untrusted analysis modules on public data that can be used but not seen (数据可用不可见)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +122,11 @@ fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 
 fn write_new(path: &PathBuf, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path).with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
     f.write_all(bytes)?;
     Ok(())
 }
@@ -159,9 +167,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sign { key, wasm, manifest, out } => {
-            let key: KeyFile = serde_json::from_slice(&read(&key)?).context("the key file is not keyong keygen JSON")?;
+            let key: KeyFile =
+                serde_json::from_slice(&read(&key)?).context("the key file is not keyong keygen JSON")?;
             let key = keyong_crypto::SigningKey::from_hex(&key.secret_hex)?;
-            let manifest: Manifest = serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
+            let manifest: Manifest =
+                serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
             manifest.validate()?;
             let body = keyong_client::sign_module(&key, &read(&wasm)?, &manifest)?;
             write_new(&out, serde_json::to_string(&body)?.as_bytes())?;
@@ -170,8 +180,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Walkthrough { server, token_file, wasm, manifest, source, policy, rho } => {
             let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
-            let manifest: Manifest = serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
-            let inputs = walkthrough::Inputs { base: server, bootstrap_token: token, source, policy, wasm: read(&wasm)?, manifest, rho };
+            let manifest: Manifest =
+                serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
+            let inputs = walkthrough::Inputs {
+                base: server,
+                bootstrap_token: token,
+                source,
+                policy,
+                wasm: read(&wasm)?,
+                manifest,
+                rho,
+            };
             let mut step = 0;
             let outcome = walkthrough::run(inputs, &mut |msg| {
                 step += 1;

@@ -53,7 +53,12 @@ impl Client {
     }
 
     /// Sends a request and returns the raw status and JSON body.
-    pub async fn raw(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<(u16, serde_json::Value)> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value)> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -64,7 +69,8 @@ impl Client {
         let resp = req.send().await.map_err(|e| Error::Transport(e.to_string()))?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| Error::Transport(e.to_string()))?;
-        let json = serde_json::from_slice(&bytes).map_err(|e| Error::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
+        let json = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
         Ok((status, json))
     }
 
@@ -88,7 +94,8 @@ impl Client {
         self.call(Method::POST, "/v1/users", Some(req)).await
     }
     pub async fn set_signing_key(&self, public_key_hex: &str) -> Result<User> {
-        self.call(Method::PUT, "/v1/me/signing-key", Some(&SetSigningKey { public_key_hex: public_key_hex.into() })).await
+        self.call(Method::PUT, "/v1/me/signing-key", Some(&SetSigningKey { public_key_hex: public_key_hex.into() }))
+            .await
     }
     pub async fn ingest(&self, req: &IngestRequest) -> Result<CatalogEntry> {
         self.call(Method::POST, "/v1/datasets", Some(req)).await
@@ -141,7 +148,9 @@ impl Client {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let job = self.job(id).await?;
-            if !matches!(job.status, keyong_model::JobStatus::Queued | keyong_model::JobStatus::Running) || tokio::time::Instant::now() > deadline {
+            if !matches!(job.status, keyong_model::JobStatus::Queued | keyong_model::JobStatus::Running)
+                || tokio::time::Instant::now() > deadline
+            {
                 return Ok(job);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -150,11 +159,19 @@ impl Client {
 }
 
 /// Signs a module submission with an operator's SM2 key.
-pub fn sign_module(key: &keyong_crypto::SigningKey, wasm: &[u8], manifest: &keyong_model::Manifest) -> Result<SubmitModule, keyong_crypto::Error> {
+pub fn sign_module(
+    key: &keyong_crypto::SigningKey,
+    wasm: &[u8],
+    manifest: &keyong_model::Manifest,
+) -> Result<SubmitModule, keyong_crypto::Error> {
     use base64::Engine as _;
     let hash = keyong_crypto::sm3_hex(wasm);
     let signature_hex = key.sign(&module_signing_message(&hash, manifest))?;
-    Ok(SubmitModule { wasm_base64: base64::engine::general_purpose::STANDARD.encode(wasm), manifest: manifest.clone(), signature_hex })
+    Ok(SubmitModule {
+        wasm_base64: base64::engine::general_purpose::STANDARD.encode(wasm),
+        manifest: manifest.clone(),
+        signature_hex,
+    })
 }
 
 /// Verifies a release bundle's receipt signature and that the receipt binds the table.

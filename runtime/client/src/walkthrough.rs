@@ -61,7 +61,13 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 /// Sets up the authority, agency, reviewers and one operator.
 pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn FnMut(&str)) -> Result<Actors> {
     let authority = base.as_user(bootstrap_token);
-    let agency_org = authority.create_org(&CreateOrg { name: "实施机构 Operating Agency".into(), kind: OrgKind::Agency, agreement_until: None }).await?;
+    let agency_org = authority
+        .create_org(&CreateOrg {
+            name: "实施机构 Operating Agency".into(),
+            kind: OrgKind::Agency,
+            agreement_until: None,
+        })
+        .await?;
     let user = |org: &str, name: &str, role| CreateUser { org_id: org.into(), name: name.into(), role };
     let agency = authority.create_user(&user(&agency_org.id, "agency officer", Role::Agency)).await?;
     let r1 = authority.create_user(&user(&agency_org.id, "reviewer 1", Role::Reviewer)).await?;
@@ -71,7 +77,11 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
     let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable");
     let agency_client = base.as_user(&agency.token);
     let op_org = agency_client
-        .create_org(&CreateOrg { name: "运营机构 Grid Insights Ltd.".into(), kind: OrgKind::Operator, agreement_until: Some(until.clone()) })
+        .create_org(&CreateOrg {
+            name: "运营机构 Grid Insights Ltd.".into(),
+            kind: OrgKind::Operator,
+            agreement_until: Some(until.clone()),
+        })
         .await?;
     let operator = agency_client.create_user(&user(&op_org.id, "operator developer", Role::Operator)).await?;
     say(&format!("agency admitted operator `{}` (agreement until {until}, filed with the authority)", op_org.name));
@@ -92,10 +102,13 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
 pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let base = Client::new(&inputs.base);
     let actors = setup_actors(&base, &inputs.bootstrap_token, say).await?;
-    let (authority, agency, operator) = (base.as_user(&actors.authority), base.as_user(&actors.agency), base.as_user(&actors.operator));
+    let (authority, agency, operator) =
+        (base.as_user(&actors.authority), base.as_user(&actors.agency), base.as_user(&actors.operator));
     let mut seen = Vec::new();
 
-    let entry = agency.ingest(&IngestRequest { policy: inputs.policy.clone(), source: inputs.source.clone(), rho_budget: 4.0 }).await?;
+    let entry = agency
+        .ingest(&IngestRequest { policy: inputs.policy.clone(), source: inputs.source.clone(), rho_budget: 4.0 })
+        .await?;
     say(&format!(
         "agency ingested `{}`: {} rows desensitised (初步脱敏), version {}…, grade {}, unit column `{}`",
         entry.name,
@@ -120,17 +133,24 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         .await?;
     seen.push(json(&scenario));
     say(&format!("operator applied for scenario {} (一场景一审核)", scenario.id));
-    let approve = DecisionRequest { decision: Decision::Approve, comment: "scope and columns are proportionate".into() };
+    let approve =
+        DecisionRequest { decision: Decision::Approve, comment: "scope and columns are proportionate".into() };
     agency.agency_review(&scenario.id, &approve).await?;
     let scenario = authority.authority_approve(&scenario.id, &approve).await?;
     say(&format!("agency reviewed, authority approved; scenario valid until {}", scenario.valid_until));
 
     let mut manifest = inputs.manifest.clone();
     manifest.scenario = scenario.id.clone();
-    let submission = sign_module(&actors.operator_key, &inputs.wasm, &manifest).map_err(|e| Error::Decode(e.to_string()))?;
+    let submission =
+        sign_module(&actors.operator_key, &inputs.wasm, &manifest).map_err(|e| Error::Decode(e.to_string()))?;
     let module = operator.submit_module(&submission).await?;
     seen.push(json(&module));
-    say(&format!("operator submitted module `{}` ({} bytes, SM3 {}…), SM2 signature verified", module.name, module.size_bytes, &module.id[..12]));
+    say(&format!(
+        "operator submitted module `{}` ({} bytes, SM3 {}…), SM2 signature verified",
+        module.name,
+        module.size_bytes,
+        &module.id[..12]
+    ));
 
     let job = operator.submit_job(&SubmitJob { module_id: module.id.clone(), rho: inputs.rho }).await?;
     seen.push(json(&job));
@@ -140,7 +160,9 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     if job.status != JobStatus::UnderReview {
         return Err(Error::Decode(format!("job ended {} instead of under_review", job.status)));
     }
-    say("sandbox ran the mapper once per privacy unit, each in a fresh instance; the host added DP noise; output sealed for review");
+    say(
+        "sandbox ran the mapper once per privacy unit, each in a fresh instance; the host added DP noise; output sealed for review",
+    );
 
     let r1 = base.as_user(&actors.reviewers[0]);
     let r2 = base.as_user(&actors.reviewers[1]);
@@ -157,7 +179,11 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         review.evidence.suppressed_cells,
         review.evidence.min_contributors
     ));
-    r1.vote(&job.id, &DecisionRequest { decision: Decision::Approve, comment: "aggregates only; noise as declared".into() }).await?;
+    r1.vote(
+        &job.id,
+        &DecisionRequest { decision: Decision::Approve, comment: "aggregates only; noise as declared".into() },
+    )
+    .await?;
     let job = r2.vote(&job.id, &DecisionRequest { decision: Decision::Approve, comment: "agree".into() }).await?;
     say(&format!("two independent reviewers approved (blind to each other); job is {}", job.status));
     seen.push(json(&operator.job(&job.id).await?));
@@ -185,9 +211,17 @@ pub fn render_table(t: &ResultTable) -> String {
         .collect();
     // Display width: CJK and other wide characters take two columns.
     let width = |s: &str| s.chars().map(|c| if c >= '\u{1100}' { 2 } else { 1 }).sum::<usize>();
-    let widths: Vec<usize> =
-        (0..header.len()).map(|i| std::iter::once(&header[i]).chain(rows.iter().map(|r| &r[i])).map(|s| width(s)).max().unwrap_or(0)).collect();
-    let line = |cells: &[String]| cells.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - width(c)))).collect::<Vec<_>>().join("  ");
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| std::iter::once(&header[i]).chain(rows.iter().map(|r| &r[i])).map(|s| width(s)).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - width(c))))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
     let mut out = line(&header);
     out.push('\n');
     for r in &rows {

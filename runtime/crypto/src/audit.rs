@@ -22,9 +22,25 @@ pub struct Entry {
 }
 
 /// The hash of an entry with the given fields after `prev_hash`.
-pub fn entry_hash(prev_hash: &str, seq: i64, at: &str, actor: &str, action: &str, subject: &str, detail: &str) -> String {
+pub fn entry_hash(
+    prev_hash: &str,
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> String {
     let mut buf = Vec::with_capacity(256);
-    for field in [prev_hash.as_bytes(), &seq.to_be_bytes(), at.as_bytes(), actor.as_bytes(), action.as_bytes(), subject.as_bytes(), detail.as_bytes()] {
+    for field in [
+        prev_hash.as_bytes(),
+        &seq.to_be_bytes(),
+        at.as_bytes(),
+        actor.as_bytes(),
+        action.as_bytes(),
+        subject.as_bytes(),
+        detail.as_bytes(),
+    ] {
         buf.extend_from_slice(&(field.len() as u64).to_be_bytes());
         buf.extend_from_slice(field);
     }
@@ -43,15 +59,13 @@ pub struct Verification {
 /// Verifies entries given in ascending `seq` order, starting at the genesis.
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Verification {
     let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1;
     let mut n = 0;
-    for e in entries {
+    for (expected_seq, e) in (1..).zip(entries) {
         let recomputed = entry_hash(&e.prev_hash, e.seq, &e.at, &e.actor, &e.action, &e.subject, &e.detail);
         if e.seq != expected_seq || e.prev_hash != prev || e.hash != recomputed {
             return Verification { entries: n, head: prev, first_bad_seq: Some(e.seq) };
         }
         prev = e.hash.clone();
-        expected_seq += 1;
         n += 1;
     }
     Verification { entries: n, head: prev, first_bad_seq: None }
@@ -67,7 +81,16 @@ mod tests {
             .map(|seq| {
                 let at = format!("2026-01-01T00:00:{seq:02}Z");
                 let hash = entry_hash(&prev, seq, &at, "u1", "act", "s", "{}");
-                let e = Entry { seq, at, actor: "u1".into(), action: "act".into(), subject: "s".into(), detail: "{}".into(), prev_hash: prev.clone(), hash: hash.clone() };
+                let e = Entry {
+                    seq,
+                    at,
+                    actor: "u1".into(),
+                    action: "act".into(),
+                    subject: "s".into(),
+                    detail: "{}".into(),
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 e
             })

@@ -95,10 +95,7 @@ mod tests {
     #[test]
     fn sm3_long_vector() {
         // GB/T 32905 example 2: "abcd" × 16.
-        assert_eq!(
-            sm3_hex(&b"abcd".repeat(16)),
-            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
-        );
+        assert_eq!(sm3_hex(&b"abcd".repeat(16)), "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732");
     }
 
     #[test]

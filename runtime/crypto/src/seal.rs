@@ -37,7 +37,8 @@ impl SealKey {
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         random_bytes(&mut nonce)?;
-        let ct = self.cipher()
+        let ct = self
+            .cipher()
             .encrypt(&nonce.into(), aes_gcm::aead::Payload { msg: plaintext, aad })
             .map_err(|_| Error::Malformed("plaintext"))?;
         let mut out = nonce.to_vec();
@@ -52,9 +53,7 @@ impl SealKey {
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
-        self.cipher()
-            .decrypt(&nonce.into(), aes_gcm::aead::Payload { msg: ct, aad })
-            .map_err(|_| Error::Verification)
+        self.cipher().decrypt(&nonce.into(), aes_gcm::aead::Payload { msg: ct, aad }).map_err(|_| Error::Verification)
     }
 
     fn cipher(&self) -> Sm4Gcm {

@@ -29,9 +29,7 @@ impl SigningKey {
     /// Parses the 32-byte secret scalar from hex.
     pub fn from_hex(secret_hex: &str) -> Result<Self> {
         let d = hex::decode(secret_hex.trim()).map_err(|_| Error::Malformed("SM2 secret key"))?;
-        sm2::dsa::SigningKey::from_slice(SM2_DIST_ID, &d)
-            .map(Self)
-            .map_err(|_| Error::Malformed("SM2 secret key"))
+        sm2::dsa::SigningKey::from_slice(SM2_DIST_ID, &d).map(Self).map_err(|_| Error::Malformed("SM2 secret key"))
     }
 
     /// The secret scalar as hex. Handle with care.

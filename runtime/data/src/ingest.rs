@@ -43,11 +43,7 @@ fn pseudonym(secret: &[u8], value: &str) -> String {
 fn mask(s: &str, keep_prefix: usize, keep_suffix: usize) -> String {
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if i < keep_prefix || i + keep_suffix >= n { *c } else { '*' })
-        .collect()
+    chars.iter().enumerate().map(|(i, c)| if i < keep_prefix || i + keep_suffix >= n { *c } else { '*' }).collect()
 }
 
 fn map_strings(col: &ArrayRef, name: &str, f: impl Fn(&str) -> Result<String>) -> Result<ArrayRef> {
@@ -59,7 +55,8 @@ fn map_strings(col: &ArrayRef, name: &str, f: impl Fn(&str) -> Result<String>) -
 
 fn month_of(name: &str, v: &str) -> Result<String> {
     let b = v.as_bytes();
-    let ok = b.len() >= 7 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5..7].iter().all(u8::is_ascii_digit);
+    let ok =
+        b.len() >= 7 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5..7].iter().all(u8::is_ascii_digit);
     if !ok {
         return Err(Error::BadInput(format!("column `{name}` holds a value that is not a YYYY-MM-DD date")));
     }
@@ -76,7 +73,11 @@ struct Plan {
 fn plan(policy: &DatasetPolicy, raw: &Schema) -> Result<Plan> {
     for f in raw.fields() {
         if policy.column(f.name()).is_none() {
-            return Err(Error::BadInput(format!("schema drift: raw column `{}` is not in policy `{}`", f.name(), policy.name)));
+            return Err(Error::BadInput(format!(
+                "schema drift: raw column `{}` is not in policy `{}`",
+                f.name(),
+                policy.name
+            )));
         }
     }
     let mut steps = Vec::new();
@@ -106,7 +107,9 @@ fn transform(plan: &Plan, policy: &DatasetPolicy, secret: &[u8], batch: &RecordB
         out.push(match t {
             Transform::Keep => col.clone(),
             Transform::Pseudonym { .. } => map_strings(col, name, |v| Ok(pseudonym(secret, v)))?,
-            Transform::Mask { keep_prefix, keep_suffix } => map_strings(col, name, |v| Ok(mask(v, *keep_prefix, *keep_suffix)))?,
+            Transform::Mask { keep_prefix, keep_suffix } => {
+                map_strings(col, name, |v| Ok(mask(v, *keep_prefix, *keep_suffix)))?
+            }
             Transform::Month => map_strings(col, name, |v| month_of(name, v))?,
             Transform::Drop => unreachable!("dropped columns have no step"),
         });
@@ -193,7 +196,8 @@ pub fn ingest(landing: &Dir, source: &str, policy: &DatasetPolicy, secret: &[u8]
         .iter()
         .map(|(_, _, field)| {
             let raw = policy.columns.iter().find(|c| {
-                c.name == *field.name() || matches!(&c.transform, Transform::Pseudonym { output } if output == field.name())
+                c.name == *field.name()
+                    || matches!(&c.transform, Transform::Pseudonym { output } if output == field.name())
             });
             ColumnInfo {
                 name: field.name().clone(),

@@ -8,9 +8,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatc
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -45,9 +45,11 @@ impl AuthorisedView {
     /// Loads the authorised columns through cap-std and registers them.
     /// `memory_limit` bounds DataFusion's memory pool for queries in the view.
     pub fn open(datasets: &Dir, tables: Vec<ViewTable>, memory_limit: usize) -> Result<Self> {
-        let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(memory_limit))).build_arc()?;
+        let runtime =
+            RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(memory_limit))).build_arc()?;
         let config = SessionConfig::new().with_information_schema(false).with_target_partitions(2);
-        let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
+        let state =
+            SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
         let ctx = SessionContext::new_with_state(state);
         for t in &tables {
             let file = datasets.open(&t.file)?.into_std();
@@ -130,8 +132,12 @@ fn values(col: &ArrayRef) -> Result<ColumnValues> {
     use datafusion::arrow::datatypes::{Float64Type, Int64Type};
     Ok(match col.data_type() {
         DataType::Boolean => ColumnValues::Boolean(col.as_boolean().iter().collect()),
-        t if t.is_floating() => ColumnValues::Float64(cast(col, &DataType::Float64)?.as_primitive::<Float64Type>().iter().collect()),
-        t if t.is_integer() => ColumnValues::Int64(cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().iter().collect()),
+        t if t.is_floating() => {
+            ColumnValues::Float64(cast(col, &DataType::Float64)?.as_primitive::<Float64Type>().iter().collect())
+        }
+        t if t.is_integer() => {
+            ColumnValues::Int64(cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().iter().collect())
+        }
         _ => {
             let s = cast(col, &DataType::Utf8)?;
             ColumnValues::Utf8(s.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect())
@@ -215,7 +221,9 @@ mod tests {
         assert_eq!(names, ["person", "district", "bill_date", "kwh", "amount_yuan"]);
         // Exact match: no raw 身份证, name, phone or address appears in the stored bytes.
         let stored = dirs.datasets.read(&ing.file).unwrap();
-        let raw: Vec<_> = electricity_batches(&ElectricityConfig { households: 300, months: 3, year: 2025, seed: 1 }).unwrap().collect();
+        let raw: Vec<_> = electricity_batches(&ElectricityConfig { households: 300, months: 3, year: 2025, seed: 1 })
+            .unwrap()
+            .collect();
         for b in &raw {
             for col in ["id_number", "name", "mobile", "address"] {
                 for v in b.column_by_name(col).unwrap().as_string::<i32>().iter().flatten().step_by(7) {
@@ -257,15 +265,26 @@ mod tests {
             r#"{ name = "mobile",      tag = "other", transform = { kind = "keep" } }"#,
         ))
         .unwrap();
-        let before: Vec<_> = dirs.datasets.read_dir("electricity_bills").unwrap().map(|e| e.unwrap().file_name()).collect();
+        let before: Vec<_> =
+            dirs.datasets.read_dir("electricity_bills").unwrap().map(|e| e.unwrap().file_name()).collect();
         let err = crate::ingest(&dirs.landing, "electricity.parquet", &leaky, b"s", &dirs.datasets).unwrap_err();
-        assert!(matches!(err, Error::IdentifierSurvived { ref column, detector: "mobile" } if column == "mobile"), "{err}");
-        let after: Vec<_> = dirs.datasets.read_dir("electricity_bills").unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(
+            matches!(err, Error::IdentifierSurvived { ref column, detector: "mobile" } if column == "mobile"),
+            "{err}"
+        );
+        let after: Vec<_> =
+            dirs.datasets.read_dir("electricity_bills").unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(before, after);
         // Missing file, non-Parquet file, schema drift.
-        assert!(matches!(crate::ingest(&dirs.landing, "missing.parquet", &policy, b"s", &dirs.datasets), Err(Error::BadInput(_))));
+        assert!(matches!(
+            crate::ingest(&dirs.landing, "missing.parquet", &policy, b"s", &dirs.datasets),
+            Err(Error::BadInput(_))
+        ));
         dirs.landing.write("junk.parquet", b"not parquet").unwrap();
-        assert!(matches!(crate::ingest(&dirs.landing, "junk.parquet", &policy, b"s", &dirs.datasets), Err(Error::BadInput(_))));
+        assert!(matches!(
+            crate::ingest(&dirs.landing, "junk.parquet", &policy, b"s", &dirs.datasets),
+            Err(Error::BadInput(_))
+        ));
         let drift = DatasetPolicy::parse(&POLICY.replace("\"kwh\"", "\"kwh_total\"")).unwrap();
         let err = crate::ingest(&dirs.landing, "electricity.parquet", &drift, b"s", &dirs.datasets).unwrap_err();
         assert!(err.to_string().contains("schema drift"), "{err}");

@@ -81,25 +81,18 @@ fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), ManifestError> 
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl Manifest {
     /// Checks the manifest on its own (not against a scenario or dataset).
     pub fn validate(&self) -> Result<(), ManifestError> {
-        check(self.format == MANIFEST_FORMAT, || {
-            format!("format must be `{MANIFEST_FORMAT}`, got `{}`", self.format)
-        })?;
-        check(valid_name(&self.name), || {
-            "name must be 1-64 characters of [A-Za-z0-9_-]".into()
-        })?;
+        check(self.format == MANIFEST_FORMAT, || format!("format must be `{MANIFEST_FORMAT}`, got `{}`", self.format))?;
+        check(valid_name(&self.name), || "name must be 1-64 characters of [A-Za-z0-9_-]".into())?;
         check(!self.columns.is_empty(), || "columns must name at least one column".into())?;
-        check(
-            (1..=MAX_DIMENSIONS).contains(&self.key_dimensions.len()),
-            || format!("key_dimensions must have 1 to {MAX_DIMENSIONS} entries"),
-        )?;
+        check((1..=MAX_DIMENSIONS).contains(&self.key_dimensions.len()), || {
+            format!("key_dimensions must have 1 to {MAX_DIMENSIONS} entries")
+        })?;
         let mut cells: usize = 1;
         for d in &self.key_dimensions {
             check(valid_name(&d.name), || format!("dimension name `{}` is not valid", d.name))?;
@@ -110,9 +103,7 @@ impl Manifest {
             }
             cells = cells.saturating_mul(d.values.len());
         }
-        check(cells <= MAX_CELLS, || {
-            format!("the key domain has {cells} cells; at most {MAX_CELLS} are allowed")
-        })?;
+        check(cells <= MAX_CELLS, || format!("the key domain has {cells} cells; at most {MAX_CELLS} are allowed"))?;
         let v = &self.value;
         check(valid_name(&v.name), || "value.name is not valid".into())?;
         check(v.lower.is_finite() && v.upper.is_finite() && v.lower < v.upper, || {
@@ -123,8 +114,7 @@ impl Manifest {
         })?;
         check(!self.statistics.is_empty(), || "statistics must not be empty".into())?;
         check(
-            (1..=MAX_KEYS_PER_UNIT).contains(&self.max_keys_per_unit)
-                && self.max_keys_per_unit as usize <= cells,
+            (1..=MAX_KEYS_PER_UNIT).contains(&self.max_keys_per_unit) && self.max_keys_per_unit as usize <= cells,
             || format!("max_keys_per_unit must be 1..={MAX_KEYS_PER_UNIT} and at most the cell count"),
         )?;
         check((1..=MAX_EMITS_PER_UNIT).contains(&self.max_emits_per_unit), || {
@@ -151,10 +141,7 @@ mod tests {
             scenario: "s1".into(),
             input: "electricity_bills".into(),
             columns: vec!["district".into(), "kwh".into()],
-            key_dimensions: vec![Dimension {
-                name: "district".into(),
-                values: vec!["a".into(), "b".into()],
-            }],
+            key_dimensions: vec![Dimension { name: "district".into(), values: vec!["a".into(), "b".into()] }],
             value: ValueSpec { name: "kwh".into(), lower: 0.0, upper: 100.0 },
             statistics: vec![Statistic::Count, Statistic::Sum],
             max_keys_per_unit: 1,

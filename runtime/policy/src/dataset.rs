@@ -157,8 +157,10 @@ columns = [
 
     #[test]
     fn refuses_a_kept_identifier() {
-        let text = GOOD.replace(r#"{ name = "name", tag = "direct_identifier", transform = { kind = "drop" } }"#,
-            r#"{ name = "name", tag = "direct_identifier", transform = { kind = "keep" } }"#);
+        let text = GOOD.replace(
+            r#"{ name = "name", tag = "direct_identifier", transform = { kind = "drop" } }"#,
+            r#"{ name = "name", tag = "direct_identifier", transform = { kind = "keep" } }"#,
+        );
         assert!(matches!(DatasetPolicy::parse(&text), Err(Error::Invalid(m)) if m.contains("must be dropped")));
     }
 

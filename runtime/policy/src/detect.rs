@@ -34,7 +34,7 @@ pub fn resident_id_check(first17: &[u8]) -> Option<u8> {
 }
 
 fn plausible_date(y: u32, m: u32, d: u32) -> bool {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     (1..=12).contains(&m) && d >= 1 && d <= days[(m - 1) as usize]
 }

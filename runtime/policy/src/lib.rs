@@ -4,8 +4,8 @@
 //! Architecture invariant: pure functions over text; no I/O. Callers read the
 //! files and hand over their contents.
 
-pub mod detect;
 mod dataset;
+pub mod detect;
 
 pub use dataset::{ColumnPolicy, DatasetPolicy, Tag, Transform};
 

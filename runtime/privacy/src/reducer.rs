@@ -153,7 +153,12 @@ impl Reducer {
                 }
             };
             spent += used;
-            evidence.noise.push(NoiseInfo { statistic: *stat, mechanism: "discrete_gaussian (OpenDP)".into(), scale, rho: used });
+            evidence.noise.push(NoiseInfo {
+                statistic: *stat,
+                mechanism: "discrete_gaussian (OpenDP)".into(),
+                scale,
+                rho: used,
+            });
             columns.push(values);
         }
         // Threshold on the noisy count when it is released; otherwise on a
@@ -191,7 +196,12 @@ fn calibrate(sensitivity: f64, rho: f64, map: impl Fn(f64) -> Result<f64>) -> Re
 
 fn gaussian_i64(x: &[i64], sensitivity: f64, rho: f64) -> Result<(Vec<i64>, f64, f64)> {
     let build = |scale| {
-        make_gaussian::<_, _, ZeroConcentratedDivergence>(VectorDomain::new(AtomDomain::<i64>::default()), L2Distance::<f64>::default(), scale, None)
+        make_gaussian::<_, _, ZeroConcentratedDivergence>(
+            VectorDomain::new(AtomDomain::<i64>::default()),
+            L2Distance::<f64>::default(),
+            scale,
+            None,
+        )
     };
     let (scale, used) = calibrate(sensitivity, rho, |s| Ok(build(s)?.map(&sensitivity)?))?;
     Ok((build(scale)?.invoke(&x.to_vec())?, scale, used))
@@ -199,7 +209,12 @@ fn gaussian_i64(x: &[i64], sensitivity: f64, rho: f64) -> Result<(Vec<i64>, f64,
 
 fn gaussian_i128(x: &[i128], sensitivity: f64, rho: f64) -> Result<(Vec<i128>, f64, f64)> {
     let build = |scale| {
-        make_gaussian::<_, _, ZeroConcentratedDivergence>(VectorDomain::new(AtomDomain::<i128>::default()), L2Distance::<f64>::default(), scale, None)
+        make_gaussian::<_, _, ZeroConcentratedDivergence>(
+            VectorDomain::new(AtomDomain::<i128>::default()),
+            L2Distance::<f64>::default(),
+            scale,
+            None,
+        )
     };
     let (scale, used) = calibrate(sensitivity, rho, |s| Ok(build(s)?.map(&sensitivity)?))?;
     Ok((build(scale)?.invoke(&x.to_vec())?, scale, used))

@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
@@ -155,7 +157,8 @@ impl Sandbox {
         let engine = Engine::new(&config).map_err(|e| Error::Setup(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Setup(e.to_string()))?;
-        bindings::Aggregate::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| Error::Setup(e.to_string()))?;
+        bindings::Aggregate::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| Error::Setup(e.to_string()))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (weak, stop) = (engine.weak(), stop_ticker.clone());
@@ -216,8 +219,9 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| Error::InvalidModule(format!("module does not link: {}", e.root_cause())))?;
-        let pre = bindings::AggregatePre::new(pre)
-            .map_err(|e| Error::InvalidModule(format!("module does not export the aggregate world: {}", e.root_cause())))?;
+        let pre = bindings::AggregatePre::new(pre).map_err(|e| {
+            Error::InvalidModule(format!("module does not export the aggregate world: {}", e.root_cause()))
+        })?;
         let prepared = Prepared { pre };
         self.compiled.lock().expect("cache lock").insert(hash.to_string(), prepared.clone());
         Ok(prepared)
@@ -225,7 +229,13 @@ impl Sandbox {
 
     /// Calls the mapper on one unit's rows in a fresh store and instance.
     /// `seed` seeds the module's random numbers (the host chooses it).
-    pub fn map_unit(&self, module: &Prepared, rows: &UnitRows, seed: u64, log: &Arc<Mutex<JobLog>>) -> Result<Vec<Emit>, UnitFailure> {
+    pub fn map_unit(
+        &self,
+        module: &Prepared,
+        rows: &UnitRows,
+        seed: u64,
+        log: &Arc<Mutex<JobLog>>,
+    ) -> Result<Vec<Emit>, UnitFailure> {
         let stdio = MemoryOutputPipe::new(self.limits.stdio_bytes_per_call);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdio.clone())
@@ -251,10 +261,7 @@ impl Sandbox {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.limits.call_deadline_ms * TICKS_PER_SECOND / 1000 + 1);
-        let result = module
-            .pre
-            .instantiate(&mut store)
-            .and_then(|inst| inst.call_map_unit(&mut store, &to_wit(rows)));
+        let result = module.pre.instantiate(&mut store).and_then(|inst| inst.call_map_unit(&mut store, &to_wit(rows)));
         let captured = stdio.contents();
         if !captured.is_empty() {
             log.lock().expect("log lock").push(String::from_utf8_lossy(&captured).trim_end());

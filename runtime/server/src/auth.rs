@@ -36,7 +36,11 @@ impl Caller {
             Ok(())
         } else {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::Forbidden(format!("this action needs the role {}; you are {}", names.join(" or "), self.0.role)))
+            Err(ApiError::Forbidden(format!(
+                "this action needs the role {}; you are {}",
+                names.join(" or "),
+                self.0.role
+            )))
         }
     }
 

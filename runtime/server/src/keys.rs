@@ -70,13 +70,21 @@ pub(crate) async fn bootstrap(store: &Store, root: &Dir) -> Result<(), String> {
     }
     let token = keyong_crypto::random_hex32().map_err(|e| e.to_string())?;
     let mut tx = store.begin().await.map_err(|e| e.to_string())?;
-    let org = Org { id: "authority".into(), name: "公共数据主管部门 Public Data Authority".into(), kind: OrgKind::Authority, agreement_until: None };
+    let org = Org {
+        id: "authority".into(),
+        name: "公共数据主管部门 Public Data Authority".into(),
+        kind: OrgKind::Authority,
+        agreement_until: None,
+    };
     tx.insert_org(&org).await.map_err(|e| e.to_string())?;
     tx.insert_user("authority-admin", &org.id, "authority admin", Role::Authority, &crate::auth::token_hash(&token))
         .await
         .map_err(|e| e.to_string())?;
-    tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id })).await.map_err(|e| e.to_string())?;
+    tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id }))
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = root.remove_file(BOOTSTRAP_TOKEN_FILE);
-    private_file(root, BOOTSTRAP_TOKEN_FILE, token.as_bytes()).map_err(|e| format!("cannot write {BOOTSTRAP_TOKEN_FILE}: {e}"))?;
+    private_file(root, BOOTSTRAP_TOKEN_FILE, token.as_bytes())
+        .map_err(|e| format!("cannot write {BOOTSTRAP_TOKEN_FILE}: {e}"))?;
     tx.commit().await.map_err(|e| e.to_string())
 }

@@ -107,13 +107,18 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     for sub in ["keys", "landing", "datasets"] {
         root.create_dir_all(sub).map_err(|source| StartError::Io { what: sub.into(), source })?;
     }
-    let policies = Dir::open_ambient_dir(&config.policies, ambient_authority())
-        .map_err(|source| StartError::Io { what: format!("policies directory {}", config.policies.display()), source })?;
-    let store = Store::open_sqlite(&config.data_root.join("keyong.db")).await.map_err(|e| StartError::Setup(e.to_string()))?;
+    let policies = Dir::open_ambient_dir(&config.policies, ambient_authority()).map_err(|source| StartError::Io {
+        what: format!("policies directory {}", config.policies.display()),
+        source,
+    })?;
+    let store =
+        Store::open_sqlite(&config.data_root.join("keyong.db")).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let keys = keys::Keys::load_or_create(&root).map_err(|e| StartError::Setup(e.to_string()))?;
     keys::bootstrap(&store, &root).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let sandbox = Sandbox::new(config.sandbox.clone()).map_err(|e| StartError::Setup(e.to_string()))?;
-    let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Io { what: format!("listen address {}", config.listen), source })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Io { what: format!("listen address {}", config.listen), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
     let state = AppState {
         store,

@@ -25,7 +25,11 @@ pub(crate) struct Output {
 
 pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Output, ApiError> {
     let sealed = job.sealed_output.as_ref().ok_or_else(|| ApiError::InvalidState("the job has no output".into()))?;
-    let plain = st.keys.seal.open(sealed, job.view.id.as_bytes()).map_err(|_| ApiError::Internal(format!("sealed output of job {} does not open", job.view.id)))?;
+    let plain = st
+        .keys
+        .seal
+        .open(sealed, job.view.id.as_bytes())
+        .map_err(|_| ApiError::Internal(format!("sealed output of job {} does not open", job.view.id)))?;
     serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
@@ -53,7 +57,13 @@ pub(crate) async fn recover(st: &AppState) -> Result<(), keyong_store::Error> {
     for job in st.store.jobs_with_status(JobStatus::Running).await? {
         let mut tx = st.store.begin().await?;
         if tx.set_job_status(&job.view.id, JobStatus::Running, JobStatus::Failed).await? {
-            tx.audit("system", "job.failed", &job.view.id, serde_json::json!({ "reason": "interrupted by a server restart" })).await?;
+            tx.audit(
+                "system",
+                "job.failed",
+                &job.view.id,
+                serde_json::json!({ "reason": "interrupted by a server restart" }),
+            )
+            .await?;
         }
         tx.commit().await?;
     }
@@ -100,7 +110,8 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
             }
         }
         let release = reducer.release(rho, min_contributors).map_err(|e| e.to_string())?;
-        let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?.finish();
+        let logs =
+            Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?.finish();
         Ok(Output { table: release.table, evidence: release.evidence, logs })
     })
     .await

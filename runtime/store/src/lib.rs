@@ -17,8 +17,8 @@ pub use tx::{BudgetShortfall, Tx};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use keyong_crypto::audit;
 
@@ -76,7 +76,8 @@ impl Store {
     }
 
     pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<UserRow>> {
-        let row = sqlx::query("SELECT * FROM users WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT * FROM users WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.pool).await?;
         row.map(|r| UserRow::from_row(&r)).transpose()
     }
 
@@ -125,13 +126,19 @@ impl Store {
     }
 
     pub async fn votes(&self, job_id: &str) -> Result<Vec<keyong_model::api::VoteRecord>> {
-        let rows = sqlx::query("SELECT * FROM votes WHERE job_id = ? ORDER BY at, reviewer").bind(job_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM votes WHERE job_id = ? ORDER BY at, reviewer")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(rows::vote_from_row).collect()
     }
 
     /// The release of a job: (receipt JSON, signature hex).
     pub async fn release(&self, job_id: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT receipt_json, signature FROM releases WHERE job_id = ?").bind(job_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT receipt_json, signature FROM releases WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| (r.get("receipt_json"), r.get("signature"))))
     }
 
@@ -182,7 +189,14 @@ mod tests {
 
     async fn seed(store: &Store, rho_dataset: f64, rho_scenario: f64) {
         let mut tx = store.begin().await.unwrap();
-        tx.insert_org(&keyong_model::api::Org { id: "o1".into(), name: "op".into(), kind: OrgKind::Operator, agreement_until: None }).await.unwrap();
+        tx.insert_org(&keyong_model::api::Org {
+            id: "o1".into(),
+            name: "op".into(),
+            kind: OrgKind::Operator,
+            agreement_until: None,
+        })
+        .await
+        .unwrap();
         tx.insert_user("u1", "o1", "alice", keyong_model::Role::Operator, "th").await.unwrap();
         let budget = Budget { rho_total: rho_dataset, rho_spent: 0.0, epsilon_remaining_at_1e6: 0.0 };
         let entry = CatalogEntry {
@@ -269,11 +283,22 @@ mod tests {
         {
             let mut tx = store.begin().await.unwrap();
             tx.audit("u1", "x", "y", serde_json::json!({})).await.unwrap();
-            assert!(tx.set_job_status("nope", keyong_model::JobStatus::Queued, keyong_model::JobStatus::Running).await.is_ok());
+            assert!(
+                tx.set_job_status("nope", keyong_model::JobStatus::Queued, keyong_model::JobStatus::Running)
+                    .await
+                    .is_ok()
+            );
         }
         assert_eq!(store.audit_entries().await.unwrap().len(), before);
         let mut tx = store.begin().await.unwrap();
-        let dup = tx.insert_org(&keyong_model::api::Org { id: "o2".into(), name: "op".into(), kind: OrgKind::Operator, agreement_until: None }).await;
+        let dup = tx
+            .insert_org(&keyong_model::api::Org {
+                id: "o2".into(),
+                name: "op".into(),
+                kind: OrgKind::Operator,
+                agreement_until: None,
+            })
+            .await;
         assert!(matches!(dup, Err(Error::Conflict)));
         let _ = std::fs::remove_file(path);
     }

@@ -19,11 +19,21 @@ fn epsilon(rho: f64) -> f64 {
 }
 
 pub(crate) fn org_from_row(r: &SqliteRow) -> Result<Org> {
-    Ok(Org { id: r.get("id"), name: r.get("name"), kind: parse("org kind", r.get("kind"))?, agreement_until: r.get("agreement_until") })
+    Ok(Org {
+        id: r.get("id"),
+        name: r.get("name"),
+        kind: parse("org kind", r.get("kind"))?,
+        agreement_until: r.get("agreement_until"),
+    })
 }
 
 pub(crate) fn vote_from_row(r: &SqliteRow) -> Result<VoteRecord> {
-    Ok(VoteRecord { reviewer: r.get("reviewer"), decision: parse("decision", r.get("decision"))?, comment: r.get("comment"), at: r.get("at") })
+    Ok(VoteRecord {
+        reviewer: r.get("reviewer"),
+        decision: parse("decision", r.get("decision"))?,
+        comment: r.get("comment"),
+        at: r.get("at"),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -37,11 +47,22 @@ pub struct UserRow {
 
 impl UserRow {
     pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
-        Ok(Self { id: r.get("id"), org_id: r.get("org_id"), name: r.get("name"), role: parse("role", r.get("role"))?, public_key: r.get("public_key") })
+        Ok(Self {
+            id: r.get("id"),
+            org_id: r.get("org_id"),
+            name: r.get("name"),
+            role: parse("role", r.get("role"))?,
+            public_key: r.get("public_key"),
+        })
     }
 
     pub fn api(&self) -> keyong_model::api::User {
-        keyong_model::api::User { id: self.id.clone(), org_id: self.org_id.clone(), name: self.name.clone(), role: self.role }
+        keyong_model::api::User {
+            id: self.id.clone(),
+            org_id: self.org_id.clone(),
+            name: self.name.clone(),
+            role: self.role,
+        }
     }
 }
 

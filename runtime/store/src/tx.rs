@@ -41,7 +41,8 @@ impl Tx {
 
     /// Appends an audit entry chained to the previous one.
     pub async fn audit(&mut self, actor: &str, action: &str, subject: &str, detail: serde_json::Value) -> Result<()> {
-        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *self.tx).await?;
+        let last =
+            sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *self.tx).await?;
         let (seq, prev): (i64, String) = match last {
             Some(r) => (r.get::<i64, _>("seq") + 1, r.get("hash")),
             None => (1, audit::GENESIS.to_string()),
@@ -74,7 +75,14 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn insert_user(&mut self, id: &str, org_id: &str, name: &str, role: Role, token_hash: &str) -> Result<()> {
+    pub async fn insert_user(
+        &mut self,
+        id: &str,
+        org_id: &str,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO users (id, org_id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id)
             .bind(org_id)
@@ -88,7 +96,11 @@ impl Tx {
     }
 
     pub async fn set_public_key(&mut self, user_id: &str, public_key_hex: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET public_key = ? WHERE id = ?").bind(public_key_hex).bind(user_id).execute(&mut *self.tx).await?;
+        sqlx::query("UPDATE users SET public_key = ? WHERE id = ?")
+            .bind(public_key_hex)
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -117,7 +129,12 @@ impl Tx {
 
     /// Moves a dataset from status `from` to `to`; false if it was not in `from`.
     pub async fn set_dataset_status(&mut self, name: &str, from: &str, to: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE datasets SET status = ? WHERE name = ? AND status = ?").bind(to).bind(name).bind(from).execute(&mut *self.tx).await?;
+        let r = sqlx::query("UPDATE datasets SET status = ? WHERE name = ? AND status = ?")
+            .bind(to)
+            .bind(name)
+            .bind(from)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -144,7 +161,13 @@ impl Tx {
     }
 
     /// Moves a scenario from `from` to `to` (and sets its validity end); false if it was not in `from`.
-    pub async fn set_scenario_status(&mut self, id: &str, from: ScenarioStatus, to: ScenarioStatus, valid_until: &str) -> Result<bool> {
+    pub async fn set_scenario_status(
+        &mut self,
+        id: &str,
+        from: ScenarioStatus,
+        to: ScenarioStatus,
+        valid_until: &str,
+    ) -> Result<bool> {
         let r = sqlx::query("UPDATE scenarios SET status = ?, valid_until = ? WHERE id = ? AND status = ?")
             .bind(to.as_str())
             .bind(valid_until)
@@ -155,7 +178,15 @@ impl Tx {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn insert_module(&mut self, id: &str, org: &str, user: &str, manifest: &Manifest, signature: &str, wasm: &[u8]) -> Result<()> {
+    pub async fn insert_module(
+        &mut self,
+        id: &str,
+        org: &str,
+        user: &str,
+        manifest: &Manifest,
+        signature: &str,
+        wasm: &[u8],
+    ) -> Result<()> {
         sqlx::query("INSERT INTO modules (id, operator_org, uploaded_by, scenario, manifest_json, signature, wasm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(id)
             .bind(org)
@@ -171,7 +202,16 @@ impl Tx {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn insert_job(&mut self, id: &str, scenario: &str, module: &str, org: &str, user: &str, rho: f64, inputs: &[InputVersion]) -> Result<()> {
+    pub async fn insert_job(
+        &mut self,
+        id: &str,
+        scenario: &str,
+        module: &str,
+        org: &str,
+        user: &str,
+        rho: f64,
+        inputs: &[InputVersion],
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, status, inputs_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -204,7 +244,11 @@ impl Tx {
 
     /// Stores the sealed (SM4-GCM) output of a job.
     pub async fn set_job_output(&mut self, id: &str, sealed: &[u8]) -> Result<()> {
-        sqlx::query("UPDATE jobs SET sealed_output = ? WHERE id = ?").bind(sealed).bind(id).execute(&mut *self.tx).await?;
+        sqlx::query("UPDATE jobs SET sealed_output = ? WHERE id = ?")
+            .bind(sealed)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -234,27 +278,44 @@ impl Tx {
     /// Charges `rho` to the dataset and the scenario. On a shortfall one of
     /// the two may already be charged: the caller must drop (roll back) the
     /// transaction, never commit it.
-    pub async fn reserve_budget(&mut self, dataset: &str, scenario: &str, rho: f64) -> Result<Result<(), BudgetShortfall>> {
-        let d = sqlx::query("UPDATE datasets SET rho_spent = rho_spent + ? WHERE name = ? AND rho_spent + ? <= rho_total + ?")
-            .bind(rho)
-            .bind(dataset)
-            .bind(rho)
-            .bind(RHO_EPS)
-            .execute(&mut *self.tx)
-            .await?;
-        let s = sqlx::query("UPDATE scenarios SET rho_spent = rho_spent + ? WHERE id = ? AND rho_spent + ? <= rho_total + ?")
-            .bind(rho)
-            .bind(scenario)
-            .bind(rho)
-            .bind(RHO_EPS)
-            .execute(&mut *self.tx)
-            .await?;
+    pub async fn reserve_budget(
+        &mut self,
+        dataset: &str,
+        scenario: &str,
+        rho: f64,
+    ) -> Result<Result<(), BudgetShortfall>> {
+        let d = sqlx::query(
+            "UPDATE datasets SET rho_spent = rho_spent + ? WHERE name = ? AND rho_spent + ? <= rho_total + ?",
+        )
+        .bind(rho)
+        .bind(dataset)
+        .bind(rho)
+        .bind(RHO_EPS)
+        .execute(&mut *self.tx)
+        .await?;
+        let s = sqlx::query(
+            "UPDATE scenarios SET rho_spent = rho_spent + ? WHERE id = ? AND rho_spent + ? <= rho_total + ?",
+        )
+        .bind(rho)
+        .bind(scenario)
+        .bind(rho)
+        .bind(RHO_EPS)
+        .execute(&mut *self.tx)
+        .await?;
         if d.rows_affected() == 1 && s.rows_affected() == 1 {
             return Ok(Ok(()));
         }
         // Report what is left before this request (undo the half that succeeded).
-        let d_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM datasets WHERE name = ?").bind(dataset).fetch_optional(&mut *self.tx).await?.unwrap_or(0.0);
-        let s_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM scenarios WHERE id = ?").bind(scenario).fetch_optional(&mut *self.tx).await?.unwrap_or(0.0);
+        let d_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM datasets WHERE name = ?")
+            .bind(dataset)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .unwrap_or(0.0);
+        let s_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM scenarios WHERE id = ?")
+            .bind(scenario)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .unwrap_or(0.0);
         let shortfall = BudgetShortfall {
             dataset_rho_left: (d_left + if d.rows_affected() == 1 { rho } else { 0.0 }).max(0.0),
             scenario_rho_left: (s_left + if s.rows_affected() == 1 { rho } else { 0.0 }).max(0.0),

@@ -11,8 +11,14 @@ async fn the_audit_chain_fails_after_any_stored_entry_is_altered() {
     let db = server.db().await;
     for seq in 1..=v.entries as i64 {
         for (sql, restore) in [
-            ("UPDATE audit SET detail = detail || ' ' WHERE seq = ?", "UPDATE audit SET detail = substr(detail, 1, length(detail) - 1) WHERE seq = ?"),
-            ("UPDATE audit SET actor = actor || 'x' WHERE seq = ?", "UPDATE audit SET actor = substr(actor, 1, length(actor) - 1) WHERE seq = ?"),
+            (
+                "UPDATE audit SET detail = detail || ' ' WHERE seq = ?",
+                "UPDATE audit SET detail = substr(detail, 1, length(detail) - 1) WHERE seq = ?",
+            ),
+            (
+                "UPDATE audit SET actor = actor || 'x' WHERE seq = ?",
+                "UPDATE audit SET actor = substr(actor, 1, length(actor) - 1) WHERE seq = ?",
+            ),
         ] {
             sqlx::query(sql).bind(seq).execute(&db).await.unwrap();
             let bad = authority.verify_audit().await.unwrap();

@@ -28,7 +28,11 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     let server = TestServer::start().await;
     let outcome = walkthrough::run(server.inputs(0.5), &mut |_| {}).await.unwrap();
     let base = Client::new(&server.base);
-    let (authority, agency, operator) = (base.as_user(&outcome.actors.authority), base.as_user(&outcome.actors.agency), base.as_user(&outcome.actors.operator));
+    let (authority, agency, operator) = (
+        base.as_user(&outcome.actors.authority),
+        base.as_user(&outcome.actors.agency),
+        base.as_user(&outcome.actors.operator),
+    );
     let reviewer = base.as_user(&outcome.actors.reviewers[0]);
     let entries_before = authority.verify_audit().await.unwrap().entries;
     let scenario_before = operator.scenario(&outcome.scenario.id).await.unwrap();
@@ -36,26 +40,50 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     // Authentication and roles.
     assert_eq!(code(base.me().await), ErrorCode::Unauthenticated);
     assert_eq!(code(base.as_user("not-a-token").me().await), ErrorCode::Unauthenticated);
-    let ingest = IngestRequest { policy: "electricity_bills".into(), source: "electricity_bills.parquet".into(), rho_budget: 1.0 };
+    let ingest = IngestRequest {
+        policy: "electricity_bills".into(),
+        source: "electricity_bills.parquet".into(),
+        rho_budget: 1.0,
+    };
     assert_eq!(code(operator.ingest(&ingest).await), ErrorCode::Forbidden);
     let approve = DecisionRequest { decision: Decision::Approve, comment: String::new() };
     assert_eq!(code(operator.authority_approve(&outcome.scenario.id, &approve).await), ErrorCode::Forbidden);
-    let user = keyong_model::api::CreateUser { org_id: outcome.actors.operator_org.clone(), name: "x".into(), role: Role::Operator };
+    let user = keyong_model::api::CreateUser {
+        org_id: outcome.actors.operator_org.clone(),
+        name: "x".into(),
+        role: Role::Operator,
+    };
     assert_eq!(code(reviewer.create_user(&user).await), ErrorCode::Forbidden);
-    assert_eq!(code(agency.create_user(&keyong_model::api::CreateUser { role: Role::Reviewer, ..user }).await), ErrorCode::BadRequest);
+    assert_eq!(
+        code(agency.create_user(&keyong_model::api::CreateUser { role: Role::Reviewer, ..user }).await),
+        ErrorCode::BadRequest
+    );
 
     // Malformed JSON, wrong types, unknown fields.
     let tok = &outcome.actors.operator;
     assert_eq!(raw(&server.base, tok, reqwest::Method::POST, "/v1/scenarios", "{").await, (400, "bad_request".into()));
-    assert_eq!(raw(&server.base, tok, reqwest::Method::POST, "/v1/jobs", r#"{"module_id": 5, "rho": "x"}"#).await, (400, "bad_request".into()));
-    assert_eq!(raw(&server.base, tok, reqwest::Method::POST, "/v1/jobs", r#"{"module_id": "m", "rho": 0.1, "x": 1}"#).await, (400, "bad_request".into()));
+    assert_eq!(
+        raw(&server.base, tok, reqwest::Method::POST, "/v1/jobs", r#"{"module_id": 5, "rho": "x"}"#).await,
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        raw(&server.base, tok, reqwest::Method::POST, "/v1/jobs", r#"{"module_id": "m", "rho": 0.1, "x": 1}"#).await,
+        (400, "bad_request".into())
+    );
     assert_eq!(raw(&server.base, tok, reqwest::Method::GET, "/v2/jobs", "").await.0, 404);
 
     // Ingest: unknown policy, a source outside the landing zone, an existing dataset.
-    let agency_ingest = |policy: &str, source: &str| IngestRequest { policy: policy.into(), source: source.into(), rho_budget: 1.0 };
+    let agency_ingest =
+        |policy: &str, source: &str| IngestRequest { policy: policy.into(), source: source.into(), rho_budget: 1.0 };
     assert_eq!(code(agency.ingest(&agency_ingest("nope", "electricity_bills.parquet")).await), ErrorCode::NotFound);
-    assert_eq!(code(agency.ingest(&agency_ingest("electricity_bills", "../keys/platform.json")).await), ErrorCode::BadRequest);
-    assert_eq!(code(agency.ingest(&agency_ingest("electricity_bills", "electricity_bills.parquet")).await), ErrorCode::Conflict);
+    assert_eq!(
+        code(agency.ingest(&agency_ingest("electricity_bills", "../keys/platform.json")).await),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        code(agency.ingest(&agency_ingest("electricity_bills", "electricity_bills.parquet")).await),
+        ErrorCode::Conflict
+    );
 
     // Modules: unknown scenario, unsigned, tampered, signed by someone else, not a component.
     let key = &outcome.actors.operator_key;
@@ -77,17 +105,35 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     widened.manifest.value.upper = 1e6;
     assert_eq!(code(operator.submit_module(&widened).await), ErrorCode::BadSignature);
     let stranger = keyong_crypto::SigningKey::generate().unwrap();
-    assert_eq!(code(operator.submit_module(&sign_module(&stranger, &wasm, &manifest).unwrap()).await), ErrorCode::BadSignature);
-    assert_eq!(code(operator.submit_module(&sign_module(key, b"\0asm\x01\0\0\0", &manifest).unwrap()).await), ErrorCode::InvalidModule);
-    assert_eq!(code(operator.submit_module(&sign_module(key, b"definitely not wasm", &manifest).unwrap()).await), ErrorCode::InvalidModule);
+    assert_eq!(
+        code(operator.submit_module(&sign_module(&stranger, &wasm, &manifest).unwrap()).await),
+        ErrorCode::BadSignature
+    );
+    assert_eq!(
+        code(operator.submit_module(&sign_module(key, b"\0asm\x01\0\0\0", &manifest).unwrap()).await),
+        ErrorCode::InvalidModule
+    );
+    assert_eq!(
+        code(operator.submit_module(&sign_module(key, b"definitely not wasm", &manifest).unwrap()).await),
+        ErrorCode::InvalidModule
+    );
     let mut bad_manifest = manifest.clone();
     bad_manifest.columns.push("amount_yuan".into());
-    assert_eq!(code(operator.submit_module(&sign_module(key, &wasm, &bad_manifest).unwrap()).await), ErrorCode::InvalidManifest);
-    assert_eq!(code(operator.submit_module(&sign_module(key, &wasm, &outcome.review.manifest).unwrap()).await), ErrorCode::Conflict);
+    assert_eq!(
+        code(operator.submit_module(&sign_module(key, &wasm, &bad_manifest).unwrap()).await),
+        ErrorCode::InvalidManifest
+    );
+    assert_eq!(
+        code(operator.submit_module(&sign_module(key, &wasm, &outcome.review.manifest).unwrap()).await),
+        ErrorCode::Conflict
+    );
 
     // Jobs: unknown module, ρ out of range, more ρ than is left.
     assert_eq!(code(operator.submit_job(&SubmitJob { module_id: "nope".into(), rho: 0.1 }).await), ErrorCode::NotFound);
-    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: -1.0 }).await), ErrorCode::BadRequest);
+    assert_eq!(
+        code(operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: -1.0 }).await),
+        ErrorCode::BadRequest
+    );
     let err = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: 1.6 }).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BudgetExhausted));
     assert!(err.to_string().contains("scenario: 1.5"), "{err}");

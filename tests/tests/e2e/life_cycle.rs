@@ -45,7 +45,10 @@ async fn a_job_goes_from_raw_feed_to_signed_release() {
             use datafusion_arrow::*;
             let col = b.column_by_name("id_number").unwrap().as_string::<i32>().clone();
             let names = b.column_by_name("name").unwrap().as_string::<i32>().clone();
-            (0..b.num_rows()).step_by(4).flat_map(move |i| [col.value(i).to_string(), names.value(i).to_string()]).collect::<Vec<_>>()
+            (0..b.num_rows())
+                .step_by(4)
+                .flat_map(move |i| [col.value(i).to_string(), names.value(i).to_string()])
+                .collect::<Vec<_>>()
         })
         .collect();
     let outcome = walkthrough::run(inputs, &mut |_| {}).await.expect("walkthrough succeeds");

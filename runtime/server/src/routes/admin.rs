@@ -16,7 +16,11 @@ pub(crate) async fn me(caller: Caller) -> Json<User> {
     Json(caller.0.api())
 }
 
-pub(crate) async fn create_org(State(st): State<AppState>, caller: Caller, Json(req): Json<CreateOrg>) -> ApiResult<Json<Org>> {
+pub(crate) async fn create_org(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateOrg>,
+) -> ApiResult<Json<Org>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     check_text("name", &req.name, 100)?;
     if caller.role() == Role::Agency && matches!(req.kind, OrgKind::Authority | OrgKind::Agency) {
@@ -27,12 +31,16 @@ pub(crate) async fn create_org(State(st): State<AppState>, caller: Caller, Json(
             let d = parse_date("agreement_until", d)?;
             let days = (d - today()).whole_days();
             if !(1..=MAX_AGREEMENT_DAYS).contains(&days) {
-                return Err(ApiError::PolicyDenied("an authorisation agreement must end in the future and last at most 3 years".into()));
+                return Err(ApiError::PolicyDenied(
+                    "an authorisation agreement must end in the future and last at most 3 years".into(),
+                ));
             }
             Some(format_date(d))
         }
         (OrgKind::Operator, None) => {
-            return Err(ApiError::BadRequest("an operator needs agreement_until (its authorisation agreement's last day)".into()));
+            return Err(ApiError::BadRequest(
+                "an operator needs agreement_until (its authorisation agreement's last day)".into(),
+            ));
         }
         (_, Some(_)) => return Err(ApiError::BadRequest("only operators have an agreement_until".into())),
         (_, None) => None,
@@ -43,7 +51,13 @@ pub(crate) async fn create_org(State(st): State<AppState>, caller: Caller, Json(
         keyong_store::Error::Conflict => ApiError::Conflict(format!("an organisation named `{}` exists", org.name)),
         other => other.into(),
     })?;
-    tx.audit(caller.id(), "org.create", &org.id, serde_json::json!({ "kind": org.kind, "agreement_until": org.agreement_until })).await?;
+    tx.audit(
+        caller.id(),
+        "org.create",
+        &org.id,
+        serde_json::json!({ "kind": org.kind, "agreement_until": org.agreement_until }),
+    )
+    .await?;
     if org.kind == OrgKind::Operator {
         // 备案: the agreement is filed with the authority.
         tx.audit(caller.id(), "filing.agreement", &org.id, serde_json::json!({ "until": org.agreement_until })).await?;
@@ -62,10 +76,18 @@ fn role_fits(role: Role, kind: OrgKind) -> bool {
     )
 }
 
-pub(crate) async fn create_user(State(st): State<AppState>, caller: Caller, Json(req): Json<CreateUser>) -> ApiResult<Json<CreatedUser>> {
+pub(crate) async fn create_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateUser>,
+) -> ApiResult<Json<CreatedUser>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     check_text("name", &req.name, 100)?;
-    let org = st.store.org(&req.org_id).await?.ok_or_else(|| ApiError::NotFound(format!("no organisation `{}`", req.org_id)))?;
+    let org = st
+        .store
+        .org(&req.org_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no organisation `{}`", req.org_id)))?;
     if !role_fits(req.role, org.kind) {
         return Err(ApiError::BadRequest(format!("a {} cannot belong to a {} organisation", req.role, org.kind)));
     }
@@ -76,19 +98,30 @@ pub(crate) async fn create_user(State(st): State<AppState>, caller: Caller, Json
     let user = User { id: new_id(), org_id: org.id.clone(), name: req.name.trim().to_string(), role: req.role };
     let mut tx = st.store.begin().await?;
     tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &token_hash(&token)).await?;
-    tx.audit(caller.id(), "user.create", &user.id, serde_json::json!({ "org": user.org_id, "role": user.role })).await?;
+    tx.audit(caller.id(), "user.create", &user.id, serde_json::json!({ "org": user.org_id, "role": user.role }))
+        .await?;
     tx.commit().await?;
     Ok(Json(CreatedUser { user, token }))
 }
 
-pub(crate) async fn set_signing_key(State(st): State<AppState>, caller: Caller, Json(req): Json<SetSigningKey>) -> ApiResult<Json<User>> {
+pub(crate) async fn set_signing_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<SetSigningKey>,
+) -> ApiResult<Json<User>> {
     caller.require(&[Role::Operator])?;
-    keyong_crypto::check_public_key(&req.public_key_hex)
-        .map_err(|_| ApiError::BadRequest("public_key_hex must be an uncompressed SM2 public key in hex (04 ‖ x ‖ y)".into()))?;
+    keyong_crypto::check_public_key(&req.public_key_hex).map_err(|_| {
+        ApiError::BadRequest("public_key_hex must be an uncompressed SM2 public key in hex (04 ‖ x ‖ y)".into())
+    })?;
     let mut tx = st.store.begin().await?;
     tx.set_public_key(caller.id(), req.public_key_hex.trim()).await?;
-    tx.audit(caller.id(), "user.signing_key", caller.id(), serde_json::json!({ "sm3": keyong_crypto::sm3_hex(req.public_key_hex.trim().as_bytes()) }))
-        .await?;
+    tx.audit(
+        caller.id(),
+        "user.signing_key",
+        caller.id(),
+        serde_json::json!({ "sm3": keyong_crypto::sm3_hex(req.public_key_hex.trim().as_bytes()) }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(caller.0.api()))
 }
@@ -96,5 +129,10 @@ pub(crate) async fn set_signing_key(State(st): State<AppState>, caller: Caller, 
 pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     let v = st.store.verify_audit().await?;
-    Ok(Json(AuditVerification { ok: v.first_bad_seq.is_none(), entries: v.entries, head_hash: v.head, first_bad_seq: v.first_bad_seq }))
+    Ok(Json(AuditVerification {
+        ok: v.first_bad_seq.is_none(),
+        entries: v.entries,
+        head_hash: v.head,
+        first_bad_seq: v.first_bad_seq,
+    }))
 }

@@ -15,10 +15,17 @@ use crate::error::{ApiError, ApiResult, Json};
 const MAX_DATASET_RHO: f64 = 100.0;
 
 fn valid_file_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) && !s.starts_with('.')
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !s.starts_with('.')
 }
 
-pub(crate) async fn ingest(State(st): State<AppState>, caller: Caller, Json(req): Json<IngestRequest>) -> ApiResult<Json<CatalogEntry>> {
+pub(crate) async fn ingest(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<IngestRequest>,
+) -> ApiResult<Json<CatalogEntry>> {
     caller.require(&[Role::Agency])?;
     check_rho("rho_budget", req.rho_budget, MAX_DATASET_RHO)?;
     if !valid_file_name(&req.policy) || !valid_file_name(&req.source) {
@@ -57,7 +64,11 @@ pub(crate) async fn ingest(State(st): State<AppState>, caller: Caller, Json(req)
         row_count: ingested.row_count,
         status: "pending".into(),
         policy_hash: keyong_crypto::sm3_hex(text.as_bytes()),
-        budget: Budget { rho_total: req.rho_budget, rho_spent: 0.0, epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA) },
+        budget: Budget {
+            rho_total: req.rho_budget,
+            rho_spent: 0.0,
+            epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA),
+        },
     };
     let mut tx = st.store.begin().await?;
     tx.insert_dataset(&entry, &ingested.file, ingested.unit_count).await?;
@@ -72,7 +83,11 @@ pub(crate) async fn ingest(State(st): State<AppState>, caller: Caller, Json(req)
     Ok(Json(entry))
 }
 
-pub(crate) async fn approve(State(st): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<CatalogEntry>> {
+pub(crate) async fn approve(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CatalogEntry>> {
     caller.require(&[Role::Authority])?;
     st.store.dataset(&name).await?.ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
     let mut tx = st.store.begin().await?;

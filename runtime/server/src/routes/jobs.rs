@@ -32,15 +32,27 @@ pub(crate) async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResu
     Ok(job)
 }
 
-pub(crate) async fn submit(State(st): State<AppState>, caller: Caller, Json(req): Json<SubmitJob>) -> ApiResult<(StatusCode, Json<JobView>)> {
+pub(crate) async fn submit(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<SubmitJob>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
     caller.require(&[Role::Operator])?;
     agreement_in_force(&st, &caller).await?;
     super::check_rho("rho", req.rho, MAX_JOB_RHO)?;
     let module = st.store.module(&req.module_id).await?.filter(|m| m.operator_org == caller.org());
     let module = module.ok_or_else(|| ApiError::NotFound(format!("no module `{}`", req.module_id)))?;
-    let scenario = st.store.scenario(&module.scenario).await?.ok_or_else(|| ApiError::Internal("module's scenario missing".into()))?;
+    let scenario = st
+        .store
+        .scenario(&module.scenario)
+        .await?
+        .ok_or_else(|| ApiError::Internal("module's scenario missing".into()))?;
     approved_and_valid(&scenario)?;
-    let dataset = st.store.dataset(&module.manifest.input).await?.ok_or_else(|| ApiError::Internal("scenario's dataset missing".into()))?;
+    let dataset = st
+        .store
+        .dataset(&module.manifest.input)
+        .await?
+        .ok_or_else(|| ApiError::Internal("scenario's dataset missing".into()))?;
     if dataset.entry.grade == Grade::Core {
         return Err(ApiError::PolicyDenied("nothing derived from 核心 (core) data may leave".into()));
     }
@@ -55,29 +67,49 @@ pub(crate) async fn submit(State(st): State<AppState>, caller: Caller, Json(req)
         )));
     }
     tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.rho, &inputs).await?;
-    tx.audit(caller.id(), "job.submit", &id, serde_json::json!({ "module": module.id, "scenario": scenario.scenario.id, "rho": req.rho, "inputs": inputs })).await?;
+    tx.audit(
+        caller.id(),
+        "job.submit",
+        &id,
+        serde_json::json!({ "module": module.id, "scenario": scenario.scenario.id, "rho": req.rho, "inputs": inputs }),
+    )
+    .await?;
     tx.commit().await?;
     runner::spawn(st.clone(), id.clone());
     let job = st.store.job(&id).await?.ok_or_else(|| ApiError::Internal("job vanished".into()))?;
     Ok((StatusCode::ACCEPTED, Json(job.view)))
 }
 
-pub(crate) async fn get(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
     Ok(Json(visible(&st, &caller, &id).await?.view))
 }
 
-fn bundle(st: &AppState, receipt_json: &str, signature_hex: String, table: keyong_model::api::ResultTable) -> ApiResult<ReleaseBundle> {
+fn bundle(
+    st: &AppState,
+    receipt_json: &str,
+    signature_hex: String,
+    table: keyong_model::api::ResultTable,
+) -> ApiResult<ReleaseBundle> {
     let receipt: Receipt = serde_json::from_str(receipt_json).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(ReleaseBundle { table, receipt, signature_hex, platform_public_key_hex: st.keys.platform.public_key_hex() })
 }
 
-pub(crate) async fn release(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ReleaseBundle>> {
+pub(crate) async fn release(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReleaseBundle>> {
     caller.require(&[Role::Operator])?;
     let job = visible(&st, &caller, &id).await?;
     match job.view.status {
         JobStatus::Approved => {}
         JobStatus::Released => {
-            let (receipt, sig) = st.store.release(&id).await?.ok_or_else(|| ApiError::Internal("release record missing".into()))?;
+            let (receipt, sig) =
+                st.store.release(&id).await?.ok_or_else(|| ApiError::Internal("release record missing".into()))?;
             let output = runner::open_output(&st, &job)?;
             return Ok(Json(bundle(&st, &receipt, sig, output.table)?));
         }
@@ -85,7 +117,8 @@ pub(crate) async fn release(State(st): State<AppState>, caller: Caller, Path(id)
     }
     let output = runner::open_output(&st, &job)?;
     let module = st.store.module(&job.view.module).await?.ok_or_else(|| ApiError::Internal("module missing".into()))?;
-    let dataset = st.store.dataset(&module.manifest.input).await?.ok_or_else(|| ApiError::Internal("dataset missing".into()))?;
+    let dataset =
+        st.store.dataset(&module.manifest.input).await?.ok_or_else(|| ApiError::Internal("dataset missing".into()))?;
     let approvals = st.store.votes(&id).await?;
     let table_json = serde_json::to_vec(&output.table).expect("serialisable");
     let mut tx = st.store.begin().await?;
@@ -108,7 +141,13 @@ pub(crate) async fn release(State(st): State<AppState>, caller: Caller, Path(id)
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
     tx.insert_release(&id, &receipt_json, &signature).await?;
-    tx.audit(caller.id(), "job.release", &id, serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "signature": signature })).await?;
+    tx.audit(
+        caller.id(),
+        "job.release",
+        &id,
+        serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "signature": signature }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(bundle(&st, &receipt_json, signature, output.table)?))
 }

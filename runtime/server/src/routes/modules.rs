@@ -17,7 +17,10 @@ use crate::routes::scenarios::{agreement_in_force, visible};
 /// Fails unless the scenario is approved and its approval is still valid.
 pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
     if row.scenario.status != ScenarioStatus::Approved {
-        return Err(ApiError::InvalidState(format!("scenario `{}` is {}, not approved", row.scenario.id, row.scenario.status)));
+        return Err(ApiError::InvalidState(format!(
+            "scenario `{}` is {}, not approved",
+            row.scenario.id, row.scenario.status
+        )));
     }
     if parse_date("valid_until", &row.scenario.valid_until)? < today() {
         return Err(ApiError::PolicyDenied(format!("scenario `{}` has expired", row.scenario.id)));
@@ -25,7 +28,11 @@ pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
     Ok(())
 }
 
-pub(crate) async fn submit(State(st): State<AppState>, caller: Caller, Json(req): Json<SubmitModule>) -> ApiResult<(StatusCode, Json<ModuleInfo>)> {
+pub(crate) async fn submit(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<SubmitModule>,
+) -> ApiResult<(StatusCode, Json<ModuleInfo>)> {
     caller.require(&[Role::Operator])?;
     agreement_in_force(&st, &caller).await?;
     let wasm = base64::engine::general_purpose::STANDARD
@@ -39,14 +46,23 @@ pub(crate) async fn submit(State(st): State<AppState>, caller: Caller, Json(req)
         return Err(ApiError::PolicyDenied(format!("scenario `{}` does not allow the {:?} mode", m.scenario, m.mode)));
     }
     let Some(authorised) = scenario.scenario.datasets.iter().find(|d| d.name == m.input) else {
-        return Err(ApiError::InvalidManifest(format!("dataset `{}` is not part of scenario `{}`", m.input, m.scenario)));
+        return Err(ApiError::InvalidManifest(format!(
+            "dataset `{}` is not part of scenario `{}`",
+            m.input, m.scenario
+        )));
     };
     if let Some(c) = m.columns.iter().find(|c| !authorised.columns.contains(c)) {
-        return Err(ApiError::InvalidManifest(format!("column `{c}` of `{}` is not authorised by the scenario", m.input)));
+        return Err(ApiError::InvalidManifest(format!(
+            "column `{c}` of `{}` is not authorised by the scenario",
+            m.input
+        )));
     }
-    let public_key = caller.0.public_key.clone().ok_or_else(|| ApiError::PolicyDenied("register an SM2 signing key (PUT /v1/me/signing-key) before submitting modules".into()))?;
+    let public_key = caller.0.public_key.clone().ok_or_else(|| {
+        ApiError::PolicyDenied("register an SM2 signing key (PUT /v1/me/signing-key) before submitting modules".into())
+    })?;
     let hash = keyong_crypto::sm3_hex(&wasm);
-    keyong_crypto::verify(&public_key, &module_signing_message(&hash, m), &req.signature_hex).map_err(|_| ApiError::BadSignature)?;
+    keyong_crypto::verify(&public_key, &module_signing_message(&hash, m), &req.signature_hex)
+        .map_err(|_| ApiError::BadSignature)?;
     if st.store.module(&hash).await?.is_some() {
         return Err(ApiError::Conflict(format!("module {hash} was already submitted")));
     }
@@ -63,5 +79,14 @@ pub(crate) async fn submit(State(st): State<AppState>, caller: Caller, Json(req)
     tx.audit(caller.id(), "module.submit", &hash, serde_json::json!({ "name": m.name, "mode": m.mode, "scenario": m.scenario, "bytes": wasm.len(), "signature": req.signature_hex }))
         .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(ModuleInfo { id: hash, name: m.name.clone(), mode: m.mode, scenario: m.scenario.clone(), size_bytes: wasm.len() as u64 })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ModuleInfo {
+            id: hash,
+            name: m.name.clone(),
+            mode: m.mode,
+            scenario: m.scenario.clone(),
+            size_bytes: wasm.len() as u64,
+        }),
+    ))
 }

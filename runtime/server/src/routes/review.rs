@@ -27,7 +27,11 @@ pub(crate) async fn queue(State(st): State<AppState>, caller: Caller) -> ApiResu
     Ok(Json(jobs.into_iter().filter(|j| j.operator_org != caller.org()).map(|j| j.view).collect()))
 }
 
-pub(crate) async fn show(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ReviewView>> {
+pub(crate) async fn show(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReviewView>> {
     caller.require(&[Role::Reviewer, Role::Authority])?;
     let job = visible(&st, &caller, &id).await?;
     not_own_org(&caller, &job.operator_org)?;
@@ -40,10 +44,22 @@ pub(crate) async fn show(State(st): State<AppState>, caller: Caller, Path(id): P
     // Blind review: a reviewer sees the others' votes only after casting their own.
     let voted = votes.iter().any(|v| v.reviewer == caller.id());
     let votes = (caller.role() == Role::Authority || voted).then_some(votes);
-    Ok(Json(ReviewView { job: job.view, manifest: module.manifest, output: output.table, evidence: output.evidence, logs: output.logs, votes }))
+    Ok(Json(ReviewView {
+        job: job.view,
+        manifest: module.manifest,
+        output: output.table,
+        evidence: output.evidence,
+        logs: output.logs,
+        votes,
+    }))
 }
 
-pub(crate) async fn vote(State(st): State<AppState>, caller: Caller, Path(id): Path<String>, Json(req): Json<DecisionRequest>) -> ApiResult<Json<JobView>> {
+pub(crate) async fn vote(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<DecisionRequest>,
+) -> ApiResult<Json<JobView>> {
     caller.require(&[Role::Reviewer])?;
     if req.comment.chars().count() > 2000 {
         return Err(ApiError::BadRequest("comment must be at most 2000 characters".into()));
@@ -54,7 +70,12 @@ pub(crate) async fn vote(State(st): State<AppState>, caller: Caller, Path(id): P
         return Err(ApiError::InvalidState(format!("job is {}, not under review", job.view.status)));
     }
     let mut tx = st.store.begin().await?;
-    let record = VoteRecord { reviewer: caller.id().to_string(), decision: req.decision, comment: req.comment.clone(), at: tx.now().to_string() };
+    let record = VoteRecord {
+        reviewer: caller.id().to_string(),
+        decision: req.decision,
+        comment: req.comment.clone(),
+        at: tx.now().to_string(),
+    };
     tx.insert_vote(&id, &record).await.map_err(|e| match e {
         keyong_store::Error::Conflict => ApiError::Conflict("you have already voted on this job".into()),
         other => other.into(),

@@ -28,7 +28,10 @@ pub(crate) async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResu
 /// Fails unless the operator's agreement is in force today.
 pub(crate) async fn agreement_in_force(st: &AppState, caller: &Caller) -> ApiResult<time::Date> {
     let org = st.store.org(caller.org()).await?.ok_or_else(|| ApiError::Internal("caller's org missing".into()))?;
-    let until = org.agreement_until.as_deref().ok_or_else(|| ApiError::PolicyDenied("your organisation has no authorisation agreement".into()))?;
+    let until = org
+        .agreement_until
+        .as_deref()
+        .ok_or_else(|| ApiError::PolicyDenied("your organisation has no authorisation agreement".into()))?;
     let until = parse_date("agreement_until", until)?;
     if until < today() {
         return Err(ApiError::PolicyDenied("your authorisation agreement has expired".into()));
@@ -36,7 +39,11 @@ pub(crate) async fn agreement_in_force(st: &AppState, caller: &Caller) -> ApiRes
     Ok(until)
 }
 
-pub(crate) async fn apply(State(st): State<AppState>, caller: Caller, Json(req): Json<ScenarioRequest>) -> ApiResult<Json<Scenario>> {
+pub(crate) async fn apply(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ScenarioRequest>,
+) -> ApiResult<Json<Scenario>> {
     caller.require(&[Role::Operator])?;
     let agreement_until = agreement_in_force(&st, &caller).await?;
     check_text("title", &req.title, 200)?;
@@ -52,19 +59,28 @@ pub(crate) async fn apply(State(st): State<AppState>, caller: Caller, Json(req):
     }
     let mut max_rho = f64::INFINITY;
     for d in &req.datasets {
-        let row = st.store.dataset(&d.name).await?.ok_or_else(|| ApiError::NotFound(format!("no dataset `{}` in the catalog", d.name)))?;
+        let row = st
+            .store
+            .dataset(&d.name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no dataset `{}` in the catalog", d.name)))?;
         if row.entry.status != "active" {
             return Err(ApiError::InvalidState(format!("dataset `{}` is not yet approved by the authority", d.name)));
         }
         if row.entry.grade == Grade::Core {
-            return Err(ApiError::PolicyDenied(format!("dataset `{}` is 核心 (core) data and cannot be authorised", d.name)));
+            return Err(ApiError::PolicyDenied(format!(
+                "dataset `{}` is 核心 (core) data and cannot be authorised",
+                d.name
+            )));
         }
         if d.columns.is_empty() {
             return Err(ApiError::BadRequest(format!("name the columns of `{}` the scenario needs", d.name)));
         }
         for c in &d.columns {
             if *c == row.entry.unit_column {
-                return Err(ApiError::PolicyDenied(format!("`{c}` is the privacy unit; the host uses it but never hands it out")));
+                return Err(ApiError::PolicyDenied(format!(
+                    "`{c}` is the privacy unit; the host uses it but never hands it out"
+                )));
             }
             if !row.entry.columns.iter().any(|col| col.name == *c) {
                 return Err(ApiError::BadRequest(format!("dataset `{}` has no column `{c}`", d.name)));
@@ -82,21 +98,42 @@ pub(crate) async fn apply(State(st): State<AppState>, caller: Caller, Json(req):
         modes: req.modes,
         status: ScenarioStatus::Submitted,
         valid_until: String::new(),
-        budget: Budget { rho_total: req.rho_budget, rho_spent: 0.0, epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA) },
+        budget: Budget {
+            rho_total: req.rho_budget,
+            rho_spent: 0.0,
+            epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA),
+        },
     };
     let mut tx = st.store.begin().await?;
     tx.insert_scenario(&scenario, caller.id(), req.valid_days).await?;
-    tx.audit(caller.id(), "scenario.apply", &scenario.id, serde_json::json!({ "datasets": scenario.datasets, "modes": scenario.modes, "rho": scenario.budget.rho_total }))
-        .await?;
+    tx.audit(
+        caller.id(),
+        "scenario.apply",
+        &scenario.id,
+        serde_json::json!({ "datasets": scenario.datasets, "modes": scenario.modes, "rho": scenario.budget.rho_total }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(scenario))
 }
 
-pub(crate) async fn get(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Scenario>> {
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Scenario>> {
     Ok(Json(visible(&st, &caller, &id).await?.scenario))
 }
 
-async fn decide(st: &AppState, caller: &Caller, id: &str, req: &DecisionRequest, from: ScenarioStatus, approved: ScenarioStatus, action: &str) -> ApiResult<Scenario> {
+async fn decide(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    req: &DecisionRequest,
+    from: ScenarioStatus,
+    approved: ScenarioStatus,
+    action: &str,
+) -> ApiResult<Scenario> {
     if req.comment.chars().count() > 2000 {
         return Err(ApiError::BadRequest("comment must be at most 2000 characters".into()));
     }
@@ -105,7 +142,11 @@ async fn decide(st: &AppState, caller: &Caller, id: &str, req: &DecisionRequest,
         Decision::Approve => approved,
         Decision::Reject => ScenarioStatus::Rejected,
     };
-    let valid_until = if to == ScenarioStatus::Approved { format_date(today() + Duration::days(i64::from(row.valid_days))) } else { String::new() };
+    let valid_until = if to == ScenarioStatus::Approved {
+        format_date(today() + Duration::days(i64::from(row.valid_days)))
+    } else {
+        String::new()
+    };
     let mut tx = st.store.begin().await?;
     if !tx.set_scenario_status(id, from, to, &valid_until).await? {
         return Err(ApiError::InvalidState(format!("scenario is {}, not {from}", row.scenario.status)));
@@ -118,12 +159,44 @@ async fn decide(st: &AppState, caller: &Caller, id: &str, req: &DecisionRequest,
     Ok(visible(st, caller, id).await?.scenario)
 }
 
-pub(crate) async fn agency_review(State(st): State<AppState>, caller: Caller, Path(id): Path<String>, Json(req): Json<DecisionRequest>) -> ApiResult<Json<Scenario>> {
+pub(crate) async fn agency_review(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<DecisionRequest>,
+) -> ApiResult<Json<Scenario>> {
     caller.require(&[Role::Agency])?;
-    Ok(Json(decide(&st, &caller, &id, &req, ScenarioStatus::Submitted, ScenarioStatus::AgencyApproved, "scenario.agency_review").await?))
+    Ok(Json(
+        decide(
+            &st,
+            &caller,
+            &id,
+            &req,
+            ScenarioStatus::Submitted,
+            ScenarioStatus::AgencyApproved,
+            "scenario.agency_review",
+        )
+        .await?,
+    ))
 }
 
-pub(crate) async fn authority_approve(State(st): State<AppState>, caller: Caller, Path(id): Path<String>, Json(req): Json<DecisionRequest>) -> ApiResult<Json<Scenario>> {
+pub(crate) async fn authority_approve(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<DecisionRequest>,
+) -> ApiResult<Json<Scenario>> {
     caller.require(&[Role::Authority])?;
-    Ok(Json(decide(&st, &caller, &id, &req, ScenarioStatus::AgencyApproved, ScenarioStatus::Approved, "scenario.authority_approve").await?))
+    Ok(Json(
+        decide(
+            &st,
+            &caller,
+            &id,
+            &req,
+            ScenarioStatus::AgencyApproved,
+            ScenarioStatus::Approved,
+            "scenario.authority_approve",
+        )
+        .await?,
+    ))
 }

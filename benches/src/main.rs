@@ -1,0 +1,33 @@
+//! `cargo xtask bench <name>` runs `keyong-benches <name> --out <json>`.
+//!
+//! Every benchmark measures keyong against a baseline run in the same
+//! process and reports ratios; the JSON holds the figures and the method.
+
+mod sandbox;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+const BENCHMARKS: &[(&str, &str)] =
+    &[("sandbox", "aggregate-mode mapper in fresh pooled instances vs the same logic compiled natively")];
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (name, out) = match args.as_slice() {
+        [name, flag, out] if flag == "--out" => (name.as_str(), PathBuf::from(out)),
+        _ => bail!("usage: keyong-benches <name> --out <file.json>"),
+    };
+    let figures = match name {
+        "sandbox" => sandbox::run()?,
+        other => {
+            let known: Vec<String> = BENCHMARKS.iter().map(|(n, d)| format!("  {n}: {d}")).collect();
+            bail!("unknown benchmark `{other}`; available:\n{}", known.join("\n"))
+        }
+    };
+    let text = serde_json::to_string_pretty(&figures)?;
+    println!("{text}");
+    std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
