@@ -116,8 +116,11 @@ fn demo() -> anyhow::Result<()> {
         .context("cannot start keyong serve")?;
     let stdout = child.stdout.take().expect("piped");
     let server = ServerProcess(child);
+    let mut reader = BufReader::new(stdout);
     let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first)?;
+    reader.read_line(&mut first)?;
+    // Keep draining the server's stdout: closing the pipe would break its next write.
+    std::thread::spawn(move || reader.lines().map_while(Result::ok).for_each(drop));
     let url = first
         .trim()
         .strip_prefix("keyong listening on ")

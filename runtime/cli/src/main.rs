@@ -139,8 +139,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.listen = listen;
             config.min_contributors = min_contributors;
             let server = keyong_server::start(config).await?;
-            println!("keyong listening on http://{}", server.addr);
-            println!("first authority token: {}", data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE).display());
+            // The first line is machine-read (`cargo xtask demo`). Write errors (a closed
+            // pipe) are ignored: the server keeps serving.
+            use std::io::Write as _;
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "keyong listening on http://{}", server.addr);
+            let _ = writeln!(
+                out,
+                "first authority token: {}",
+                data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE).display()
+            );
+            let _ = out.flush();
             tokio::select! {
                 () = server.wait() => bail!("server stopped"),
                 _ = tokio::signal::ctrl_c() => Ok(()),
