@@ -6,7 +6,7 @@
 //! enterprise), each time in a fresh instance, with that unit's authorised
 //! rows, and reduces what it emits with differential privacy.
 //!
-//! ```ignore
+//! ```no_run
 //! use keyong_udf_sdk::{AggregateModule, Emitter, Rows};
 //!
 //! struct KwhByDistrict;

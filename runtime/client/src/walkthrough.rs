@@ -192,7 +192,14 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     verify_bundle(&bundle).map_err(|e| Error::Decode(format!("receipt does not verify: {e}")))?;
     say(&format!("operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
     let audit = authority.verify_audit().await?;
-    say(&format!("authority verified the SM3 audit chain: {} entries, ok = {}", audit.entries, audit.ok));
+    let checkpoint = audit.checkpoint_signature_hex.as_deref().unwrap_or_default();
+    let message = audit_checkpoint_message(audit.entries, &audit.head_hash);
+    keyong_crypto::verify(&audit.platform_public_key_hex, &message, checkpoint)
+        .map_err(|e| Error::Decode(format!("audit checkpoint does not verify: {e}")))?;
+    say(&format!(
+        "authority verified the SM3 audit chain ({} entries, ok = {}) and its SM2-signed checkpoint",
+        audit.entries, audit.ok
+    ));
     Ok(Outcome { actors, catalog: entry, scenario, module, job, review, bundle, audit, operator_responses: seen })
 }
 

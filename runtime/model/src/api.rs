@@ -291,4 +291,13 @@ pub struct AuditVerification {
     pub head_hash: String,
     /// Sequence number of the first entry that fails to verify.
     pub first_bad_seq: Option<i64>,
+    /// Signed checkpoint: the platform's SM2 signature (DER, hex) over
+    /// `keyong-audit-v1\n{entries}\n{head_hash}`, when the chain verifies.
+    pub checkpoint_signature_hex: Option<String>,
+    pub platform_public_key_hex: String,
+}
+
+/// The bytes of a signed audit checkpoint.
+pub fn audit_checkpoint_message(entries: u64, head_hash: &str) -> Vec<u8> {
+    format!("keyong-audit-v1\n{entries}\n{head_hash}").into_bytes()
 }

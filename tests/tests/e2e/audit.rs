@@ -24,6 +24,7 @@ async fn the_audit_chain_fails_after_any_stored_entry_is_altered() {
             let bad = authority.verify_audit().await.unwrap();
             assert!(!bad.ok, "altering entry {seq} must break the chain");
             assert_eq!(bad.first_bad_seq, Some(seq));
+            assert!(bad.checkpoint_signature_hex.is_none(), "no checkpoint is signed over a broken chain");
             sqlx::query(restore).bind(seq).execute(&db).await.unwrap();
         }
     }

@@ -1,6 +1,8 @@
 //! Organisations, users, signing keys and audit verification.
 
-use keyong_model::api::{AuditVerification, CreateOrg, CreateUser, CreatedUser, Org, SetSigningKey, User};
+use keyong_model::api::{
+    AuditVerification, CreateOrg, CreateUser, CreatedUser, Org, SetSigningKey, User, audit_checkpoint_message,
+};
 use keyong_model::{OrgKind, Role};
 
 use super::{check_text, format_date, new_id, parse_date, today};
@@ -129,10 +131,19 @@ pub(crate) async fn set_signing_key(
 pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     let v = st.store.verify_audit().await?;
+    let ok = v.first_bad_seq.is_none();
+    let checkpoint_signature_hex = if ok {
+        let msg = audit_checkpoint_message(v.entries, &v.head);
+        Some(st.keys.platform.sign(&msg).map_err(|e| ApiError::Internal(e.to_string()))?)
+    } else {
+        None
+    };
     Ok(Json(AuditVerification {
-        ok: v.first_bad_seq.is_none(),
+        ok,
         entries: v.entries,
         head_hash: v.head,
         first_bad_seq: v.first_bad_seq,
+        checkpoint_signature_hex,
+        platform_public_key_hex: st.keys.platform.public_key_hex(),
     }))
 }

@@ -104,6 +104,7 @@ pub(crate) async fn release(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ReleaseBundle>> {
     caller.require(&[Role::Operator])?;
+    agreement_in_force(&st, &caller).await?;
     let job = visible(&st, &caller, &id).await?;
     match job.view.status {
         JobStatus::Approved => {}
