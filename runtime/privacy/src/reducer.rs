@@ -27,7 +27,7 @@ pub struct Reducer {
     upper: f64,
     max_keys_per_unit: usize,
     max_emits_per_unit: usize,
-    counts: Vec<i64>,
+    counts: Vec<i128>,
     sums: Vec<i128>,
     evidence: Evidence,
 }
@@ -138,17 +138,17 @@ impl Reducer {
         evidence.contributors = self.counts.iter().map(|&c| c as u64).collect();
         let mut spent = 0.0;
         let mut columns: Vec<Vec<f64>> = Vec::new();
-        let mut noisy_counts: Option<Vec<i64>> = None;
+        let mut noisy_counts: Option<Vec<i128>> = None;
         for stat in &self.statistics {
             let (values, scale, used) = match stat {
                 Statistic::Count => {
-                    let (noisy, scale, used) = gaussian_i64(&self.counts, l0.sqrt(), rho_each)?;
+                    let (noisy, scale, used) = gaussian(&self.counts, l0.sqrt(), rho_each)?;
                     let v = noisy.iter().map(|&c| c as f64).collect();
                     noisy_counts = Some(noisy);
                     (v, scale, used)
                 }
                 Statistic::Sum => {
-                    let (noisy, scale, used) = gaussian_i128(&self.sums, l0.sqrt() * self.max_abs_fixed(), rho_each)?;
+                    let (noisy, scale, used) = gaussian(&self.sums, l0.sqrt() * self.max_abs_fixed(), rho_each)?;
                     (noisy.iter().map(|&s| s as f64 / SUM_RESOLUTION).collect(), scale / SUM_RESOLUTION, used)
                 }
             };
@@ -194,20 +194,8 @@ fn calibrate(sensitivity: f64, rho: f64, map: impl Fn(f64) -> Result<f64>) -> Re
     Err(Error::Mechanism("could not calibrate the noise scale".into()))
 }
 
-fn gaussian_i64(x: &[i64], sensitivity: f64, rho: f64) -> Result<(Vec<i64>, f64, f64)> {
-    let build = |scale| {
-        make_gaussian::<_, _, ZeroConcentratedDivergence>(
-            VectorDomain::new(AtomDomain::<i64>::default()),
-            L2Distance::<f64>::default(),
-            scale,
-            None,
-        )
-    };
-    let (scale, used) = calibrate(sensitivity, rho, |s| Ok(build(s)?.map(&sensitivity)?))?;
-    Ok((build(scale)?.invoke(&x.to_vec())?, scale, used))
-}
-
-fn gaussian_i128(x: &[i128], sensitivity: f64, rho: f64) -> Result<(Vec<i128>, f64, f64)> {
+/// Discrete Gaussian noise on an integer vector (exact counts or fixed-point sums).
+fn gaussian(x: &[i128], sensitivity: f64, rho: f64) -> Result<(Vec<i128>, f64, f64)> {
     let build = |scale| {
         make_gaussian::<_, _, ZeroConcentratedDivergence>(
             VectorDomain::new(AtomDomain::<i128>::default()),
@@ -289,10 +277,10 @@ mod tests {
     fn noise_has_the_declared_spread() {
         // 20,000 draws of a zero count with σ = 2: the sample standard deviation
         // has relative standard error ≈ 1/sqrt(2n) = 0.5%; allow 5%.
-        let (noisy, scale, _) = gaussian_i64(&vec![0; 20_000], 1.0, 0.125).unwrap();
+        let (noisy, scale, _) = gaussian(&vec![0; 20_000], 1.0, 0.125).unwrap();
         assert!((scale - 2.0).abs() < 1e-6);
         let n = noisy.len() as f64;
-        let mean = noisy.iter().sum::<i64>() as f64 / n;
+        let mean = noisy.iter().sum::<i128>() as f64 / n;
         let var = noisy.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
         assert!(mean.abs() < 0.1, "mean {mean}");
         assert!((var.sqrt() - 2.0).abs() < 0.1, "sd {}", var.sqrt());
