@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use keyong_model::{ColumnValues, Emit, UnitRows};
 
+use crate::stdio::CappedPipe;
 use crate::{ALLOWED_IMPORTS, Error, Limits, Result};
 
 mod bindings {
@@ -93,8 +94,40 @@ impl JobLog {
 pub(crate) struct UnitState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limiter: Limiter,
     log: Arc<Mutex<JobLog>>,
+}
+
+/// Store limits that remember whether the module ran into one.
+struct Limiter {
+    limits: StoreLimits,
+    hit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let r = self.limits.memory_growing(current, desired, maximum);
+        self.hit |= !matches!(r, Ok(true));
+        r
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let r = self.limits.table_growing(current, desired, maximum);
+        self.hit |= !matches!(r, Ok(true));
+        r
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl WasiView for UnitState {
@@ -146,7 +179,11 @@ impl Sandbox {
             .max_tables_per_component(4)
             .table_elements(limits.table_elements)
             .total_stacks(n)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset only the pages a unit touched, and keep them resident for the next one.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16);
         let mut config = Config::new();
         config
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
@@ -236,7 +273,7 @@ impl Sandbox {
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
     ) -> Result<Vec<Emit>, UnitFailure> {
-        let stdio = MemoryOutputPipe::new(self.limits.stdio_bytes_per_call);
+        let stdio = CappedPipe::new(self.limits.stdio_bytes_per_call);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdio.clone())
             .stderr(stdio.clone())
@@ -248,37 +285,40 @@ impl Sandbox {
         let state = UnitState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .table_elements(self.limits.table_elements)
-                .instances(8)
-                .tables(4)
-                .memories(1)
-                .trap_on_grow_failure(true)
-                .build(),
+            limiter: Limiter {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(self.limits.memory_bytes)
+                    .table_elements(self.limits.table_elements)
+                    .instances(8)
+                    .tables(4)
+                    .memories(1)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                hit: false,
+            },
             log: log.clone(),
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.limits.call_deadline_ms * TICKS_PER_SECOND / 1000 + 1);
+        store.set_hostcall_fuel(self.limits.hostcall_bytes);
         let result = module.pre.instantiate(&mut store).and_then(|inst| inst.call_map_unit(&mut store, &to_wit(rows)));
-        let captured = stdio.contents();
-        if !captured.is_empty() {
-            log.lock().expect("log lock").push(String::from_utf8_lossy(&captured).trim_end());
+        let (captured, dropped) = stdio.take();
+        if !captured.is_empty() || dropped > 0 {
+            let mut log = log.lock().expect("log lock");
+            log.push(String::from_utf8_lossy(&captured).trim_end());
+            if dropped > 0 {
+                log.push(&format!("[keyong: {dropped} bytes of stdout/stderr dropped at the per-call cap]"));
+            }
         }
         match result {
             Ok(emits) => Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect()),
-            Err(e) => Err(classify(&e)),
+            Err(_) if store.data().limiter.hit => Err(UnitFailure::ResourceLimit),
+            Err(e) => Err(match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => UnitFailure::Deadline,
+                _ => UnitFailure::Trap,
+            }),
         }
-    }
-}
-
-fn classify(e: &wasmtime::Error) -> UnitFailure {
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => UnitFailure::Deadline,
-        Some(Trap::AllocationTooLarge | Trap::TableOutOfBounds) => UnitFailure::ResourceLimit,
-        _ if e.to_string().contains("limit") => UnitFailure::ResourceLimit,
-        _ => UnitFailure::Trap,
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod host;
 mod limits;
+mod stdio;
 
 pub use host::{JobLog, Prepared, Sandbox, UnitFailure};
 pub use limits::{ALLOWED_IMPORTS, Limits};

@@ -40,8 +40,14 @@ pub struct Limits {
     pub call_deadline_ms: u64,
     /// Instances that may exist at once: the pool size (default 32).
     pub pool_instances: u32,
-    /// Captured stdout+stderr per call (default 16 KiB); a write past it traps.
+    /// Captured stdout+stderr per call (default 16 KiB); writes past it are
+    /// dropped and counted, never a trap.
     pub stdio_bytes_per_call: usize,
+    /// Bytes the module may pass to one host call, e.g. a `log` line (default 64 KiB).
+    pub hostcall_bytes: usize,
+    /// Wall time a whole job may take in the sandbox, in milliseconds
+    /// (default 600,000); past it the job fails.
+    pub job_deadline_ms: u64,
     /// Total sealed log per job, host `log` and stdio together (default 256 KiB);
     /// lines past it are dropped and counted.
     pub log_bytes_per_job: usize,
@@ -57,6 +63,8 @@ impl Default for Limits {
             call_deadline_ms: 1_000,
             pool_instances: 32,
             stdio_bytes_per_call: 16 << 10,
+            hostcall_bytes: 64 << 10,
+            job_deadline_ms: 600_000,
             log_bytes_per_job: 256 << 10,
         }
     }

@@ -103,7 +103,12 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         let prepared = sandbox.prepare(&module.id, &module.wasm).map_err(|e| e.to_string())?;
         let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
         let mut reducer = Reducer::new(&manifest);
+        let started = std::time::Instant::now();
+        let deadline = std::time::Duration::from_millis(sandbox.limits().job_deadline_ms);
         for (i, unit) in units.iter().enumerate() {
+            if started.elapsed() > deadline {
+                return Err(format!("the job ran past its time limit of {deadline:?}"));
+            }
             match sandbox.map_unit(&prepared, unit, seed.wrapping_add(i as u64), &log) {
                 Ok(emits) => reducer.add_unit(&emits),
                 Err(_) => reducer.unit_failed(),
