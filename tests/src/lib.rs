@@ -1,9 +1,10 @@
 //! Shared fixtures for the end-to-end tests: a real keyong server on
 //! loopback with a fresh data root, the example module, simulated data.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use keyong_datasets_sim::{ElectricityConfig, electricity_batches, electricity_schema, write_parquet};
 use keyong_model::Manifest;
@@ -20,31 +21,48 @@ fn target_dir() -> PathBuf {
 /// The example module `name` (e.g. `electricity`), built for wasm32-wasip2.
 ///
 /// `cargo xtask test` builds the examples first; when run alone the tests
-/// build them here, in a separate target directory (the outer `cargo test`
-/// holds the lock on the main one).
+/// build them here.
 pub fn example_wasm(name: &str) -> Vec<u8> {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let file = format!("keyong_example_{name}.wasm");
-    let prebuilt = target_dir().join("wasm32-wasip2/guest").join(&file);
-    if prebuilt.exists() {
-        return std::fs::read(prebuilt).expect("readable guest");
+    let prebuilt = target_dir().join("wasm32-wasip2/guest").join(format!("keyong_example_{name}.wasm"));
+    match std::fs::read(prebuilt) {
+        Ok(bytes) => bytes,
+        Err(_) => build_guest(&format!("keyong-example-{name}"), None),
     }
-    let dir = BUILT.get_or_init(|| {
-        let dir = target_dir().join("test-guests");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
-            .arg(&dir)
-            .args(["-p", &format!("keyong-example-{name}")])
-            .current_dir(workspace())
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "building the example guest failed (is the wasm32-wasip2 target installed? `cargo xtask test` installs it)"
-        );
-        dir
-    });
-    std::fs::read(dir.join("wasm32-wasip2/guest").join(file)).expect("built guest")
+}
+
+/// The hostile module selected by `feature` of `tests/guests/hostile`.
+pub fn hostile_wasm(feature: &str) -> Vec<u8> {
+    build_guest("keyong-hostile-guest", Some(feature))
+}
+
+/// Builds a guest package (profile `guest`, one optional feature) in a
+/// separate target directory — the outer `cargo test` holds the lock on the
+/// main one — and returns its bytes. Builds are serialised and cached.
+fn build_guest(package: &str, feature: Option<&str>) -> Vec<u8> {
+    static BUILT: Mutex<BTreeMap<String, Vec<u8>>> = Mutex::new(BTreeMap::new());
+    let key = format!("{package}/{}", feature.unwrap_or_default());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bytes) = built.get(&key) {
+        return bytes.clone();
+    }
+    let dir = target_dir().join("test-guests");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
+        .arg(&dir)
+        .args(["-p", package])
+        .current_dir(workspace());
+    if let Some(f) = feature {
+        cmd.args(["--features", f]);
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building guest {key} failed (is the wasm32-wasip2 target installed? `cargo xtask test` installs it)"
+    );
+    let bytes = std::fs::read(dir.join("wasm32-wasip2/guest").join(format!("{}.wasm", package.replace('-', "_"))))
+        .expect("built guest");
+    built.insert(key, bytes.clone());
+    bytes
 }
 
 /// The example module's manifest (scenario left empty).

@@ -51,6 +51,34 @@ pub struct Sandbox {
     limits: Limits,
     compiled: Mutex<HashMap<String, Prepared>>,
     stop_ticker: Arc<AtomicBool>,
+    slots: Slots,
+}
+
+/// A counting semaphore sized to the instance pool: callers beyond the pool
+/// wait for a slot instead of failing to instantiate.
+struct Slots {
+    free: Mutex<u32>,
+    released: std::sync::Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().expect("slots lock");
+        while *free == 0 {
+            free = self.released.wait(free).expect("slots lock");
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().expect("slots lock") += 1;
+        self.0.released.notify_one();
+    }
 }
 
 impl Drop for Sandbox {
@@ -211,7 +239,8 @@ impl Sandbox {
                 }
             })
             .map_err(|e| Error::Setup(e.to_string()))?;
-        Ok(Self { engine, linker, limits, compiled: Mutex::new(HashMap::new()), stop_ticker })
+        let slots = Slots { free: Mutex::new(limits.pool_instances), released: std::sync::Condvar::new() };
+        Ok(Self { engine, linker, limits, compiled: Mutex::new(HashMap::new()), stop_ticker, slots })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -265,7 +294,8 @@ impl Sandbox {
     }
 
     /// Calls the mapper on one unit's rows in a fresh store and instance.
-    /// `seed` seeds the module's random numbers (the host chooses it).
+    /// `seed` seeds the module's random numbers (the host chooses it). Blocks
+    /// while every pool slot is in use.
     pub fn map_unit(
         &self,
         module: &Prepared,
@@ -273,6 +303,7 @@ impl Sandbox {
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
     ) -> Result<Vec<Emit>, UnitFailure> {
+        let _slot = self.slots.acquire();
         let stdio = CappedPipe::new(self.limits.stdio_bytes_per_call);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdio.clone())

@@ -43,7 +43,8 @@ pub struct Limits {
     /// Captured stdout+stderr per call (default 16 KiB); writes past it are
     /// dropped and counted, never a trap.
     pub stdio_bytes_per_call: usize,
-    /// Bytes the module may pass to one host call, e.g. a `log` line (default 64 KiB).
+    /// Bytes the module may hand the host in one call — a `log` line, or the
+    /// emits a mapper returns (default 1 MiB); more traps the call.
     pub hostcall_bytes: usize,
     /// Wall time a whole job may take in the sandbox, in milliseconds
     /// (default 600,000); past it the job fails.
@@ -63,7 +64,7 @@ impl Default for Limits {
             call_deadline_ms: 1_000,
             pool_instances: 32,
             stdio_bytes_per_call: 16 << 10,
-            hostcall_bytes: 64 << 10,
+            hostcall_bytes: 1 << 20,
             job_deadline_ms: 600_000,
             log_bytes_per_job: 256 << 10,
         }

@@ -1,0 +1,268 @@
+//! Hostile modules: each feature turns this crate into one deliberately
+//! malicious or broken aggregate-mode module. The hostile suite in
+//! `tests/tests/hostile` builds every variant and asserts the exact outcome.
+//! Without a feature the module is a harmless no-op (so the workspace builds).
+
+#[cfg(not(feature = "wrong_world"))]
+use keyong_udf_sdk::{AggregateModule, Emitter, Rows};
+
+/// The first district of the test manifests' key domain.
+#[allow(dead_code)]
+const KEY: &str = "滨江区";
+
+#[allow(dead_code)]
+struct Hostile;
+
+#[cfg(not(feature = "wrong_world"))]
+impl AggregateModule for Hostile {
+    fn map_unit(rows: &Rows, out: &mut Emitter) {
+        imp::behave(rows, out);
+    }
+}
+
+#[cfg(not(feature = "wrong_world"))]
+keyong_udf_sdk::aggregate_module!(Hostile);
+
+#[cfg(feature = "infinite_loop")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, _: &mut super::Emitter) {
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+}
+
+#[cfg(feature = "memory_bomb")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            hoard.push(std::hint::black_box(vec![7u8; 1 << 20]));
+            if hoard.len() > 1 << 20 {
+                out.emit(&[super::KEY], hoard.len() as f64);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(feature = "deep_recursion")]
+mod imp {
+    fn dive(n: u64) -> u64 {
+        if n == 0 { 0 } else { std::hint::black_box(dive(std::hint::black_box(n - 1))) + 1 }
+    }
+
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        out.emit(&[super::KEY], dive(u64::MAX) as f64);
+    }
+}
+
+#[cfg(feature = "huge_output")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        // ~100 bytes per emit, ten million emits: far beyond any memory limit.
+        let key = "x".repeat(100);
+        for i in 0..10_000_000u32 {
+            out.emit(&[&key], f64::from(i));
+        }
+    }
+}
+
+#[cfg(feature = "big_emit_list")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        for _ in 0..100_000 {
+            out.emit(&[super::KEY], 1.0);
+        }
+    }
+}
+
+#[cfg(feature = "stdout_flood")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        let line = "x".repeat(1000);
+        for _ in 0..1_000 {
+            println!("{line}");
+            eprintln!("{line}");
+        }
+        out.emit(&[super::KEY], 1.0);
+    }
+}
+
+#[cfg(feature = "log_flood")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        let line = "y".repeat(1000);
+        for _ in 0..10_000 {
+            keyong_udf_sdk::log(&line);
+        }
+        out.emit(&[super::KEY], 1.0);
+    }
+}
+
+#[cfg(feature = "wasi_filesystem")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        let n = std::fs::read_to_string("/etc/passwd").map(|s| s.len()).unwrap_or(0);
+        out.emit(&[super::KEY], n as f64);
+    }
+}
+
+#[cfg(feature = "wasi_sockets")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        let ok = std::net::TcpStream::connect("127.0.0.1:7878").is_ok();
+        out.emit(&[super::KEY], f64::from(u8::from(ok)));
+    }
+}
+
+#[cfg(feature = "env_probe")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        let n = std::env::vars().count() + std::env::args().count();
+        out.emit(&[super::KEY], n as f64);
+        // No preopened directories: at most wasi-libc's default "/".
+        let cwd = std::env::current_dir().map(|p| p.as_os_str().len()).unwrap_or(0);
+        out.emit(&["高新区"], cwd as f64);
+    }
+}
+
+#[cfg(feature = "clock_probe")]
+mod imp {
+    pub(crate) fn behave(rows: &super::Rows, out: &mut super::Emitter) {
+        let wall =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(-1.0);
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        for i in 0..(1_000_000 + rows.num_rows() as u64) {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        out.emit(&[super::KEY], wall);
+        out.emit(&["高新区"], start.elapsed().as_nanos() as f64 + (x % 2) as f64 * 0.0);
+    }
+}
+
+#[cfg(feature = "random_probe")]
+mod imp {
+    use std::hash::BuildHasher;
+
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        let h = std::collections::hash_map::RandomState::new().hash_one("keyong");
+        out.emit(&[super::KEY], (h % 1_000_000) as f64);
+    }
+}
+
+#[cfg(feature = "panic")]
+mod imp {
+    pub(crate) fn behave(rows: &super::Rows, _: &mut super::Emitter) {
+        panic!("hostile panic after reading {} rows", rows.num_rows());
+    }
+}
+
+#[cfg(feature = "state_keeper")]
+mod imp {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    /// A second way to keep state: a heap allocation reachable from a static.
+    static LEAKED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+    pub(crate) fn behave(rows: &super::Rows, out: &mut super::Emitter) {
+        let seen = SEEN.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut leaked = LEAKED.lock().unwrap();
+        leaked.push(rows.num_rows() as u64);
+        out.emit(&[super::KEY], (seen + leaked.len() as u64) as f64);
+    }
+}
+
+#[cfg(feature = "key_outside_domain")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        out.emit(&["不存在区"], 1.0);
+        out.emit(&[super::KEY, "extra dimension"], 1.0);
+        out.emit(&[], 1.0);
+    }
+}
+
+#[cfg(feature = "value_out_of_bounds")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        out.emit(&[super::KEY], 1e12);
+        out.emit(&["高新区"], -1e12);
+    }
+}
+
+#[cfg(feature = "too_many_emits")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        for _ in 0..1000 {
+            out.emit(&[super::KEY], 1.0);
+        }
+    }
+}
+
+#[cfg(feature = "nan_value")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
+        out.emit(&[super::KEY], f64::NAN);
+        out.emit(&["高新区"], f64::INFINITY);
+    }
+}
+
+#[cfg(feature = "unknown_import")]
+mod imp {
+    wit_bindgen::generate!({
+        inline: "package evil:exfil; interface sink { send: func(data: string); } world exfil { import sink; }",
+        world: "exfil",
+    });
+
+    pub(crate) fn behave(rows: &super::Rows, _: &mut super::Emitter) {
+        evil::exfil::sink::send(&format!("{} rows", rows.num_rows()));
+    }
+}
+
+#[cfg(feature = "wrong_world")]
+mod imp {
+    wit_bindgen::generate!({
+        inline: "package evil:other; world other { export run: func() -> u32; }",
+        world: "other",
+    });
+
+    struct Other;
+
+    impl Guest for Other {
+        fn run() -> u32 {
+            42
+        }
+    }
+
+    export!(Other);
+}
+
+#[cfg(not(any(
+    feature = "infinite_loop",
+    feature = "memory_bomb",
+    feature = "deep_recursion",
+    feature = "huge_output",
+    feature = "big_emit_list",
+    feature = "stdout_flood",
+    feature = "log_flood",
+    feature = "wasi_filesystem",
+    feature = "wasi_sockets",
+    feature = "env_probe",
+    feature = "clock_probe",
+    feature = "random_probe",
+    feature = "panic",
+    feature = "state_keeper",
+    feature = "key_outside_domain",
+    feature = "value_out_of_bounds",
+    feature = "too_many_emits",
+    feature = "nan_value",
+    feature = "unknown_import",
+    feature = "wrong_world",
+)))]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, _: &mut super::Emitter) {}
+}

@@ -1,0 +1,229 @@
+//! The hostile-module suite: deliberately malicious or broken modules, each
+//! built from source (`tests/guests/hostile`, one feature per behaviour) and
+//! run through the real sandbox, each with its exact outcome asserted.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keyong_model::{Column, ColumnValues, Emit, Manifest, UnitRows};
+use keyong_privacy::Reducer;
+use keyong_sandbox::{Error, JobLog, Limits, Prepared, Sandbox, UnitFailure};
+use keyong_tests::{example_manifest, example_wasm, hostile_wasm};
+
+fn limits() -> Limits {
+    Limits {
+        memory_bytes: 32 << 20,
+        call_deadline_ms: 300,
+        pool_instances: 8,
+        stdio_bytes_per_call: 4 << 10,
+        log_bytes_per_job: 32 << 10,
+        ..Limits::default()
+    }
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(limits()).unwrap()
+}
+
+fn unit() -> UnitRows {
+    UnitRows {
+        num_rows: 3,
+        columns: vec![
+            Column { name: "district".into(), values: ColumnValues::Utf8(vec![Some("滨江区".into()); 3]) },
+            Column { name: "kwh".into(), values: ColumnValues::Float64(vec![Some(100.0), None, Some(50.5)]) },
+        ],
+    }
+}
+
+fn manifest() -> Manifest {
+    let mut m = example_manifest("electricity");
+    m.max_keys_per_unit = 2;
+    m
+}
+
+fn prepare(s: &Sandbox, feature: &str) -> Prepared {
+    let wasm = hostile_wasm(feature);
+    s.prepare(&keyong_crypto::sm3_hex(&wasm), &wasm).unwrap_or_else(|e| panic!("{feature} should load: {e}"))
+}
+
+/// Runs one unit through `feature`; returns the outcome and the sealed log.
+fn run(feature: &str, seed: u64) -> (Result<Vec<Emit>, UnitFailure>, String) {
+    let s = sandbox();
+    let m = prepare(&s, feature);
+    let log = Arc::new(Mutex::new(JobLog::new(s.limits().log_bytes_per_job)));
+    let out = s.map_unit(&m, &unit(), seed, &log);
+    drop(m);
+    (out, Arc::try_unwrap(log).unwrap().into_inner().unwrap().finish())
+}
+
+fn refused(wasm: &[u8]) -> String {
+    match sandbox().prepare(&keyong_crypto::sm3_hex(wasm), wasm) {
+        Err(Error::InvalidModule(m)) => m,
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a hostile module was accepted"),
+    }
+}
+
+fn reduce(emits: &[Emit]) -> keyong_model::api::Evidence {
+    let mut r = Reducer::new(&manifest());
+    r.add_unit(emits);
+    r.release(1.0, 0).unwrap().evidence
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline() {
+    let t = Instant::now();
+    assert_eq!(run("infinite_loop", 1).0, Err(UnitFailure::Deadline));
+    assert!(t.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    assert_eq!(run("memory_bomb", 1).0, Err(UnitFailure::ResourceLimit));
+}
+
+#[test]
+fn deep_recursion_traps() {
+    assert_eq!(run("deep_recursion", 1).0, Err(UnitFailure::Trap));
+}
+
+#[test]
+fn huge_output_hits_the_memory_limit() {
+    assert_eq!(run("huge_output", 1).0, Err(UnitFailure::ResourceLimit));
+}
+
+#[test]
+fn big_emit_lists_trap_at_the_byte_cap_or_are_capped_by_the_host() {
+    // 100,000 emits are ~4 MiB: more than one call may hand the host.
+    assert_eq!(run("big_emit_list", 1).0, Err(UnitFailure::Trap));
+    // With the byte cap raised, the reducer still reads only `max_emits_per_unit`.
+    let s = Sandbox::new(Limits { hostcall_bytes: 128 << 20, ..limits() }).unwrap();
+    let m = prepare(&s, "big_emit_list");
+    let log = Arc::new(Mutex::new(JobLog::new(1024)));
+    let emits = s.map_unit(&m, &unit(), 1, &log).unwrap();
+    assert_eq!(emits.len(), 100_000);
+    let ev = reduce(&emits);
+    assert_eq!(ev.emits_over_cap, 100_000 - u64::from(manifest().max_emits_per_unit));
+    assert_eq!(ev.contributors[0], 1);
+}
+
+#[test]
+fn stdout_flood_is_truncated_not_fatal() {
+    let (out, log) = run("stdout_flood", 1);
+    assert_eq!(out.unwrap().len(), 1);
+    assert!(log.len() <= (8 << 10) + 200, "log is {} bytes", log.len());
+    assert!(log.contains("bytes of stdout/stderr dropped at the per-call cap"), "{}", &log[log.len() - 200..]);
+}
+
+#[test]
+fn log_flood_is_capped() {
+    let (out, log) = run("log_flood", 1);
+    assert_eq!(out.unwrap().len(), 1);
+    assert!(log.len() <= (32 << 10) + 200);
+    assert!(log.ends_with("further bytes of log dropped at the cap]\n"));
+}
+
+#[test]
+fn filesystem_and_socket_imports_are_refused_before_running() {
+    assert!(refused(&hostile_wasm("wasi_filesystem")).contains("wasi:filesystem/"));
+    assert!(refused(&hostile_wasm("wasi_sockets")).contains("wasi:sockets/"));
+}
+
+#[test]
+fn unknown_imports_and_wrong_worlds_are_refused() {
+    assert!(refused(&hostile_wasm("unknown_import")).contains("evil:exfil/sink"));
+    assert!(refused(&hostile_wasm("wrong_world")).contains("does not export the aggregate world"));
+}
+
+#[test]
+fn malformed_oversized_and_core_modules_are_refused() {
+    assert!(refused(b"MZ\x90\x00 not wasm").contains("not a WebAssembly binary"));
+    let good = example_wasm("electricity");
+    assert!(refused(&good[..good.len() / 2]).contains("not a valid component"));
+    assert!(refused(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
+    let small = Sandbox::new(Limits { max_module_bytes: good.len() - 1, ..limits() }).unwrap();
+    assert!(matches!(small.prepare("x", &good), Err(Error::InvalidModule(m)) if m.contains("limit")));
+}
+
+#[test]
+fn the_environment_is_empty() {
+    let emits = run("env_probe", 1).0.unwrap();
+    assert_eq!(emits[0].value, 0.0, "no environment variables, no arguments");
+    assert!(emits[1].value <= 1.0, "no working directory beyond `/`");
+}
+
+#[test]
+fn clocks_are_fixed() {
+    let emits = run("clock_probe", 1).0.unwrap();
+    assert_eq!(emits[0].value, 0.0, "wall clock");
+    assert_eq!(emits[1].value, 0.0, "monotonic clock shows no elapsed time");
+}
+
+#[test]
+fn randomness_comes_from_the_host_seed() {
+    let a = run("random_probe", 7).0.unwrap();
+    assert_eq!(a, run("random_probe", 7).0.unwrap());
+    assert_ne!(a, run("random_probe", 8).0.unwrap());
+}
+
+#[test]
+fn panics_trap_and_are_logged_under_seal() {
+    let (out, log) = run("panic", 1);
+    assert_eq!(out, Err(UnitFailure::Trap));
+    assert!(log.contains("hostile panic after reading 3 rows"), "{log}");
+}
+
+#[test]
+fn no_state_survives_between_units() {
+    let s = sandbox();
+    let m = prepare(&s, "state_keeper");
+    let log = Arc::new(Mutex::new(JobLog::new(1024)));
+    for seed in 0..50 {
+        let emits = s.map_unit(&m, &unit(), seed, &log).unwrap();
+        assert_eq!(emits[0].value, 2.0, "unit {seed} saw state from an earlier unit");
+    }
+}
+
+#[test]
+fn keys_outside_the_domain_and_non_finite_values_are_dropped() {
+    let ev = reduce(&run("key_outside_domain", 1).0.unwrap());
+    assert_eq!(ev.emits_out_of_domain, 3);
+    assert_eq!(ev.contributors.iter().sum::<u64>(), 0);
+    let ev = reduce(&run("nan_value", 1).0.unwrap());
+    assert_eq!(ev.emits_out_of_domain, 2);
+}
+
+#[test]
+fn values_are_clamped_and_emits_capped() {
+    let ev = reduce(&run("value_out_of_bounds", 1).0.unwrap());
+    assert_eq!(ev.values_clamped, 2);
+    let mut r = Reducer::new(&manifest());
+    r.add_unit(&run("too_many_emits", 1).0.unwrap());
+    let rel = r.release(1e9, 0).unwrap();
+    assert_eq!(rel.evidence.emits_over_cap, 1000 - u64::from(manifest().max_emits_per_unit));
+    // Four emits of 1.0 were read; with ρ = 1e9 the noise is negligible.
+    assert!((rel.table.rows[0].values[1].unwrap() - 4.0).abs() < 0.1);
+}
+
+#[test]
+fn a_hundred_hostile_calls_in_parallel_do_not_disturb_a_good_one() {
+    let s = Arc::new(sandbox());
+    let hostile: Vec<Prepared> =
+        ["infinite_loop", "memory_bomb", "deep_recursion", "panic"].iter().map(|f| prepare(&s, f)).collect();
+    let good_wasm = example_wasm("electricity");
+    let good = s.prepare("good", &good_wasm).unwrap();
+    let log = Arc::new(Mutex::new(JobLog::new(1 << 20)));
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            let (s, m, log) = (s.clone(), hostile[i % hostile.len()].clone(), log.clone());
+            std::thread::spawn(move || s.map_unit(&m, &unit(), i as u64, &log))
+        })
+        .collect();
+    for i in 0..200 {
+        let emits = s.map_unit(&good, &unit(), i, &log).expect("the good module keeps working");
+        assert_eq!(emits, vec![Emit { key: vec!["滨江区".into()], value: 150.5 }]);
+    }
+    for t in threads {
+        assert!(t.join().expect("no host panic").is_err(), "every hostile call fails cleanly");
+    }
+}
