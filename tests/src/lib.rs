@@ -87,6 +87,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on 127.0.0.1 (a free port) with the electricity feed in its landing zone.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with `adjust` applied to the configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut keyong_server::Config)) -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data_root = std::env::temp_dir().join(format!("keyong-e2e-{}-{n}", std::process::id()));
@@ -98,6 +103,7 @@ impl TestServer {
         config.policies = workspace().join("policies");
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.sandbox.pool_instances = 8;
+        adjust(&mut config);
         let server = keyong_server::start(config).await.expect("server starts");
         let bootstrap_token = std::fs::read_to_string(data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE)).unwrap();
         Self { base: format!("http://{}", server.addr), data_root, bootstrap_token, server }

@@ -3,4 +3,5 @@
 
 mod audit;
 mod bad_input;
+mod flood;
 mod life_cycle;

@@ -1,0 +1,80 @@
+use std::time::{Duration, Instant};
+
+use keyong_client::{Client, sign_module, walkthrough};
+use keyong_model::JobStatus;
+use keyong_model::api::SubmitJob;
+use keyong_tests::{TestServer, hostile_wasm};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
+    let server = TestServer::start_with(|c| {
+        c.sandbox.call_deadline_ms = 20;
+        c.sandbox.job_deadline_ms = 1_000;
+        c.sandbox.memory_bytes = 32 << 20;
+    })
+    .await;
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    let base = Client::new(&server.base);
+    let operator = base.as_user(&outcome.actors.operator);
+    let reviewer = base.as_user(&outcome.actors.reviewers[0]);
+
+    let mut hostile = Vec::new();
+    for feature in ["infinite_loop", "memory_bomb", "deep_recursion", "panic"] {
+        let mut manifest = outcome.review.manifest.clone();
+        manifest.name = feature.replace('_', "-");
+        let module = operator
+            .submit_module(&sign_module(&outcome.actors.operator_key, &hostile_wasm(feature), &manifest).unwrap())
+            .await;
+        hostile.push(module.unwrap().id);
+    }
+    let mut hostile_jobs = Vec::new();
+    for i in 0..100 {
+        let job = operator
+            .submit_job(&SubmitJob { module_id: hostile[i % hostile.len()].clone(), rho: 0.001 })
+            .await
+            .unwrap();
+        hostile_jobs.push(job.id);
+    }
+    let good = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: 0.25 }).await.unwrap();
+
+    // The server answers while the flood runs.
+    let mut slowest = Duration::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let t = Instant::now();
+        let (status, _) = base.raw(reqwest::Method::GET, "/v1/health", None).await.unwrap();
+        assert_eq!(status, 200);
+        slowest = slowest.max(t.elapsed());
+        let mut open = 0;
+        for id in hostile_jobs.iter().chain([&good.id]) {
+            open +=
+                usize::from(matches!(operator.job(id).await.unwrap().status, JobStatus::Queued | JobStatus::Running));
+        }
+        if open == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} jobs still open");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(slowest < Duration::from_secs(2), "health took {slowest:?} under load");
+
+    // The good job is untouched by its neighbours.
+    assert_eq!(operator.job(&good.id).await.unwrap().status, JobStatus::UnderReview);
+    let review = reviewer.review(&good.id).await.unwrap();
+    assert_eq!((review.evidence.units_total, review.evidence.units_failed), (600, 0));
+    assert_eq!(review.evidence.contributors.iter().sum::<u64>(), 600);
+
+    // Every hostile job either failed (time limit) or lost all its units; the
+    // operator sees a status and nothing else.
+    for id in &hostile_jobs {
+        let job = operator.job(id).await.unwrap();
+        match job.status {
+            JobStatus::Failed => {}
+            JobStatus::UnderReview => {
+                let ev = reviewer.review(id).await.unwrap().evidence;
+                assert_eq!(ev.units_failed, ev.units_total, "a hostile unit contributed");
+            }
+            other => panic!("hostile job ended {other}"),
+        }
+    }
+}
