@@ -9,7 +9,7 @@ use std::time::Instant;
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
 use keyong_sandbox::{JobLog, Limits, Sandbox};
 
-const UNITS: usize = 100_000;
+const UNITS: usize = 1_000_000;
 const ROWS_PER_UNIT: usize = 10;
 const EMPTY_CALLS: usize = 5_000;
 

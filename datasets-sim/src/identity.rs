@@ -37,13 +37,17 @@ const GIVEN: [&str; 24] = [
 ];
 const STREETS: [&str; 10] = ["人民", "解放", "中山", "建设", "和平", "新华", "文化", "青年", "朝阳", "光明"];
 
-/// A valid 18-digit 身份证 number that is unique for each `index` below 20
-/// million: the birth date and sequence number encode the index.
+/// Birth dates span this many days from 1935-01-01 (about 90 years).
+const BIRTH_SPAN_DAYS: u64 = 32_768;
+
+/// A valid 18-digit 身份证 number that is unique for each `index` below 32
+/// million: the birth date and sequence number encode the index, and
+/// consecutive indices get birth dates spread over ninety years.
 pub fn resident_id(index: u64, district: usize) -> String {
-    let q = (index / 1000) % 20_000;
-    let days = (q * 7919) % 20_000; // a bijection on 0..20_000 (7919 is prime)
-    let (y, m, d) = civil_from_days(days as i64 + days_from_civil(1950, 1, 1));
-    let seq = index % 1000;
+    let q = index % BIRTH_SPAN_DAYS;
+    let days = (q * 7919) % BIRTH_SPAN_DAYS; // a bijection (7919 is odd, the span a power of two)
+    let (y, m, d) = civil_from_days(days as i64 + days_from_civil(1935, 1, 1));
+    let seq = (index / BIRTH_SPAN_DAYS) % 1000;
     let first17 = format!("{}{y:04}{m:02}{d:02}{seq:03}", REGION_CODES[district]);
     let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     let sum: u32 = first17.bytes().zip(weights).map(|(b, w)| u32::from(b - b'0') * w).sum();

@@ -103,7 +103,7 @@ fn demo() -> anyhow::Result<()> {
     }
     println!("== simulating the city's raw electricity feed (with real-looking identifiers)");
     run(Command::new(&keyong)
-        .args(["sim", "generate", "--households", "2000", "--months", "12", "--out"])
+        .args(["sim", "generate", "--dataset", "electricity_bills", "--scale", "2000", "--out"])
         .arg(root.join("landing")))?;
     println!("== starting keyong on the embedded default (SQLite + local data root, loopback)");
     let mut child = Command::new(&keyong)

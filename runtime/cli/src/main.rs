@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use keyong_client::walkthrough;
 use keyong_model::Manifest;
 
+mod dev;
+
 #[derive(Parser)]
 #[command(
     name = "keyong",
@@ -42,6 +44,11 @@ enum Command {
     Sim {
         #[command(subcommand)]
         command: SimCommand,
+    },
+    /// Develop modules offline (安全开发环境): run them against synthetic twins.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
     },
     /// Generate an SM2 key pair for signing modules; writes JSON with the secret and public key.
     Keygen {
@@ -93,20 +100,47 @@ enum Command {
 enum SimCommand {
     /// Generate a raw feed (with the identifiers a real feed has) as Parquet.
     Generate {
-        /// Which feed; this version has `electricity`.
-        #[arg(long, default_value = "electricity")]
+        /// Which feed: electricity_bills, bus_taps or outpatient_visits.
+        #[arg(long, default_value = "electricity_bills")]
         dataset: String,
-        /// Number of households (scale).
+        /// Number of privacy units (households, cards, patients).
         #[arg(long, default_value_t = 2000)]
-        households: u64,
-        /// Billing months (1-12).
-        #[arg(long, default_value_t = 12)]
-        months: u32,
+        scale: u64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Output directory; the file is `<dir>/electricity_bills.parquet`.
+        /// Output directory; the file is `<dir>/<dataset>.parquet`.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Run a module locally against a synthetic twin of its input and print
+    /// what would be submitted for review (clearly marked as synthetic).
+    Run {
+        /// The component (.wasm) to run.
+        wasm: PathBuf,
+        /// Use a synthetic twin (generated, desensitised with the real policy). `dev run` never sees real rows.
+        #[arg(long, required = true)]
+        mock: bool,
+        /// The module's manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Directory of policy files.
+        #[arg(long, env = "KEYONG_POLICIES", default_value = "policies")]
+        policies: PathBuf,
+        /// Privacy units in the twin.
+        #[arg(long, default_value_t = 2000)]
+        scale: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// zCDP ρ for the simulated release.
+        #[arg(long, default_value_t = 1.0)]
+        rho: f64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -155,18 +189,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
-        Command::Sim { command: SimCommand::Generate { dataset, households, months, seed, out } } => {
-            if dataset != "electricity" {
-                bail!("unknown dataset `{dataset}`; this version generates `electricity`");
-            }
-            let cfg = keyong_datasets_sim::ElectricityConfig { households, months, seed, ..Default::default() };
-            let batches = keyong_datasets_sim::electricity_batches(&cfg)?;
+        Command::Sim { command: SimCommand::Generate { dataset, scale, seed, out } } => {
+            let (schema, batches) = keyong_datasets_sim::generate(&dataset, scale, seed)?;
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            let path = out.join("electricity_bills.parquet");
+            let path = out.join(format!("{dataset}.parquet"));
             let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            let rows = keyong_datasets_sim::write_parquet(keyong_datasets_sim::electricity_schema(), batches, file)?;
+            let rows = keyong_datasets_sim::write_parquet(schema, batches, file)?;
             println!("wrote {rows} rows to {}", path.display());
             Ok(())
+        }
+        Command::Dev { command: DevCommand::Run { wasm, mock: _, manifest, policies, scale, seed, rho, json } } => {
+            dev::run(dev::DevRun { wasm, manifest, policies, scale, seed, rho, json }).await
         }
         Command::Keygen { out } => {
             let k = keyong_crypto::SigningKey::generate()?;

@@ -53,14 +53,17 @@ fn map_strings(col: &ArrayRef, name: &str, f: impl Fn(&str) -> Result<String>) -
     Ok(Arc::new(out))
 }
 
-fn month_of(name: &str, v: &str) -> Result<String> {
+/// Cuts a date or timestamp down to `range` (e.g. `0..7` for `YYYY-MM`),
+/// after checking it starts `YYYY-MM-DD` (and `YYYY-MM-DD HH` when the hour is kept).
+fn generalise(name: &str, v: &str, range: std::ops::Range<usize>) -> Result<String> {
     let b = v.as_bytes();
-    let ok =
-        b.len() >= 7 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5..7].iter().all(u8::is_ascii_digit);
-    if !ok {
-        return Err(Error::BadInput(format!("column `{name}` holds a value that is not a YYYY-MM-DD date")));
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let date = b.len() >= 10 && digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10);
+    let hour = b.len() >= 13 && matches!(b[10], b' ' | b'T') && digits(11..13);
+    if !date || (range.end > 10 && !hour) {
+        return Err(Error::BadInput(format!("column `{name}` holds a value that is not a date or timestamp")));
     }
-    Ok(v[..7].to_string())
+    Ok(v[range].to_string())
 }
 
 struct Plan {
@@ -90,7 +93,9 @@ fn plan(policy: &DatasetPolicy, raw: &Schema) -> Result<Plan> {
             Transform::Drop => continue,
             Transform::Keep => Field::new(&c.name, raw_type, true),
             Transform::Pseudonym { output } => Field::new(output, DataType::Utf8, true),
-            Transform::Mask { .. } | Transform::Month => Field::new(&c.name, DataType::Utf8, true),
+            Transform::Mask { .. } | Transform::Month | Transform::Year | Transform::Hour => {
+                Field::new(&c.name, DataType::Utf8, true)
+            }
         };
         steps.push((idx, c.transform.clone(), field));
     }
@@ -110,7 +115,9 @@ fn transform(plan: &Plan, policy: &DatasetPolicy, secret: &[u8], batch: &RecordB
             Transform::Mask { keep_prefix, keep_suffix } => {
                 map_strings(col, name, |v| Ok(mask(v, *keep_prefix, *keep_suffix)))?
             }
-            Transform::Month => map_strings(col, name, |v| month_of(name, v))?,
+            Transform::Month => map_strings(col, name, |v| generalise(name, v, 0..7))?,
+            Transform::Year => map_strings(col, name, |v| generalise(name, v, 0..4))?,
+            Transform::Hour => map_strings(col, name, |v| generalise(name, v, 11..13))?,
             Transform::Drop => unreachable!("dropped columns have no step"),
         });
     }
@@ -225,7 +232,10 @@ mod tests {
     #[test]
     fn masks_and_months() {
         assert_eq!(mask("13812345678", 3, 4), "138****5678");
-        assert_eq!(month_of("d", "2025-03-14").unwrap(), "2025-03");
-        assert!(month_of("d", "14/03/2025").is_err());
+        assert_eq!(generalise("d", "2025-03-14", 0..7).unwrap(), "2025-03");
+        assert_eq!(generalise("d", "2025-03-14", 0..4).unwrap(), "2025");
+        assert_eq!(generalise("d", "2025-03-14 07:42:10", 11..13).unwrap(), "07");
+        assert!(generalise("d", "14/03/2025", 0..7).is_err());
+        assert!(generalise("d", "2025-03-14", 11..13).is_err());
     }
 }

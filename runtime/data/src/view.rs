@@ -256,6 +256,34 @@ mod tests {
     }
 
     #[test]
+    fn every_feed_ingests_without_identifiers() {
+        for feed in keyong_datasets_sim::FEEDS {
+            let dirs = tempdir::Dirs::new();
+            let (schema, batches) = keyong_datasets_sim::generate(feed, 200, 5).unwrap();
+            let raw: Vec<_> = batches.collect();
+            write_parquet(
+                schema.clone(),
+                raw.clone().into_iter(),
+                dirs.landing.create("raw.parquet").unwrap().into_std(),
+            )
+            .unwrap();
+            let text =
+                std::fs::read_to_string(format!("{}/../../policies/datasets/{feed}.toml", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap();
+            let policy = DatasetPolicy::parse(&text).unwrap();
+            let ing = crate::ingest(&dirs.landing, "raw.parquet", &policy, b"k", &dirs.datasets).unwrap();
+            assert!(ing.unit_count > 100, "{feed}");
+            let stored = dirs.datasets.read(&ing.file).unwrap();
+            for col in ["id_number", "name", "mobile", "card_no"] {
+                let Some(values) = raw[0].column_by_name(col) else { continue };
+                for v in values.as_string::<i32>().iter().flatten().take(50) {
+                    assert!(!stored.windows(v.len()).any(|w| w == v.as_bytes()), "{feed}.{col} survived");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bad_feeds_are_refused_and_leave_nothing() {
         let (dirs, _) = setup();
         let policy = DatasetPolicy::parse(POLICY).unwrap();

@@ -40,8 +40,12 @@ pub enum Transform {
     Pseudonym { output: String },
     /// Keep the first `keep_prefix` and last `keep_suffix` characters, mask the rest with `*`.
     Mask { keep_prefix: usize, keep_suffix: usize },
-    /// Generalise a `YYYY-MM-DD` date string to its month `YYYY-MM`.
+    /// Generalise a `YYYY-MM-DD…` date string to its month `YYYY-MM`.
     Month,
+    /// Generalise a `YYYY-MM-DD…` date string to its year `YYYY`.
+    Year,
+    /// Generalise a `YYYY-MM-DD HH:MM…` timestamp to its hour of day `HH`.
+    Hour,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -97,7 +101,9 @@ impl DatasetPolicy {
             if !inputs.insert(c.name.as_str()) {
                 return bad(format!("column `{}` is listed twice", c.name));
             }
-            if c.tag == Tag::DirectIdentifier && matches!(c.transform, Transform::Keep | Transform::Month) {
+            if c.tag == Tag::DirectIdentifier
+                && matches!(c.transform, Transform::Keep | Transform::Month | Transform::Year | Transform::Hour)
+            {
                 return bad(format!(
                     "direct identifier `{}` must be dropped, masked or pseudonymised, not kept",
                     c.name

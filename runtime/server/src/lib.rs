@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod keys;
+pub mod pipeline;
 mod routes;
 mod runner;
 

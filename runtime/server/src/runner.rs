@@ -1,27 +1,13 @@
-//! The job runner: authorised view → sandbox (one fresh instance per unit)
-//! → trusted DP reducer → sealed output awaiting review.
+//! The job runner: claims a queued job, runs the [`AggregateRun`] pipeline,
+//! seals the output (SM4-GCM, AAD = job id) and puts it under review.
 
-use std::sync::{Arc, Mutex};
-
-use serde::{Deserialize, Serialize};
-
-use keyong_data::{AuthorisedView, ViewTable};
+use keyong_data::ViewTable;
 use keyong_model::JobStatus;
-use keyong_model::api::{Evidence, ResultTable};
-use keyong_privacy::Reducer;
-use keyong_sandbox::JobLog;
 use keyong_store::JobRow;
 
 use crate::AppState;
 use crate::error::ApiError;
-
-/// What a run produced, sealed at rest with SM4-GCM (AAD = job id).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Output {
-    pub(crate) table: ResultTable,
-    pub(crate) evidence: Evidence,
-    pub(crate) logs: String,
-}
+use crate::pipeline::{AggregateRun, Output};
 
 pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Output, ApiError> {
     let sealed = job.sealed_output.as_ref().ok_or_else(|| ApiError::InvalidState("the job has no output".into()))?;
@@ -86,41 +72,24 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     tx.audit("system", "job.start", job_id, serde_json::json!({})).await.map_err(e)?;
     tx.commit().await.map_err(e)?;
 
-    let manifest = module.manifest.clone();
     let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
-    let table = ViewTable {
-        name: dataset.entry.name.clone(),
-        file: dataset.file.clone(),
-        unit_column: dataset.entry.unit_column.clone(),
-        columns: manifest.columns.clone(),
+    let run = AggregateRun {
+        sandbox: st.sandbox.clone(),
+        table: ViewTable {
+            name: dataset.entry.name.clone(),
+            file: dataset.file.clone(),
+            unit_column: dataset.entry.unit_column.clone(),
+            columns: module.manifest.columns.clone(),
+        },
+        manifest: module.manifest,
+        module_id: module.id,
+        wasm: module.wasm,
+        rho: job.view.rho,
+        min_contributors: st.config.min_contributors,
+        view_memory_bytes: st.config.view_memory_bytes,
+        seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
     };
-    let view = AuthorisedView::open(&datasets, vec![table], st.config.view_memory_bytes).map_err(|e| e.to_string())?;
-    let units = view.units(&manifest.input, &manifest.columns).await.map_err(|e| e.to_string())?;
-
-    let (sandbox, rho, min_contributors) = (st.sandbox.clone(), job.view.rho, st.config.min_contributors);
-    let seed = u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes"));
-    let output = tokio::task::spawn_blocking(move || -> Result<Output, String> {
-        let prepared = sandbox.prepare(&module.id, &module.wasm).map_err(|e| e.to_string())?;
-        let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
-        let mut reducer = Reducer::new(&manifest);
-        let started = std::time::Instant::now();
-        let deadline = std::time::Duration::from_millis(sandbox.limits().job_deadline_ms);
-        for (i, unit) in units.iter().enumerate() {
-            if started.elapsed() > deadline {
-                return Err(format!("the job ran past its time limit of {deadline:?}"));
-            }
-            match sandbox.map_unit(&prepared, unit, seed.wrapping_add(i as u64), &log) {
-                Ok(emits) => reducer.add_unit(&emits),
-                Err(_) => reducer.unit_failed(),
-            }
-        }
-        let release = reducer.release(rho, min_contributors).map_err(|e| e.to_string())?;
-        let logs =
-            Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?.finish();
-        Ok(Output { table: release.table, evidence: release.evidence, logs })
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let output = run.run(&datasets).await?;
 
     let plain = serde_json::to_vec(&output).map_err(|e| e.to_string())?;
     let sealed = st.keys.seal.seal(&plain, job_id.as_bytes()).map_err(|e| e.to_string())?;

@@ -1,0 +1,59 @@
+//! The `keyong` binary as an operator uses it.
+
+use std::process::Command;
+
+use keyong_tests::{example_wasm, workspace};
+
+fn keyong() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_keyong"))
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let out = keyong().arg("--help").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["serve", "sim", "dev", "keygen", "sign", "walkthrough"] {
+        assert!(text.contains(cmd), "--help does not mention {cmd}");
+    }
+    let dev = String::from_utf8(keyong().args(["dev", "run", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(dev.contains("--mock") && dev.contains("synthetic"));
+}
+
+#[test]
+fn every_example_runs_on_its_synthetic_twin() {
+    let dir = std::env::temp_dir().join(format!("keyong-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (example, cells) in [("electricity", 12), ("bus_taps", 5), ("outpatient", 4)] {
+        let wasm = dir.join(format!("{example}.wasm"));
+        std::fs::write(&wasm, example_wasm(example)).unwrap();
+        let out = keyong()
+            .args(["dev", "run"])
+            .arg(&wasm)
+            .arg("--mock")
+            .arg("--manifest")
+            .arg(workspace().join(format!("udf-sdk/examples/{example}/manifest.json")))
+            .arg("--policies")
+            .arg(workspace().join("policies"))
+            .args(["--scale", "400", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["synthetic"], true);
+        let ev = &json["output"]["evidence"];
+        assert!(ev["units_total"].as_u64().unwrap() > 100, "{example}");
+        assert_eq!(ev["units_failed"], 0, "{example}");
+        assert_eq!(json["output"]["table"]["rows"].as_array().unwrap().len(), cells, "{example}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_fails_with_a_message() {
+    let out = keyong().args(["sim", "generate", "--dataset", "nope", "--out", "/tmp/never"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown feed `nope`"));
+    let out = keyong().args(["dev", "run", "/no/such.wasm", "--mock", "--manifest", "/no/such.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the manifest"));
+}
