@@ -42,24 +42,6 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_feed_generates_deterministically_with_valid_ids() {
-        for feed in FEEDS {
-            let (schema, a) = generate(feed, 200, 3).unwrap();
-            let a: Vec<RecordBatch> = a.collect();
-            let b: Vec<RecordBatch> = generate(feed, 200, 3).unwrap().1.collect();
-            assert_eq!(a, b, "{feed}");
-            assert!(a.iter().map(|b| b.num_rows()).sum::<usize>() > 200, "{feed}");
-            assert!(a.iter().all(|b| b.schema() == schema));
-        }
-        assert!(generate("nope", 1, 1).is_err());
-    }
-}
-
 /// Names of the feeds [`generate`] knows (also their catalog and policy names).
 pub const FEEDS: [&str; 3] = ["electricity_bills", "bus_taps", "outpatient_visits"];
 
@@ -98,4 +80,22 @@ pub fn write_parquet<W: Write + Send>(
     }
     writer.close()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_feed_generates_deterministically_with_valid_ids() {
+        for feed in FEEDS {
+            let (schema, a) = generate(feed, 200, 3).unwrap();
+            let a: Vec<RecordBatch> = a.collect();
+            let b: Vec<RecordBatch> = generate(feed, 200, 3).unwrap().1.collect();
+            assert_eq!(a, b, "{feed}");
+            assert!(a.iter().map(|b| b.num_rows()).sum::<usize>() > 200, "{feed}");
+            assert!(a.iter().all(|b| b.schema() == schema));
+        }
+        assert!(generate("nope", 1, 1).is_err());
+    }
 }
