@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
-use keyong_sandbox::{JobLog, Limits, Sandbox};
+use keyong_sandbox::{JobLog, Limits, Sandbox, World};
 
 const UNITS: usize = 1_000_000;
 const ROWS_PER_UNIT: usize = 10;
@@ -47,7 +47,7 @@ fn native_mapper(rows: &UnitRows) -> Vec<Emit> {
 pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
     let wasm = guest()?;
     let sandbox = Sandbox::new(Limits::default())?;
-    let module = sandbox.prepare("bench", &wasm)?;
+    let module = sandbox.prepare("bench", &wasm, World::Aggregate)?;
     let log = Arc::new(Mutex::new(JobLog::new(1 << 20)));
 
     let empty = unit(0, 0);

@@ -31,16 +31,44 @@
 
 #[doc(hidden)]
 pub mod bindings {
-    wit_bindgen::generate!({
-        world: "aggregate",
-        path: "wit",
-        pub_export_macro: true,
-        export_macro_name: "export_aggregate",
-        default_bindings_module: "keyong_udf_sdk::bindings",
-    });
+    pub mod aggregate {
+        wit_bindgen::generate!({
+            world: "aggregate",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "export_aggregate",
+            default_bindings_module: "keyong_udf_sdk::bindings::aggregate",
+        });
+    }
+    pub mod blocks {
+        wit_bindgen::generate!({
+            world: "blocks",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "export_blocks",
+            default_bindings_module: "keyong_udf_sdk::bindings::blocks",
+            with: {
+                "keyong:udf/types@0.1.0": crate::bindings::aggregate::keyong::udf::types,
+                "keyong:udf/host@0.1.0": crate::bindings::aggregate::keyong::udf::host,
+            },
+        });
+    }
+    pub mod reviewed {
+        wit_bindgen::generate!({
+            world: "reviewed",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "export_reviewed",
+            default_bindings_module: "keyong_udf_sdk::bindings::reviewed",
+            with: {
+                "keyong:udf/types@0.1.0": crate::bindings::aggregate::keyong::udf::types,
+                "keyong:udf/host@0.1.0": crate::bindings::aggregate::keyong::udf::host,
+            },
+        });
+    }
 }
 
-use bindings::keyong::udf::types::{self, ColumnValues};
+use bindings::aggregate::keyong::udf::types::{self, ColumnValues};
 
 /// Why a column could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +180,7 @@ pub fn __run_aggregate<M: AggregateModule>(rows: types::Rows) -> Vec<types::Emit
 /// Writes a line to the module's sealed log (reviewers see it; the operator
 /// only after release). The host caps the total size.
 pub fn log(message: &str) {
-    bindings::keyong::udf::host::log(message);
+    bindings::aggregate::keyong::udf::host::log(message);
 }
 
 /// Exports a type implementing [`AggregateModule`] as the module's mapper.
@@ -160,13 +188,151 @@ pub fn log(message: &str) {
 macro_rules! aggregate_module {
     ($t:ty) => {
         struct __KeyongAggregate;
-        impl $crate::bindings::Guest for __KeyongAggregate {
+        impl $crate::bindings::aggregate::Guest for __KeyongAggregate {
             fn map_unit(
-                rows: $crate::bindings::keyong::udf::types::Rows,
-            ) -> ::std::vec::Vec<$crate::bindings::keyong::udf::types::Emit> {
+                rows: $crate::bindings::aggregate::keyong::udf::types::Rows,
+            ) -> ::std::vec::Vec<$crate::bindings::aggregate::keyong::udf::types::Emit> {
                 $crate::__run_aggregate::<$t>(rows)
             }
         }
-        $crate::bindings::export_aggregate!(__KeyongAggregate with_types_in $crate::bindings);
+        $crate::bindings::aggregate::export_aggregate!(__KeyongAggregate with_types_in $crate::bindings::aggregate);
+    };
+}
+
+/// A blocks-mode module (sample-and-aggregate): a function from the rows of
+/// one block of privacy units to a vector of the length the manifest
+/// declares. The host clamps each coordinate to the declared bounds and
+/// releases a DP aggregate over the blocks.
+///
+/// ```no_run
+/// use keyong_udf_sdk::{BlocksModule, Rows};
+///
+/// /// Mean monthly kWh and the share of bills above 400 kWh, per block.
+/// struct KwhProfile;
+///
+/// impl BlocksModule for KwhProfile {
+///     fn map_block(rows: &Rows) -> Vec<f64> {
+///         let kwh: Vec<f64> = rows.float64("kwh").map(|k| k.iter().flatten().copied().collect()).unwrap_or_default();
+///         if kwh.is_empty() {
+///             return vec![0.0, 0.0];
+///         }
+///         let n = kwh.len() as f64;
+///         vec![kwh.iter().sum::<f64>() / n, kwh.iter().filter(|k| **k > 400.0).count() as f64 / n]
+///     }
+/// }
+///
+/// keyong_udf_sdk::blocks_module!(KwhProfile);
+/// ```
+pub trait BlocksModule {
+    fn map_block(rows: &Rows) -> Vec<f64>;
+}
+
+#[doc(hidden)]
+pub fn __run_blocks<M: BlocksModule>(rows: types::Rows) -> Vec<f64> {
+    M::map_block(&Rows(rows))
+}
+
+/// Exports a type implementing [`BlocksModule`].
+#[macro_export]
+macro_rules! blocks_module {
+    ($t:ty) => {
+        struct __KeyongBlocks;
+        impl $crate::bindings::blocks::Guest for __KeyongBlocks {
+            fn map_block(rows: $crate::bindings::aggregate::keyong::udf::types::Rows) -> ::std::vec::Vec<f64> {
+                $crate::__run_blocks::<$t>(rows)
+            }
+        }
+        $crate::bindings::blocks::export_blocks!(__KeyongBlocks with_types_in $crate::bindings::blocks);
+    };
+}
+
+/// One authorised table handed to a reviewed-mode module.
+pub struct Table {
+    pub name: String,
+    pub rows: Rows,
+}
+
+/// Builds the table a reviewed-mode module returns, column by column. Every
+/// column must have the same number of rows; the host refuses a ragged table.
+#[derive(Default)]
+pub struct TableBuilder {
+    num_rows: u32,
+    columns: Vec<types::Column>,
+}
+
+impl TableBuilder {
+    fn push(mut self, name: &str, len: usize, values: ColumnValues) -> Self {
+        if self.columns.is_empty() {
+            self.num_rows = len as u32;
+        }
+        self.columns.push(types::Column { name: name.to_string(), values });
+        self
+    }
+
+    pub fn int64(self, name: &str, values: Vec<Option<i64>>) -> Self {
+        let n = values.len();
+        self.push(name, n, ColumnValues::Int64(values))
+    }
+
+    pub fn float64(self, name: &str, values: Vec<Option<f64>>) -> Self {
+        let n = values.len();
+        self.push(name, n, ColumnValues::Float64(values))
+    }
+
+    pub fn utf8(self, name: &str, values: Vec<Option<String>>) -> Self {
+        let n = values.len();
+        self.push(name, n, ColumnValues::Utf8(values))
+    }
+
+    pub fn boolean(self, name: &str, values: Vec<Option<bool>>) -> Self {
+        let n = values.len();
+        self.push(name, n, ColumnValues::Boolean(values))
+    }
+}
+
+/// A reviewed-mode module: a function from the authorised tables to one
+/// table. There is no DP guarantee: the strictest outbound rules apply and
+/// two reviewers must approve the output.
+///
+/// ```no_run
+/// use keyong_udf_sdk::{ReviewedModule, Table, TableBuilder};
+///
+/// /// Row counts per input table.
+/// struct Inventory;
+///
+/// impl ReviewedModule for Inventory {
+///     fn transform(tables: &[Table]) -> TableBuilder {
+///         TableBuilder::default()
+///             .utf8("table", tables.iter().map(|t| Some(t.name.clone())).collect())
+///             .int64("rows", tables.iter().map(|t| Some(t.rows.num_rows() as i64)).collect())
+///     }
+/// }
+///
+/// keyong_udf_sdk::reviewed_module!(Inventory);
+/// ```
+pub trait ReviewedModule {
+    fn transform(tables: &[Table]) -> TableBuilder;
+}
+
+#[doc(hidden)]
+pub fn __run_reviewed<M: ReviewedModule>(tables: Vec<types::Table>) -> types::Rows {
+    let tables: Vec<Table> = tables.into_iter().map(|t| Table { name: t.name, rows: Rows(t.rows) }).collect();
+    let built = M::transform(&tables);
+    types::Rows { num_rows: built.num_rows, columns: built.columns }
+}
+
+/// Exports a type implementing [`ReviewedModule`].
+#[macro_export]
+macro_rules! reviewed_module {
+    ($t:ty) => {
+        struct __KeyongReviewed;
+        impl $crate::bindings::reviewed::Guest for __KeyongReviewed {
+            fn transform(
+                tables: ::std::vec::Vec<$crate::bindings::aggregate::keyong::udf::types::Table>,
+            ) -> $crate::bindings::aggregate::keyong::udf::types::Rows {
+                $crate::__run_reviewed::<$t>(tables)
+            }
+        }
+        $crate::bindings::reviewed::export_reviewed!(__KeyongReviewed with_types_in $crate::bindings::reviewed);
     };
 }

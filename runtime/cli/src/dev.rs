@@ -14,7 +14,7 @@ use keyong_client::walkthrough::render_table;
 use keyong_data::ViewTable;
 use keyong_model::Manifest;
 use keyong_policy::DatasetPolicy;
-use keyong_sandbox::{Limits, Sandbox};
+use keyong_sandbox::{Limits, Sandbox, World};
 use keyong_server::pipeline::{AggregateRun, Output};
 
 pub(crate) struct DevRun {
@@ -69,7 +69,7 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
 
     let sandbox = Arc::new(Sandbox::new(Limits::default())?);
     let module_id = keyong_crypto::sm3_hex(&wasm);
-    sandbox.prepare(&module_id, &wasm).context("keyong would refuse this module at submission")?;
+    sandbox.prepare(&module_id, &wasm, World::Aggregate).context("keyong would refuse this module at submission")?;
     let run = AggregateRun {
         sandbox,
         table: ViewTable {

@@ -10,19 +10,66 @@ use wasmtime::{
 };
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
-use keyong_model::{ColumnValues, Emit, UnitRows};
+use keyong_model::{Column, ColumnValues, Emit, UnitRows};
 
 use crate::stdio::CappedPipe;
 use crate::{ALLOWED_IMPORTS, Error, Limits, Result};
 
 mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../../udf-sdk/wit",
-        world: "aggregate",
-    });
+    pub(crate) mod aggregate {
+        wasmtime::component::bindgen!({ path: "../../udf-sdk/wit", world: "aggregate" });
+    }
+    pub(crate) mod blocks {
+        wasmtime::component::bindgen!({
+            path: "../../udf-sdk/wit",
+            world: "blocks",
+            with: {
+                "keyong:udf/types": super::aggregate::keyong::udf::types,
+                "keyong:udf/host": super::aggregate::keyong::udf::host,
+            },
+        });
+    }
+    pub(crate) mod reviewed {
+        wasmtime::component::bindgen!({
+            path: "../../udf-sdk/wit",
+            world: "reviewed",
+            with: {
+                "keyong:udf/types": super::aggregate::keyong::udf::types,
+                "keyong:udf/host": super::aggregate::keyong::udf::host,
+            },
+        });
+    }
 }
 
-use bindings::keyong::udf::types as wit;
+use bindings::aggregate::keyong::udf::types as wit;
+
+/// The WIT world (execution mode) a module is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum World {
+    /// `map-unit(rows) -> list<emit>`, once per privacy unit.
+    Aggregate,
+    /// `map-block(rows) -> list<f64>`, once per disjoint block of units.
+    Blocks,
+    /// `transform(list<table>) -> rows`.
+    Reviewed,
+}
+
+impl World {
+    fn name(self) -> &'static str {
+        match self {
+            World::Aggregate => "aggregate",
+            World::Blocks => "blocks",
+            World::Reviewed => "reviewed",
+        }
+    }
+}
+
+/// One named table handed to a reviewed-mode module.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedRows {
+    pub name: String,
+    pub rows: UnitRows,
+}
 
 /// Epoch ticks per second.
 const TICKS_PER_SECOND: u64 = 100;
@@ -36,12 +83,19 @@ pub enum UnitFailure {
     Deadline,
     /// The module exceeded a memory or table limit.
     ResourceLimit,
+    /// The module returned something malformed (e.g. a ragged table).
+    InvalidOutput,
 }
 
 /// A module compiled, validated and pre-linked, ready to instantiate.
 #[derive(Clone)]
-pub struct Prepared {
-    pre: bindings::AggregatePre<UnitState>,
+pub struct Prepared(PreparedWorld);
+
+#[derive(Clone)]
+enum PreparedWorld {
+    Aggregate(bindings::aggregate::AggregatePre<UnitState>),
+    Blocks(bindings::blocks::BlocksPre<UnitState>),
+    Reviewed(bindings::reviewed::ReviewedPre<UnitState>),
 }
 
 /// The per-process sandbox: one engine, one linker, one epoch ticker.
@@ -49,7 +103,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<UnitState>,
     limits: Limits,
-    compiled: Mutex<HashMap<String, Prepared>>,
+    compiled: Mutex<HashMap<(String, World), Prepared>>,
     stop_ticker: Arc<AtomicBool>,
     slots: Slots,
 }
@@ -164,13 +218,13 @@ impl WasiView for UnitState {
     }
 }
 
-impl bindings::keyong::udf::host::Host for UnitState {
+impl bindings::aggregate::keyong::udf::host::Host for UnitState {
     fn log(&mut self, message: String) {
         self.log.lock().expect("log lock").push(&message);
     }
 }
 
-impl bindings::keyong::udf::types::Host for UnitState {}
+impl bindings::aggregate::keyong::udf::types::Host for UnitState {}
 
 struct FixedClock;
 
@@ -222,7 +276,7 @@ impl Sandbox {
         let engine = Engine::new(&config).map_err(|e| Error::Setup(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Setup(e.to_string()))?;
-        bindings::Aggregate::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        bindings::aggregate::Aggregate::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| Error::Setup(e.to_string()))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -247,11 +301,13 @@ impl Sandbox {
         &self.limits
     }
 
-    /// Validates and compiles `wasm`, caching the result under `hash` (the
-    /// SM3 of the bytes, computed by the caller). Compiled code lives only in
-    /// this process's memory; nothing precompiled is ever loaded from outside.
-    pub fn prepare(&self, hash: &str, wasm: &[u8]) -> Result<Prepared> {
-        if let Some(p) = self.compiled.lock().expect("cache lock").get(hash) {
+    /// Validates and compiles `wasm` for `world`, caching the result under
+    /// `hash` (the SM3 of the bytes, computed by the caller). Compiled code
+    /// lives only in this process's memory; nothing precompiled is ever
+    /// loaded from outside.
+    pub fn prepare(&self, hash: &str, wasm: &[u8], world: World) -> Result<Prepared> {
+        let key = (hash.to_string(), world);
+        if let Some(p) = self.compiled.lock().expect("cache lock").get(&key) {
             return Ok(p.clone());
         }
         if wasm.len() > self.limits.max_module_bytes {
@@ -285,17 +341,19 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| Error::InvalidModule(format!("module does not link: {}", e.root_cause())))?;
-        let pre = bindings::AggregatePre::new(pre).map_err(|e| {
-            Error::InvalidModule(format!("module does not export the aggregate world: {}", e.root_cause()))
-        })?;
-        let prepared = Prepared { pre };
-        self.compiled.lock().expect("cache lock").insert(hash.to_string(), prepared.clone());
+        let wrong = |e: wasmtime::Error| {
+            Error::InvalidModule(format!("module does not export the {} world: {}", world.name(), e.root_cause()))
+        };
+        let prepared = Prepared(match world {
+            World::Aggregate => PreparedWorld::Aggregate(bindings::aggregate::AggregatePre::new(pre).map_err(wrong)?),
+            World::Blocks => PreparedWorld::Blocks(bindings::blocks::BlocksPre::new(pre).map_err(wrong)?),
+            World::Reviewed => PreparedWorld::Reviewed(bindings::reviewed::ReviewedPre::new(pre).map_err(wrong)?),
+        });
+        self.compiled.lock().expect("cache lock").insert(key, prepared.clone());
         Ok(prepared)
     }
 
-    /// Calls the mapper on one unit's rows in a fresh store and instance.
-    /// `seed` seeds the module's random numbers (the host chooses it). Blocks
-    /// while every pool slot is in use.
+    /// Aggregate mode: calls the mapper on one unit's rows.
     pub fn map_unit(
         &self,
         module: &Prepared,
@@ -303,6 +361,52 @@ impl Sandbox {
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
     ) -> Result<Vec<Emit>, UnitFailure> {
+        let PreparedWorld::Aggregate(pre) = &module.0 else { return Err(UnitFailure::Trap) };
+        let emits =
+            self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &to_wit(rows)))?;
+        Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect())
+    }
+
+    /// Blocks mode: calls the module on one block of units' rows.
+    pub fn map_block(
+        &self,
+        module: &Prepared,
+        rows: &UnitRows,
+        seed: u64,
+        log: &Arc<Mutex<JobLog>>,
+    ) -> Result<Vec<f64>, UnitFailure> {
+        let PreparedWorld::Blocks(pre) = &module.0 else { return Err(UnitFailure::Trap) };
+        self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &to_wit(rows)))
+    }
+
+    /// Reviewed mode: calls the module on the authorised tables.
+    pub fn transform(
+        &self,
+        module: &Prepared,
+        tables: &[NamedRows],
+        seed: u64,
+        log: &Arc<Mutex<JobLog>>,
+    ) -> Result<UnitRows, UnitFailure> {
+        let PreparedWorld::Reviewed(pre) = &module.0 else { return Err(UnitFailure::Trap) };
+        let tables: Vec<wit::Table> =
+            tables.iter().map(|t| wit::Table { name: t.name.clone(), rows: to_wit(&t.rows) }).collect();
+        let rows = self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_transform(&mut *store, &tables))?;
+        let rows = from_wit(rows);
+        if rows.columns.iter().any(|c| c.values.len() != rows.num_rows as usize) {
+            return Err(UnitFailure::InvalidOutput);
+        }
+        Ok(rows)
+    }
+
+    /// Runs `f` against a fresh store (and so a fresh instance) with every
+    /// limit applied. `seed` seeds the module's random numbers (the host
+    /// chooses it). Blocks while every pool slot is in use.
+    fn call<R>(
+        &self,
+        seed: u64,
+        log: &Arc<Mutex<JobLog>>,
+        f: impl FnOnce(&mut Store<UnitState>) -> wasmtime::Result<R>,
+    ) -> Result<R, UnitFailure> {
         let _slot = self.slots.acquire();
         let stdio = CappedPipe::new(self.limits.stdio_bytes_per_call);
         let mut wasi = WasiCtx::builder();
@@ -333,7 +437,7 @@ impl Sandbox {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.limits.call_deadline_ms * TICKS_PER_SECOND / 1000 + 1);
         store.set_hostcall_fuel(self.limits.hostcall_bytes);
-        let result = module.pre.instantiate(&mut store).and_then(|inst| inst.call_map_unit(&mut store, &to_wit(rows)));
+        let result = f(&mut store);
         let (captured, dropped) = stdio.take();
         if !captured.is_empty() || dropped > 0 {
             let mut log = log.lock().expect("log lock");
@@ -343,7 +447,7 @@ impl Sandbox {
             }
         }
         match result {
-            Ok(emits) => Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect()),
+            Ok(r) => Ok(r),
             Err(_) if store.data().limiter.hit => Err(UnitFailure::ResourceLimit),
             Err(e) => Err(match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => UnitFailure::Deadline,
@@ -366,6 +470,25 @@ fn to_wit(rows: &UnitRows) -> wit::Rows {
                     ColumnValues::Float64(v) => wit::ColumnValues::Float64(v.clone()),
                     ColumnValues::Utf8(v) => wit::ColumnValues::Utf8(v.clone()),
                     ColumnValues::Boolean(v) => wit::ColumnValues::Boolean(v.clone()),
+                },
+            })
+            .collect(),
+    }
+}
+
+fn from_wit(rows: wit::Rows) -> UnitRows {
+    UnitRows {
+        num_rows: rows.num_rows,
+        columns: rows
+            .columns
+            .into_iter()
+            .map(|c| Column {
+                name: c.name,
+                values: match c.values {
+                    wit::ColumnValues::Int64(v) => ColumnValues::Int64(v),
+                    wit::ColumnValues::Float64(v) => ColumnValues::Float64(v),
+                    wit::ColumnValues::Utf8(v) => ColumnValues::Utf8(v),
+                    wit::ColumnValues::Boolean(v) => ColumnValues::Boolean(v),
                 },
             })
             .collect(),
@@ -405,7 +528,7 @@ mod tests {
     }
 
     fn refused(wasm: &[u8]) -> String {
-        match sandbox().prepare("h", wasm) {
+        match sandbox().prepare("h", wasm, World::Aggregate) {
             Err(Error::InvalidModule(m)) => m,
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("accepted"),
@@ -418,7 +541,9 @@ mod tests {
         assert!(refused(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
         assert!(refused(b"\0asm\x0d\0\x01\0\xff\xff").contains("not a valid component"));
         let s = Sandbox::new(Limits { pool_instances: 1, max_module_bytes: 10, ..Limits::default() }).unwrap();
-        assert!(matches!(s.prepare("h", &[0u8; 11]), Err(Error::InvalidModule(m)) if m.contains("limit")));
+        assert!(
+            matches!(s.prepare("h", &[0u8; 11], World::Aggregate), Err(Error::InvalidModule(m)) if m.contains("limit"))
+        );
     }
 
     #[test]

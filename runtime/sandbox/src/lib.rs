@@ -20,7 +20,7 @@ mod host;
 mod limits;
 mod stdio;
 
-pub use host::{JobLog, Prepared, Sandbox, UnitFailure};
+pub use host::{JobLog, NamedRows, Prepared, Sandbox, UnitFailure, World};
 pub use limits::{ALLOWED_IMPORTS, Limits};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use keyong_data::{AuthorisedView, ViewTable};
 use keyong_model::Manifest;
 use keyong_model::api::{Evidence, ResultTable};
 use keyong_privacy::Reducer;
-use keyong_sandbox::{JobLog, Sandbox};
+use keyong_sandbox::{JobLog, Sandbox, World};
 
 /// What a run produced: the table to review, the host's evidence, the sealed log.
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ impl AggregateRun {
         let units = view.units(&self.manifest.input, &self.manifest.columns).await.map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || {
             let sandbox = &self.sandbox;
-            let prepared = sandbox.prepare(&self.module_id, &self.wasm).map_err(|e| e.to_string())?;
+            let prepared = sandbox.prepare(&self.module_id, &self.wasm, World::Aggregate).map_err(|e| e.to_string())?;
             let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
             let mut reducer = Reducer::new(&self.manifest);
             let started = Instant::now();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use keyong_model::{Column, ColumnValues, Emit, Manifest, UnitRows};
 use keyong_privacy::Reducer;
-use keyong_sandbox::{Error, JobLog, Limits, Prepared, Sandbox, UnitFailure};
+use keyong_sandbox::{Error, JobLog, Limits, NamedRows, Prepared, Sandbox, UnitFailure, World};
 use keyong_tests::{example_manifest, example_wasm, hostile_wasm};
 
 fn limits() -> Limits {
@@ -43,7 +43,8 @@ fn manifest() -> Manifest {
 
 fn prepare(s: &Sandbox, feature: &str) -> Prepared {
     let wasm = hostile_wasm(feature);
-    s.prepare(&keyong_crypto::sm3_hex(&wasm), &wasm).unwrap_or_else(|e| panic!("{feature} should load: {e}"))
+    s.prepare(&keyong_crypto::sm3_hex(&wasm), &wasm, World::Aggregate)
+        .unwrap_or_else(|e| panic!("{feature} should load: {e}"))
 }
 
 /// Runs one unit through `feature`; returns the outcome and the sealed log.
@@ -57,7 +58,7 @@ fn run(feature: &str, seed: u64) -> (Result<Vec<Emit>, UnitFailure>, String) {
 }
 
 fn refused(wasm: &[u8]) -> String {
-    match sandbox().prepare(&keyong_crypto::sm3_hex(wasm), wasm) {
+    match sandbox().prepare(&keyong_crypto::sm3_hex(wasm), wasm, World::Aggregate) {
         Err(Error::InvalidModule(m)) => m,
         Err(e) => panic!("unexpected error: {e}"),
         Ok(_) => panic!("a hostile module was accepted"),
@@ -142,7 +143,7 @@ fn malformed_oversized_and_core_modules_are_refused() {
     assert!(refused(&good[..good.len() / 2]).contains("not a valid component"));
     assert!(refused(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
     let small = Sandbox::new(Limits { max_module_bytes: good.len() - 1, ..limits() }).unwrap();
-    assert!(matches!(small.prepare("x", &good), Err(Error::InvalidModule(m)) if m.contains("limit")));
+    assert!(matches!(small.prepare("x", &good, World::Aggregate), Err(Error::InvalidModule(m)) if m.contains("limit")));
 }
 
 #[test]
@@ -199,9 +200,9 @@ fn values_are_clamped_and_emits_capped() {
     assert_eq!(ev.values_clamped, 2);
     let mut r = Reducer::new(&manifest());
     r.add_unit(&run("too_many_emits", 1).0.unwrap());
-    let rel = r.release(1e9, 0).unwrap();
+    let rel = r.release(1e12, 0).unwrap();
     assert_eq!(rel.evidence.emits_over_cap, 1000 - u64::from(manifest().max_emits_per_unit));
-    // Four emits of 1.0 were read; with ρ = 1e9 the noise is negligible.
+    // Four emits of 1.0 were read; with ρ = 1e12 the noise has σ ≈ 0.009.
     assert!((rel.table.rows[0].values[1].unwrap() - 4.0).abs() < 0.1);
 }
 
@@ -211,7 +212,7 @@ fn a_hundred_hostile_calls_in_parallel_do_not_disturb_a_good_one() {
     let hostile: Vec<Prepared> =
         ["infinite_loop", "memory_bomb", "deep_recursion", "panic"].iter().map(|f| prepare(&s, f)).collect();
     let good_wasm = example_wasm("electricity");
-    let good = s.prepare("good", &good_wasm).unwrap();
+    let good = s.prepare("good", &good_wasm, World::Aggregate).unwrap();
     let log = Arc::new(Mutex::new(JobLog::new(1 << 20)));
     let threads: Vec<_> = (0..100)
         .map(|i| {
@@ -226,4 +227,30 @@ fn a_hundred_hostile_calls_in_parallel_do_not_disturb_a_good_one() {
     for t in threads {
         assert!(t.join().expect("no host panic").is_err(), "every hostile call fails cleanly");
     }
+}
+
+#[test]
+fn blocks_and_reviewed_worlds_run_and_are_checked() {
+    let s = sandbox();
+    let log = Arc::new(Mutex::new(JobLog::new(1024)));
+    let blocks = hostile_wasm("blocks_profile");
+    let m = s.prepare(&keyong_crypto::sm3_hex(&blocks), &blocks, World::Blocks).unwrap();
+    assert_eq!(s.map_block(&m, &unit(), 1, &log).unwrap(), vec![3.0, 75.25]);
+    // A module is checked against the world it is submitted for.
+    let err = s.prepare("agg-as-blocks", &example_wasm("electricity"), World::Blocks).err().unwrap();
+    assert!(err.to_string().contains("does not export the blocks world"), "{err}");
+    assert_eq!(s.map_unit(&m, &unit(), 1, &log), Err(UnitFailure::Trap), "a blocks module is not a mapper");
+
+    let reviewed = hostile_wasm("reviewed_inventory");
+    let m = s.prepare(&keyong_crypto::sm3_hex(&reviewed), &reviewed, World::Reviewed).unwrap();
+    let tables =
+        [NamedRows { name: "a".into(), rows: unit() }, NamedRows { name: "b".into(), rows: UnitRows::default() }];
+    let out = s.transform(&m, &tables, 1, &log).unwrap();
+    assert_eq!(out.num_rows, 2);
+    assert_eq!(out.columns[0].values, ColumnValues::Utf8(vec![Some("a".into()), Some("b".into())]));
+    assert_eq!(out.columns[1].values, ColumnValues::Int64(vec![Some(3), Some(0)]));
+
+    let ragged = hostile_wasm("reviewed_ragged");
+    let m = s.prepare(&keyong_crypto::sm3_hex(&ragged), &ragged, World::Reviewed).unwrap();
+    assert_eq!(s.transform(&m, &tables, 1, &log), Err(UnitFailure::InvalidOutput));
 }

@@ -6,6 +6,7 @@ use base64::Engine as _;
 
 use keyong_model::api::{ModuleInfo, SubmitModule, module_signing_message};
 use keyong_model::{Role, ScenarioStatus};
+use keyong_sandbox::World;
 use keyong_store::ScenarioRow;
 
 use super::{parse_date, today};
@@ -67,7 +68,7 @@ pub(crate) async fn submit(
         return Err(ApiError::Conflict(format!("module {hash} was already submitted")));
     }
     let (sandbox, bytes, h) = (st.sandbox.clone(), wasm.clone(), hash.clone());
-    tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes))
+    tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes, World::Aggregate))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| match e {

@@ -1,9 +1,16 @@
 //! Hostile modules: each feature turns this crate into one deliberately
 //! malicious or broken aggregate-mode module. The hostile suite in
 //! `tests/tests/hostile` builds every variant and asserts the exact outcome.
-//! Without a feature the module is a harmless no-op (so the workspace builds).
+//! `blocks_profile`, `reviewed_inventory` and `reviewed_ragged` export the
+//! other two worlds. Without a feature the module is a harmless no-op (so
+//! the workspace builds).
 
-#[cfg(not(feature = "wrong_world"))]
+#[cfg(not(any(
+    feature = "wrong_world",
+    feature = "blocks_profile",
+    feature = "reviewed_inventory",
+    feature = "reviewed_ragged"
+)))]
 use keyong_udf_sdk::{AggregateModule, Emitter, Rows};
 
 /// The first district of the test manifests' key domain.
@@ -13,15 +20,60 @@ const KEY: &str = "滨江区";
 #[allow(dead_code)]
 struct Hostile;
 
-#[cfg(not(feature = "wrong_world"))]
+#[cfg(not(any(
+    feature = "wrong_world",
+    feature = "blocks_profile",
+    feature = "reviewed_inventory",
+    feature = "reviewed_ragged"
+)))]
 impl AggregateModule for Hostile {
     fn map_unit(rows: &Rows, out: &mut Emitter) {
         imp::behave(rows, out);
     }
 }
 
-#[cfg(not(feature = "wrong_world"))]
+#[cfg(not(any(
+    feature = "wrong_world",
+    feature = "blocks_profile",
+    feature = "reviewed_inventory",
+    feature = "reviewed_ragged"
+)))]
 keyong_udf_sdk::aggregate_module!(Hostile);
+
+#[cfg(feature = "blocks_profile")]
+mod imp {
+    use keyong_udf_sdk::{BlocksModule, Rows};
+
+    /// Rows in the block and their mean kWh.
+    struct Profile;
+
+    impl BlocksModule for Profile {
+        fn map_block(rows: &Rows) -> Vec<f64> {
+            let kwh: Vec<f64> = rows.float64("kwh").map(|k| k.iter().flatten().copied().collect()).unwrap_or_default();
+            vec![rows.num_rows() as f64, kwh.iter().sum::<f64>() / kwh.len().max(1) as f64]
+        }
+    }
+
+    keyong_udf_sdk::blocks_module!(Profile);
+}
+
+#[cfg(any(feature = "reviewed_inventory", feature = "reviewed_ragged"))]
+mod imp {
+    use keyong_udf_sdk::{ReviewedModule, Table, TableBuilder};
+
+    struct Inventory;
+
+    impl ReviewedModule for Inventory {
+        fn transform(tables: &[Table]) -> TableBuilder {
+            let b = TableBuilder::default()
+                .utf8("table", tables.iter().map(|t| Some(t.name.clone())).collect())
+                .int64("rows", tables.iter().map(|t| Some(t.rows.num_rows() as i64)).collect());
+            if cfg!(feature = "reviewed_ragged") { b.boolean("ragged", vec![Some(true); tables.len() + 1]) } else { b }
+        }
+    }
+
+    keyong_udf_sdk::reviewed_module!(Inventory);
+}
 
 #[cfg(feature = "infinite_loop")]
 mod imp {
@@ -262,6 +314,9 @@ mod imp {
     feature = "nan_value",
     feature = "unknown_import",
     feature = "wrong_world",
+    feature = "blocks_profile",
+    feature = "reviewed_inventory",
+    feature = "reviewed_ragged",
 )))]
 mod imp {
     pub(crate) fn behave(_: &super::Rows, _: &mut super::Emitter) {}
