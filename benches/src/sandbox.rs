@@ -1,10 +1,15 @@
 //! Sandbox overhead: the electricity example mapper run once per privacy
 //! unit, each call in a fresh pooled instance, against the same mapper logic
-//! compiled into the host, over the same synthetic units.
+//! compiled into the host, over the same synthetic units. Also: what handing
+//! each unit over as an Arrow IPC stream would cost the host before the guest
+//! even starts decoding it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_ipc::writer::StreamWriter;
 
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
 use keyong_sandbox::{JobLog, Limits, Sandbox, World};
@@ -12,6 +17,7 @@ use keyong_sandbox::{JobLog, Limits, Sandbox, World};
 const UNITS: usize = 1_000_000;
 const ROWS_PER_UNIT: usize = 10;
 const EMPTY_CALLS: usize = 5_000;
+const IPC_UNITS: usize = 100_000;
 
 fn guest() -> anyhow::Result<Vec<u8>> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -44,43 +50,68 @@ fn native_mapper(rows: &UnitRows) -> Vec<Emit> {
     d.first().cloned().flatten().map(|d| vec![Emit { key: vec![d], value: total }]).unwrap_or_default()
 }
 
+/// Encodes one unit as an Arrow IPC stream (schema + one batch).
+fn ipc(rows: &UnitRows) -> anyhow::Result<Vec<u8>> {
+    let (ColumnValues::Utf8(d), ColumnValues::Float64(k)) = (&rows.columns[0].values, &rows.columns[1].values) else {
+        anyhow::bail!("unexpected columns");
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("district", Arc::new(StringArray::from(d.clone())) as ArrayRef),
+        ("kwh", Arc::new(Float64Array::from(k.clone())) as ArrayRef),
+    ])?;
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, &batch.schema())?;
+    w.write(&batch)?;
+    w.finish()?;
+    drop(w);
+    Ok(out)
+}
+
 pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
     let wasm = guest()?;
     let sandbox = Sandbox::new(Limits::default())?;
     let module = sandbox.prepare("bench", &wasm, World::Aggregate)?;
     let log = Arc::new(Mutex::new(JobLog::new(1 << 20)));
+    let fail = |f| anyhow::anyhow!("call failed: {f:?}");
 
-    let empty = unit(0, 0);
     let mut samples = Vec::with_capacity(EMPTY_CALLS);
     for i in 0..EMPTY_CALLS {
+        let empty = unit(0, 0);
         let t = Instant::now();
-        sandbox.map_unit(&module, &empty, i as u64, &log).map_err(|f| anyhow::anyhow!("call failed: {f:?}"))?;
+        sandbox.map_unit(&module, empty, i as u64, &log).map_err(fail)?;
         samples.push(t.elapsed().as_secs_f64() * 1e6);
     }
     samples.sort_by(f64::total_cmp);
     let instantiate_p50 = samples[samples.len() / 2];
 
-    let units: Vec<UnitRows> = (0..UNITS).map(|i| unit(i, ROWS_PER_UNIT)).collect();
+    let native_units: Vec<UnitRows> = (0..UNITS).map(|i| unit(i, ROWS_PER_UNIT)).collect();
+    let wasm_units = native_units.clone();
     let t = Instant::now();
     let mut wasm_emits = 0usize;
-    for (i, u) in units.iter().enumerate() {
-        wasm_emits +=
-            sandbox.map_unit(&module, u, i as u64, &log).map_err(|f| anyhow::anyhow!("call failed: {f:?}"))?.len();
+    for (i, u) in wasm_units.into_iter().enumerate() {
+        wasm_emits += sandbox.map_unit(&module, u, i as u64, &log).map_err(fail)?.len();
     }
     let wasm_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut native_emits = 0usize;
-    for u in &units {
+    for u in &native_units {
         native_emits += std::hint::black_box(native_mapper(std::hint::black_box(u))).len();
     }
     let native_s = t.elapsed().as_secs_f64();
     anyhow::ensure!(wasm_emits == native_emits, "the module and the native mapper disagree");
 
+    let t = Instant::now();
+    let mut ipc_bytes = 0usize;
+    for u in &native_units[..IPC_UNITS] {
+        ipc_bytes += ipc(u)?.len();
+    }
+    let ipc_us = t.elapsed().as_secs_f64() * 1e6 / IPC_UNITS as f64;
+
     let per_unit_wasm = wasm_s * 1e6 / UNITS as f64;
     let per_unit_native = native_s * 1e6 / UNITS as f64;
     Ok(serde_json::json!({
         "benchmark": "sandbox",
-        "method": format!("electricity example module (wasm32-wasip2 component, guest profile); {UNITS} units x {ROWS_PER_UNIT} rows; one fresh pooled instance and store per unit; baseline: the same mapper compiled natively, same process, same units; single thread"),
+        "method": format!("electricity example module (wasm32-wasip2 component, guest profile); {UNITS} units x {ROWS_PER_UNIT} rows; one fresh pooled instance and store per unit (pooling, CoW, pagemap_scan); baseline: the same mapper compiled natively, same process, same units; single thread"),
         "units": UNITS,
         "rows_per_unit": ROWS_PER_UNIT,
         "instantiate_us_p50": instantiate_p50,
@@ -88,5 +119,7 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
         "native_per_unit_us": per_unit_native,
         "per_unit_overhead_us": per_unit_wasm - per_unit_native,
         "mapper_vs_native": wasm_s / native_s,
+        "arrow_ipc_encode_us_per_unit": ipc_us,
+        "arrow_ipc_bytes_per_unit": ipc_bytes / IPC_UNITS,
     }))
 }

@@ -357,13 +357,13 @@ impl Sandbox {
     pub fn map_unit(
         &self,
         module: &Prepared,
-        rows: &UnitRows,
+        rows: UnitRows,
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
     ) -> Result<Vec<Emit>, UnitFailure> {
         let PreparedWorld::Aggregate(pre) = &module.0 else { return Err(UnitFailure::Trap) };
-        let emits =
-            self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &to_wit(rows)))?;
+        let rows = to_wit(rows);
+        let emits = self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &rows))?;
         Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect())
     }
 
@@ -371,25 +371,26 @@ impl Sandbox {
     pub fn map_block(
         &self,
         module: &Prepared,
-        rows: &UnitRows,
+        rows: UnitRows,
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
     ) -> Result<Vec<f64>, UnitFailure> {
         let PreparedWorld::Blocks(pre) = &module.0 else { return Err(UnitFailure::Trap) };
-        self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &to_wit(rows)))
+        let rows = to_wit(rows);
+        self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &rows))
     }
 
     /// Reviewed mode: calls the module on the authorised tables.
     pub fn transform(
         &self,
         module: &Prepared,
-        tables: &[NamedRows],
+        tables: Vec<NamedRows>,
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
     ) -> Result<UnitRows, UnitFailure> {
         let PreparedWorld::Reviewed(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let tables: Vec<wit::Table> =
-            tables.iter().map(|t| wit::Table { name: t.name.clone(), rows: to_wit(&t.rows) }).collect();
+            tables.into_iter().map(|t| wit::Table { name: t.name, rows: to_wit(t.rows) }).collect();
         let rows = self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_transform(&mut *store, &tables))?;
         let rows = from_wit(rows);
         if rows.columns.iter().any(|c| c.values.len() != rows.num_rows as usize) {
@@ -457,19 +458,20 @@ impl Sandbox {
     }
 }
 
-fn to_wit(rows: &UnitRows) -> wit::Rows {
+/// Moves engine-neutral rows into their WIT form (no copies of the values).
+fn to_wit(rows: UnitRows) -> wit::Rows {
     wit::Rows {
         num_rows: rows.num_rows,
         columns: rows
             .columns
-            .iter()
+            .into_iter()
             .map(|c| wit::Column {
-                name: c.name.clone(),
-                values: match &c.values {
-                    ColumnValues::Int64(v) => wit::ColumnValues::Int64(v.clone()),
-                    ColumnValues::Float64(v) => wit::ColumnValues::Float64(v.clone()),
-                    ColumnValues::Utf8(v) => wit::ColumnValues::Utf8(v.clone()),
-                    ColumnValues::Boolean(v) => wit::ColumnValues::Boolean(v.clone()),
+                name: c.name,
+                values: match c.values {
+                    ColumnValues::Int64(v) => wit::ColumnValues::Int64(v),
+                    ColumnValues::Float64(v) => wit::ColumnValues::Float64(v),
+                    ColumnValues::Utf8(v) => wit::ColumnValues::Utf8(v),
+                    ColumnValues::Boolean(v) => wit::ColumnValues::Boolean(v),
                 },
             })
             .collect(),

@@ -53,7 +53,7 @@ impl AggregateRun {
             let mut reducer = Reducer::new(&self.manifest);
             let started = Instant::now();
             let deadline = Duration::from_millis(sandbox.limits().job_deadline_ms);
-            for (i, unit) in units.iter().enumerate() {
+            for (i, unit) in units.into_iter().enumerate() {
                 if started.elapsed() > deadline {
                     return Err(format!("the job ran past its time limit of {deadline:?}"));
                 }

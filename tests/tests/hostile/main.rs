@@ -52,7 +52,7 @@ fn run(feature: &str, seed: u64) -> (Result<Vec<Emit>, UnitFailure>, String) {
     let s = sandbox();
     let m = prepare(&s, feature);
     let log = Arc::new(Mutex::new(JobLog::new(s.limits().log_bytes_per_job)));
-    let out = s.map_unit(&m, &unit(), seed, &log);
+    let out = s.map_unit(&m, unit(), seed, &log);
     drop(m);
     (out, Arc::try_unwrap(log).unwrap().into_inner().unwrap().finish())
 }
@@ -101,7 +101,7 @@ fn big_emit_lists_trap_at_the_byte_cap_or_are_capped_by_the_host() {
     let s = Sandbox::new(Limits { hostcall_bytes: 128 << 20, ..limits() }).unwrap();
     let m = prepare(&s, "big_emit_list");
     let log = Arc::new(Mutex::new(JobLog::new(1024)));
-    let emits = s.map_unit(&m, &unit(), 1, &log).unwrap();
+    let emits = s.map_unit(&m, unit(), 1, &log).unwrap();
     assert_eq!(emits.len(), 100_000);
     let ev = reduce(&emits);
     assert_eq!(ev.emits_over_cap, 100_000 - u64::from(manifest().max_emits_per_unit));
@@ -180,7 +180,7 @@ fn no_state_survives_between_units() {
     let m = prepare(&s, "state_keeper");
     let log = Arc::new(Mutex::new(JobLog::new(1024)));
     for seed in 0..50 {
-        let emits = s.map_unit(&m, &unit(), seed, &log).unwrap();
+        let emits = s.map_unit(&m, unit(), seed, &log).unwrap();
         assert_eq!(emits[0].value, 2.0, "unit {seed} saw state from an earlier unit");
     }
 }
@@ -217,11 +217,11 @@ fn a_hundred_hostile_calls_in_parallel_do_not_disturb_a_good_one() {
     let threads: Vec<_> = (0..100)
         .map(|i| {
             let (s, m, log) = (s.clone(), hostile[i % hostile.len()].clone(), log.clone());
-            std::thread::spawn(move || s.map_unit(&m, &unit(), i as u64, &log))
+            std::thread::spawn(move || s.map_unit(&m, unit(), i as u64, &log))
         })
         .collect();
     for i in 0..200 {
-        let emits = s.map_unit(&good, &unit(), i, &log).expect("the good module keeps working");
+        let emits = s.map_unit(&good, unit(), i, &log).expect("the good module keeps working");
         assert_eq!(emits, vec![Emit { key: vec!["滨江区".into()], value: 150.5 }]);
     }
     for t in threads {
@@ -235,22 +235,23 @@ fn blocks_and_reviewed_worlds_run_and_are_checked() {
     let log = Arc::new(Mutex::new(JobLog::new(1024)));
     let blocks = hostile_wasm("blocks_profile");
     let m = s.prepare(&keyong_crypto::sm3_hex(&blocks), &blocks, World::Blocks).unwrap();
-    assert_eq!(s.map_block(&m, &unit(), 1, &log).unwrap(), vec![3.0, 75.25]);
+    assert_eq!(s.map_block(&m, unit(), 1, &log).unwrap(), vec![3.0, 75.25]);
     // A module is checked against the world it is submitted for.
     let err = s.prepare("agg-as-blocks", &example_wasm("electricity"), World::Blocks).err().unwrap();
     assert!(err.to_string().contains("does not export the blocks world"), "{err}");
-    assert_eq!(s.map_unit(&m, &unit(), 1, &log), Err(UnitFailure::Trap), "a blocks module is not a mapper");
+    assert_eq!(s.map_unit(&m, unit(), 1, &log), Err(UnitFailure::Trap), "a blocks module is not a mapper");
 
     let reviewed = hostile_wasm("reviewed_inventory");
     let m = s.prepare(&keyong_crypto::sm3_hex(&reviewed), &reviewed, World::Reviewed).unwrap();
-    let tables =
-        [NamedRows { name: "a".into(), rows: unit() }, NamedRows { name: "b".into(), rows: UnitRows::default() }];
-    let out = s.transform(&m, &tables, 1, &log).unwrap();
+    let tables = || {
+        vec![NamedRows { name: "a".into(), rows: unit() }, NamedRows { name: "b".into(), rows: UnitRows::default() }]
+    };
+    let out = s.transform(&m, tables(), 1, &log).unwrap();
     assert_eq!(out.num_rows, 2);
     assert_eq!(out.columns[0].values, ColumnValues::Utf8(vec![Some("a".into()), Some("b".into())]));
     assert_eq!(out.columns[1].values, ColumnValues::Int64(vec![Some(3), Some(0)]));
 
     let ragged = hostile_wasm("reviewed_ragged");
     let m = s.prepare(&keyong_crypto::sm3_hex(&ragged), &ragged, World::Reviewed).unwrap();
-    assert_eq!(s.transform(&m, &tables, 1, &log), Err(UnitFailure::InvalidOutput));
+    assert_eq!(s.transform(&m, tables(), 1, &log), Err(UnitFailure::InvalidOutput));
 }
