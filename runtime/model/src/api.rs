@@ -269,6 +269,8 @@ pub struct Receipt {
     pub policy_hash: String,
     /// SM3 of the released table's canonical JSON.
     pub result_hash: String,
+    /// SM3 of the module's sealed log, released with the table.
+    pub logs_hash: String,
     pub approvals: Vec<VoteRecord>,
     pub rho_spent: f64,
     pub derived_grade: Grade,
@@ -278,6 +280,9 @@ pub struct Receipt {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReleaseBundle {
     pub table: ResultTable,
+    /// The module's log (its `log` calls and captured stdout/stderr), sealed
+    /// until now; the reviewers read it before approving.
+    pub logs: String,
     pub receipt: Receipt,
     /// SM2 signature (DER, hex) of the receipt's canonical JSON by the platform key.
     pub signature_hex: String,

@@ -11,6 +11,7 @@ use super::new_id;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
+use crate::pipeline::Output;
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::agreement_in_force;
 use crate::runner;
@@ -88,14 +89,15 @@ pub(crate) async fn get(
     Ok(Json(visible(&st, &caller, &id).await?.view))
 }
 
-fn bundle(
-    st: &AppState,
-    receipt_json: &str,
-    signature_hex: String,
-    table: keyong_model::api::ResultTable,
-) -> ApiResult<ReleaseBundle> {
+fn bundle(st: &AppState, receipt_json: &str, signature_hex: String, output: Output) -> ApiResult<ReleaseBundle> {
     let receipt: Receipt = serde_json::from_str(receipt_json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(ReleaseBundle { table, receipt, signature_hex, platform_public_key_hex: st.keys.platform.public_key_hex() })
+    Ok(ReleaseBundle {
+        table: output.table,
+        logs: output.logs,
+        receipt,
+        signature_hex,
+        platform_public_key_hex: st.keys.platform.public_key_hex(),
+    })
 }
 
 pub(crate) async fn release(
@@ -112,7 +114,7 @@ pub(crate) async fn release(
             let (receipt, sig) =
                 st.store.release(&id).await?.ok_or_else(|| ApiError::Internal("release record missing".into()))?;
             let output = runner::open_output(&st, &job)?;
-            return Ok(Json(bundle(&st, &receipt, sig, output.table)?));
+            return Ok(Json(bundle(&st, &receipt, sig, output)?));
         }
         other => return Err(ApiError::InvalidState(format!("job is {other}; only approved jobs can be released"))),
     }
@@ -131,6 +133,7 @@ pub(crate) async fn release(
         inputs: job.inputs.clone(),
         policy_hash: dataset.entry.policy_hash.clone(),
         result_hash: keyong_crypto::sm3_hex(&table_json),
+        logs_hash: keyong_crypto::sm3_hex(output.logs.as_bytes()),
         approvals,
         rho_spent: output.evidence.noise.iter().map(|n| n.rho).sum(),
         derived_grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::General),
@@ -150,5 +153,5 @@ pub(crate) async fn release(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(bundle(&st, &receipt_json, signature, output.table)?))
+    Ok(Json(bundle(&st, &receipt_json, signature, output)?))
 }
