@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::identity::{DISTRICTS, mobile, pick_district, resident_id};
+use crate::identity::{DISTRICTS, mobile, pick_district, pick_weighted, resident_id};
 use crate::{BATCH_ROWS, Error, Result};
 
 /// How many bus taps to generate.
@@ -45,17 +45,6 @@ const HOURS: [f64; 24] = [
     0.6, 0.3,
 ];
 
-fn pick(weights: &[f64], rng: &mut ChaCha8Rng) -> usize {
-    let mut x = rng.random::<f64>() * weights.iter().sum::<f64>();
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i;
-        }
-        x -= w;
-    }
-    weights.len() - 1
-}
-
 /// Streams taps card by card; riders take 0–4 rides a day, commuters more.
 pub fn bus_batches(cfg: &BusConfig) -> Result<impl Iterator<Item = RecordBatch> + use<>> {
     if !(1..=28).contains(&cfg.days) {
@@ -84,7 +73,7 @@ pub fn bus_batches(cfg: &BusConfig) -> Result<impl Iterator<Item = RecordBatch> 
             for day in 0..cfg.days {
                 let rides = if commuter { 2 + rng.random_range(0..3) } else { rng.random_range(0..3) };
                 for _ in 0..rides {
-                    let hour = pick(&HOURS, &mut rng);
+                    let hour = pick_weighted(&HOURS, &mut rng);
                     cols[0].append_value(&card);
                     cols[1].append_option(id.as_deref());
                     cols[2].append_option(phone.as_deref());

@@ -74,16 +74,20 @@ pub(crate) fn address(rng: &mut impl RngExt, district: usize) -> String {
     )
 }
 
-pub(crate) fn pick_district(rng: &mut impl RngExt) -> usize {
-    let total: f64 = DISTRICT_WEIGHTS.iter().sum();
-    let mut x = rng.random::<f64>() * total;
-    for (i, w) in DISTRICT_WEIGHTS.iter().enumerate() {
+/// An index drawn with probability proportional to `weights`.
+pub(crate) fn pick_weighted(weights: &[f64], rng: &mut impl RngExt) -> usize {
+    let mut x = rng.random::<f64>() * weights.iter().sum::<f64>();
+    for (i, w) in weights.iter().enumerate() {
         if x < *w {
             return i;
         }
         x -= w;
     }
-    DISTRICT_WEIGHTS.len() - 1
+    weights.len() - 1
+}
+
+pub(crate) fn pick_district(rng: &mut impl RngExt) -> usize {
+    pick_weighted(&DISTRICT_WEIGHTS, rng)
 }
 
 // Howard Hinnant's civil-date algorithms.
