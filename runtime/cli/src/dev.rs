@@ -47,6 +47,9 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
         serde_json::from_slice(&std::fs::read(&args.manifest).context("cannot read the manifest")?)
             .context("the manifest does not parse")?;
     manifest.validate()?;
+    if manifest.mode != keyong_model::Mode::Aggregate {
+        bail!("dev run simulates the aggregate mode only; this manifest is for the {} mode", manifest.mode.as_str());
+    }
     let wasm = std::fs::read(&args.wasm).with_context(|| format!("cannot read {}", args.wasm.display()))?;
     let policy_path = args.policies.join(format!("datasets/{}.toml", manifest.input));
     let policy = DatasetPolicy::parse(

@@ -12,6 +12,6 @@ mod rows;
 mod types;
 
 pub use error::ErrorCode;
-pub use manifest::{Dimension, Manifest, ManifestError, Mode, Statistic, ValueSpec};
+pub use manifest::{ColumnType, Dimension, Manifest, ManifestError, Mode, OutputColumn, Statistic, ValueSpec};
 pub use rows::{Column, ColumnValues, Emit, UnitRows};
 pub use types::{Decision, Grade, JobStatus, OrgKind, Role, ScenarioStatus};

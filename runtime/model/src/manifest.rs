@@ -22,6 +22,20 @@ pub const MAX_KEYS_PER_UNIT: u32 = 64;
 pub enum Mode {
     /// Untrusted per-unit mapper, trusted DP reducer.
     Aggregate,
+    /// Sample-and-aggregate: a fixed-length vector per disjoint block of units.
+    Blocks,
+    /// A free-form table, released only through the strictest review.
+    Reviewed,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Aggregate => "aggregate",
+            Mode::Blocks => "blocks",
+            Mode::Reviewed => "reviewed",
+        }
+    }
 }
 
 /// A released statistic per cell.
@@ -40,6 +54,26 @@ pub struct Dimension {
     pub name: String,
     pub values: Vec<String>,
 }
+
+/// A column type of a reviewed-mode output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    Int64,
+    Float64,
+    Utf8,
+    Boolean,
+}
+
+/// One column of a reviewed-mode module's declared output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputColumn {
+    pub name: String,
+    pub data_type: ColumnType,
+}
+
+/// Cap on blocks-mode outputs and reviewed-mode output columns.
+pub const MAX_OUTPUTS: usize = 64;
 
 /// The declared bounds of emitted values; the host clamps into them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,13 +97,32 @@ pub struct Manifest {
     pub input: String,
     /// Columns of `input` the module reads (each must be authorised).
     pub columns: Vec<String>,
+    /// Aggregate: the public key domain, one entry per key dimension.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_dimensions: Vec<Dimension>,
-    pub value: ValueSpec,
+    /// Aggregate: bounds of one unit's contribution to a cell.
+    /// Blocks: bounds of every output coordinate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<ValueSpec>,
+    /// Aggregate: the statistics released per cell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statistics: Vec<Statistic>,
-    /// Distinct cells one unit may contribute to; extra keys are dropped.
+    /// Aggregate: distinct cells one unit may contribute to; extra keys are dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max_keys_per_unit: u32,
-    /// Emits one mapper call may return; extra emits are dropped.
+    /// Aggregate: emits one mapper call may return; extra emits are dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max_emits_per_unit: u32,
+    /// Blocks: names of the output vector's coordinates (so its length).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// Reviewed: the declared output schema.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_schema: Vec<OutputColumn>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +131,15 @@ pub struct ManifestError(pub String);
 
 fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), ManifestError> {
     if cond { Ok(()) } else { Err(ManifestError(msg())) }
+}
+
+fn unique_names<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<(), ManifestError> {
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        check(valid_name(n), || format!("{what}: `{n}` is not a valid name"))?;
+        check(seen.insert(n), || format!("{what}: `{n}` appears twice"))?;
+    }
+    Ok(())
 }
 
 fn valid_name(s: &str) -> bool {
@@ -90,6 +152,42 @@ impl Manifest {
         check(self.format == MANIFEST_FORMAT, || format!("format must be `{MANIFEST_FORMAT}`, got `{}`", self.format))?;
         check(valid_name(&self.name), || "name must be 1-64 characters of [A-Za-z0-9_-]".into())?;
         check(!self.columns.is_empty(), || "columns must name at least one column".into())?;
+        let mode = self.mode.as_str();
+        let unused = |field: &str, set: bool| check(!set, || format!("`{field}` does not apply to the {mode} mode"));
+        match self.mode {
+            Mode::Aggregate => {
+                unused("outputs", !self.outputs.is_empty())?;
+                unused("output_schema", !self.output_schema.is_empty())?;
+                self.validate_aggregate()
+            }
+            Mode::Blocks => {
+                unused("key_dimensions", !self.key_dimensions.is_empty())?;
+                unused("statistics", !self.statistics.is_empty())?;
+                unused("max_keys_per_unit", self.max_keys_per_unit != 0)?;
+                unused("max_emits_per_unit", self.max_emits_per_unit != 0)?;
+                unused("output_schema", !self.output_schema.is_empty())?;
+                check((1..=MAX_OUTPUTS).contains(&self.outputs.len()), || {
+                    format!("outputs must name 1 to {MAX_OUTPUTS} coordinates")
+                })?;
+                unique_names("outputs", self.outputs.iter().map(String::as_str))?;
+                self.validate_value()
+            }
+            Mode::Reviewed => {
+                unused("key_dimensions", !self.key_dimensions.is_empty())?;
+                unused("value", self.value.is_some())?;
+                unused("statistics", !self.statistics.is_empty())?;
+                unused("max_keys_per_unit", self.max_keys_per_unit != 0)?;
+                unused("max_emits_per_unit", self.max_emits_per_unit != 0)?;
+                unused("outputs", !self.outputs.is_empty())?;
+                check((1..=MAX_OUTPUTS).contains(&self.output_schema.len()), || {
+                    format!("output_schema must declare 1 to {MAX_OUTPUTS} columns")
+                })?;
+                unique_names("output_schema", self.output_schema.iter().map(|c| c.name.as_str()))
+            }
+        }
+    }
+
+    fn validate_aggregate(&self) -> Result<(), ManifestError> {
         check((1..=MAX_DIMENSIONS).contains(&self.key_dimensions.len()), || {
             format!("key_dimensions must have 1 to {MAX_DIMENSIONS} entries")
         })?;
@@ -104,14 +202,7 @@ impl Manifest {
             cells = cells.saturating_mul(d.values.len());
         }
         check(cells <= MAX_CELLS, || format!("the key domain has {cells} cells; at most {MAX_CELLS} are allowed"))?;
-        let v = &self.value;
-        check(valid_name(&v.name), || "value.name is not valid".into())?;
-        check(v.lower.is_finite() && v.upper.is_finite() && v.lower < v.upper, || {
-            "value bounds must be finite with lower < upper".into()
-        })?;
-        check(v.lower.abs() <= MAX_ABS_BOUND && v.upper.abs() <= MAX_ABS_BOUND, || {
-            format!("value bounds must lie within ±{MAX_ABS_BOUND}")
-        })?;
+        self.validate_value()?;
         check(!self.statistics.is_empty(), || "statistics must not be empty".into())?;
         check(
             (1..=MAX_KEYS_PER_UNIT).contains(&self.max_keys_per_unit) && self.max_keys_per_unit as usize <= cells,
@@ -119,8 +210,25 @@ impl Manifest {
         )?;
         check((1..=MAX_EMITS_PER_UNIT).contains(&self.max_emits_per_unit), || {
             format!("max_emits_per_unit must be 1..={MAX_EMITS_PER_UNIT}")
+        })
+    }
+
+    fn validate_value(&self) -> Result<(), ManifestError> {
+        let Some(v) = &self.value else {
+            return Err(ManifestError(format!("the {} mode needs `value` bounds", self.mode.as_str())));
+        };
+        check(valid_name(&v.name), || "value.name is not valid".into())?;
+        check(v.lower.is_finite() && v.upper.is_finite() && v.lower < v.upper, || {
+            "value bounds must be finite with lower < upper".into()
         })?;
-        Ok(())
+        check(v.lower.abs() <= MAX_ABS_BOUND && v.upper.abs() <= MAX_ABS_BOUND, || {
+            format!("value bounds must lie within ±{MAX_ABS_BOUND}")
+        })
+    }
+
+    /// The declared value bounds `(lower, upper)`; `(0, 0)` where the mode has none.
+    pub fn bounds(&self) -> (f64, f64) {
+        self.value.as_ref().map_or((0.0, 0.0), |v| (v.lower, v.upper))
     }
 
     /// Number of cells in the declared key domain.
@@ -142,10 +250,12 @@ mod tests {
             input: "electricity_bills".into(),
             columns: vec!["district".into(), "kwh".into()],
             key_dimensions: vec![Dimension { name: "district".into(), values: vec!["a".into(), "b".into()] }],
-            value: ValueSpec { name: "kwh".into(), lower: 0.0, upper: 100.0 },
+            value: Some(ValueSpec { name: "kwh".into(), lower: 0.0, upper: 100.0 }),
             statistics: vec![Statistic::Count, Statistic::Sum],
             max_keys_per_unit: 1,
             max_emits_per_unit: 16,
+            outputs: vec![],
+            output_schema: vec![],
         }
     }
 
@@ -158,7 +268,7 @@ mod tests {
     #[test]
     fn rejects_bad_fields() {
         let mut m = sample();
-        m.value.lower = f64::NAN;
+        m.value.as_mut().unwrap().lower = f64::NAN;
         assert!(m.validate().is_err());
         let mut m = sample();
         m.key_dimensions[0].values.push("a".into());
@@ -169,6 +279,30 @@ mod tests {
         let mut m = sample();
         m.format = "v0".into();
         assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn each_mode_takes_its_own_fields() {
+        let mut blocks = sample();
+        blocks.mode = Mode::Blocks;
+        assert!(blocks.validate().unwrap_err().0.contains("does not apply to the blocks mode"));
+        blocks.key_dimensions.clear();
+        blocks.statistics.clear();
+        blocks.max_keys_per_unit = 0;
+        blocks.max_emits_per_unit = 0;
+        assert!(blocks.validate().unwrap_err().0.contains("outputs"));
+        blocks.outputs = vec!["mean_kwh".into(), "share_high".into()];
+        blocks.validate().unwrap();
+        let mut reviewed = blocks.clone();
+        reviewed.mode = Mode::Reviewed;
+        reviewed.outputs.clear();
+        reviewed.value = None;
+        assert!(reviewed.validate().unwrap_err().0.contains("output_schema"));
+        reviewed.output_schema = vec![OutputColumn { name: "district".into(), data_type: ColumnType::Utf8 }];
+        reviewed.validate().unwrap();
+        // The aggregate manifest's JSON is unchanged by the other modes' fields.
+        let json = serde_json::to_value(sample()).unwrap();
+        assert!(json.get("outputs").is_none() && json.get("output_schema").is_none());
     }
 
     #[test]

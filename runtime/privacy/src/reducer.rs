@@ -67,8 +67,8 @@ impl Reducer {
             keys,
             index,
             statistics: manifest.statistics.clone(),
-            lower: manifest.value.lower,
-            upper: manifest.value.upper,
+            lower: manifest.bounds().0,
+            upper: manifest.bounds().1,
             max_keys_per_unit: manifest.max_keys_per_unit as usize,
             max_emits_per_unit: manifest.max_emits_per_unit as usize,
             counts: vec![0; n],
@@ -224,10 +224,12 @@ mod tests {
             input: "d".into(),
             columns: vec!["x".into()],
             key_dimensions: vec![Dimension { name: "k".into(), values: vec!["a".into(), "b".into(), "c".into()] }],
-            value: ValueSpec { name: "v".into(), lower: 0.0, upper: 10.0 },
+            value: Some(ValueSpec { name: "v".into(), lower: 0.0, upper: 10.0 }),
             statistics: vec![Statistic::Count, Statistic::Sum],
             max_keys_per_unit: max_keys,
             max_emits_per_unit: 4,
+            outputs: vec![],
+            output_schema: vec![],
         }
     }
 

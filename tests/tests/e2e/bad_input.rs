@@ -102,7 +102,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     tampered.wasm_base64 = sign_module(key, &tampered_wasm, &manifest).unwrap().wasm_base64;
     assert_eq!(code(operator.submit_module(&tampered).await), ErrorCode::BadSignature);
     let mut widened = sign_module(key, &wasm, &manifest).unwrap();
-    widened.manifest.value.upper = 1e6;
+    widened.manifest.value.as_mut().unwrap().upper = 1e6;
     assert_eq!(code(operator.submit_module(&widened).await), ErrorCode::BadSignature);
     let stranger = keyong_crypto::SigningKey::generate().unwrap();
     assert_eq!(
@@ -117,6 +117,12 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         code(operator.submit_module(&sign_module(key, b"definitely not wasm", &manifest).unwrap()).await),
         ErrorCode::InvalidModule
     );
+    let mut blocks = manifest.clone();
+    blocks.mode = keyong_model::Mode::Blocks;
+    (blocks.key_dimensions, blocks.statistics, blocks.max_keys_per_unit, blocks.max_emits_per_unit) =
+        (vec![], vec![], 0, 0);
+    blocks.outputs = vec!["mean_kwh".into()];
+    assert_eq!(code(operator.submit_module(&sign_module(key, &wasm, &blocks).unwrap()).await), ErrorCode::PolicyDenied);
     let mut bad_manifest = manifest.clone();
     bad_manifest.columns.push("amount_yuan".into());
     assert_eq!(

@@ -54,7 +54,8 @@ async fn a_job_goes_from_raw_feed_to_signed_release() {
     let outcome = walkthrough::run(inputs, &mut |_| {}).await.expect("walkthrough succeeds");
 
     // The released numbers are noisy aggregates of the truth.
-    let truth = truth(manifest.value.lower, manifest.value.upper);
+    let (lower, upper) = manifest.bounds();
+    let truth = truth(lower, upper);
     let table = &outcome.bundle.table;
     assert_eq!(table.statistics, vec![Statistic::Count, Statistic::Sum]);
     assert_eq!(table.rows.len(), 12);

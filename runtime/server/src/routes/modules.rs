@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 
 use keyong_model::api::{ModuleInfo, SubmitModule, module_signing_message};
-use keyong_model::{Role, ScenarioStatus};
+use keyong_model::{Mode, Role, ScenarioStatus};
 use keyong_sandbox::World;
 use keyong_store::ScenarioRow;
 
@@ -44,7 +44,17 @@ pub(crate) async fn submit(
     let scenario = visible(&st, &caller, &m.scenario).await?;
     approved_and_valid(&scenario)?;
     if !scenario.scenario.modes.contains(&m.mode) {
-        return Err(ApiError::PolicyDenied(format!("scenario `{}` does not allow the {:?} mode", m.scenario, m.mode)));
+        return Err(ApiError::PolicyDenied(format!(
+            "scenario `{}` does not allow the {} mode",
+            m.scenario,
+            m.mode.as_str()
+        )));
+    }
+    if m.mode != Mode::Aggregate {
+        return Err(ApiError::PolicyDenied(format!(
+            "this server does not yet release results of the {} mode; only aggregate modules can be submitted",
+            m.mode.as_str()
+        )));
     }
     let Some(authorised) = scenario.scenario.datasets.iter().find(|d| d.name == m.input) else {
         return Err(ApiError::InvalidManifest(format!(
