@@ -3,20 +3,28 @@
 //! Parquet.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::BufWriter;
 use std::sync::Arc;
 
 use cap_std::fs::Dir;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use keyong_crypto::Sm3Writer;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use keyong_model::api::ColumnInfo;
 use keyong_policy::{DatasetPolicy, Transform, detect};
 
 use crate::{Error, Result};
+
+/// Rows per record batch read from the raw feed.
+const BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group written: bounds what the writer buffers.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// What ingest stored.
 #[derive(Debug, Clone)]
@@ -111,7 +119,7 @@ fn transform(plan: &Plan, policy: &DatasetPolicy, secret: &[u8], batch: &RecordB
         let name = field.name();
         out.push(match t {
             Transform::Keep => col.clone(),
-            Transform::Pseudonym { .. } => map_strings(col, name, |v| Ok(pseudonym(secret, v)))?,
+            Transform::Pseudonym { .. } => pseudonymise(col, name, secret)?,
             Transform::Mask { keep_prefix, keep_suffix } => {
                 map_strings(col, name, |v| Ok(mask(v, *keep_prefix, *keep_suffix)))?
             }
@@ -164,37 +172,44 @@ pub fn ingest(landing: &Dir, source: &str, policy: &DatasetPolicy, secret: &[u8]
         .into_std();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::BadInput(format!("`{source}` is not a readable Parquet file: {e}")))?
-        .with_batch_size(8192)
+        .with_batch_size(BATCH_ROWS)
         .build()?;
     let plan = plan(policy, reader.schema().as_ref())?;
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, plan.schema.clone(), None)?;
-    let mut units = HashSet::new();
-    let mut rows = 0u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::BadInput(format!("`{source}` is corrupt: {e}")))?;
-        let out = transform(&plan, policy, secret, &batch)?;
-        scan(&out)?;
-        for u in out.column(plan.unit_index).as_string::<i32>().iter().flatten() {
-            if !units.contains(u) {
-                units.insert(u.to_string());
-            }
-        }
-        rows += out.num_rows() as u64;
-        writer.write(&out)?;
-    }
-    writer.close()?;
-    let version = keyong_crypto::sm3_hex(&buf);
-    let file = format!("{}/{version}.parquet", policy.name);
     datasets.create_dir_all(&policy.name)?;
-    let tmp = format!("{}/.{version}.tmp", policy.name);
-    let write = || -> std::io::Result<()> {
-        let mut f = datasets.create(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
-        datasets.rename(&tmp, datasets, &file)
+    let nonce = keyong_crypto::random_hex32().map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+    let tmp = format!("{}/.ingest-{}.tmp", policy.name, &nonce[..16]);
+    let written = (|| {
+        let out = Sm3Writer::new(BufWriter::new(datasets.create(&tmp)?.into_std()));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let mut writer = ArrowWriter::try_new(out, plan.schema.clone(), Some(props))?;
+        // 64-bit digests of the pseudonyms: exact enough to count units, a
+        // fraction of the memory of the strings.
+        let mut units: HashSet<u64> = HashSet::new();
+        let mut rows = 0u64;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::BadInput(format!("`{source}` is corrupt: {e}")))?;
+            let out = transform(&plan, policy, secret, &batch)?;
+            scan(&out)?;
+            units.extend(out.column(plan.unit_index).as_string::<i32>().iter().flatten().map(digest64));
+            rows += out.num_rows() as u64;
+            writer.write(&out)?;
+        }
+        let (buffered, version) = writer.into_inner()?.finish();
+        buffered.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok::<_, Error>((version, rows, units.len() as u64))
+    })();
+    let (version, rows, unit_count) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = datasets.remove_file(&tmp);
+            return Err(e);
+        }
     };
-    if let Err(e) = write() {
+    let file = format!("{}/{version}.parquet", policy.name);
+    if let Err(e) = datasets.rename(&tmp, datasets, &file) {
         let _ = datasets.remove_file(&tmp);
         return Err(e.into());
     }
@@ -213,7 +228,34 @@ pub fn ingest(landing: &Dir, source: &str, policy: &DatasetPolicy, secret: &[u8]
             }
         })
         .collect();
-    Ok(Ingested { version, file, columns, row_count: rows, unit_count: units.len() as u64 })
+    Ok(Ingested { version, file, columns, row_count: rows, unit_count })
+}
+
+fn digest64(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// Pseudonymises a text column, reusing the previous row's pseudonym when
+/// the raw value repeats (feeds arrive grouped by person, so most do).
+fn pseudonymise(col: &ArrayRef, name: &str, secret: &[u8]) -> Result<ArrayRef> {
+    let strings = cast(col, &DataType::Utf8).map_err(|_| Error::BadInput(format!("column `{name}` is not text")))?;
+    let mut last: Option<(&str, String)> = None;
+    let mut out = StringBuilder::with_capacity(strings.len(), strings.len() * 32);
+    for v in strings.as_string::<i32>().iter() {
+        match v {
+            None => out.append_null(),
+            Some(v) => {
+                if last.as_ref().is_none_or(|(raw, _)| *raw != v) {
+                    last = Some((v, pseudonym(secret, v)));
+                }
+                out.append_value(&last.as_ref().expect("set above").1);
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 #[cfg(test)]
