@@ -3,23 +3,32 @@
 //! Every benchmark measures keyong against a baseline run in the same
 //! process and reports ratios; the JSON holds the figures and the method.
 
+mod data;
 mod sandbox;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-const BENCHMARKS: &[(&str, &str)] =
-    &[("sandbox", "aggregate-mode mapper in fresh pooled instances vs the same logic compiled natively")];
+const BENCHMARKS: &[(&str, &str)] = &[
+    ("sandbox", "aggregate-mode mapper in fresh pooled instances vs the same logic compiled natively"),
+    ("data", "generate and ingest a 100-million-row electricity feed vs a plain Parquet copy (KEYONG_BENCH_ROWS)"),
+];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, what] = args.as_slice()
+        && cmd == "data-child"
+    {
+        return data::run_child(what);
+    }
     let (name, out) = match args.as_slice() {
         [name, flag, out] if flag == "--out" => (name.as_str(), PathBuf::from(out)),
         _ => bail!("usage: keyong-benches <name> --out <file.json>"),
     };
     let figures = match name {
         "sandbox" => sandbox::run()?,
+        "data" => data::run()?,
         other => {
             let known: Vec<String> = BENCHMARKS.iter().map(|(n, d)| format!("  {n}: {d}")).collect();
             bail!("unknown benchmark `{other}`; available:\n{}", known.join("\n"))
