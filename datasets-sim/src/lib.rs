@@ -65,6 +65,26 @@ pub fn generate(name: &str, scale: u64, seed: u64) -> Result<Batches> {
     })
 }
 
+/// Largest feed written as CSV: CSV is for looking at small samples.
+pub const MAX_CSV_ROWS: u64 = 1_000_000;
+
+/// Streams `batches` into a CSV file with a header; returns the row count.
+/// Refuses to write more than [`MAX_CSV_ROWS`].
+pub fn write_csv<W: Write>(batches: impl Iterator<Item = RecordBatch>, out: W) -> Result<u64> {
+    let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(out);
+    let mut rows = 0u64;
+    for batch in batches {
+        rows += batch.num_rows() as u64;
+        if rows > MAX_CSV_ROWS {
+            return Err(Error::Config(format!(
+                "CSV output is for small scales (at most {MAX_CSV_ROWS} rows); use Parquet"
+            )));
+        }
+        writer.write(&batch).map_err(|e| Error::Config(format!("writing CSV failed: {e}")))?;
+    }
+    Ok(rows)
+}
+
 /// Streams `batches` into a Parquet file on `out`; returns the row count.
 pub fn write_parquet<W: Write + Send>(
     schema: SchemaRef,
@@ -95,6 +115,9 @@ mod tests {
             assert_eq!(a, b, "{feed}");
             assert!(a.iter().map(|b| b.num_rows()).sum::<usize>() > 200, "{feed}");
             assert!(a.iter().all(|b| b.schema() == schema));
+            let mut csv = Vec::new();
+            let rows = write_csv(a.clone().into_iter(), &mut csv).unwrap();
+            assert_eq!(String::from_utf8(csv).unwrap().lines().count() as u64, rows + 1, "{feed}: header + rows");
         }
         assert!(generate("nope", 1, 1).is_err());
     }

@@ -50,6 +50,24 @@ enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// Ingest (初步脱敏) a raw feed from the server's landing zone into the catalog (agency role).
+    Ingest {
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// File holding an agency user's token.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// Dataset policy under `policies/datasets/` (e.g. electricity_bills).
+        #[arg(long)]
+        policy: String,
+        /// Raw Parquet feed in the landing zone (e.g. electricity_bills.parquet).
+        #[arg(long)]
+        source: String,
+        /// Total zCDP ρ for the dataset across all scenarios.
+        #[arg(long, default_value_t = 4.0)]
+        rho: f64,
+    },
     /// Generate an SM2 key pair for signing modules; writes JSON with the secret and public key.
     Keygen {
         /// Output file (created; never overwritten).
@@ -98,17 +116,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SimCommand {
-    /// Generate a raw feed (with the identifiers a real feed has) as Parquet.
+    /// Generate raw feeds (with the identifiers a real feed has) as Parquet or CSV.
     Generate {
-        /// Which feed: electricity_bills, bus_taps or outpatient_visits.
-        #[arg(long, default_value = "electricity_bills")]
-        dataset: String,
-        /// Number of privacy units (households, cards, patients).
+        /// One feed (electricity_bills, bus_taps, outpatient_visits); all of them when omitted.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Number of privacy units per feed (households, cards, patients).
         #[arg(long, default_value_t = 2000)]
         scale: u64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Output directory; the file is `<dir>/<dataset>.parquet`.
+        /// `parquet`, or `csv` for small samples (at most a million rows).
+        #[arg(long, default_value = "parquet")]
+        format: String,
+        /// Output directory; each feed is `<dir>/<dataset>.<format>`.
         #[arg(long)]
         out: PathBuf,
     },
@@ -189,13 +210,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
-        Command::Sim { command: SimCommand::Generate { dataset, scale, seed, out } } => {
-            let (schema, batches) = keyong_datasets_sim::generate(&dataset, scale, seed)?;
+        Command::Sim { command: SimCommand::Generate { dataset, scale, seed, format, out } } => {
+            if !matches!(format.as_str(), "parquet" | "csv") {
+                bail!("unknown format `{format}`; use parquet or csv");
+            }
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            let path = out.join(format!("{dataset}.parquet"));
-            let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            let rows = keyong_datasets_sim::write_parquet(schema, batches, file)?;
-            println!("wrote {rows} rows to {}", path.display());
+            let feeds: Vec<&str> = match &dataset {
+                Some(d) => vec![d.as_str()],
+                None => keyong_datasets_sim::FEEDS.to_vec(),
+            };
+            for feed in feeds {
+                let (schema, batches) = keyong_datasets_sim::generate(feed, scale, seed)?;
+                let path = out.join(format!("{feed}.{format}"));
+                let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                let file = std::io::BufWriter::new(file);
+                let rows = match format.as_str() {
+                    "csv" => keyong_datasets_sim::write_csv(batches, file),
+                    _ => keyong_datasets_sim::write_parquet(schema, batches, file),
+                };
+                let rows = rows.inspect_err(|_| {
+                    let _ = std::fs::remove_file(&path);
+                })?;
+                println!("wrote {rows} rows to {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Ingest { server, token_file, policy, source, rho } => {
+            let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
+            let client = keyong_client::Client::new(&server).as_user(&token);
+            let entry = client.ingest(&keyong_model::api::IngestRequest { policy, source, rho_budget: rho }).await?;
+            println!("{}", serde_json::to_string_pretty(&entry)?);
             Ok(())
         }
         Command::Dev { command: DevCommand::Run { wasm, mock: _, manifest, policies, scale, seed, rho, json } } => {

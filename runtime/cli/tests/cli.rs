@@ -12,7 +12,7 @@ fn keyong() -> Command {
 fn help_documents_every_subcommand() {
     let out = keyong().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["serve", "sim", "dev", "keygen", "sign", "walkthrough"] {
+    for cmd in ["serve", "sim", "dev", "ingest", "keygen", "sign", "walkthrough"] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
     let dev = String::from_utf8(keyong().args(["dev", "run", "--help"]).output().unwrap().stdout).unwrap();
@@ -56,4 +56,44 @@ fn bad_input_fails_with_a_message() {
     let out = keyong().args(["dev", "run", "/no/such.wasm", "--mock", "--manifest", "/no/such.json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the manifest"));
+}
+
+#[test]
+fn sim_generates_every_feed_as_parquet_or_csv() {
+    let dir = std::env::temp_dir().join(format!("keyong-cli-sim-{}", std::process::id()));
+    let out =
+        keyong().args(["sim", "generate", "--scale", "40", "--format", "csv", "--out"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for feed in ["electricity_bills", "bus_taps", "outpatient_visits"] {
+        let text = std::fs::read_to_string(dir.join(format!("{feed}.csv"))).unwrap();
+        assert!(text.lines().count() > 40, "{feed}");
+        assert!(text.lines().next().unwrap().contains(','), "{feed} has a header");
+    }
+    let out = keyong().args(["sim", "generate", "--format", "xml", "--out"]).arg(&dir).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown format"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_command_catalogs_a_feed_through_the_api() {
+    let server = keyong_tests::TestServer::start().await;
+    let base = keyong_client::Client::new(&server.base);
+    let actors = keyong_client::walkthrough::setup_actors(&base, &server.bootstrap_token, &mut |_| {}).await.unwrap();
+    let token = server.data_root.join("agency-token");
+    std::fs::write(&token, &actors.agency).unwrap();
+    let run = |policy: &str| {
+        keyong()
+            .args(["ingest", "--server", &server.base, "--policy", policy, "--source", "electricity_bills.parquet"])
+            .arg("--token-file")
+            .arg(&token)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| run("electricity_bills"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((entry["name"].as_str(), entry["status"].as_str()), (Some("electricity_bills"), Some("pending")));
+    let out = tokio::task::block_in_place(|| run("no_such_policy"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
 }

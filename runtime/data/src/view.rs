@@ -248,10 +248,21 @@ mod tests {
             "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/etc'",
             "COPY electricity_bills TO '/tmp/x.parquet'",
             "SET datafusion.execution.batch_size = 1",
+            "SELECT * FROM \"Electricity_Bills\"",
+            "WITH t AS (SELECT amount_yuan FROM electricity_bills) SELECT * FROM t",
+            "SELECT * FROM read_parquet('/etc/passwd')",
+            "SELECT * FROM electricity_bills UNION ALL SELECT * FROM datasets.electricity_bills",
+            "CREATE VIEW v AS SELECT 1",
+            "INSERT INTO electricity_bills VALUES ('x', 'y', 1.0)",
+            "DROP TABLE electricity_bills",
         ] {
             assert!(v.query(sql).await.is_err(), "{sql} should fail");
         }
         assert!(v.units("electricity_bills", &["amount_yuan".into()]).await.is_err());
+        // `SELECT *` sees the authorised columns and the unit column, nothing else.
+        let all = v.query("SELECT * FROM electricity_bills LIMIT 1").await.unwrap();
+        let names: Vec<String> = all[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["person", "district", "kwh"]);
         assert!(v.units("nope", &[]).await.is_err());
     }
 
