@@ -193,7 +193,16 @@ pub fn ingest(landing: &Dir, source: &str, policy: &DatasetPolicy, secret: &[u8]
             let batch = batch.map_err(|e| Error::BadInput(format!("`{source}` is corrupt: {e}")))?;
             let out = transform(&plan, policy, secret, &batch)?;
             scan(&out)?;
-            units.extend(out.column(plan.unit_index).as_string::<i32>().iter().flatten().map(digest64));
+            for (i, unit) in out.column(plan.unit_index).as_string::<i32>().iter().enumerate() {
+                let fresh = units.insert(digest64(unit.expect("unit nulls are refused in transform")));
+                if !fresh && policy.one_row_per_unit {
+                    return Err(Error::BadInput(format!(
+                        "duplicate id: row {} repeats a unit seen earlier, but `{}` has one row per unit",
+                        rows + i as u64 + 1,
+                        policy.name
+                    )));
+                }
+            }
             rows += out.num_rows() as u64;
             writer.write(&out)?;
         }

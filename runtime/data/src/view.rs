@@ -327,6 +327,13 @@ mod tests {
         let drift = DatasetPolicy::parse(&POLICY.replace("\"kwh\"", "\"kwh_total\"")).unwrap();
         let err = crate::ingest(&dirs.landing, "electricity.parquet", &drift, b"s", &dirs.datasets).unwrap_err();
         assert!(err.to_string().contains("schema drift"), "{err}");
+        // A registry-like feed refuses a repeated unit (electricity has 3 bills per household here).
+        let registry = DatasetPolicy::parse(
+            &POLICY.replace("consent_required = false", "consent_required = false\none_row_per_unit = true"),
+        )
+        .unwrap();
+        let err = crate::ingest(&dirs.landing, "electricity.parquet", &registry, b"s", &dirs.datasets).unwrap_err();
+        assert!(err.to_string().contains("duplicate id: row 2 repeats a unit"), "{err}");
         // The landing zone cannot be escaped.
         assert!(crate::ingest(&dirs.landing, "../datasets/x", &policy, b"s", &dirs.datasets).is_err());
     }

@@ -72,6 +72,10 @@ pub struct DatasetPolicy {
     pub unit_column: String,
     /// Whether use needs the data subject's consent (filtering is a later issue).
     pub consent_required: bool,
+    /// A registry-like feed: each privacy unit has exactly one row, and a
+    /// repeated unit is a data error that stops the ingest.
+    #[serde(default)]
+    pub one_row_per_unit: bool,
     pub columns: Vec<ColumnPolicy>,
 }
 
