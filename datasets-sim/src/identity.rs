@@ -22,7 +22,7 @@ pub const DISTRICTS: [&str; 12] = [
 pub(crate) const DISTRICT_WEIGHTS: [f64; 12] = [22.0, 18.0, 14.0, 10.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0];
 
 /// Six-digit administrative codes (GB/T 2260 style) of the districts.
-const REGION_CODES: [&str; 12] = [
+pub(crate) const REGION_CODES: [&str; 12] = [
     "440301", "440303", "440304", "440305", "440306", "440307", "440308", "440309", "440310", "440311", "440312",
     "440313",
 ];

@@ -284,8 +284,32 @@ mod tests {
             let policy = DatasetPolicy::parse(&text).unwrap();
             let ing = crate::ingest(&dirs.landing, "raw.parquet", &policy, b"k", &dirs.datasets).unwrap();
             assert!(ing.unit_count > 100, "{feed}");
+            // A policy that keeps a phone or 身份证 column instead of dropping it is caught by the detectors.
+            let leaky: String = text
+                .lines()
+                .map(|l| {
+                    if l.contains("name = \"mobile\"") || l.contains("name = \"legal_rep_id\"") {
+                        l.replace("tag = \"direct_identifier\"", "tag = \"other\"").replace("\"drop\"", "\"keep\"")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let leaky = DatasetPolicy::parse(&leaky).unwrap();
+            let err = crate::ingest(&dirs.landing, "raw.parquet", &leaky, b"k", &dirs.datasets).unwrap_err();
+            assert!(matches!(err, Error::IdentifierSurvived { .. }), "{feed}: {err}");
             let stored = dirs.datasets.read(&ing.file).unwrap();
-            for col in ["id_number", "name", "mobile", "card_no"] {
+            for col in [
+                "id_number",
+                "name",
+                "mobile",
+                "card_no",
+                "credit_code",
+                "legal_rep_id",
+                "legal_rep_name",
+                "enterprise_name",
+            ] {
                 let Some(values) = raw[0].column_by_name(col) else { continue };
                 for v in values.as_string::<i32>().iter().flatten().take(50) {
                     assert!(!stored.windows(v.len()).any(|w| w == v.as_bytes()), "{feed}.{col} survived");

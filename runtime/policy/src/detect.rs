@@ -9,6 +9,8 @@ pub enum Finding {
     ResidentIdLegacy,
     /// Mainland mobile number (`1[3-9]` + 9 digits, optional +86).
     Mobile,
+    /// 统一社会信用代码 (GB 32100) with a valid check character.
+    CreditCode,
 }
 
 impl Finding {
@@ -17,6 +19,7 @@ impl Finding {
             Finding::ResidentId => "resident_id",
             Finding::ResidentIdLegacy => "resident_id_15",
             Finding::Mobile => "mobile",
+            Finding::CreditCode => "credit_code",
         }
     }
 }
@@ -62,9 +65,40 @@ fn is_mobile(c: &[u8]) -> bool {
     c.len() == 11 && c[0] == b'1' && (b'3'..=b'9').contains(&c[1]) && c.iter().all(u8::is_ascii_digit)
 }
 
+/// Characters of a 统一社会信用代码 (no I, O, S, V, Z), in value order.
+const CREDIT_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+
+/// The GB 32100 check character for the first 17 characters of a credit code.
+pub fn credit_code_check(first17: &[u8]) -> Option<u8> {
+    if first17.len() != 17 {
+        return None;
+    }
+    let mut sum = 0;
+    for (c, w) in first17.iter().zip(CREDIT_WEIGHTS) {
+        sum += CREDIT_CHARS.iter().position(|x| x == c)? as u32 * w;
+    }
+    Some(CREDIT_CHARS[((31 - sum % 31) % 31) as usize])
+}
+
+fn is_credit_code(c: &[u8]) -> bool {
+    c.len() == 18 && credit_code_check(&c[..17]) == Some(c[17])
+}
+
 /// Scans `text` for direct identifiers: every maximal run of digits (and a
-/// trailing `X`) is tested, so identifiers embedded in longer text are found.
+/// trailing `X`) is tested, so identifiers embedded in longer text are found;
+/// every maximal run of digits and capitals is tested as a credit code.
 pub fn scan(text: &str) -> Vec<Finding> {
+    let mut out = scan_digit_runs(text);
+    for run in text.as_bytes().split(|b| !(b.is_ascii_digit() || b.is_ascii_uppercase())) {
+        if is_credit_code(run) && !is_resident_id(run) {
+            out.push(Finding::CreditCode);
+        }
+    }
+    out
+}
+
+fn scan_digit_runs(text: &str) -> Vec<Finding> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -119,6 +153,19 @@ mod tests {
         assert_eq!(scan("+8613812345678"), vec![Finding::Mobile]);
         assert!(scan("12812345678").is_empty());
         assert_eq!(scan("110105491231002"), vec![Finding::ResidentIdLegacy]);
+    }
+
+    #[test]
+    fn credit_codes_are_found() {
+        // The example code commonly cited for GB 32100, and one built with the check function.
+        let built = format!("91440300{}", "MA5ABCDEF");
+        let built = format!("{built}{}", credit_code_check(built.as_bytes()).unwrap() as char);
+        for code in ["91350100M000100Y43", built.as_str()] {
+            assert!(scan(code).contains(&Finding::CreditCode), "{code}");
+            assert!(scan(&format!("企业 {code} 注册")).contains(&Finding::CreditCode));
+        }
+        assert!(!scan("91350100M000100Y44").contains(&Finding::CreditCode), "wrong check character");
+        assert_eq!(credit_code_check(b"91350100M000100Y4"), Some(b'3'));
     }
 
     #[test]
