@@ -61,6 +61,14 @@ fn map_strings(col: &ArrayRef, name: &str, f: impl Fn(&str) -> Result<String>) -
     Ok(Arc::new(out))
 }
 
+/// The district part of an address: up to and including the first 区, 县 or 旗.
+fn district_of(name: &str, v: &str) -> Result<String> {
+    match v.char_indices().find(|(_, c)| matches!(c, '区' | '县' | '旗')) {
+        Some((i, c)) => Ok(v[..i + c.len_utf8()].to_string()),
+        None => Err(Error::BadInput(format!("column `{name}` holds an address without a district"))),
+    }
+}
+
 /// Cuts a date or timestamp down to `range` (e.g. `0..7` for `YYYY-MM`),
 /// after checking it starts `YYYY-MM-DD` (and `YYYY-MM-DD HH` when the hour is kept).
 fn generalise(name: &str, v: &str, range: std::ops::Range<usize>) -> Result<String> {
@@ -101,7 +109,7 @@ fn plan(policy: &DatasetPolicy, raw: &Schema) -> Result<Plan> {
             Transform::Drop => continue,
             Transform::Keep => Field::new(&c.name, raw_type, true),
             Transform::Pseudonym { output } => Field::new(output, DataType::Utf8, true),
-            Transform::Mask { .. } | Transform::Month | Transform::Year | Transform::Hour => {
+            Transform::Mask { .. } | Transform::Month | Transform::Year | Transform::Hour | Transform::District => {
                 Field::new(&c.name, DataType::Utf8, true)
             }
         };
@@ -126,6 +134,7 @@ fn transform(plan: &Plan, policy: &DatasetPolicy, secret: &[u8], batch: &RecordB
             Transform::Month => map_strings(col, name, |v| generalise(name, v, 0..7))?,
             Transform::Year => map_strings(col, name, |v| generalise(name, v, 0..4))?,
             Transform::Hour => map_strings(col, name, |v| generalise(name, v, 11..13))?,
+            Transform::District => map_strings(col, name, |v| district_of(name, v))?,
             Transform::Drop => unreachable!("dropped columns have no step"),
         });
     }
@@ -288,5 +297,8 @@ mod tests {
         assert_eq!(generalise("d", "2025-03-14 07:42:10", 11..13).unwrap(), "07");
         assert!(generalise("d", "14/03/2025", 0..7).is_err());
         assert!(generalise("d", "2025-03-14", 11..13).is_err());
+        assert_eq!(district_of("a", "滨江区人民路12号3栋101室").unwrap(), "滨江区");
+        assert_eq!(district_of("a", "云岭县光明路1号").unwrap(), "云岭县");
+        assert!(district_of("a", "人民路12号").is_err());
     }
 }

@@ -46,6 +46,9 @@ pub enum Transform {
     Year,
     /// Generalise a `YYYY-MM-DD HH:MM…` timestamp to its hour of day `HH`.
     Hour,
+    /// Generalise a street address to its district: everything up to and
+    /// including the first 区, 县 or 旗 (the address is refused without one).
+    District,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -106,7 +109,10 @@ impl DatasetPolicy {
                 return bad(format!("column `{}` is listed twice", c.name));
             }
             if c.tag == Tag::DirectIdentifier
-                && matches!(c.transform, Transform::Keep | Transform::Month | Transform::Year | Transform::Hour)
+                && matches!(
+                    c.transform,
+                    Transform::Keep | Transform::Month | Transform::Year | Transform::Hour | Transform::District
+                )
             {
                 return bad(format!(
                     "direct identifier `{}` must be dropped, masked or pseudonymised, not kept",
