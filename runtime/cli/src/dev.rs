@@ -80,6 +80,7 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
             file: twin.file.clone(),
             unit_column: policy.unit_column.clone(),
             columns: manifest.columns.clone(),
+            row_filter: None,
         },
         manifest,
         module_id,

@@ -125,7 +125,11 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         .apply_scenario(&ScenarioRequest {
             title: "分区居民用电分析 Household electricity use by district".into(),
             purpose: "Plan grid capacity per district from aggregate household consumption.".into(),
-            datasets: vec![ScenarioDataset { name: entry.name.clone(), columns: inputs.manifest.columns.clone() }],
+            datasets: vec![ScenarioDataset {
+                name: entry.name.clone(),
+                columns: inputs.manifest.columns.clone(),
+                row_filter: None,
+            }],
             modes: vec![Mode::Aggregate],
             rho_budget: 2.0,
             valid_days: 365,

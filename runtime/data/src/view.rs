@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use cap_std::fs::Dir;
+use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader};
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
@@ -15,6 +16,7 @@ use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
+use keyong_model::api::RowFilter;
 use keyong_model::{Column, ColumnValues, UnitRows};
 
 use crate::{Error, Result};
@@ -29,6 +31,8 @@ pub struct ViewTable {
     pub unit_column: String,
     /// Authorised columns (the unit column is added internally, never exposed by name).
     pub columns: Vec<String>,
+    /// Only rows whose column holds one of the values are loaded.
+    pub row_filter: Option<RowFilter>,
 }
 
 /// A DataFusion session over exactly the authorised data.
@@ -57,6 +61,8 @@ impl AuthorisedView {
             let schema = builder.parquet_schema();
             let mut wanted: Vec<&str> = vec![t.unit_column.as_str()];
             wanted.extend(t.columns.iter().map(String::as_str).filter(|c| *c != t.unit_column));
+            let filter_only = t.row_filter.as_ref().map(|f| f.column.as_str()).filter(|c| !wanted.contains(c));
+            wanted.extend(filter_only);
             let mut indices = Vec::new();
             for name in &wanted {
                 let i = schema
@@ -68,9 +74,28 @@ impl AuthorisedView {
             }
             let mask = ProjectionMask::leaves(schema, indices);
             let reader = builder.with_projection(mask).build()?;
-            let arrow_schema = reader.schema();
-            let batches = reader.collect::<Result<Vec<_>, _>>()?;
-            let table = MemTable::try_new(arrow_schema, vec![batches])?;
+            let mut schema = reader.schema();
+            let mut batches = reader.collect::<Result<Vec<_>, _>>()?;
+            if let Some(f) = &t.row_filter {
+                let idx = schema.index_of(&f.column)?;
+                // Columns arrive in file order; a filter-only column is projected away after filtering.
+                let rest: Vec<usize> = (0..schema.fields().len()).filter(|i| *i != idx).collect();
+                let keep: std::collections::HashSet<&str> = f.values.iter().map(String::as_str).collect();
+                batches = batches
+                    .iter()
+                    .map(|b| {
+                        let col = cast(b.column(idx), &DataType::Utf8)?;
+                        let mask: BooleanArray =
+                            col.as_string::<i32>().iter().map(|v| Some(v.is_some_and(|v| keep.contains(v)))).collect();
+                        let b = filter_record_batch(b, &mask)?;
+                        Ok(if filter_only.is_some() { b.project(&rest)? } else { b })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if filter_only.is_some() {
+                    schema = Arc::new(schema.project(&rest)?);
+                }
+            }
+            let table = MemTable::try_new(schema, vec![batches])?;
             ctx.register_table(t.name.as_str(), Arc::new(table))?;
         }
         Ok(Self { ctx, tables })
@@ -206,6 +231,7 @@ mod tests {
                 file: ing.file.clone(),
                 unit_column: "person".into(),
                 columns: columns.iter().map(|c| c.to_string()).collect(),
+                row_filter: None,
             }],
             64 << 20,
         )
@@ -316,6 +342,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn row_filters_hide_other_rows_and_the_filter_column() {
+        let (dirs, ing) = setup();
+        let table = |column: &str| ViewTable {
+            name: "electricity_bills".into(),
+            file: ing.file.clone(),
+            unit_column: "person".into(),
+            columns: vec!["kwh".into()],
+            row_filter: Some(RowFilter { column: column.into(), values: vec!["滨江区".into(), "云岭区".into()] }),
+        };
+        let v = AuthorisedView::open(&dirs.datasets, vec![table("district")], 64 << 20).unwrap();
+        let filtered = v.units("electricity_bills", &["kwh".into()]).await.unwrap();
+        let all = view(&dirs, &ing, &["district"]).units("electricity_bills", &["district".into()]).await.unwrap();
+        let expected = all
+            .iter()
+            .filter(|u| matches!(&u.columns[0].values, ColumnValues::Utf8(d) if matches!(d[0].as_deref(), Some("滨江区" | "云岭区"))))
+            .count();
+        assert!(expected > 0 && expected < all.len());
+        assert_eq!(filtered.len(), expected);
+        // The filter column was not authorised, so it is not visible.
+        assert!(v.query("SELECT district FROM electricity_bills").await.is_err());
+        assert!(AuthorisedView::open(&dirs.datasets, vec![table("no_such_column")], 64 << 20).is_err());
     }
 
     #[test]

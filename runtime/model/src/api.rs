@@ -107,6 +107,17 @@ pub struct Budget {
 pub struct ScenarioDataset {
     pub name: String,
     pub columns: Vec<String>,
+    /// Only rows whose `column` holds one of `values` are visible (e.g. a
+    /// region, or consent given); the column itself need not be authorised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_filter: Option<RowFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowFilter {
+    pub column: String,
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -72,6 +72,9 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     tx.audit("system", "job.start", job_id, serde_json::json!({})).await.map_err(e)?;
     tx.commit().await.map_err(e)?;
 
+    let scenario = st.store.scenario(&job.view.scenario).await.map_err(e)?.ok_or("scenario missing")?;
+    let scenario_filter =
+        scenario.scenario.datasets.iter().find(|d| d.name == module.manifest.input).and_then(|d| d.row_filter.clone());
     let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
     let run = AggregateRun {
         sandbox: st.sandbox.clone(),
@@ -80,6 +83,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
             file: dataset.file.clone(),
             unit_column: dataset.entry.unit_column.clone(),
             columns: module.manifest.columns.clone(),
+            row_filter: scenario_filter,
         },
         manifest: module.manifest,
         module_id: module.id,

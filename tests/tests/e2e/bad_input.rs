@@ -72,6 +72,23 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     );
     assert_eq!(raw(&server.base, tok, reqwest::Method::GET, "/v2/jobs", "").await.0, 404);
 
+    // Scenarios: row filters must name a visible, non-unit column.
+    for (column, values) in [("person", vec!["x".to_string()]), ("nope", vec!["x".into()]), ("district", vec![])] {
+        let req = keyong_model::api::ScenarioRequest {
+            title: "t".into(),
+            purpose: "p".into(),
+            datasets: vec![keyong_model::api::ScenarioDataset {
+                name: "electricity_bills".into(),
+                columns: vec!["kwh".into()],
+                row_filter: Some(keyong_model::api::RowFilter { column: column.into(), values }),
+            }],
+            modes: vec![keyong_model::Mode::Aggregate],
+            rho_budget: 0.1,
+            valid_days: 30,
+        };
+        assert_eq!(code(operator.apply_scenario(&req).await), ErrorCode::BadRequest, "row filter on {column}");
+    }
+
     // Ingest: unknown policy, a source outside the landing zone, an existing dataset.
     let agency_ingest =
         |policy: &str, source: &str| IngestRequest { policy: policy.into(), source: source.into(), rho_budget: 1.0 };

@@ -86,6 +86,17 @@ pub(crate) async fn apply(
                 return Err(ApiError::BadRequest(format!("dataset `{}` has no column `{c}`", d.name)));
             }
         }
+        if let Some(f) = &d.row_filter {
+            if f.column == row.entry.unit_column || !row.entry.columns.iter().any(|col| col.name == f.column) {
+                return Err(ApiError::BadRequest(format!(
+                    "row_filter: `{}` has no filterable column `{}`",
+                    d.name, f.column
+                )));
+            }
+            if f.values.is_empty() || f.values.len() > 1000 {
+                return Err(ApiError::BadRequest("row_filter needs 1 to 1000 values".into()));
+            }
+        }
         max_rho = max_rho.min(row.entry.budget.rho_total);
     }
     check_rho("rho_budget", req.rho_budget, max_rho)?;
