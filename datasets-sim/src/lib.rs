@@ -6,15 +6,16 @@
 //! valid GB 11643 check digits, names, mobile numbers, street addresses —
 //! so that desensitising ingest has real work to do.
 //!
-//! Feeds: household electricity bills, bus card taps, hospital outpatient
-//! visits, the enterprise registry ([`FEEDS`], [`generate`]); the other city
-//! feeds follow the same pattern.
+//! Feeds: the resident registry, household electricity bills, bus card
+//! taps, hospital outpatient visits, the enterprise registry ([`FEEDS`],
+//! [`generate`]); the other city feeds follow the same pattern.
 
 mod bus;
 mod electricity;
 mod enterprise;
 mod identity;
 mod outpatient;
+mod residents;
 
 pub use bus::{BusConfig, bus_batches, bus_schema};
 pub use datafusion::arrow;
@@ -22,6 +23,7 @@ pub use electricity::{ElectricityConfig, electricity_batches, electricity_schema
 pub use enterprise::{EnterpriseConfig, credit_code, enterprise_batches, enterprise_schema};
 pub use identity::{DISTRICTS, resident_id};
 pub use outpatient::{OutpatientConfig, outpatient_batches, outpatient_schema};
+pub use residents::{ResidentConfig, resident_batches, resident_schema};
 
 use std::io::Write;
 
@@ -45,7 +47,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Names of the feeds [`generate`] knows (also their catalog and policy names).
-pub const FEEDS: [&str; 4] = ["electricity_bills", "bus_taps", "outpatient_visits", "enterprise_registry"];
+pub const FEEDS: [&str; 5] =
+    ["resident_registry", "electricity_bills", "bus_taps", "outpatient_visits", "enterprise_registry"];
 
 /// A stream of record batches with its schema.
 pub type Batches = (SchemaRef, Box<dyn Iterator<Item = RecordBatch> + Send>);
@@ -62,6 +65,9 @@ pub fn generate(name: &str, scale: u64, seed: u64) -> Result<Batches> {
         "outpatient_visits" => {
             let cfg = OutpatientConfig { patients: scale, seed, ..Default::default() };
             (outpatient_schema(), Box::new(outpatient_batches(&cfg)?))
+        }
+        "resident_registry" => {
+            (resident_schema(), Box::new(resident_batches(&ResidentConfig { residents: scale, seed })?))
         }
         "enterprise_registry" => {
             let cfg = EnterpriseConfig { enterprises: scale, seed };
