@@ -14,6 +14,9 @@ use keyong_model::api::{Evidence, ResultTable};
 use keyong_privacy::Reducer;
 use keyong_sandbox::{JobLog, Sandbox, World};
 
+/// Extra time the outer timeout allows beyond the job's own time limit.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(30);
+
 /// What a run produced: the table to review, the host's evidence, the sealed log.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Output {
@@ -46,7 +49,11 @@ impl AggregateRun {
         let view = AuthorisedView::open(datasets, vec![self.table.clone()], self.view_memory_bytes)
             .map_err(|e| e.to_string())?;
         let units = view.units(&self.manifest.input, &self.manifest.columns).await.map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || {
+        // The unit loop checks the job's time limit between calls and every call
+        // has an epoch deadline; this outer timeout is the backstop for anything
+        // neither can interrupt (the blocking thread then finishes on its own).
+        let backstop = Duration::from_millis(self.sandbox.limits().job_deadline_ms) + BACKSTOP_GRACE;
+        let work = tokio::task::spawn_blocking(move || {
             let sandbox = &self.sandbox;
             let prepared = sandbox.prepare(&self.module_id, &self.wasm, World::Aggregate).map_err(|e| e.to_string())?;
             let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
@@ -65,8 +72,10 @@ impl AggregateRun {
             let release = reducer.release(self.rho, self.min_contributors).map_err(|e| e.to_string())?;
             let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
             Ok(Output { table: release.table, evidence: release.evidence, logs: logs.finish() })
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        });
+        match tokio::time::timeout(backstop, work).await {
+            Ok(joined) => joined.map_err(|e| e.to_string())?,
+            Err(_) => Err(format!("the job did not finish within {backstop:?}")),
+        }
     }
 }
