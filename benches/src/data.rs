@@ -78,12 +78,12 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
     let _ = std::fs::remove_dir_all(&dir);
     let landing = open(&dir.join("landing"))?;
     let households = rows.div_ceil(MONTHS);
-    let cfg = keyong_datasets_sim::ElectricityConfig { households, months: MONTHS as u32, ..Default::default() };
+    let cfg = keyong_datasets_sim::UtilityConfig { households, months: MONTHS as u32, ..Default::default() };
     let t = Instant::now();
     let file = std::io::BufWriter::new(landing.create("electricity_bills.parquet")?.into_std());
     let generated = keyong_datasets_sim::write_parquet(
-        keyong_datasets_sim::electricity_schema(),
-        keyong_datasets_sim::electricity_batches(&cfg)?,
+        keyong_datasets_sim::utility_schema(cfg.utility),
+        keyong_datasets_sim::utility_batches(&cfg)?,
         file,
     )?;
     let generate_s = t.elapsed().as_secs_f64();

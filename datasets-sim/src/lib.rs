@@ -6,24 +6,24 @@
 //! valid GB 11643 check digits, names, mobile numbers, street addresses —
 //! so that desensitising ingest has real work to do.
 //!
-//! Feeds: the resident registry, household electricity bills, bus card
-//! taps, hospital outpatient visits, the enterprise registry ([`FEEDS`],
-//! [`generate`]); the other city feeds follow the same pattern.
+//! Feeds: the resident registry, household electricity, water and gas
+//! bills, bus card taps, hospital outpatient visits, the enterprise registry
+//! ([`FEEDS`], [`generate`]); the other city feeds follow the same pattern.
 
 mod bus;
-mod electricity;
 mod enterprise;
 mod identity;
 mod outpatient;
 mod residents;
+mod utility;
 
 pub use bus::{BusConfig, bus_batches, bus_schema};
 pub use datafusion::arrow;
-pub use electricity::{ElectricityConfig, electricity_batches, electricity_schema};
 pub use enterprise::{EnterpriseConfig, credit_code, enterprise_batches, enterprise_schema};
 pub use identity::{DISTRICTS, resident_id};
 pub use outpatient::{OutpatientConfig, outpatient_batches, outpatient_schema};
 pub use residents::{ResidentConfig, resident_batches, resident_schema};
+pub use utility::{Utility, UtilityConfig, utility_batches, utility_schema};
 
 use std::io::Write;
 
@@ -57,9 +57,13 @@ pub type Batches = (SchemaRef, Box<dyn Iterator<Item = RecordBatch> + Send>);
 /// patients) from `seed`.
 pub fn generate(name: &str, scale: u64, seed: u64) -> Result<Batches> {
     Ok(match name {
-        "electricity_bills" => {
-            let cfg = ElectricityConfig { households: scale, seed, ..Default::default() };
-            (electricity_schema(), Box::new(electricity_batches(&cfg)?))
+        "electricity_bills" | "water_bills" | "gas_bills" => {
+            let utility = [Utility::Electricity, Utility::Water, Utility::Gas]
+                .into_iter()
+                .find(|u| u.feed() == name)
+                .expect("matched above");
+            let cfg = UtilityConfig { utility, households: scale, seed, ..Default::default() };
+            (utility_schema(utility), Box::new(utility_batches(&cfg)?))
         }
         "bus_taps" => (bus_schema(), Box::new(bus_batches(&BusConfig { cards: scale, seed, ..Default::default() })?)),
         "outpatient_visits" => {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use keyong_datasets_sim::{ElectricityConfig, electricity_batches, electricity_schema, write_parquet};
+use keyong_datasets_sim::{UtilityConfig, utility_batches, utility_schema, write_parquet};
 use keyong_model::Manifest;
 
 /// The workspace root.
@@ -72,8 +72,8 @@ pub fn example_manifest(name: &str) -> Manifest {
 }
 
 /// The electricity feed the tests use.
-pub fn electricity_config() -> ElectricityConfig {
-    ElectricityConfig { households: 600, months: 4, year: 2025, seed: 11 }
+pub fn electricity_config() -> UtilityConfig {
+    UtilityConfig { households: 600, months: 4, year: 2025, seed: 11, ..Default::default() }
 }
 
 /// A running server with its own data root, removed on drop.
@@ -98,7 +98,8 @@ impl TestServer {
         let _ = std::fs::remove_dir_all(&data_root);
         std::fs::create_dir_all(data_root.join("landing")).unwrap();
         let f = std::fs::File::create(data_root.join("landing/electricity_bills.parquet")).unwrap();
-        write_parquet(electricity_schema(), electricity_batches(&electricity_config()).unwrap(), f).unwrap();
+        let cfg = electricity_config();
+        write_parquet(utility_schema(cfg.utility), utility_batches(&cfg).unwrap(), f).unwrap();
         let mut config = keyong_server::Config::new(data_root.clone());
         config.policies = workspace().join("policies");
         config.listen = "127.0.0.1:0".parse().unwrap();

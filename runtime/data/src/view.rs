@@ -174,7 +174,7 @@ fn values(col: &ArrayRef) -> Result<ColumnValues> {
 mod tests {
     use super::*;
 
-    use keyong_datasets_sim::{ElectricityConfig, electricity_batches, electricity_schema, write_parquet};
+    use keyong_datasets_sim::{UtilityConfig, utility_batches, utility_schema, write_parquet};
     use keyong_policy::DatasetPolicy;
 
     const POLICY: &str = include_str!("../../../policies/datasets/electricity_bills.toml");
@@ -182,9 +182,9 @@ mod tests {
     /// Generates a small raw feed, ingests it, and returns (landing, datasets, ingested, raw ids).
     fn setup() -> (tempdir::Dirs, crate::Ingested) {
         let dirs = tempdir::Dirs::new();
-        let cfg = ElectricityConfig { households: 300, months: 3, year: 2025, seed: 1 };
+        let cfg = UtilityConfig { households: 300, months: 3, year: 2025, seed: 1, ..Default::default() };
         let f = dirs.landing.create("electricity.parquet").unwrap().into_std();
-        write_parquet(electricity_schema(), electricity_batches(&cfg).unwrap(), f).unwrap();
+        write_parquet(utility_schema(cfg.utility), utility_batches(&cfg).unwrap(), f).unwrap();
         let policy = DatasetPolicy::parse(POLICY).unwrap();
         let ing = crate::ingest(&dirs.landing, "electricity.parquet", &policy, b"secret", &dirs.datasets).unwrap();
         (dirs, ing)
@@ -247,9 +247,10 @@ mod tests {
         assert_eq!(names, ["person", "district", "bill_date", "kwh", "amount_yuan"]);
         // Exact match: no raw 身份证, name, phone or address appears in the stored bytes.
         let stored = dirs.datasets.read(&ing.file).unwrap();
-        let raw: Vec<_> = electricity_batches(&ElectricityConfig { households: 300, months: 3, year: 2025, seed: 1 })
-            .unwrap()
-            .collect();
+        let raw: Vec<_> =
+            utility_batches(&UtilityConfig { households: 300, months: 3, year: 2025, seed: 1, ..Default::default() })
+                .unwrap()
+                .collect();
         for b in &raw {
             for col in ["id_number", "name", "mobile", "address"] {
                 for v in b.column_by_name(col).unwrap().as_string::<i32>().iter().flatten().step_by(7) {

@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use keyong_client::{Client, walkthrough};
-use keyong_datasets_sim::electricity_batches;
+use keyong_datasets_sim::utility_batches;
 use keyong_model::{ErrorCode, JobStatus, Statistic};
 use keyong_tests::{TestServer, electricity_config};
 
@@ -9,7 +9,7 @@ use keyong_tests::{TestServer, electricity_config};
 fn truth(lower: f64, upper: f64) -> BTreeMap<String, (u64, f64)> {
     use datafusion_arrow::*;
     let mut per_person: HashMap<String, (String, f64)> = HashMap::new();
-    for b in electricity_batches(&electricity_config()).unwrap() {
+    for b in utility_batches(&electricity_config()).unwrap() {
         let ids = b.column_by_name("id_number").unwrap().as_string::<i32>();
         let districts = b.column_by_name("district").unwrap().as_string::<i32>();
         let kwh = b.column_by_name("kwh").unwrap().as_primitive::<Float64Type>();
@@ -39,7 +39,7 @@ async fn a_job_goes_from_raw_feed_to_signed_release() {
     let server = TestServer::start().await;
     let inputs = server.inputs(0.5);
     let manifest = inputs.manifest.clone();
-    let raw_ids: Vec<String> = electricity_batches(&electricity_config())
+    let raw_ids: Vec<String> = utility_batches(&electricity_config())
         .unwrap()
         .flat_map(|b| {
             use datafusion_arrow::*;
