@@ -44,10 +44,17 @@ const BIRTH_SPAN_DAYS: u64 = 32_768;
 /// million: the birth date and sequence number encode the index, and
 /// consecutive indices get birth dates spread over ninety years.
 pub fn resident_id(index: u64, district: usize) -> String {
-    let q = index % BIRTH_SPAN_DAYS;
-    let days = (q * 7919) % BIRTH_SPAN_DAYS; // a bijection (7919 is odd, the span a power of two)
-    let (y, m, d) = civil_from_days(days as i64 + days_from_civil(1935, 1, 1));
-    let seq = (index / BIRTH_SPAN_DAYS) % 1000;
+    id_born_in(index, district, 1935, BIRTH_SPAN_DAYS)
+}
+
+/// A valid 身份证 number born within `span_days` (a power of two) from 1
+/// January `first_year`, unique for each `index` below `span_days` × 1000.
+pub(crate) fn id_born_in(index: u64, district: usize, first_year: i64, span_days: u64) -> String {
+    debug_assert!(span_days.is_power_of_two());
+    let q = index % span_days;
+    let days = (q * 7919) % span_days; // a bijection (7919 is odd, the span a power of two)
+    let (y, m, d) = civil_from_days(days as i64 + days_from_civil(first_year, 1, 1));
+    let seq = (index / span_days) % 1000;
     let first17 = format!("{}{y:04}{m:02}{d:02}{seq:03}", REGION_CODES[district]);
     let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     let sum: u32 = first17.bytes().zip(weights).map(|(b, w)| u32::from(b - b'0') * w).sum();

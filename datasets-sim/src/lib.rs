@@ -6,15 +6,19 @@
 //! valid GB 11643 check digits, names, mobile numbers, street addresses —
 //! so that desensitising ingest has real work to do.
 //!
-//! Feeds: the resident registry, household electricity, water and gas
-//! bills, bus card taps, hospital outpatient visits, the enterprise registry
-//! ([`FEEDS`], [`generate`]); the other city feeds follow the same pattern.
+//! Feeds ([`FEEDS`], [`generate`]): the resident registry, household
+//! electricity, water and gas bills, bus card taps, hospital outpatient
+//! visits, school enrolment, the enterprise registry, scenic-spot visits and
+//! public-resource trading bids.
 
 mod bus;
 mod enterprise;
 mod identity;
 mod outpatient;
 mod residents;
+mod schools;
+mod tourism;
+mod trading;
 mod utility;
 
 pub use bus::{BusConfig, bus_batches, bus_schema};
@@ -23,6 +27,9 @@ pub use enterprise::{EnterpriseConfig, credit_code, enterprise_batches, enterpri
 pub use identity::{DISTRICTS, resident_id};
 pub use outpatient::{OutpatientConfig, outpatient_batches, outpatient_schema};
 pub use residents::{ResidentConfig, resident_batches, resident_schema};
+pub use schools::{school_batches, school_schema};
+pub use tourism::{tourism_batches, tourism_schema};
+pub use trading::{trading_batches, trading_schema};
 pub use utility::{Utility, UtilityConfig, utility_batches, utility_schema};
 
 use std::io::Write;
@@ -47,8 +54,18 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Names of the feeds [`generate`] knows (also their catalog and policy names).
-pub const FEEDS: [&str; 5] =
-    ["resident_registry", "electricity_bills", "bus_taps", "outpatient_visits", "enterprise_registry"];
+pub const FEEDS: [&str; 10] = [
+    "resident_registry",
+    "electricity_bills",
+    "water_bills",
+    "gas_bills",
+    "bus_taps",
+    "outpatient_visits",
+    "school_enrolment",
+    "enterprise_registry",
+    "tourism_visits",
+    "public_trading",
+];
 
 /// A stream of record batches with its schema.
 pub type Batches = (SchemaRef, Box<dyn Iterator<Item = RecordBatch> + Send>);
@@ -73,6 +90,9 @@ pub fn generate(name: &str, scale: u64, seed: u64) -> Result<Batches> {
         "resident_registry" => {
             (resident_schema(), Box::new(resident_batches(&ResidentConfig { residents: scale, seed })?))
         }
+        "school_enrolment" => (school_schema(), Box::new(school_batches(scale, seed)?)),
+        "tourism_visits" => (tourism_schema(), Box::new(tourism_batches(scale, seed)?)),
+        "public_trading" => (trading_schema(), Box::new(trading_batches(scale, seed)?)),
         "enterprise_registry" => {
             let cfg = EnterpriseConfig { enterprises: scale, seed };
             (enterprise_schema(), Box::new(enterprise_batches(&cfg)?))

@@ -315,7 +315,7 @@ mod tests {
             let leaky: String = text
                 .lines()
                 .map(|l| {
-                    if l.contains("name = \"mobile\"") || l.contains("name = \"legal_rep_id\"") {
+                    if l.contains("mobile\",") || l.contains("name = \"legal_rep_id\"") {
                         l.replace("tag = \"direct_identifier\"", "tag = \"other\"").replace("\"drop\"", "\"keep\"")
                     } else {
                         l.to_string()
@@ -335,6 +335,11 @@ mod tests {
                 "credit_code",
                 "legal_rep_id",
                 "legal_rep_name",
+                "student_id",
+                "guardian_mobile",
+                "contact_name",
+                "contact_mobile",
+                "bidder_credit_code",
                 "enterprise_name",
             ] {
                 let Some(values) = raw[0].column_by_name(col) else { continue };
