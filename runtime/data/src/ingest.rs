@@ -61,6 +61,17 @@ fn map_strings(col: &ArrayRef, name: &str, f: impl Fn(&str) -> Result<String>) -
     Ok(Arc::new(out))
 }
 
+/// The age band (`width` years, open above 90) of a birth date at the end of `reference_year`.
+fn age_band(name: &str, v: &str, width: u32, reference_year: i32) -> Result<String> {
+    let year: i32 = generalise(name, v, 0..4)?.parse().expect("four digits");
+    let age = (reference_year - year).max(0) as u32;
+    if age >= 90 {
+        return Ok("90+".into());
+    }
+    let low = age / width * width;
+    Ok(format!("{low}-{}", (low + width - 1).min(89)))
+}
+
 /// The district part of an address: up to and including the first 区, 县 or 旗.
 fn district_of(name: &str, v: &str) -> Result<String> {
     match v.char_indices().find(|(_, c)| matches!(c, '区' | '县' | '旗')) {
@@ -109,9 +120,12 @@ fn plan(policy: &DatasetPolicy, raw: &Schema) -> Result<Plan> {
             Transform::Drop => continue,
             Transform::Keep => Field::new(&c.name, raw_type, true),
             Transform::Pseudonym { output } => Field::new(output, DataType::Utf8, true),
-            Transform::Mask { .. } | Transform::Month | Transform::Year | Transform::Hour | Transform::District => {
-                Field::new(&c.name, DataType::Utf8, true)
-            }
+            Transform::Mask { .. }
+            | Transform::Month
+            | Transform::Year
+            | Transform::Hour
+            | Transform::District
+            | Transform::AgeBand { .. } => Field::new(&c.name, DataType::Utf8, true),
         };
         steps.push((idx, c.transform.clone(), field));
     }
@@ -135,6 +149,9 @@ fn transform(plan: &Plan, policy: &DatasetPolicy, secret: &[u8], batch: &RecordB
             Transform::Year => map_strings(col, name, |v| generalise(name, v, 0..4))?,
             Transform::Hour => map_strings(col, name, |v| generalise(name, v, 11..13))?,
             Transform::District => map_strings(col, name, |v| district_of(name, v))?,
+            Transform::AgeBand { width, reference_year } => {
+                map_strings(col, name, |v| age_band(name, v, *width, *reference_year))?
+            }
             Transform::Drop => unreachable!("dropped columns have no step"),
         });
     }
@@ -300,5 +317,9 @@ mod tests {
         assert_eq!(district_of("a", "滨江区人民路12号3栋101室").unwrap(), "滨江区");
         assert_eq!(district_of("a", "云岭县光明路1号").unwrap(), "云岭县");
         assert!(district_of("a", "人民路12号").is_err());
+        assert_eq!(age_band("b", "1990-05-01", 10, 2025).unwrap(), "30-39");
+        assert_eq!(age_band("b", "2020-05-01", 18, 2025).unwrap(), "0-17");
+        assert_eq!(age_band("b", "1930-01-01", 10, 2025).unwrap(), "90+");
+        assert!(age_band("b", "born 1990", 10, 2025).is_err());
     }
 }

@@ -49,6 +49,9 @@ pub enum Transform {
     /// Generalise a street address to its district: everything up to and
     /// including the first 区, 县 or 旗 (the address is refused without one).
     District,
+    /// Generalise a `YYYY-MM-DD` birth date to an age band of `width` years
+    /// at the end of `reference_year` (e.g. `30-39`; the last band is open, `90+`).
+    AgeBand { width: u32, reference_year: i32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -118,6 +121,11 @@ impl DatasetPolicy {
                     "direct identifier `{}` must be dropped, masked or pseudonymised, not kept",
                     c.name
                 ));
+            }
+            if let Transform::AgeBand { width, .. } = c.transform
+                && !(1..=50).contains(&width)
+            {
+                return bad(format!("age band width for `{}` must be 1 to 50 years", c.name));
             }
             if let Some(out) = self.output_name(c)
                 && (!valid_ident(out) || !outputs.insert(out.to_string()))
