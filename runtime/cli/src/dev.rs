@@ -80,7 +80,14 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
             file: twin.file.clone(),
             unit_column: policy.unit_column.clone(),
             columns: manifest.columns.clone(),
-            row_filter: None,
+            row_filters: policy
+                .consent_column
+                .iter()
+                .map(|c| keyong_model::api::RowFilter {
+                    column: c.clone(),
+                    values: vec![keyong_policy::CONSENT_GIVEN.into()],
+                })
+                .collect(),
         },
         manifest,
         module_id,

@@ -49,6 +49,37 @@ fn every_example_runs_on_its_synthetic_twin() {
 }
 
 #[test]
+fn dev_run_sees_only_consenting_residents() {
+    let dir = std::env::temp_dir().join(format!("keyong-cli-consent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wasm = dir.join("m.wasm");
+    std::fs::write(&wasm, example_wasm("electricity")).unwrap();
+    // The electricity mapper run over the resident registry: it finds no kWh and
+    // emits nothing, but the evidence counts the units the view let through.
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(workspace().join("udf-sdk/examples/electricity/manifest.json")).unwrap())
+            .unwrap();
+    manifest["input"] = "resident_registry".into();
+    manifest["columns"] = serde_json::json!(["district"]);
+    std::fs::write(dir.join("m.json"), manifest.to_string()).unwrap();
+    let out = keyong()
+        .args(["dev", "run"])
+        .arg(&wasm)
+        .args(["--mock", "--json", "--scale", "1000", "--manifest"])
+        .arg(dir.join("m.json"))
+        .arg("--policies")
+        .arg(workspace().join("policies"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let units = json["output"]["evidence"]["units_total"].as_u64().unwrap();
+    // About 62% of simulated residents consent; never all of them.
+    assert!((450..=800).contains(&units), "{units} of 1000 residents visible");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_input_fails_with_a_message() {
     let out = keyong().args(["sim", "generate", "--dataset", "nope", "--out", "/tmp/never"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

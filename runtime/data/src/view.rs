@@ -31,8 +31,9 @@ pub struct ViewTable {
     pub unit_column: String,
     /// Authorised columns (the unit column is added internally, never exposed by name).
     pub columns: Vec<String>,
-    /// Only rows whose column holds one of the values are loaded.
-    pub row_filter: Option<RowFilter>,
+    /// Only rows that pass every filter are loaded (the scenario's filter,
+    /// and the dataset's consent filter when use needs consent).
+    pub row_filters: Vec<RowFilter>,
 }
 
 /// A DataFusion session over exactly the authorised data.
@@ -61,8 +62,13 @@ impl AuthorisedView {
             let schema = builder.parquet_schema();
             let mut wanted: Vec<&str> = vec![t.unit_column.as_str()];
             wanted.extend(t.columns.iter().map(String::as_str).filter(|c| *c != t.unit_column));
-            let filter_only = t.row_filter.as_ref().map(|f| f.column.as_str()).filter(|c| !wanted.contains(c));
-            wanted.extend(filter_only);
+            let visible = wanted.len();
+            for f in &t.row_filters {
+                if !wanted.contains(&f.column.as_str()) {
+                    wanted.push(&f.column);
+                }
+            }
+            let filter_only: Vec<&str> = wanted[visible..].to_vec();
             let mut indices = Vec::new();
             for name in &wanted {
                 let i = schema
@@ -76,10 +82,10 @@ impl AuthorisedView {
             let reader = builder.with_projection(mask).build()?;
             let mut schema = reader.schema();
             let mut batches = reader.collect::<Result<Vec<_>, _>>()?;
-            if let Some(f) = &t.row_filter {
+            // Every filter must hold (AND); then filter-only columns are
+            // projected away (columns arrive in file order).
+            for f in &t.row_filters {
                 let idx = schema.index_of(&f.column)?;
-                // Columns arrive in file order; a filter-only column is projected away after filtering.
-                let rest: Vec<usize> = (0..schema.fields().len()).filter(|i| *i != idx).collect();
                 let keep: std::collections::HashSet<&str> = f.values.iter().map(String::as_str).collect();
                 batches = batches
                     .iter()
@@ -87,13 +93,16 @@ impl AuthorisedView {
                         let col = cast(b.column(idx), &DataType::Utf8)?;
                         let mask: BooleanArray =
                             col.as_string::<i32>().iter().map(|v| Some(v.is_some_and(|v| keep.contains(v)))).collect();
-                        let b = filter_record_batch(b, &mask)?;
-                        Ok(if filter_only.is_some() { b.project(&rest)? } else { b })
+                        Ok(filter_record_batch(b, &mask)?)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                if filter_only.is_some() {
-                    schema = Arc::new(schema.project(&rest)?);
-                }
+            }
+            if !filter_only.is_empty() {
+                let rest: Vec<usize> = (0..schema.fields().len())
+                    .filter(|i| !filter_only.contains(&schema.field(*i).name().as_str()))
+                    .collect();
+                batches = batches.iter().map(|b| b.project(&rest)).collect::<Result<Vec<_>, _>>()?;
+                schema = Arc::new(schema.project(&rest)?);
             }
             let table = MemTable::try_new(schema, vec![batches])?;
             ctx.register_table(t.name.as_str(), Arc::new(table))?;
@@ -231,7 +240,7 @@ mod tests {
                 file: ing.file.clone(),
                 unit_column: "person".into(),
                 columns: columns.iter().map(|c| c.to_string()).collect(),
-                row_filter: None,
+                row_filters: vec![],
             }],
             64 << 20,
         )
@@ -358,7 +367,9 @@ mod tests {
             file: ing.file.clone(),
             unit_column: "person".into(),
             columns: vec!["kwh".into()],
-            row_filter: Some(RowFilter { column: column.into(), values: vec!["滨江区".into(), "云岭区".into()] }),
+            row_filters: vec![RowFilter {
+                column: column.into(), values: vec!["滨江区".into(), "云岭区".into()]
+            }],
         };
         let v = AuthorisedView::open(&dirs.datasets, vec![table("district")], 64 << 20).unwrap();
         let filtered = v.units("electricity_bills", &["kwh".into()]).await.unwrap();
@@ -372,6 +383,13 @@ mod tests {
         // The filter column was not authorised, so it is not visible.
         assert!(v.query("SELECT district FROM electricity_bills").await.is_err());
         assert!(AuthorisedView::open(&dirs.datasets, vec![table("no_such_column")], 64 << 20).is_err());
+        // Filters combine: the same districts, January bills only.
+        let mut both = table("district");
+        both.row_filters.push(RowFilter { column: "bill_date".into(), values: vec!["2025-01".into()] });
+        let v = AuthorisedView::open(&dirs.datasets, vec![both], 64 << 20).unwrap();
+        let january = v.units("electricity_bills", &["kwh".into()]).await.unwrap();
+        assert_eq!(january.len(), expected);
+        assert!(january.iter().all(|u| u.num_rows == 1));
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct CatalogEntry {
     pub status: String,
     pub policy_hash: String,
     pub budget: Budget,
+    /// When use needs the data subject's consent: the column that records it
+    /// (only rows with `yes` are ever visible to a job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_column: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

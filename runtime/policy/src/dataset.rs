@@ -76,8 +76,12 @@ pub struct DatasetPolicy {
     pub grade: Grade,
     /// The privacy unit column after transformation.
     pub unit_column: String,
-    /// Whether use needs the data subject's consent (filtering is a later issue).
+    /// Whether use needs the data subject's consent: every view then keeps
+    /// only rows whose `consent_column` says `yes`.
     pub consent_required: bool,
+    /// The (kept) column recording consent, `yes` or anything else.
+    #[serde(default)]
+    pub consent_column: Option<String>,
     /// A registry-like feed: each privacy unit has exactly one row, and a
     /// repeated unit is a data error that stops the ingest.
     #[serde(default)]
@@ -132,6 +136,12 @@ impl DatasetPolicy {
             {
                 return bad(format!("output column `{out}` is invalid or produced twice"));
             }
+        }
+        match (&self.consent_required, &self.consent_column) {
+            (true, Some(c)) if outputs.contains(c) => {}
+            (true, _) => return bad("a dataset whose use needs consent must name a kept consent_column".into()),
+            (false, Some(_)) => return bad("consent_column is set but consent_required is false".into()),
+            (false, None) => {}
         }
         if !outputs.contains(&self.unit_column) {
             return bad(format!("unit column `{}` is not produced by any column", self.unit_column));
@@ -194,5 +204,13 @@ columns = [
         assert!(DatasetPolicy::parse(&GOOD.replace("\"kwh\"", "\"name\"")).is_err());
         assert!(matches!(DatasetPolicy::parse(&format!("{GOOD}\nsurprise = 1")), Err(Error::Parse(_))));
         assert!(matches!(DatasetPolicy::parse("grade = "), Err(Error::Parse(_))));
+        let needs_consent = GOOD.replace("consent_required = false", "consent_required = true");
+        assert!(DatasetPolicy::parse(&needs_consent).is_err(), "consent without a consent column");
+        assert!(
+            DatasetPolicy::parse(
+                &needs_consent.replace("consent_required = true", "consent_required = true\nconsent_column = \"kwh\"")
+            )
+            .is_ok()
+        );
     }
 }

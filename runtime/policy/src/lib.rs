@@ -9,6 +9,10 @@ pub mod detect;
 
 pub use dataset::{ColumnPolicy, DatasetPolicy, Tag, Transform};
 
+/// The value of a consent column that records consent; any other value (or
+/// none) means no consent.
+pub const CONSENT_GIVEN: &str = "yes";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("policy does not parse: {0}")]

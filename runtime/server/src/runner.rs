@@ -3,6 +3,8 @@
 
 use keyong_data::ViewTable;
 use keyong_model::JobStatus;
+use keyong_model::api::RowFilter;
+use keyong_policy::CONSENT_GIVEN;
 use keyong_store::JobRow;
 
 use crate::AppState;
@@ -73,8 +75,17 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     tx.commit().await.map_err(e)?;
 
     let scenario = st.store.scenario(&job.view.scenario).await.map_err(e)?.ok_or("scenario missing")?;
-    let scenario_filter =
-        scenario.scenario.datasets.iter().find(|d| d.name == module.manifest.input).and_then(|d| d.row_filter.clone());
+    // The scenario's own filter, and consent where the dataset needs it.
+    let mut row_filters: Vec<RowFilter> = scenario
+        .scenario
+        .datasets
+        .iter()
+        .filter(|d| d.name == module.manifest.input)
+        .filter_map(|d| d.row_filter.clone())
+        .collect();
+    if let Some(column) = &dataset.entry.consent_column {
+        row_filters.push(RowFilter { column: column.clone(), values: vec![CONSENT_GIVEN.into()] });
+    }
     let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
     let run = AggregateRun {
         sandbox: st.sandbox.clone(),
@@ -83,7 +94,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
             file: dataset.file.clone(),
             unit_column: dataset.entry.unit_column.clone(),
             columns: module.manifest.columns.clone(),
-            row_filter: scenario_filter,
+            row_filters,
         },
         manifest: module.manifest,
         module_id: module.id,

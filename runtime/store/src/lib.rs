@@ -210,6 +210,7 @@ mod tests {
             status: "active".into(),
             policy_hash: "h".into(),
             budget,
+            consent_column: Some("consent".into()),
         };
         tx.insert_dataset(&entry, "d/v.parquet", 1).await.unwrap();
         let s = Scenario {
@@ -252,6 +253,7 @@ mod tests {
         assert!(s.scenario.budget.rho_spent <= 0.5 + 1e-9);
         let d = store.dataset("d").await.unwrap().unwrap();
         assert!((d.entry.budget.rho_spent - 0.5).abs() < 1e-9, "the dataset is charged exactly as often");
+        assert_eq!(d.entry.consent_column.as_deref(), Some("consent"));
         let mut tx = store.begin().await.unwrap();
         let short = tx.reserve_budget("d", "s1", 0.05).await.unwrap().unwrap_err();
         assert!(short.scenario_rho_left < 1e-9 && (short.dataset_rho_left - 0.5).abs() < 1e-9, "{short:?}");

@@ -89,6 +89,7 @@ impl DatasetRow {
                 status: r.get("status"),
                 policy_hash: r.get("policy_hash"),
                 budget: budget(r.get("rho_total"), r.get("rho_spent")),
+                consent_column: r.get("consent_column"),
             },
             file: r.get("file"),
             unit_count: r.get::<i64, _>("unit_count") as u64,

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS datasets (
     row_count INTEGER NOT NULL,
     unit_count INTEGER NOT NULL,
     policy_hash TEXT NOT NULL,
+    consent_column TEXT,
     status TEXT NOT NULL,
     rho_total REAL NOT NULL,
     rho_spent REAL NOT NULL DEFAULT 0,

@@ -106,8 +106,8 @@ impl Tx {
 
     pub async fn insert_dataset(&mut self, e: &CatalogEntry, file: &str, unit_count: u64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO datasets (name, version, file, grade, provider, unit_column, columns_json, row_count, unit_count, policy_hash, status, rho_total, rho_spent, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            "INSERT INTO datasets (name, version, file, grade, provider, unit_column, columns_json, row_count, unit_count, policy_hash, consent_column, status, rho_total, rho_spent, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
         )
         .bind(&e.name)
         .bind(&e.version)
@@ -119,6 +119,7 @@ impl Tx {
         .bind(e.row_count as i64)
         .bind(unit_count as i64)
         .bind(&e.policy_hash)
+        .bind(&e.consent_column)
         .bind(&e.status)
         .bind(e.budget.rho_total)
         .bind(&self.now)

@@ -64,6 +64,7 @@ pub(crate) async fn ingest(
         row_count: ingested.row_count,
         status: "pending".into(),
         policy_hash: keyong_crypto::sm3_hex(text.as_bytes()),
+        consent_column: policy.consent_column.clone(),
         budget: Budget {
             rho_total: req.rho_budget,
             rho_spent: 0.0,
