@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Decision, ErrorCode, Grade, JobStatus, Manifest, Mode, OrgKind, Role, ScenarioStatus, Statistic};
+use crate::{Decision, ErrorCode, Grade, JobStatus, Manifest, Mode, OrgKind, Role, ScenarioStatus};
 
 /// Body of every non-2xx response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,14 +208,15 @@ pub struct JobView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultTable {
     pub dimensions: Vec<String>,
-    pub statistics: Vec<Statistic>,
+    /// Names of the value columns (a statistic, a SQL alias, a blocks output).
+    pub columns: Vec<String>,
     pub rows: Vec<ResultRow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
     pub key: Vec<String>,
-    /// One value per statistic; `None` where the cell was suppressed.
+    /// One value per column; `None` where the cell was suppressed.
     pub values: Vec<Option<f64>>,
 }
 
@@ -239,11 +240,19 @@ pub struct Evidence {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NoiseInfo {
-    pub statistic: Statistic,
+    /// The output column (or the internal measurement, e.g. `count` behind a mean).
+    pub output: String,
     pub mechanism: String,
-    /// Standard deviation of the noise added to each cell.
-    pub scale: f64,
+    /// Standard deviation of the noise added to each cell, in output units
+    /// (none for selection mechanisms such as the quantile).
+    pub std_dev: Option<f64>,
+    /// Half-width of the 95 % interval of the noise, where it has a closed form.
+    pub ci95: Option<f64>,
+    /// zCDP ρ this measurement spends.
     pub rho: f64,
+    /// δ of approximate DP (partition selection only), else 0.
+    #[serde(default)]
+    pub delta: f64,
 }
 
 /// What a reviewer sees of a job.

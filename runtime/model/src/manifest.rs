@@ -46,6 +46,18 @@ pub enum Statistic {
     Count,
     /// Sum of the clamped values contributed to the cell.
     Sum,
+    /// Noisy sum divided by noisy count (post-processing of both).
+    Mean,
+}
+
+impl Statistic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Statistic::Count => "count",
+            Statistic::Sum => "sum",
+            Statistic::Mean => "mean",
+        }
+    }
 }
 
 /// One key dimension and its public, declared domain.

@@ -7,9 +7,16 @@
 //! Architecture invariant: no I/O. The only randomness is OpenDP's CSPRNG
 //! (OpenSSL `RAND_priv_bytes`, the `use-openssl` feature).
 
+pub mod audit;
+mod blocks;
+mod grouped;
+mod noise;
 mod reducer;
 
-pub use reducer::{Reducer, Release, SUM_RESOLUTION};
+pub use blocks::{BlockAggregator, block_of, unit_digest};
+pub use grouped::{AggKind, Aggregate, Bounded, Grouped, GroupedSpec, QUANTILE_CANDIDATES, SELECTION_DELTA};
+pub use noise::{Calibrated, Loss, Quantile, Selection, linspace};
+pub use reducer::{Measured, Planned, Reducer, Release, SUM_RESOLUTION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

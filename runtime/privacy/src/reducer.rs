@@ -1,14 +1,10 @@
 use std::collections::HashMap;
 
-use opendp::domains::{AtomDomain, VectorDomain};
-use opendp::measurements::make_gaussian;
-use opendp::measures::ZeroConcentratedDivergence;
-use opendp::metrics::L2Distance;
-
 use keyong_model::api::{Evidence, NoiseInfo, ResultRow, ResultTable};
 use keyong_model::{Emit, Manifest, Statistic};
 
-use crate::{Error, Result};
+use crate::Result;
+use crate::noise::{Calibrated, Loss};
 
 /// Values are summed in fixed point with this many units per 1.0, so sums
 /// are exact integers and the integer (discrete) Gaussian applies without
@@ -17,16 +13,13 @@ pub const SUM_RESOLUTION: f64 = 1000.0;
 
 /// The trusted reducer of aggregate mode: takes each unit's emits, bounds
 /// the unit's contribution, accumulates exact per-cell counts and sums.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reducer {
-    dimensions: Vec<String>,
+    manifest: Manifest,
     keys: Vec<Vec<String>>,
     index: HashMap<Vec<String>, usize>,
-    statistics: Vec<Statistic>,
     lower: f64,
     upper: f64,
-    max_keys_per_unit: usize,
-    max_emits_per_unit: usize,
     counts: Vec<i128>,
     sums: Vec<i128>,
     evidence: Evidence,
@@ -63,14 +56,11 @@ impl Reducer {
         let index = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
         let n = keys.len();
         Self {
-            dimensions: manifest.key_dimensions.iter().map(|d| d.name.clone()).collect(),
+            manifest: manifest.clone(),
             keys,
             index,
-            statistics: manifest.statistics.clone(),
             lower: manifest.bounds().0,
             upper: manifest.bounds().1,
-            max_keys_per_unit: manifest.max_keys_per_unit as usize,
-            max_emits_per_unit: manifest.max_emits_per_unit as usize,
             counts: vec![0; n],
             sums: vec![0; n],
             evidence: Evidence::default(),
@@ -84,7 +74,7 @@ impl Reducer {
     /// `max_keys_per_unit` distinct cells are kept.
     pub fn add_unit(&mut self, emits: &[Emit]) {
         self.evidence.units_total += 1;
-        let take = emits.len().min(self.max_emits_per_unit);
+        let take = emits.len().min(self.manifest.max_emits_per_unit as usize);
         self.evidence.emits_over_cap += (emits.len() - take) as u64;
         let mut cells: Vec<(usize, f64)> = Vec::new();
         for e in &emits[..take] {
@@ -98,7 +88,7 @@ impl Reducer {
             }
             if let Some((_, v)) = cells.iter_mut().find(|(c, _)| *c == cell) {
                 *v += e.value;
-            } else if cells.len() < self.max_keys_per_unit {
+            } else if cells.len() < self.manifest.max_keys_per_unit as usize {
                 cells.push((cell, e.value));
             } else {
                 self.evidence.keys_over_cap += 1;
@@ -120,92 +110,129 @@ impl Reducer {
         self.evidence.units_failed += 1;
     }
 
-    fn max_abs_fixed(&self) -> f64 {
-        (self.lower * SUM_RESOLUTION).round().abs().max((self.upper * SUM_RESOLUTION).round().abs())
+    /// What a release at `budget` will add to each measurement, before any
+    /// data is touched (the accuracy preview uses exactly this).
+    pub fn plan(manifest: &Manifest, budget: Loss) -> Result<Vec<Planned>> {
+        let (lower, upper) = manifest.bounds();
+        let max_abs = (lower * SUM_RESOLUTION).round().abs().max((upper * SUM_RESOLUTION).round().abs());
+        let l0 = manifest.max_keys_per_unit as f64;
+        let stats = &manifest.statistics;
+        let mut measured = Vec::new();
+        if stats.iter().any(|s| matches!(s, Statistic::Count | Statistic::Mean)) {
+            measured.push(Measured::Count);
+        }
+        if stats.iter().any(|s| matches!(s, Statistic::Sum | Statistic::Mean)) {
+            measured.push(Measured::Sum);
+        }
+        let share = budget.share(measured.len());
+        measured
+            .into_iter()
+            .map(|m| {
+                // A unit adds 1 (count) or at most max|bound| (sum) to each of at most l0 cells.
+                let per_cell = if m == Measured::Count { 1.0 } else { max_abs };
+                let noise = Calibrated::new(l0 * per_cell, l0.sqrt() * per_cell, share)?;
+                let unit = if m == Measured::Count { 1.0 } else { SUM_RESOLUTION };
+                let info = NoiseInfo {
+                    output: m.name().into(),
+                    mechanism: noise.mechanism().into(),
+                    std_dev: Some(noise.std_dev() / unit),
+                    ci95: Some(noise.ci95() / unit),
+                    rho: noise.spent.rho(),
+                    delta: 0.0,
+                };
+                Ok(Planned { measured: m, noise, info })
+            })
+            .collect()
     }
 
-    /// Adds Gaussian noise calibrated to spend at most `rho` (zCDP) in total,
-    /// split evenly over the statistics, then suppresses cells whose *noisy*
-    /// count is below `min_contributors` (post-processing, so DP holds).
-    pub fn release(self, rho: f64, min_contributors: u64) -> Result<Release> {
-        if !(rho.is_finite() && rho > 0.0) {
-            return Err(Error::InvalidParameters("ρ must be a positive number".into()));
-        }
-        let rho_each = rho / self.statistics.len() as f64;
-        let l0 = self.max_keys_per_unit as f64;
+    /// Adds noise calibrated to spend at most `budget` in total (split
+    /// evenly over the measured quantities: count and/or sum), derives means
+    /// from them, then suppresses cells whose *noisy* count is below
+    /// `min_contributors` (post-processing, so DP holds).
+    pub fn release(self, budget: Loss, min_contributors: u64) -> Result<Release> {
+        let plan = Self::plan(&self.manifest, budget)?;
         let mut evidence = self.evidence.clone();
         evidence.min_contributors = min_contributors;
         evidence.contributors = self.counts.iter().map(|&c| c as u64).collect();
-        let mut spent = 0.0;
-        let mut columns: Vec<Vec<f64>> = Vec::new();
-        let mut noisy_counts: Option<Vec<i128>> = None;
-        for stat in &self.statistics {
-            let (values, scale, used) = match stat {
-                Statistic::Count => {
-                    let (noisy, scale, used) = gaussian(&self.counts, l0.sqrt(), rho_each)?;
-                    let v = noisy.iter().map(|&c| c as f64).collect();
-                    noisy_counts = Some(noisy);
-                    (v, scale, used)
+        let (mut counts, mut sums) = (None, None);
+        for p in &plan {
+            match p.measured {
+                Measured::Count => counts = Some(p.noise.apply(&self.counts)?),
+                Measured::Sum => {
+                    let noisy = p.noise.apply(&self.sums)?;
+                    sums = Some(noisy.iter().map(|&s| s as f64 / SUM_RESOLUTION).collect::<Vec<_>>());
                 }
-                Statistic::Sum => {
-                    let (noisy, scale, used) = gaussian(&self.sums, l0.sqrt() * self.max_abs_fixed(), rho_each)?;
-                    (noisy.iter().map(|&s| s as f64 / SUM_RESOLUTION).collect(), scale / SUM_RESOLUTION, used)
-                }
-            };
-            spent += used;
-            evidence.noise.push(NoiseInfo {
-                statistic: *stat,
-                mechanism: "discrete_gaussian (OpenDP)".into(),
-                scale,
-                rho: used,
-            });
-            columns.push(values);
-        }
-        // Threshold on the noisy count when it is released; otherwise on a
-        // separately noised count would cost budget, so without a count we
-        // suppress nothing here and leave small cells to the reviewers.
-        let mut rows = Vec::with_capacity(self.keys.len());
-        for (i, key) in self.keys.into_iter().enumerate() {
-            let suppressed = noisy_counts.as_ref().is_some_and(|c| (c[i].max(0) as u64) < min_contributors);
-            if suppressed {
-                evidence.suppressed_cells += 1;
             }
-            let values = columns.iter().map(|col| (!suppressed).then_some(col[i])).collect();
-            rows.push(ResultRow { key, values });
+            evidence.noise.push(p.info.clone());
         }
-        let table = ResultTable { dimensions: self.dimensions, statistics: self.statistics, rows };
-        Ok(Release { table, evidence, rho_spent: spent })
+        let statistics = &self.manifest.statistics;
+        let rows = self
+            .keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let count = counts.as_ref().map(|c| c[i]);
+                // Threshold on the noisy count when one was measured; without
+                // a count nothing is suppressed here and small cells are the
+                // reviewers' to judge.
+                let suppressed = count.is_some_and(|c| (c.max(0) as u64) < min_contributors);
+                if suppressed {
+                    evidence.suppressed_cells += 1;
+                }
+                let values = statistics
+                    .iter()
+                    .map(|s| {
+                        let v = match s {
+                            Statistic::Count => count.map(|c| c as f64),
+                            Statistic::Sum => sums.as_ref().map(|s| s[i]),
+                            Statistic::Mean => {
+                                count.zip(sums.as_ref().map(|s| s[i])).map(|(c, s)| mean(s, c, self.lower, self.upper))
+                            }
+                        };
+                        v.filter(|_| !suppressed)
+                    })
+                    .collect();
+                ResultRow { key, values }
+            })
+            .collect();
+        let table = ResultTable {
+            dimensions: self.manifest.key_dimensions.iter().map(|d| d.name.clone()).collect(),
+            columns: statistics.iter().map(|s| s.as_str().to_string()).collect(),
+            rows,
+        };
+        let rho_spent = plan.iter().map(|p| p.noise.spent.rho()).sum();
+        Ok(Release { table, evidence, rho_spent })
     }
 }
 
-/// Smallest scale ≥ sensitivity/sqrt(2ρ) whose OpenDP privacy map stays within ρ.
-fn calibrate(sensitivity: f64, rho: f64, map: impl Fn(f64) -> Result<f64>) -> Result<(f64, f64)> {
-    if sensitivity == 0.0 {
-        return Ok((0.0, 0.0));
-    }
-    let mut scale = sensitivity / (2.0 * rho).sqrt();
-    for _ in 0..64 {
-        let used = map(scale)?;
-        if used <= rho {
-            return Ok((scale, used));
-        }
-        scale *= 1.0 + 1e-9;
-    }
-    Err(Error::Mechanism("could not calibrate the noise scale".into()))
+/// A noisy mean, clamped into the declared value range (post-processing).
+pub(crate) fn mean(sum: f64, count: i128, lower: f64, upper: f64) -> f64 {
+    if count <= 0 { (lower + upper) / 2.0 } else { (sum / count as f64).clamp(lower, upper) }
 }
 
-/// Discrete Gaussian noise on an integer vector (exact counts or fixed-point sums).
-fn gaussian(x: &[i128], sensitivity: f64, rho: f64) -> Result<(Vec<i128>, f64, f64)> {
-    let build = |scale| {
-        make_gaussian::<_, _, ZeroConcentratedDivergence>(
-            VectorDomain::new(AtomDomain::<i128>::default()),
-            L2Distance::<f64>::default(),
-            scale,
-            None,
-        )
-    };
-    let (scale, used) = calibrate(sensitivity, rho, |s| Ok(build(s)?.map(&sensitivity)?))?;
-    Ok((build(scale)?.invoke(&x.to_vec())?, scale, used))
+/// The quantities aggregate mode measures with noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    Count,
+    Sum,
+}
+
+impl Measured {
+    fn name(self) -> &'static str {
+        match self {
+            Measured::Count => "count",
+            Measured::Sum => "sum",
+        }
+    }
+}
+
+/// One measurement of a planned release.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub measured: Measured,
+    pub noise: Calibrated,
+    /// As shown in the accuracy preview and the evidence.
+    pub info: NoiseInfo,
 }
 
 #[cfg(test)]
@@ -261,7 +288,7 @@ mod tests {
         for _ in 0..1000 {
             r.add_unit(&[emit("a", 5.0), emit("b", 2.0)]);
         }
-        let rel = r.release(0.5, 10).unwrap();
+        let rel = r.release(Loss::Zcdp { rho: 0.5 }, 10).unwrap();
         assert!(rel.rho_spent <= 0.5 && rel.rho_spent > 0.499, "{}", rel.rho_spent);
         let a = &rel.table.rows[0].values;
         // count ~ 1000 with σ = sqrt(2)/sqrt(0.5) = 2; sum ~ 5000 with σ = 2·10·... small relative error.
@@ -271,26 +298,35 @@ mod tests {
         // Cell c has no contributors: its noisy count is ~0 < 10, so it is suppressed.
         assert_eq!(rel.table.rows[2].values, vec![None, None]);
         assert_eq!(rel.evidence.noise.len(), 2);
-        let scale = rel.evidence.noise[0].scale;
+        let scale = rel.evidence.noise[0].std_dev.unwrap();
         assert!((scale - 2.0).abs() < 1e-6, "{scale}");
     }
 
     #[test]
-    fn noise_has_the_declared_spread() {
-        // 20,000 draws of a zero count with σ = 2: the sample standard deviation
-        // has relative standard error ≈ 1/sqrt(2n) = 0.5%; allow 5%.
-        let (noisy, scale, _) = gaussian(&vec![0; 20_000], 1.0, 0.125).unwrap();
-        assert!((scale - 2.0).abs() < 1e-6);
-        let n = noisy.len() as f64;
-        let mean = noisy.iter().sum::<i128>() as f64 / n;
-        let var = noisy.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
-        assert!(mean.abs() < 0.1, "mean {mean}");
-        assert!((var.sqrt() - 2.0).abs() < 0.1, "sd {}", var.sqrt());
+    fn means_and_the_preview_match_the_release() {
+        let mut m = manifest(1);
+        m.statistics = vec![Statistic::Mean];
+        let mut r = Reducer::new(&m);
+        for _ in 0..2000 {
+            r.add_unit(&[emit("a", 4.0)]);
+        }
+        let budget = Loss::Pure { epsilon: 1.0 };
+        let plan = Reducer::plan(&m, budget).unwrap();
+        let rel = r.release(budget, 10).unwrap();
+        // A mean measures both count and sum, half the budget each.
+        assert_eq!(rel.evidence.noise, plan.iter().map(|p| p.info.clone()).collect::<Vec<_>>());
+        assert_eq!(rel.table.columns, vec!["mean"]);
+        let a = rel.table.rows[0].values[0].unwrap();
+        assert!((a - 4.0).abs() < 0.5, "{a}");
+        assert!(rel.rho_spent <= budget.rho());
+        // Empty cells have a count near zero: suppressed, never a division by noise.
+        assert_eq!(rel.table.rows[1].values, vec![None]);
     }
 
     #[test]
     fn refuses_nonpositive_rho() {
-        assert!(Reducer::new(&manifest(1)).release(0.0, 10).is_err());
-        assert!(Reducer::new(&manifest(1)).release(f64::NAN, 10).is_err());
+        let m = manifest(1);
+        assert!(Reducer::new(&m).release(Loss::Zcdp { rho: 0.0 }, 10).is_err());
+        assert!(Reducer::new(&m).release(Loss::Pure { epsilon: f64::NAN }, 10).is_err());
     }
 }

@@ -1,0 +1,495 @@
+//! The trusted half of sql mode: grouped aggregates with contribution
+//! bounding per privacy unit (PipelineDP's scheme), then OpenDP noise.
+//!
+//! DataFusion evaluates the operator's filter and projection and streams
+//! `(unit, group, values)` rows here; this module never sees the query. Per
+//! unit it keeps at most `max_groups_per_unit` groups (those with the
+//! smallest keyed hash, a function of the unit's own data only), per
+//! (unit, group) at most `max_rows_per_group` rows' worth: the row count is
+//! capped, each value clamped to its bounds and the unit's sum clamped to
+//! `max_rows_per_group` times the bounds. So one unit moves each count by
+//! at most R, each sum by at most R·max|bound|, in at most G groups.
+
+use std::collections::HashMap;
+
+use keyong_model::api::{Evidence, NoiseInfo, ResultRow, ResultTable};
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::mix;
+use crate::noise::{Calibrated, Loss, Quantile, Selection, linspace};
+use crate::reducer::mean;
+use crate::{Error, Release, Result, SUM_RESOLUTION};
+
+/// δ of partition selection when the group keys are not declared.
+pub const SELECTION_DELTA: f64 = 1e-9;
+/// Candidates a quantile chooses from: evenly spaced over the bounds.
+pub const QUANTILE_CANDIDATES: usize = 1001;
+
+/// One aggregate of a grouped query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// The output column's name.
+    pub output: String,
+    pub kind: AggKind,
+    /// Index into [`GroupedSpec::values`] (none for `count`).
+    pub value: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggKind {
+    Count,
+    Sum,
+    Mean,
+    Quantile { alpha: f64 },
+}
+
+/// A value column and its declared bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bounded {
+    pub column: String,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// A checked grouped query: what the trusted side computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupedSpec {
+    /// Group-by columns, in output order.
+    pub dimensions: Vec<String>,
+    /// The public domain of each dimension, or `None`: keys are then chosen
+    /// by DP partition selection.
+    pub domain: Option<Vec<Vec<String>>>,
+    pub values: Vec<Bounded>,
+    pub aggregates: Vec<Aggregate>,
+    pub max_groups_per_unit: u32,
+    pub max_rows_per_group: u32,
+}
+
+/// What a release measures, and the noise for each.
+#[derive(Debug)]
+struct Plan {
+    count: Option<CountNoise>,
+    sums: Vec<Option<Calibrated>>,
+    quantiles: Vec<Option<Quantile>>,
+    info: Vec<NoiseInfo>,
+}
+
+#[derive(Debug)]
+enum CountNoise {
+    Declared(Calibrated),
+    Selected(Selection),
+}
+
+impl GroupedSpec {
+    fn max_abs_fixed(&self, j: usize) -> f64 {
+        let b = &self.values[j];
+        (b.lower * SUM_RESOLUTION).round().abs().max((b.upper * SUM_RESOLUTION).round().abs())
+    }
+
+    fn plan(&self, budget: Loss) -> Result<Plan> {
+        let budget = budget.validate()?;
+        let needs_sum = |j: usize| {
+            self.aggregates.iter().any(|a| a.value == Some(j) && matches!(a.kind, AggKind::Sum | AggKind::Mean))
+        };
+        let needs_count =
+            self.domain.is_none() || self.aggregates.iter().any(|a| matches!(a.kind, AggKind::Count | AggKind::Mean));
+        let quantiles = self.aggregates.iter().filter(|a| matches!(a.kind, AggKind::Quantile { .. })).count();
+        let zcdp_only = self.domain.is_none() || quantiles > 0;
+        let rho = match budget {
+            Loss::Pure { .. } if zcdp_only => {
+                return Err(Error::InvalidParameters(
+                    "quantiles and undeclared group keys need a zCDP budget (rho), not a pure ε".into(),
+                ));
+            }
+            b => b.rho(),
+        };
+        let measurements = needs_count as usize + (0..self.values.len()).filter(|&j| needs_sum(j)).count() + quantiles;
+        let share = budget.share(measurements);
+        let (g, r) = (self.max_groups_per_unit as f64, self.max_rows_per_group as f64);
+        let mut info = Vec::new();
+        let count = if !needs_count {
+            None
+        } else if self.domain.is_some() {
+            let c = Calibrated::new(g * r, g.sqrt() * r, share)?;
+            info.push(noise_info("count", &c, 1.0));
+            Some(CountNoise::Declared(c))
+        } else {
+            let s = Selection::new(self.max_groups_per_unit, r as i128, share.rho(), SELECTION_DELTA)?;
+            info.push(NoiseInfo {
+                output: "count".into(),
+                mechanism: format!("gaussian_threshold (OpenDP), keys kept at noisy count ≥ {}", s.threshold),
+                std_dev: Some(s.scale),
+                ci95: Some(1.959_963_984_540_054 * s.scale),
+                rho: s.rho,
+                delta: s.delta,
+            });
+            Some(CountNoise::Selected(s))
+        };
+        let mut sums = Vec::new();
+        for (j, b) in self.values.iter().enumerate() {
+            sums.push(if needs_sum(j) {
+                let m = self.max_abs_fixed(j);
+                let c = Calibrated::new(g * r * m, g.sqrt() * r * m, share)?;
+                info.push(noise_info(&format!("sum({})", b.column), &c, SUM_RESOLUTION));
+                Some(c)
+            } else {
+                None
+            });
+        }
+        let mut qs = Vec::new();
+        for a in &self.aggregates {
+            qs.push(match (a.kind, a.value) {
+                (AggKind::Quantile { alpha }, Some(j)) => {
+                    let b = &self.values[j];
+                    // A unit changes at most G groups' inputs: ρ per group is the share over G.
+                    let q = Quantile::new(
+                        linspace(b.lower, b.upper, QUANTILE_CANDIDATES),
+                        alpha,
+                        self.max_rows_per_group,
+                        share.rho() / g,
+                    )?;
+                    info.push(NoiseInfo {
+                        output: a.output.clone(),
+                        mechanism: format!(
+                            "exponential mechanism over {QUANTILE_CANDIDATES} candidates (OpenDP make_private_quantile)"
+                        ),
+                        std_dev: None,
+                        ci95: None,
+                        rho: q.rho * g,
+                        delta: 0.0,
+                    });
+                    Some(q)
+                }
+                _ => None,
+            });
+        }
+        debug_assert!(info.iter().map(|i| i.rho).sum::<f64>() <= rho * (1.0 + 1e-12));
+        Ok(Plan { count, sums, quantiles: qs, info })
+    }
+
+    /// The accuracy preview: the noise each measurement gets at `budget`.
+    pub fn preview(&self, budget: Loss) -> Result<Vec<NoiseInfo>> {
+        Ok(self.plan(budget)?.info)
+    }
+}
+
+fn noise_info(output: &str, c: &Calibrated, unit: f64) -> NoiseInfo {
+    NoiseInfo {
+        output: output.into(),
+        mechanism: c.mechanism().into(),
+        std_dev: Some(c.std_dev() / unit),
+        ci95: Some(c.ci95() / unit),
+        rho: c.spent.rho(),
+        delta: 0.0,
+    }
+}
+
+/// One unit's partial aggregates.
+#[derive(Debug, Clone, Default)]
+struct UnitAcc {
+    /// (group, rows) per group the unit touched.
+    cells: Vec<(u32, u32)>,
+    /// `values.len()` running sums per cell.
+    sums: Vec<f64>,
+    /// (cell index, value column, hash, value) for quantile columns.
+    picks: Vec<(u32, u32, u64, f64)>,
+}
+
+/// The accumulator: feed it rows, then release.
+#[derive(Debug, Clone)]
+pub struct Grouped {
+    spec: GroupedSpec,
+    seed: u64,
+    dim_index: Vec<HashMap<String, u32>>,
+    interned: HashMap<String, u32>,
+    keys: Vec<Vec<String>>,
+    units: HashMap<u64, UnitAcc>,
+    quantile_columns: Vec<bool>,
+    evidence: Evidence,
+}
+
+impl Grouped {
+    pub fn new(spec: GroupedSpec, seed: u64) -> Self {
+        let mut keys = Vec::new();
+        let mut dim_index = Vec::new();
+        if let Some(domain) = &spec.domain {
+            keys = domain.iter().fold(vec![Vec::new()], |acc, values| {
+                acc.iter()
+                    .flat_map(|p: &Vec<String>| {
+                        values.iter().map(move |v| {
+                            let mut k = p.clone();
+                            k.push(v.clone());
+                            k
+                        })
+                    })
+                    .collect()
+            });
+            dim_index =
+                domain.iter().map(|vs| vs.iter().enumerate().map(|(i, v)| (v.clone(), i as u32)).collect()).collect();
+        }
+        let mut quantile_columns = vec![false; spec.values.len()];
+        for a in &spec.aggregates {
+            if let (AggKind::Quantile { .. }, Some(j)) = (a.kind, a.value) {
+                quantile_columns[j] = true;
+            }
+        }
+        Self {
+            spec,
+            seed,
+            dim_index,
+            interned: HashMap::new(),
+            keys,
+            units: HashMap::new(),
+            quantile_columns,
+            evidence: Evidence::default(),
+        }
+    }
+
+    /// The group id of a key: its index in the declared domain (`None` when
+    /// outside it), or a fresh id for a new key when keys are undeclared.
+    pub fn group(&mut self, key: &[&str]) -> Option<u32> {
+        if self.spec.domain.is_some() {
+            let mut id = 0u32;
+            for (d, v) in self.dim_index.iter().zip(key) {
+                id = id * d.len() as u32 + *d.get(*v)?;
+            }
+            return Some(id);
+        }
+        // The unit separator cannot appear in a key the view casts to text... and if it
+        // did, two keys would merge into one group, which bounds still cover.
+        let joined = key.join("\u{1f}");
+        if let Some(&id) = self.interned.get(&joined) {
+            return Some(id);
+        }
+        let id = self.keys.len() as u32;
+        self.interned.insert(joined, id);
+        self.keys.push(key.iter().map(|k| k.to_string()).collect());
+        Some(id)
+    }
+
+    /// Counts a row whose key lies outside the declared domain (it is dropped).
+    pub fn out_of_domain(&mut self) {
+        self.evidence.emits_out_of_domain += 1;
+    }
+
+    /// Adds one row: the unit's 64-bit digest, its group, and one value per
+    /// [`GroupedSpec::values`] column (`None` for SQL NULL, counted as 0
+    /// clamped into the bounds).
+    pub fn add_row(&mut self, unit: u64, group: u32, values: &[Option<f64>]) {
+        let nv = self.spec.values.len();
+        let acc = self.units.entry(unit).or_default();
+        let cell = match acc.cells.iter().position(|(g, _)| *g == group) {
+            Some(c) => c,
+            None => {
+                acc.cells.push((group, 0));
+                acc.sums.extend(std::iter::repeat_n(0.0, nv));
+                acc.cells.len() - 1
+            }
+        };
+        acc.cells[cell].1 += 1;
+        for (j, b) in self.spec.values.iter().enumerate() {
+            let v = values[j].filter(|v| !v.is_nan()).unwrap_or(0.0);
+            let clamped = v.clamp(b.lower, b.upper);
+            if clamped != v {
+                self.evidence.values_clamped += 1;
+            }
+            acc.sums[cell * nv + j] += clamped;
+            if self.quantile_columns[j] {
+                let h = mix(self.seed ^ unit ^ mix(clamped.to_bits() ^ acc.cells[cell].1 as u64));
+                acc.picks.push((cell as u32, j as u32, h, clamped));
+            }
+        }
+    }
+
+    /// Bounds every unit's contribution and releases the noisy table.
+    pub fn release(mut self, budget: Loss, min_contributors: u64) -> Result<Release> {
+        let plan = self.spec.plan(budget)?;
+        let spec = &self.spec;
+        let nv = spec.values.len();
+        let (g_cap, r_cap) = (spec.max_groups_per_unit as usize, spec.max_rows_per_group);
+        let groups = self.keys.len();
+        let mut counts = vec![0i128; groups];
+        let mut units = vec![0u64; groups];
+        let mut sums = vec![vec![0i128; groups]; nv];
+        let mut picked: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); groups]; nv];
+        for (unit, mut acc) in std::mem::take(&mut self.units) {
+            self.evidence.units_total += 1;
+            let mut order: Vec<usize> = (0..acc.cells.len()).collect();
+            if order.len() > g_cap {
+                order.sort_by_key(|&c| mix(self.seed ^ mix(unit ^ mix(acc.cells[c].0 as u64))));
+                self.evidence.keys_over_cap += (order.len() - g_cap) as u64;
+                order.truncate(g_cap);
+            }
+            acc.picks.sort_by_key(|p| (p.0, p.1, p.2));
+            for c in order {
+                let (group, rows) = acc.cells[c];
+                let g = group as usize;
+                if rows > r_cap {
+                    self.evidence.emits_over_cap += (rows - r_cap) as u64;
+                }
+                counts[g] += rows.min(r_cap) as i128;
+                units[g] += 1;
+                for (j, b) in spec.values.iter().enumerate() {
+                    let r = r_cap as f64;
+                    let total = acc.sums[c * nv + j];
+                    let bounded = total.clamp(r * b.lower.min(0.0), r * b.upper.max(0.0));
+                    if bounded != total {
+                        self.evidence.values_clamped += 1;
+                    }
+                    sums[j][g] += (bounded * SUM_RESOLUTION).round() as i128;
+                }
+                // Per quantile column, the unit's R values with the smallest hashes.
+                let mut taken = vec![0u32; nv];
+                for p in acc.picks.iter().filter(|p| p.0 as usize == c) {
+                    let j = p.1 as usize;
+                    if taken[j] < r_cap {
+                        picked[j][g].push(p.3);
+                        taken[j] += 1;
+                    }
+                }
+            }
+        }
+        // Which groups are released, with their noisy counts.
+        let (rows, noisy_counts): (Vec<usize>, Option<Vec<i128>>) = match &plan.count {
+            Some(CountNoise::Selected(s)) => {
+                let exact = counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(g, c)| (g as u64, *c)).collect();
+                let mut kept: Vec<(usize, i128)> = s.apply(exact)?.into_iter().map(|(g, c)| (g as usize, c)).collect();
+                kept.sort_by(|a, b| self.keys[a.0].cmp(&self.keys[b.0]));
+                (kept.iter().map(|k| k.0).collect(), Some(kept.iter().map(|k| k.1).collect()))
+            }
+            Some(CountNoise::Declared(c)) => ((0..groups).collect(), Some(c.apply(&counts)?)),
+            None => ((0..groups).collect(), None),
+        };
+        let noisy_sums: Vec<Option<Vec<f64>>> = plan
+            .sums
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                c.as_ref()
+                    .map(|c| {
+                        let exact: Vec<i128> = rows.iter().map(|&g| sums[j][g]).collect();
+                        Ok(c.apply(&exact)?.into_iter().map(|s| s as f64 / SUM_RESOLUTION).collect())
+                    })
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        self.evidence.min_contributors = min_contributors;
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, &g) in rows.iter().enumerate() {
+            let count = noisy_counts.as_ref().map(|c| c[i]);
+            let suppressed = count.is_some_and(|c| (c.max(0) as u64) < min_contributors);
+            self.evidence.contributors.push(units[g]);
+            if suppressed {
+                self.evidence.suppressed_cells += 1;
+            }
+            let mut values = Vec::with_capacity(spec.aggregates.len());
+            for (a, q) in spec.aggregates.iter().zip(&plan.quantiles) {
+                let v = match (a.kind, a.value) {
+                    (AggKind::Count, _) => count.map(|c| c as f64),
+                    (AggKind::Sum, Some(j)) => noisy_sums[j].as_ref().map(|s| s[i]),
+                    (AggKind::Mean, Some(j)) => {
+                        let b = &spec.values[j];
+                        count.zip(noisy_sums[j].as_ref()).map(|(c, s)| mean(s[i], c, b.lower, b.upper))
+                    }
+                    (AggKind::Quantile { .. }, Some(j)) => match q {
+                        Some(q) if !suppressed => Some(q.apply(std::mem::take(&mut picked[j][g]))?),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                values.push(v.filter(|_| !suppressed));
+            }
+            out.push(ResultRow { key: self.keys[g].clone(), values });
+        }
+        let rho_spent = plan.info.iter().map(|i| i.rho).sum();
+        self.evidence.noise = plan.info;
+        let table = ResultTable {
+            dimensions: spec.dimensions.clone(),
+            columns: spec.aggregates.iter().map(|a| a.output.clone()).collect(),
+            rows: out,
+        };
+        Ok(Release { table, evidence: self.evidence, rho_spent })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(domain: Option<Vec<Vec<String>>>) -> GroupedSpec {
+        GroupedSpec {
+            dimensions: vec!["d".into()],
+            domain,
+            values: vec![Bounded { column: "v".into(), lower: 0.0, upper: 10.0 }],
+            aggregates: vec![
+                Aggregate { output: "n".into(), kind: AggKind::Count, value: None },
+                Aggregate { output: "total".into(), kind: AggKind::Sum, value: Some(0) },
+                Aggregate { output: "avg".into(), kind: AggKind::Mean, value: Some(0) },
+                Aggregate { output: "median".into(), kind: AggKind::Quantile { alpha: 0.5 }, value: Some(0) },
+            ],
+            max_groups_per_unit: 1,
+            max_rows_per_group: 2,
+        }
+    }
+
+    #[test]
+    fn bounds_every_unit() {
+        let mut g = Grouped::new(spec(Some(vec![vec!["a".into(), "b".into()]])), 1);
+        let (a, b) = (g.group(&["a"]).unwrap(), g.group(&["b"]).unwrap());
+        assert!(g.group(&["zz"]).is_none());
+        // Unit 1: five rows in a (capped to 2 rows, sum capped to 20) and one in b (one group only).
+        for _ in 0..5 {
+            g.add_row(1, a, &[Some(9.0)]);
+        }
+        g.add_row(1, b, &[Some(100.0)]);
+        for u in 2..2002 {
+            g.add_row(u, a, &[Some(4.0)]);
+        }
+        let rel = g.release(Loss::Zcdp { rho: 4.0 }, 10).unwrap();
+        assert_eq!(rel.evidence.units_total, 2001);
+        assert_eq!(rel.evidence.keys_over_cap, 1);
+        assert!(rel.rho_spent <= 4.0 && rel.rho_spent > 3.99, "{}", rel.rho_spent);
+        assert_eq!(rel.table.columns, vec!["n", "total", "avg", "median"]);
+        let row = |k: &str| rel.table.rows.iter().find(|r| r.key == vec![k.to_string()]).unwrap();
+        let contributors: u64 = rel.evidence.contributors.iter().sum();
+        assert_eq!(contributors, 2001, "each unit counted in one group");
+        let va = &row("a").values;
+        let vb = &row("b").values;
+        // Unit 1 either kept a (≤ 2 rows) or b: the totals show the bounds held.
+        let n = va[0].unwrap();
+        assert!((n - 2000.0).abs() < 30.0, "{n}");
+        assert!((va[2].unwrap() - 4.0).abs() < 0.5, "{va:?}");
+        assert!((va[3].unwrap() - 4.0).abs() <= 1.0, "{va:?}");
+        assert_eq!(vb, &vec![None, None, None, None], "b has at most one unit: suppressed");
+    }
+
+    #[test]
+    fn undeclared_keys_go_through_partition_selection() {
+        let mut g = Grouped::new(spec(None), 1);
+        let big = g.group(&["big"]).unwrap();
+        let rare = g.group(&["rare-and-identifying"]).unwrap();
+        for u in 0..500 {
+            g.add_row(u, big, &[Some(1.0)]);
+        }
+        g.add_row(9999, rare, &[Some(1.0)]);
+        let rel = g.release(Loss::Zcdp { rho: 1.0 }, 0).unwrap();
+        assert_eq!(rel.table.rows.len(), 1, "a key one unit holds never appears");
+        assert_eq!(rel.table.rows[0].key, vec!["big"]);
+        assert!(rel.evidence.noise[0].delta > 0.0 && rel.evidence.noise[0].delta <= SELECTION_DELTA);
+        assert!(g_err(Loss::Pure { epsilon: 1.0 }).contains("zCDP"));
+    }
+
+    fn g_err(budget: Loss) -> String {
+        spec(None).preview(budget).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn preview_matches_release() {
+        let s = spec(Some(vec![vec!["a".into()]]));
+        let preview = s.preview(Loss::Zcdp { rho: 1.0 }).unwrap();
+        let rel = Grouped::new(s, 3).release(Loss::Zcdp { rho: 1.0 }, 0).unwrap();
+        assert_eq!(preview, rel.evidence.noise);
+        assert_eq!(preview.len(), 3, "count, sum, quantile");
+    }
+}
