@@ -8,9 +8,11 @@
 //! Parquet for the runtime.
 
 mod ingest;
+mod sql;
 mod view;
 
 pub use ingest::{IngestOutcome, Ingested, ingest};
+pub use sql::SqlPlan;
 pub use view::{AuthorisedView, ViewTable};
 
 #[derive(Debug, thiserror::Error)]

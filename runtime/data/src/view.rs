@@ -118,6 +118,21 @@ impl AuthorisedView {
         Ok(df.collect().await?)
     }
 
+    /// Runs a read-only query and streams its batches.
+    pub async fn stream(&self, sql: &str) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        Ok(self.ctx.sql_with_options(sql, options).await?.execute_stream().await?)
+    }
+
+    /// The privacy-unit column of `table`.
+    pub fn unit_column(&self, table: &str) -> Result<String> {
+        self.tables
+            .iter()
+            .find(|t| t.name == table)
+            .map(|t| t.unit_column.clone())
+            .ok_or_else(|| Error::BadInput(format!("`{table}` is not part of this view")))
+    }
+
     /// All authorised rows of `table`, grouped by privacy unit (in unit
     /// order), with the columns `columns` in that order.
     pub async fn units(&self, table: &str, columns: &[String]) -> Result<Vec<UnitRows>> {
@@ -180,7 +195,7 @@ fn values(col: &ArrayRef) -> Result<ColumnValues> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use keyong_datasets_sim::{UtilityConfig, utility_batches, utility_schema, write_parquet};
@@ -189,7 +204,7 @@ mod tests {
     const POLICY: &str = include_str!("../../../policies/datasets/electricity_bills.toml");
 
     /// Generates a small raw feed, ingests it, and returns (landing, datasets, ingested, raw ids).
-    fn setup() -> (tempdir::Dirs, crate::Ingested) {
+    pub(crate) fn setup() -> (tempdir::Dirs, crate::Ingested) {
         let dirs = tempdir::Dirs::new();
         let cfg = UtilityConfig { households: 300, months: 3, year: 2025, seed: 1, ..Default::default() };
         let f = dirs.landing.create("electricity.parquet").unwrap().into_std();
@@ -199,7 +214,7 @@ mod tests {
         (dirs, ing)
     }
 
-    mod tempdir {
+    pub(crate) mod tempdir {
         use cap_std::ambient_authority;
         use cap_std::fs::Dir;
 
@@ -232,7 +247,7 @@ mod tests {
         }
     }
 
-    fn view(dirs: &tempdir::Dirs, ing: &crate::Ingested, columns: &[&str]) -> AuthorisedView {
+    pub(crate) fn view(dirs: &tempdir::Dirs, ing: &crate::Ingested, columns: &[&str]) -> AuthorisedView {
         AuthorisedView::open(
             &dirs.datasets,
             vec![ViewTable {

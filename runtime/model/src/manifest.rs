@@ -15,6 +15,12 @@ pub const MAX_ABS_BOUND: f64 = 1e9;
 pub const MAX_EMITS_PER_UNIT: u32 = 10_000;
 /// Cap on `max_keys_per_unit`.
 pub const MAX_KEYS_PER_UNIT: u32 = 64;
+/// Cap on `max_rows_per_key` (sql mode).
+pub const MAX_ROWS_PER_KEY: u32 = 1_000;
+/// Cap on the number of blocks (blocks mode).
+pub const MAX_BLOCKS: u32 = 10_000;
+/// Cap on the length of an sql-mode query.
+pub const MAX_SQL_LEN: usize = 8_192;
 
 /// How a module's output may leave (see `docs/ARCHITECTURE.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +30,8 @@ pub enum Mode {
     Aggregate,
     /// Sample-and-aggregate: a fixed-length vector per disjoint block of units.
     Blocks,
+    /// A declarative aggregate query, bounded and noised by the host (no module code).
+    Sql,
     /// A free-form table, released only through the strictest review.
     Reviewed,
 }
@@ -33,6 +41,7 @@ impl Mode {
         match self {
             Mode::Aggregate => "aggregate",
             Mode::Blocks => "blocks",
+            Mode::Sql => "sql",
             Mode::Reviewed => "reviewed",
         }
     }
@@ -119,15 +128,28 @@ pub struct Manifest {
     /// Aggregate: the statistics released per cell.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statistics: Vec<Statistic>,
-    /// Aggregate: distinct cells one unit may contribute to; extra keys are dropped.
+    /// Aggregate and sql: distinct cells one unit may contribute to; extra keys are dropped.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_keys_per_unit: u32,
+    /// Sql: rows of one unit counted per cell; the unit's sum per cell is
+    /// clamped to this many times the bounds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_rows_per_key: u32,
     /// Aggregate: emits one mapper call may return; extra emits are dropped.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_emits_per_unit: u32,
     /// Blocks: names of the output vector's coordinates (so its length).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
+    /// Blocks: how many disjoint blocks the units are split into (public, fixed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blocks: u32,
+    /// Sql: the query (`SELECT … FROM input [WHERE …] GROUP BY …`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sql: String,
+    /// Sql: bounds of every aggregated column (`name` is the column).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<ValueSpec>,
     /// Reviewed: the declared output schema.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_schema: Vec<OutputColumn>,
@@ -154,6 +176,15 @@ fn unique_names<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<
     Ok(())
 }
 
+fn check_bounds(v: &ValueSpec) -> Result<(), ManifestError> {
+    check(v.lower.is_finite() && v.upper.is_finite() && v.lower < v.upper, || {
+        format!("bounds of `{}` must be finite with lower < upper", v.name)
+    })?;
+    check(v.lower.abs() <= MAX_ABS_BOUND && v.upper.abs() <= MAX_ABS_BOUND, || {
+        format!("bounds of `{}` must lie within ±{MAX_ABS_BOUND}", v.name)
+    })
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
@@ -166,11 +197,43 @@ impl Manifest {
         check(!self.columns.is_empty(), || "columns must name at least one column".into())?;
         let mode = self.mode.as_str();
         let unused = |field: &str, set: bool| check(!set, || format!("`{field}` does not apply to the {mode} mode"));
+        if self.mode != Mode::Sql {
+            unused("sql", !self.sql.is_empty())?;
+            unused("bounds", !self.bounds.is_empty())?;
+            unused("max_rows_per_key", self.max_rows_per_key != 0)?;
+        }
+        if self.mode != Mode::Blocks {
+            unused("blocks", self.blocks != 0)?;
+        }
         match self.mode {
             Mode::Aggregate => {
                 unused("outputs", !self.outputs.is_empty())?;
                 unused("output_schema", !self.output_schema.is_empty())?;
                 self.validate_aggregate()
+            }
+            Mode::Sql => {
+                unused("value", self.value.is_some())?;
+                unused("statistics", !self.statistics.is_empty())?;
+                unused("max_emits_per_unit", self.max_emits_per_unit != 0)?;
+                unused("outputs", !self.outputs.is_empty())?;
+                unused("output_schema", !self.output_schema.is_empty())?;
+                check(!self.sql.trim().is_empty() && self.sql.len() <= MAX_SQL_LEN, || {
+                    format!("sql must be a query of 1 to {MAX_SQL_LEN} bytes")
+                })?;
+                check((1..=MAX_KEYS_PER_UNIT).contains(&self.max_keys_per_unit), || {
+                    format!("max_keys_per_unit must be 1..={MAX_KEYS_PER_UNIT}")
+                })?;
+                check((1..=MAX_ROWS_PER_KEY).contains(&self.max_rows_per_key), || {
+                    format!("max_rows_per_key must be 1..={MAX_ROWS_PER_KEY}")
+                })?;
+                unique_names("bounds", self.bounds.iter().map(|b| b.name.as_str()))?;
+                for b in &self.bounds {
+                    check_bounds(b)?;
+                }
+                if !self.key_dimensions.is_empty() {
+                    self.validate_domain()?;
+                }
+                Ok(())
             }
             Mode::Blocks => {
                 unused("key_dimensions", !self.key_dimensions.is_empty())?;
@@ -181,6 +244,7 @@ impl Manifest {
                 check((1..=MAX_OUTPUTS).contains(&self.outputs.len()), || {
                     format!("outputs must name 1 to {MAX_OUTPUTS} coordinates")
                 })?;
+                check((2..=MAX_BLOCKS).contains(&self.blocks), || format!("blocks must be 2..={MAX_BLOCKS}"))?;
                 unique_names("outputs", self.outputs.iter().map(String::as_str))?;
                 self.validate_value()
             }
@@ -200,6 +264,20 @@ impl Manifest {
     }
 
     fn validate_aggregate(&self) -> Result<(), ManifestError> {
+        let cells = self.validate_domain()?;
+        self.validate_value()?;
+        check(!self.statistics.is_empty(), || "statistics must not be empty".into())?;
+        check(
+            (1..=MAX_KEYS_PER_UNIT).contains(&self.max_keys_per_unit) && self.max_keys_per_unit as usize <= cells,
+            || format!("max_keys_per_unit must be 1..={MAX_KEYS_PER_UNIT} and at most the cell count"),
+        )?;
+        check((1..=MAX_EMITS_PER_UNIT).contains(&self.max_emits_per_unit), || {
+            format!("max_emits_per_unit must be 1..={MAX_EMITS_PER_UNIT}")
+        })
+    }
+
+    /// Checks the declared key domain; returns its cell count.
+    fn validate_domain(&self) -> Result<usize, ManifestError> {
         check((1..=MAX_DIMENSIONS).contains(&self.key_dimensions.len()), || {
             format!("key_dimensions must have 1 to {MAX_DIMENSIONS} entries")
         })?;
@@ -214,15 +292,7 @@ impl Manifest {
             cells = cells.saturating_mul(d.values.len());
         }
         check(cells <= MAX_CELLS, || format!("the key domain has {cells} cells; at most {MAX_CELLS} are allowed"))?;
-        self.validate_value()?;
-        check(!self.statistics.is_empty(), || "statistics must not be empty".into())?;
-        check(
-            (1..=MAX_KEYS_PER_UNIT).contains(&self.max_keys_per_unit) && self.max_keys_per_unit as usize <= cells,
-            || format!("max_keys_per_unit must be 1..={MAX_KEYS_PER_UNIT} and at most the cell count"),
-        )?;
-        check((1..=MAX_EMITS_PER_UNIT).contains(&self.max_emits_per_unit), || {
-            format!("max_emits_per_unit must be 1..={MAX_EMITS_PER_UNIT}")
-        })
+        Ok(cells)
     }
 
     fn validate_value(&self) -> Result<(), ManifestError> {
@@ -230,12 +300,7 @@ impl Manifest {
             return Err(ManifestError(format!("the {} mode needs `value` bounds", self.mode.as_str())));
         };
         check(valid_name(&v.name), || "value.name is not valid".into())?;
-        check(v.lower.is_finite() && v.upper.is_finite() && v.lower < v.upper, || {
-            "value bounds must be finite with lower < upper".into()
-        })?;
-        check(v.lower.abs() <= MAX_ABS_BOUND && v.upper.abs() <= MAX_ABS_BOUND, || {
-            format!("value bounds must lie within ±{MAX_ABS_BOUND}")
-        })
+        check_bounds(v)
     }
 
     /// The declared value bounds `(lower, upper)`; `(0, 0)` where the mode has none.
@@ -266,7 +331,11 @@ mod tests {
             statistics: vec![Statistic::Count, Statistic::Sum],
             max_keys_per_unit: 1,
             max_emits_per_unit: 16,
+            max_rows_per_key: 0,
             outputs: vec![],
+            blocks: 0,
+            sql: String::new(),
+            bounds: vec![],
             output_schema: vec![],
         }
     }
@@ -304,10 +373,13 @@ mod tests {
         blocks.max_emits_per_unit = 0;
         assert!(blocks.validate().unwrap_err().0.contains("outputs"));
         blocks.outputs = vec!["mean_kwh".into(), "share_high".into()];
+        assert!(blocks.validate().unwrap_err().0.contains("blocks must be"));
+        blocks.blocks = 50;
         blocks.validate().unwrap();
         let mut reviewed = blocks.clone();
         reviewed.mode = Mode::Reviewed;
         reviewed.outputs.clear();
+        reviewed.blocks = 0;
         reviewed.value = None;
         assert!(reviewed.validate().unwrap_err().0.contains("output_schema"));
         reviewed.output_schema = vec![OutputColumn { name: "district".into(), data_type: ColumnType::Utf8 }];
@@ -315,6 +387,28 @@ mod tests {
         // The aggregate manifest's JSON is unchanged by the other modes' fields.
         let json = serde_json::to_value(sample()).unwrap();
         assert!(json.get("outputs").is_none() && json.get("output_schema").is_none());
+    }
+
+    #[test]
+    fn sql_mode_takes_a_query_and_bounds() {
+        let mut m = sample();
+        m.mode = Mode::Sql;
+        m.value = None;
+        m.statistics.clear();
+        m.max_emits_per_unit = 0;
+        assert!(m.validate().unwrap_err().0.contains("sql must be"));
+        m.sql = "SELECT district, SUM(kwh) FROM electricity_bills GROUP BY district".into();
+        assert!(m.validate().unwrap_err().0.contains("max_rows_per_key"));
+        m.max_rows_per_key = 1;
+        m.bounds = vec![ValueSpec { name: "kwh".into(), lower: 5.0, upper: 1.0 }];
+        assert!(m.validate().unwrap_err().0.contains("bounds of `kwh`"));
+        m.bounds[0].lower = 0.0;
+        m.validate().unwrap();
+        // The domain is optional in sql mode (undeclared keys go through partition selection).
+        m.key_dimensions.clear();
+        m.validate().unwrap();
+        m.blocks = 3;
+        assert!(m.validate().unwrap_err().0.contains("`blocks` does not apply"));
     }
 
     #[test]

@@ -87,7 +87,11 @@ mod tests {
             statistics: vec![Statistic::Sum],
             max_keys_per_unit: 1,
             max_emits_per_unit: 2,
+            max_rows_per_key: 0,
             outputs: vec![],
+            blocks: 0,
+            sql: String::new(),
+            bounds: vec![],
             output_schema: vec![],
         }
     }

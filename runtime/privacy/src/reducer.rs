@@ -255,7 +255,11 @@ mod tests {
             statistics: vec![Statistic::Count, Statistic::Sum],
             max_keys_per_unit: max_keys,
             max_emits_per_unit: 4,
+            max_rows_per_key: 0,
             outputs: vec![],
+            blocks: 0,
+            sql: String::new(),
+            bounds: vec![],
             output_schema: vec![],
         }
     }

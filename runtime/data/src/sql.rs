@@ -1,0 +1,471 @@
+//! Sql mode: a declarative aggregate query, checked against a small
+//! subset, rewritten so DataFusion only filters and projects the authorised
+//! rows, and aggregated with per-unit contribution bounding by the trusted
+//! [`Grouped`] accumulator (noise is added by its release).
+//!
+//! The subset: `SELECT <group columns and aggregates> FROM <input>
+//! [WHERE <row predicate>] GROUP BY <columns>`, with aggregates `COUNT(*)`,
+//! `SUM(c)`, `AVG(c)`, `MEDIAN(c)` and `QUANTILE(c, p)`. The operator's
+//! query text never runs as such: only its WHERE expression, after every
+//! node in it has been checked, reaches DataFusion.
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, SelectItem, SetExpr,
+    Statement, TableFactor, UnaryOperator, Value,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use futures::StreamExt;
+
+use keyong_model::Manifest;
+use keyong_privacy::{AggKind, Aggregate, Bounded, Grouped, GroupedSpec, unit_digest};
+
+use crate::{AuthorisedView, Error, Result};
+
+/// A checked sql-mode query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlPlan {
+    /// What the trusted accumulator computes.
+    pub spec: GroupedSpec,
+    /// The row predicate, re-serialised from the checked AST.
+    pub filter: Option<String>,
+    /// Every column the query reads (each must be authorised).
+    pub columns: Vec<String>,
+}
+
+fn refuse(msg: impl Into<String>) -> Error {
+    Error::BadInput(format!("the query is outside the sql-mode subset: {}", msg.into()))
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+impl SqlPlan {
+    /// Checks `manifest.sql` against the subset, the manifest's columns,
+    /// bounds and key domain.
+    pub fn compile(manifest: &Manifest) -> Result<Self> {
+        let statements = Parser::parse_sql(&GenericDialect {}, &manifest.sql)
+            .map_err(|e| Error::BadInput(format!("the query does not parse: {e}")))?;
+        let [Statement::Query(query)] = statements.as_slice() else {
+            return Err(refuse("exactly one SELECT statement is allowed"));
+        };
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return Err(refuse("only a plain SELECT is allowed (no UNION, VALUES or set operations)"));
+        };
+        let [from] = select.from.as_slice() else {
+            return Err(refuse("FROM must name exactly one table"));
+        };
+        if !from.joins.is_empty() {
+            return Err(refuse("joins are not allowed"));
+        }
+        match &from.relation {
+            TableFactor::Table { name, alias: None, args: None, .. } if name.to_string() == manifest.input => {}
+            TableFactor::Table { name, .. } => {
+                return Err(refuse(format!(
+                    "FROM must name the input `{}` without an alias, not `{name}`",
+                    manifest.input
+                )));
+            }
+            _ => return Err(refuse("FROM must name the input table (no subqueries or table functions)")),
+        }
+        let mut columns: Vec<String> = Vec::new();
+        let mut use_column = |name: &str| -> Result<()> {
+            if !manifest.columns.iter().any(|c| c == name) {
+                return Err(refuse(format!("column `{name}` is not listed in the manifest's columns")));
+            }
+            if !columns.iter().any(|c| c == name) {
+                columns.push(name.to_string());
+            }
+            Ok(())
+        };
+        let GroupByExpr::Expressions(group_by, modifiers) = &select.group_by else {
+            return Err(refuse("GROUP BY ALL is not allowed"));
+        };
+        if !modifiers.is_empty() {
+            return Err(refuse("GROUP BY modifiers (ROLLUP, CUBE, …) are not allowed"));
+        }
+        let mut dimensions = Vec::new();
+        for e in group_by {
+            let name = column_name(e).ok_or_else(|| refuse(format!("GROUP BY `{e}` must be a plain column")))?;
+            use_column(&name)?;
+            dimensions.push(name);
+        }
+        let mut values: Vec<Bounded> = Vec::new();
+        let mut aggregates = Vec::new();
+        for item in &select.projection {
+            let (expr, alias) = match item {
+                SelectItem::UnnamedExpr(e) => (e, None),
+                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+                _ => return Err(refuse("wildcards are not allowed in SELECT")),
+            };
+            if let Some(name) = column_name(expr) {
+                if !dimensions.contains(&name) {
+                    return Err(refuse(format!("`{name}` must be aggregated or appear in GROUP BY")));
+                }
+                continue;
+            }
+            let (kind, column) = aggregate(expr)?;
+            let value = match &column {
+                None => None,
+                Some(c) => {
+                    use_column(c)?;
+                    let b = manifest.bounds.iter().find(|b| &b.name == c).ok_or_else(|| {
+                        refuse(format!("`{c}` is aggregated but the manifest declares no bounds for it"))
+                    })?;
+                    Some(values.iter().position(|v| &v.column == c).unwrap_or_else(|| {
+                        values.push(Bounded { column: c.clone(), lower: b.lower, upper: b.upper });
+                        values.len() - 1
+                    }))
+                }
+            };
+            let output = match alias {
+                Some(a) => a.value.clone(),
+                None => default_name(kind, column.as_deref()),
+            };
+            if aggregates.iter().any(|a: &Aggregate| a.output == output) || dimensions.contains(&output) {
+                return Err(refuse(format!("output column `{output}` appears twice; give it an alias")));
+            }
+            aggregates.push(Aggregate { output, kind, value });
+        }
+        if aggregates.is_empty() {
+            return Err(refuse("SELECT must compute at least one aggregate"));
+        }
+        let filter = match &select.selection {
+            Some(e) => {
+                check_predicate(e, &mut use_column)?;
+                Some(e.to_string())
+            }
+            None => None,
+        };
+        let domain = if manifest.key_dimensions.is_empty() {
+            None
+        } else {
+            let names: Vec<&str> = manifest.key_dimensions.iter().map(|d| d.name.as_str()).collect();
+            if names != dimensions.iter().map(String::as_str).collect::<Vec<_>>() {
+                return Err(refuse(format!(
+                    "key_dimensions ({}) must list the GROUP BY columns in order ({})",
+                    names.join(", "),
+                    dimensions.join(", ")
+                )));
+            }
+            Some(manifest.key_dimensions.iter().map(|d| d.values.clone()).collect())
+        };
+        let spec = GroupedSpec {
+            dimensions,
+            domain,
+            values,
+            aggregates,
+            max_groups_per_unit: manifest.max_keys_per_unit,
+            max_rows_per_group: manifest.max_rows_per_key,
+        };
+        // Anything the checks above did not look at (ORDER BY, LIMIT, HAVING,
+        // DISTINCT, WITH, …) makes the query print differently from its
+        // supported clauses alone: refuse it.
+        let items: Vec<String> = select.projection.iter().map(|i| i.to_string()).collect();
+        let mut canonical = format!("SELECT {} FROM {from}", items.join(", "));
+        if let Some(w) = &filter {
+            canonical += &format!(" WHERE {w}");
+        }
+        if !group_by.is_empty() {
+            canonical +=
+                &format!(" GROUP BY {}", group_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "));
+        }
+        if canonical != query.to_string() {
+            return Err(refuse(
+                "only SELECT, FROM, WHERE and GROUP BY are allowed (no DISTINCT, HAVING, ORDER BY, LIMIT, WITH, …)",
+            ));
+        }
+        Ok(Self { spec, filter, columns })
+    }
+
+    /// The DataFusion query the view runs: unit, group keys, values as
+    /// doubles, for the rows the predicate admits.
+    fn projection(&self, table: &str, unit_column: &str) -> String {
+        let mut select = vec![quote(unit_column)];
+        select.extend(self.spec.dimensions.iter().map(|d| quote(d)));
+        select.extend(self.spec.values.iter().map(|v| format!("CAST({} AS DOUBLE)", quote(&v.column))));
+        let mut sql = format!("SELECT {} FROM {}", select.join(", "), quote(table));
+        if let Some(f) = &self.filter {
+            sql += &format!(" WHERE {f}");
+        }
+        sql
+    }
+
+    /// Streams the admitted rows of `table` into a [`Grouped`] accumulator.
+    pub async fn accumulate(&self, view: &AuthorisedView, table: &str, seed: u64) -> Result<Grouped> {
+        let unit_column = view.unit_column(table)?;
+        let mut stream = view.stream(&self.projection(table, &unit_column)).await?;
+        let mut grouped = Grouped::new(self.spec.clone(), seed);
+        let nd = self.spec.dimensions.len();
+        let nv = self.spec.values.len();
+        let mut vals: Vec<Option<f64>> = vec![None; nv];
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let text = (0..=nd).map(|i| Ok(cast(batch.column(i), &DataType::Utf8)?)).collect::<Result<Vec<_>>>()?;
+            let units = text[0].as_string::<i32>();
+            let dims: Vec<_> = text[1..].iter().map(|c| c.as_string::<i32>()).collect();
+            let values: Vec<_> = (0..nv).map(|j| batch.column(1 + nd + j).as_primitive::<Float64Type>()).collect();
+            let mut key: Vec<&str> = Vec::with_capacity(nd);
+            for row in 0..batch.num_rows() {
+                if units.is_null(row) {
+                    continue;
+                }
+                key.clear();
+                key.extend(dims.iter().map(|d| if d.is_null(row) { "" } else { d.value(row) }));
+                let Some(group) = grouped.group(&key) else {
+                    grouped.out_of_domain();
+                    continue;
+                };
+                for (j, v) in values.iter().enumerate() {
+                    vals[j] = (!v.is_null(row)).then(|| v.value(row));
+                }
+                grouped.add_row(unit_digest(units.value(row).as_bytes()), group, &vals);
+            }
+        }
+        Ok(grouped)
+    }
+}
+
+fn column_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(Ident { value, .. }) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn default_name(kind: AggKind, column: Option<&str>) -> String {
+    match (kind, column) {
+        (AggKind::Count, _) => "count".into(),
+        (AggKind::Sum, Some(c)) => format!("sum_{c}"),
+        (AggKind::Mean, Some(c)) => format!("avg_{c}"),
+        (AggKind::Quantile { alpha }, Some(c)) if alpha == 0.5 => format!("median_{c}"),
+        (AggKind::Quantile { alpha }, Some(c)) => format!("quantile_{c}_{alpha}"),
+        (_, None) => "value".into(),
+    }
+}
+
+/// Reads one aggregate call: its kind and the column it reads.
+fn aggregate(e: &Expr) -> Result<(AggKind, Option<String>)> {
+    let Expr::Function(f) = e else {
+        return Err(refuse(format!("`{e}` is neither a GROUP BY column nor an aggregate")));
+    };
+    let name = f.name.to_string().to_ascii_lowercase();
+    if f.filter.is_some() || f.over.is_some() || f.null_treatment.is_some() || !f.within_group.is_empty() {
+        return Err(refuse(format!("`{e}`: FILTER, OVER and WITHIN GROUP are not allowed")));
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return Err(refuse(format!("`{e}` needs an argument list")));
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return Err(refuse(format!("`{e}`: DISTINCT and clauses inside aggregates are not allowed")));
+    }
+    let args: Vec<&FunctionArgExpr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(x) => Ok(x),
+            _ => Err(refuse(format!("`{e}`: named arguments are not allowed"))),
+        })
+        .collect::<Result<_>>()?;
+    let col = |a: &FunctionArgExpr| match a {
+        FunctionArgExpr::Expr(x) => column_name(x),
+        _ => None,
+    };
+    let one_column = || match args.as_slice() {
+        [a] => col(a).ok_or_else(|| refuse(format!("`{e}` must aggregate a plain column"))),
+        _ => Err(refuse(format!("`{e}` takes exactly one column"))),
+    };
+    Ok(match name.as_str() {
+        "count" => match args.as_slice() {
+            [FunctionArgExpr::Wildcard] => (AggKind::Count, None),
+            _ => return Err(refuse("only COUNT(*) is supported (it counts rows, at most max_rows_per_key per unit)")),
+        },
+        "sum" => (AggKind::Sum, Some(one_column()?)),
+        "avg" | "mean" => (AggKind::Mean, Some(one_column()?)),
+        "median" => (AggKind::Quantile { alpha: 0.5 }, Some(one_column()?)),
+        "quantile" => match args.as_slice() {
+            [a, FunctionArgExpr::Expr(Expr::Value(v))] => {
+                let c = col(a).ok_or_else(|| refuse(format!("`{e}` must aggregate a plain column")))?;
+                let alpha = match &v.value {
+                    Value::Number(n, _) => n.to_string().parse::<f64>().ok(),
+                    _ => None,
+                }
+                .filter(|p| (0.0..=1.0).contains(p))
+                .ok_or_else(|| refuse(format!("`{e}`: the quantile must be a number from 0 to 1")))?;
+                (AggKind::Quantile { alpha }, Some(c))
+            }
+            _ => return Err(refuse(format!("`{e}`: write QUANTILE(column, p) with 0 ≤ p ≤ 1"))),
+        },
+        other => {
+            return Err(refuse(format!(
+                "aggregate `{other}` is not supported (COUNT(*), SUM, AVG, MEDIAN, QUANTILE are)"
+            )));
+        }
+    })
+}
+
+/// A WHERE predicate may use columns, literals, comparisons, arithmetic,
+/// AND/OR/NOT, IN lists, BETWEEN, LIKE and IS [NOT] NULL; nothing else (no
+/// functions, subqueries or casts), so it is a per-row test of authorised
+/// columns.
+fn check_predicate(e: &Expr, use_column: &mut impl FnMut(&str) -> Result<()>) -> Result<()> {
+    use BinaryOperator as B;
+    match e {
+        Expr::Identifier(i) => use_column(&i.value),
+        Expr::Value(v) => match v.value {
+            Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null => Ok(()),
+            _ => Err(refuse(format!("literal `{v}` is not allowed in WHERE"))),
+        },
+        Expr::Nested(x) | Expr::IsNull(x) | Expr::IsNotNull(x) => check_predicate(x, use_column),
+        Expr::UnaryOp { op: UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus, expr } => {
+            check_predicate(expr, use_column)
+        }
+        Expr::BinaryOp { left, op, right } => match op {
+            B::And
+            | B::Or
+            | B::Eq
+            | B::NotEq
+            | B::Lt
+            | B::LtEq
+            | B::Gt
+            | B::GtEq
+            | B::Plus
+            | B::Minus
+            | B::Multiply
+            | B::Divide => {
+                check_predicate(left, use_column)?;
+                check_predicate(right, use_column)
+            }
+            _ => Err(refuse(format!("operator `{op}` is not allowed in WHERE"))),
+        },
+        Expr::InList { expr, list, .. } => {
+            check_predicate(expr, use_column)?;
+            list.iter().try_for_each(|x| check_predicate(x, use_column))
+        }
+        Expr::Between { expr, low, high, .. } => {
+            check_predicate(expr, use_column)?;
+            check_predicate(low, use_column)?;
+            check_predicate(high, use_column)
+        }
+        Expr::Like { expr, pattern, escape_char: None, any: false, .. } => {
+            check_predicate(expr, use_column)?;
+            check_predicate(pattern, use_column)
+        }
+        other => Err(refuse(format!("`{other}` is not allowed in WHERE (columns, literals, comparisons only)"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyong_model::manifest::MANIFEST_FORMAT;
+    use keyong_model::{Dimension, Mode, ValueSpec};
+    use keyong_privacy::Loss;
+
+    use super::*;
+    use crate::view::tests::{setup, view};
+
+    fn manifest(sql: &str) -> Manifest {
+        Manifest {
+            format: MANIFEST_FORMAT.into(),
+            name: "q".into(),
+            mode: Mode::Sql,
+            scenario: "s".into(),
+            input: "electricity_bills".into(),
+            columns: vec!["district".into(), "bill_date".into(), "kwh".into()],
+            key_dimensions: vec![],
+            value: None,
+            statistics: vec![],
+            max_keys_per_unit: 3,
+            max_emits_per_unit: 0,
+            max_rows_per_key: 1,
+            outputs: vec![],
+            blocks: 0,
+            sql: sql.into(),
+            bounds: vec![ValueSpec { name: "kwh".into(), lower: 0.0, upper: 1000.0 }],
+            output_schema: vec![],
+        }
+    }
+
+    #[test]
+    fn accepts_the_subset() {
+        let p = SqlPlan::compile(&manifest(
+            "SELECT district, COUNT(*) AS n, SUM(kwh), AVG(kwh) AS mean_kwh, QUANTILE(kwh, 0.9) \
+             FROM electricity_bills WHERE kwh > 10 AND district IN ('中心区', '东城区') GROUP BY district",
+        ))
+        .unwrap();
+        assert_eq!(p.spec.dimensions, vec!["district"]);
+        let outputs: Vec<&str> = p.spec.aggregates.iter().map(|a| a.output.as_str()).collect();
+        assert_eq!(outputs, vec!["n", "sum_kwh", "mean_kwh", "quantile_kwh_0.9"]);
+        assert_eq!(p.spec.values.len(), 1, "one bounded column, shared");
+        assert_eq!(p.filter.as_deref(), Some("kwh > 10 AND district IN ('中心区', '东城区')"));
+        assert_eq!(p.columns, vec!["district", "kwh"]);
+    }
+
+    #[test]
+    fn refuses_everything_else_and_says_why() {
+        let cases = [
+            ("SELEC 1", "does not parse"),
+            ("SELECT district, COUNT(*) FROM electricity_bills GROUP BY district; SELECT 1", "exactly one"),
+            ("SELECT kwh FROM electricity_bills", "aggregated or appear in GROUP BY"),
+            ("SELECT COUNT(*) FROM other", "must name the input"),
+            ("SELECT COUNT(*) FROM electricity_bills e", "without an alias"),
+            ("SELECT COUNT(*) FROM electricity_bills JOIN x ON true", "joins"),
+            ("SELECT COUNT(*) FROM (SELECT * FROM electricity_bills)", "no subqueries"),
+            ("SELECT COUNT(*) FROM electricity_bills UNION SELECT COUNT(*) FROM electricity_bills", "plain SELECT"),
+            ("SELECT MAX(kwh) FROM electricity_bills", "`max` is not supported"),
+            ("SELECT COUNT(kwh) FROM electricity_bills", "only COUNT(*)"),
+            ("SELECT SUM(DISTINCT kwh) FROM electricity_bills", "DISTINCT"),
+            ("SELECT SUM(kwh * 2) FROM electricity_bills", "plain column"),
+            ("SELECT SUM(amount_yuan) FROM electricity_bills", "not listed"),
+            ("SELECT SUM(bill_date) FROM electricity_bills", "no bounds"),
+            ("SELECT COUNT(*) FROM electricity_bills WHERE person = 'x'", "not listed"),
+            ("SELECT COUNT(*) FROM electricity_bills WHERE kwh IN (SELECT 1)", "not allowed in WHERE"),
+            ("SELECT COUNT(*) FROM electricity_bills WHERE lower(district) = 'a'", "not allowed in WHERE"),
+            ("SELECT DISTINCT district, COUNT(*) FROM electricity_bills GROUP BY district", "no DISTINCT"),
+            ("SELECT district, COUNT(*) FROM electricity_bills GROUP BY district HAVING COUNT(*) > 1", "HAVING"),
+            ("SELECT district, COUNT(*) FROM electricity_bills GROUP BY district ORDER BY district", "ORDER BY"),
+            ("SELECT COUNT(*) FROM electricity_bills LIMIT 1", "LIMIT"),
+            ("WITH t AS (SELECT 1) SELECT COUNT(*) FROM electricity_bills", "WITH"),
+            ("SELECT district FROM electricity_bills GROUP BY district", "at least one aggregate"),
+            ("SELECT COUNT(*), COUNT(*) FROM electricity_bills", "appears twice"),
+            ("SELECT QUANTILE(kwh, 2) FROM electricity_bills", "from 0 to 1"),
+            ("SELECT COUNT(*) OVER () FROM electricity_bills", "OVER"),
+        ];
+        for (sql, why) in cases {
+            let err = SqlPlan::compile(&manifest(sql)).unwrap_err().to_string();
+            assert!(err.contains(why), "{sql}: {err}");
+        }
+        let mut m = manifest("SELECT district, COUNT(*) FROM electricity_bills GROUP BY district");
+        m.key_dimensions = vec![Dimension { name: "bill_date".into(), values: vec!["2025-01".into()] }];
+        assert!(SqlPlan::compile(&m).unwrap_err().to_string().contains("key_dimensions"));
+    }
+
+    #[tokio::test]
+    async fn runs_over_a_view_with_bounded_contributions() {
+        let (dirs, ing) = setup();
+        let v = view(&dirs, &ing, &["district", "bill_date", "kwh"]);
+        let mut m = manifest(
+            "SELECT bill_date, COUNT(*) AS n, SUM(kwh) AS total FROM electricity_bills \
+             WHERE kwh >= 0 GROUP BY bill_date",
+        );
+        m.key_dimensions = vec![Dimension {
+            name: "bill_date".into(),
+            values: vec!["2025-01".into(), "2025-02".into(), "2025-03".into(), "2030-01".into()],
+        }];
+        let plan = SqlPlan::compile(&m).unwrap();
+        let grouped = plan.accumulate(&v, "electricity_bills", 1).await.unwrap();
+        let rel = grouped.release(Loss::Zcdp { rho: 10.0 }, 5).unwrap();
+        // 300 households, at most one bill a month (the feed skips a few), three months.
+        assert_eq!(rel.evidence.units_total, 300);
+        let c = &rel.evidence.contributors;
+        assert!(c[..3].iter().all(|&n| (280..=300).contains(&n)) && c[3] == 0, "{c:?}");
+        for (row, &n) in rel.table.rows[..3].iter().zip(c) {
+            assert!((row.values[0].unwrap() - n as f64).abs() < 20.0, "{row:?}");
+        }
+        assert_eq!(rel.table.rows[3].values, vec![None, None], "an empty month is suppressed");
+    }
+}
