@@ -15,7 +15,7 @@ use keyong_data::ViewTable;
 use keyong_model::Manifest;
 use keyong_policy::DatasetPolicy;
 use keyong_sandbox::{Limits, Sandbox, World};
-use keyong_server::pipeline::{AggregateRun, Output};
+use keyong_server::pipeline::{Output, Run};
 
 pub(crate) struct DevRun {
     pub(crate) wasm: PathBuf,
@@ -72,8 +72,13 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
 
     let sandbox = Arc::new(Sandbox::new(Limits::default())?);
     let module_id = keyong_crypto::sm3_hex(&wasm);
-    sandbox.prepare(&module_id, &wasm, World::Aggregate).context("keyong would refuse this module at submission")?;
-    let run = AggregateRun {
+    let world = match manifest.mode {
+        keyong_model::Mode::Blocks => World::Blocks,
+        keyong_model::Mode::Aggregate => World::Aggregate,
+        other => anyhow::bail!("`keyong dev run` runs aggregate and blocks modules; this manifest is {}", other.as_str()),
+    };
+    sandbox.prepare(&module_id, &wasm, world).context("keyong would refuse this module at submission")?;
+    let run = Run {
         sandbox,
         table: ViewTable {
             name: manifest.input.clone(),
@@ -92,7 +97,7 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
         manifest,
         module_id,
         wasm,
-        rho: args.rho,
+        budget: keyong_model::Loss::Zcdp { rho: args.rho },
         min_contributors: 10,
         view_memory_bytes: 512 << 20,
         seed: args.seed,

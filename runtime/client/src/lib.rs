@@ -124,6 +124,12 @@ impl Client {
     pub async fn submit_job(&self, req: &SubmitJob) -> Result<JobView> {
         self.call(Method::POST, "/v1/jobs", Some(req)).await
     }
+    pub async fn preview(&self, req: &SubmitJob) -> Result<Preview> {
+        self.call(Method::POST, "/v1/jobs/preview", Some(req)).await
+    }
+    pub async fn scenario_budget(&self, id: &str) -> Result<ScenarioBudget> {
+        self.call(Method::GET, &format!("/v1/scenarios/{id}/budget"), None::<&()>).await
+    }
     pub async fn job(&self, id: &str) -> Result<JobView> {
         self.call(Method::GET, &format!("/v1/jobs/{id}"), None::<&()>).await
     }
@@ -144,6 +150,8 @@ impl Client {
     }
 
     /// Polls a job until it leaves `queued`/`running` (or `timeout` passes).
+    /// Operators see `pending` until a reviewer decides, so poll as the
+    /// agency, a reviewer or the authority.
     pub async fn wait_for_job(&self, id: &str, timeout: std::time::Duration) -> Result<JobView> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

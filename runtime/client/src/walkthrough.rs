@@ -156,10 +156,13 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         &module.id[..12]
     ));
 
-    let job = operator.submit_job(&SubmitJob { module_id: module.id.clone(), rho: inputs.rho }).await?;
+    let budget = keyong_model::Loss::Zcdp { rho: inputs.rho };
+    let job = operator.submit_job(&SubmitJob { module_id: module.id.clone(), budget }).await?;
     seen.push(json(&job));
     say(&format!("operator submitted job {} with ρ = {}; budget reserved", job.id, job.rho));
-    let job = operator.wait_for_job(&job.id, Duration::from_secs(600)).await?;
+    let r1 = base.as_user(&actors.reviewers[0]);
+    let r2 = base.as_user(&actors.reviewers[1]);
+    let job = r1.wait_for_job(&job.id, Duration::from_secs(600)).await?;
     seen.push(json(&job));
     if job.status != JobStatus::UnderReview {
         return Err(Error::Decode(format!("job ended {} instead of under_review", job.status)));
@@ -168,8 +171,6 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         "sandbox ran the mapper once per privacy unit, each in a fresh instance; the host added DP noise; output sealed for review",
     );
 
-    let r1 = base.as_user(&actors.reviewers[0]);
-    let r2 = base.as_user(&actors.reviewers[1]);
     let queue = r1.review_queue().await?;
     if !queue.iter().any(|j| j.id == job.id) {
         return Err(Error::Decode("job missing from the review queue".into()));
@@ -210,7 +211,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
 /// Renders a released table as aligned text.
 pub fn render_table(t: &ResultTable) -> String {
     let mut header: Vec<String> = t.dimensions.clone();
-    header.extend(t.statistics.iter().map(|s| format!("{s:?}").to_lowercase()));
+    header.extend(t.columns.iter().cloned());
     let rows: Vec<Vec<String>> = t
         .rows
         .iter()

@@ -134,8 +134,9 @@ impl AuthorisedView {
     }
 
     /// All authorised rows of `table`, grouped by privacy unit (in unit
-    /// order), with the columns `columns` in that order.
-    pub async fn units(&self, table: &str, columns: &[String]) -> Result<Vec<UnitRows>> {
+    /// order), with the columns `columns` in that order; each unit comes with
+    /// its 64-bit digest ([`keyong_privacy::unit_digest`]), never its id.
+    pub async fn units(&self, table: &str, columns: &[String]) -> Result<Vec<(u64, UnitRows)>> {
         let t = self
             .tables
             .iter()
@@ -160,7 +161,7 @@ impl AuthorisedView {
         for i in 1..=all.num_rows() {
             if i == all.num_rows() || units.value(i) != units.value(start) {
                 let slice = all.slice(start, i - start);
-                out.push(unit_rows(&slice, columns)?);
+                out.push((keyong_privacy::unit_digest(units.value(start).as_bytes()), unit_rows(&slice, columns)?));
                 start = i;
             }
         }
@@ -290,7 +291,7 @@ pub(crate) mod tests {
         let v = view(&dirs, &ing, &["district", "kwh"]);
         let units = v.units("electricity_bills", &["district".into(), "kwh".into()]).await.unwrap();
         assert_eq!(units.len(), 300);
-        assert!(units.iter().all(|u| u.num_rows == 3 && u.columns.len() == 2));
+        assert!(units.iter().all(|(_, u)| u.num_rows == 3 && u.columns.len() == 2));
         // Columns and tables outside the view are unreachable, whatever the SQL.
         for sql in [
             "SELECT bill_date FROM electricity_bills",
@@ -391,7 +392,7 @@ pub(crate) mod tests {
         let all = view(&dirs, &ing, &["district"]).units("electricity_bills", &["district".into()]).await.unwrap();
         let expected = all
             .iter()
-            .filter(|u| matches!(&u.columns[0].values, ColumnValues::Utf8(d) if matches!(d[0].as_deref(), Some("滨江区" | "云岭区"))))
+            .filter(|(_, u)| matches!(&u.columns[0].values, ColumnValues::Utf8(d) if matches!(d[0].as_deref(), Some("滨江区" | "云岭区"))))
             .count();
         assert!(expected > 0 && expected < all.len());
         assert_eq!(filtered.len(), expected);
@@ -404,7 +405,7 @@ pub(crate) mod tests {
         let v = AuthorisedView::open(&dirs.datasets, vec![both], 64 << 20).unwrap();
         let january = v.units("electricity_bills", &["kwh".into()]).await.unwrap();
         assert_eq!(january.len(), expected);
-        assert!(january.iter().all(|u| u.num_rows == 1));
+        assert!(january.iter().all(|(_, u)| u.num_rows == 1));
     }
 
     #[test]

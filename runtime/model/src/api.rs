@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Decision, ErrorCode, Grade, JobStatus, Manifest, Mode, OrgKind, Role, ScenarioStatus};
+use crate::{Decision, ErrorCode, Grade, JobStatus, Loss, Manifest, Mode, OrgKind, Role, ScenarioStatus};
 
 /// Body of every non-2xx response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,8 +188,50 @@ pub struct ModuleInfo {
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
     pub module_id: String,
-    /// zCDP ρ this run may spend (split evenly over the statistics).
+    /// What this run may spend: `{"zcdp": {"rho": …}}` or `{"pure": {"epsilon": …}}`
+    /// (split evenly over the measured quantities; charged to the ledger as ρ).
+    pub budget: Loss,
+}
+
+/// The accuracy preview of a planned run: nothing is charged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub module_id: String,
+    pub budget: Loss,
+    /// ρ the run would charge, and its ε at δ = 1e-6 for display.
     pub rho: f64,
+    pub epsilon_at_1e6: f64,
+    /// The noise each output gets.
+    pub outputs: Vec<NoiseInfo>,
+    pub scenario_rho_left: f64,
+    pub dataset_rho_left: f64,
+    /// When an identical request already ran: its job, whose answer is replayed for free.
+    pub replay_of: Option<String>,
+}
+
+/// One charge in a budget ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub job_id: String,
+    pub module: String,
+    pub rho: f64,
+    pub at: String,
+}
+
+/// A scenario's budget and every charge against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioBudget {
+    pub scenario: String,
+    pub budget: Budget,
+    /// The remaining budget of each dataset the scenario reads (shared with other scenarios).
+    pub datasets: Vec<DatasetBudget>,
+    pub ledger: Vec<LedgerEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetBudget {
+    pub name: String,
+    pub budget: Budget,
 }
 
 /// What the operator sees of a job before release: no output, no evidence.
@@ -198,9 +240,14 @@ pub struct JobView {
     pub id: String,
     pub scenario: String,
     pub module: String,
+    /// Operators see `pending` until a reviewer decides (what happens inside,
+    /// including failures, depends on the data).
     pub status: JobStatus,
+    pub budget: Loss,
+    /// ρ charged to the ledger.
     pub rho: f64,
     pub created_at: String,
+    /// Operators see the creation time here too (run times depend on the data).
     pub updated_at: String,
 }
 

@@ -14,4 +14,4 @@ mod types;
 pub use error::ErrorCode;
 pub use manifest::{ColumnType, Dimension, Manifest, ManifestError, Mode, OutputColumn, Statistic, ValueSpec};
 pub use rows::{Column, ColumnValues, Emit, UnitRows};
-pub use types::{Decision, Grade, JobStatus, OrgKind, Role, ScenarioStatus};
+pub use types::{Decision, Grade, JobStatus, Loss, OrgKind, Role, ScenarioStatus};

@@ -99,8 +99,10 @@ wire_enum! {
         Rejected = "rejected",
         /// Released to the operator with a signed receipt.
         Released = "released",
-        /// The run failed; the reason is visible to reviewers only.
+        /// The run failed; the reason is visible to the agency and reviewers only.
         Failed = "failed",
+        /// What an operator sees for queued, running, under-review and failed jobs.
+        Pending = "pending",
     }
 }
 
@@ -109,6 +111,58 @@ wire_enum! {
     Decision {
         Approve = "approve",
         Reject = "reject",
+    }
+}
+
+/// A privacy-loss budget. The ledger is kept in zCDP ρ; a pure-DP ε is
+/// charged as ρ = ε²/2 (ε-DP implies ε²/2-zCDP, Bun & Steinke 2016).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// ρ-zero-concentrated DP: Gaussian noise.
+    Zcdp { rho: f64 },
+    /// ε-DP: Laplace noise.
+    Pure { epsilon: f64 },
+}
+
+impl Loss {
+    /// A positive finite number.
+    pub fn is_valid(self) -> bool {
+        self.value().is_finite() && self.value() > 0.0
+    }
+
+    /// What this loss costs in the zCDP ledger.
+    pub fn rho(self) -> f64 {
+        match self {
+            Loss::Zcdp { rho } => rho,
+            Loss::Pure { epsilon } => epsilon * epsilon / 2.0,
+        }
+    }
+
+    /// An equal share for one of `n` measurements composed sequentially
+    /// (ρ and ε both add up under composition).
+    pub fn share(self, n: usize) -> Self {
+        let n = n.max(1) as f64;
+        match self {
+            Loss::Zcdp { rho } => Loss::Zcdp { rho: rho / n },
+            Loss::Pure { epsilon } => Loss::Pure { epsilon: epsilon / n },
+        }
+    }
+
+    /// ρ or ε, whichever this is.
+    pub fn value(self) -> f64 {
+        match self {
+            Loss::Zcdp { rho } => rho,
+            Loss::Pure { epsilon } => epsilon,
+        }
+    }
+
+    /// The same kind of loss with another value.
+    pub fn with_value(self, v: f64) -> Self {
+        match self {
+            Loss::Zcdp { .. } => Loss::Zcdp { rho: v },
+            Loss::Pure { .. } => Loss::Pure { epsilon: v },
+        }
     }
 }
 

@@ -88,7 +88,7 @@ impl GroupedSpec {
     }
 
     fn plan(&self, budget: Loss) -> Result<Plan> {
-        let budget = budget.validate()?;
+        let budget = crate::noise::validate(budget)?;
         let needs_sum = |j: usize| {
             self.aggregates.iter().any(|a| a.value == Some(j) && matches!(a.kind, AggKind::Sum | AggKind::Mean))
         };

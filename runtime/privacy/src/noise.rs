@@ -12,65 +12,17 @@ use opendp::domains::{AtomDomain, MapDomain, VectorDomain};
 use opendp::measurements::{make_gaussian, make_gaussian_threshold, make_laplace, make_private_quantile};
 use opendp::measures::{Approximate, MaxDivergence, ZeroConcentratedDivergence};
 use opendp::metrics::{AbsoluteDistance, L1Distance, L2Distance, L02InfDistance, SymmetricDistance};
-use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// A privacy-loss budget. The ledger is kept in zCDP ρ; a pure-DP ε is
-/// charged as ρ = ε²/2 (ε-DP implies ε²/2-zCDP, Bun & Steinke 2016).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Loss {
-    /// ρ-zero-concentrated DP: Gaussian noise.
-    Zcdp { rho: f64 },
-    /// ε-DP: Laplace noise.
-    Pure { epsilon: f64 },
-}
+pub use keyong_model::Loss;
 
-impl Loss {
-    /// Checks the budget is a positive finite number.
-    pub fn validate(self) -> Result<Self> {
-        let v = match self {
-            Loss::Zcdp { rho } => rho,
-            Loss::Pure { epsilon } => epsilon,
-        };
-        if v.is_finite() && v > 0.0 {
-            Ok(self)
-        } else {
-            Err(Error::InvalidParameters("the privacy budget must be a positive number".into()))
-        }
-    }
-
-    /// What this loss costs in the zCDP ledger.
-    pub fn rho(self) -> f64 {
-        match self {
-            Loss::Zcdp { rho } => rho,
-            Loss::Pure { epsilon } => epsilon * epsilon / 2.0,
-        }
-    }
-
-    /// An equal share for one of `n` measurements composed sequentially
-    /// (ρ and ε both add up under composition).
-    pub fn share(self, n: usize) -> Self {
-        let n = n.max(1) as f64;
-        match self {
-            Loss::Zcdp { rho } => Loss::Zcdp { rho: rho / n },
-            Loss::Pure { epsilon } => Loss::Pure { epsilon: epsilon / n },
-        }
-    }
-
-    fn value(self) -> f64 {
-        match self {
-            Loss::Zcdp { rho } => rho,
-            Loss::Pure { epsilon } => epsilon,
-        }
-    }
-
-    fn with_value(self, v: f64) -> Self {
-        match self {
-            Loss::Zcdp { .. } => Loss::Zcdp { rho: v },
-            Loss::Pure { .. } => Loss::Pure { epsilon: v },
-        }
+/// Checks the budget is a positive finite number.
+pub(crate) fn validate(loss: Loss) -> Result<Loss> {
+    if loss.is_valid() {
+        Ok(loss)
+    } else {
+        Err(Error::InvalidParameters("the privacy budget must be a positive number".into()))
     }
 }
 
@@ -91,7 +43,7 @@ impl Calibrated {
     /// for a query with the given L1 and L2 sensitivities (in the integer
     /// units the vector is kept in).
     pub fn new(l1: f64, l2: f64, budget: Loss) -> Result<Self> {
-        let budget = budget.validate()?;
+        let budget = validate(budget)?;
         let (sensitivity, start) = match budget {
             Loss::Zcdp { rho } => (l2, l2 / (2.0 * rho).sqrt()),
             Loss::Pure { epsilon } => (l1, l1 / epsilon),
@@ -220,7 +172,7 @@ fn threshold_measurement(
 impl Selection {
     /// Calibrates the noise to `rho` and picks the smallest threshold whose δ is at most `delta`.
     pub fn new(l0: u32, linf: i128, rho: f64, delta: f64) -> Result<Self> {
-        Loss::Zcdp { rho }.validate()?;
+        validate(Loss::Zcdp { rho })?;
         if !(delta > 0.0 && delta < 1.0) || l0 == 0 || linf <= 0 {
             return Err(Error::InvalidParameters("partition selection needs 0 < δ < 1 and positive bounds".into()));
         }
@@ -264,7 +216,7 @@ pub struct Quantile {
 
 impl Quantile {
     pub fn new(candidates: Vec<f64>, alpha: f64, records_per_unit: u32, rho: f64) -> Result<Self> {
-        Loss::Zcdp { rho }.validate()?;
+        validate(Loss::Zcdp { rho })?;
         if !(0.0..=1.0).contains(&alpha) || candidates.len() < 2 || candidates.iter().any(|c| !c.is_finite()) {
             return Err(Error::InvalidParameters(
                 "a quantile needs 0 ≤ α ≤ 1 and at least two finite candidates".into(),
@@ -316,8 +268,8 @@ mod tests {
         // σ = Δ₂ / sqrt(2ρ) and b = Δ₁ / ε.
         assert!((Calibrated::new(3.0, 2.0, Loss::Zcdp { rho: 0.125 }).unwrap().std_dev() - 4.0).abs() < 1e-6);
         assert!((Calibrated::new(3.0, 2.0, Loss::Pure { epsilon: 0.5 }).unwrap().scale - 6.0).abs() < 1e-6);
-        assert!(Loss::Zcdp { rho: 0.0 }.validate().is_err());
-        assert!(Loss::Pure { epsilon: f64::INFINITY }.validate().is_err());
+        assert!(validate(Loss::Zcdp { rho: 0.0 }).is_err());
+        assert!(validate(Loss::Pure { epsilon: f64::INFINITY }).is_err());
         assert_eq!(Loss::Pure { epsilon: 2.0 }.rho(), 2.0);
     }
 

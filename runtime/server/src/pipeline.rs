@@ -1,6 +1,7 @@
-//! The aggregate-mode pipeline, shared by the job runner and `keyong dev run`:
-//! authorised view → rows per privacy unit → the module in a fresh instance
-//! per unit → the trusted DP reducer.
+//! The release pipelines, shared by the job runner and `keyong dev run`:
+//! authorised view → (aggregate) the module per unit and the trusted DP
+//! reducer, (blocks) the module per disjoint block of units and a DP mean,
+//! (sql) DataFusion filter/projection and host-side bounding — then noise.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,10 +9,10 @@ use std::time::{Duration, Instant};
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
-use keyong_data::{AuthorisedView, ViewTable};
-use keyong_model::Manifest;
-use keyong_model::api::{Evidence, ResultTable};
-use keyong_privacy::Reducer;
+use keyong_data::{AuthorisedView, SqlPlan, ViewTable};
+use keyong_model::api::{Evidence, NoiseInfo, ResultTable};
+use keyong_model::{Column, ColumnValues, Loss, Manifest, Mode, UnitRows};
+use keyong_privacy::{BlockAggregator, Reducer, Release, block_of};
 use keyong_sandbox::{JobLog, Sandbox, World};
 
 /// Extra time the outer timeout allows beyond the job's own time limit.
@@ -25,57 +26,136 @@ pub struct Output {
     pub logs: String,
 }
 
-/// One aggregate-mode run.
-pub struct AggregateRun {
+/// The noise a run of `manifest` at `budget` would add to each output: the
+/// accuracy preview. Uses the same calibration as the release itself.
+pub fn preview(manifest: &Manifest, budget: Loss) -> Result<Vec<NoiseInfo>, String> {
+    let e = |e: keyong_privacy::Error| e.to_string();
+    match manifest.mode {
+        Mode::Aggregate => Ok(Reducer::plan(manifest, budget).map_err(e)?.into_iter().map(|p| p.info).collect()),
+        Mode::Sql => SqlPlan::compile(manifest).map_err(|e| e.to_string())?.spec.preview(budget).map_err(e),
+        Mode::Blocks => {
+            let (lower, upper) = manifest.bounds();
+            Ok(BlockAggregator::plan(&manifest.outputs, lower, upper, manifest.blocks, budget).map_err(e)?.1)
+        }
+        Mode::Reviewed => Err("the reviewed mode adds no noise".into()),
+    }
+}
+
+/// One run of a module (or sql query) over one dataset version.
+pub struct Run {
     pub sandbox: Arc<Sandbox>,
     /// The dataset version and the columns the module reads.
     pub table: ViewTable,
     pub manifest: Manifest,
-    /// SM3 of the module (its cache key) and its bytes.
+    /// SM3 of the module (its cache key) and its bytes (empty in sql mode).
     pub module_id: String,
     pub wasm: Vec<u8>,
-    /// zCDP ρ to spend.
-    pub rho: f64,
+    pub budget: Loss,
     pub min_contributors: u64,
     pub view_memory_bytes: usize,
-    /// Seeds the module's randomness (unit `i` gets `seed + i`).
+    /// Seeds the module's randomness (unit or block `i` gets `seed + i`),
+    /// the block assignment and the bounding hashes.
     pub seed: u64,
 }
 
-impl AggregateRun {
+impl Run {
     /// Runs the pipeline over the datasets under `datasets`. Errors are for
     /// the platform's eyes only: they may depend on the data.
     pub async fn run(self, datasets: &Dir) -> Result<Output, String> {
         let view = AuthorisedView::open(datasets, vec![self.table.clone()], self.view_memory_bytes)
             .map_err(|e| e.to_string())?;
+        if self.manifest.mode == Mode::Sql {
+            let plan = SqlPlan::compile(&self.manifest).map_err(|e| e.to_string())?;
+            let grouped = plan.accumulate(&view, &self.manifest.input, self.seed).await.map_err(|e| e.to_string())?;
+            let release = tokio::task::spawn_blocking(move || grouped.release(self.budget, self.min_contributors))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            return Ok(Output { table: release.table, evidence: release.evidence, logs: String::new() });
+        }
         let units = view.units(&self.manifest.input, &self.manifest.columns).await.map_err(|e| e.to_string())?;
-        // The unit loop checks the job's time limit between calls and every call
+        // The loops check the job's time limit between calls and every call
         // has an epoch deadline; this outer timeout is the backstop for anything
         // neither can interrupt (the blocking thread then finishes on its own).
         let backstop = Duration::from_millis(self.sandbox.limits().job_deadline_ms) + BACKSTOP_GRACE;
-        let work = tokio::task::spawn_blocking(move || {
-            let sandbox = &self.sandbox;
-            let prepared = sandbox.prepare(&self.module_id, &self.wasm, World::Aggregate).map_err(|e| e.to_string())?;
-            let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
-            let mut reducer = Reducer::new(&self.manifest);
-            let started = Instant::now();
-            let deadline = Duration::from_millis(sandbox.limits().job_deadline_ms);
-            for (i, unit) in units.into_iter().enumerate() {
-                if started.elapsed() > deadline {
-                    return Err(format!("the job ran past its time limit of {deadline:?}"));
-                }
-                match sandbox.map_unit(&prepared, unit, self.seed.wrapping_add(i as u64), &log) {
-                    Ok(emits) => reducer.add_unit(&emits),
-                    Err(_) => reducer.unit_failed(),
-                }
-            }
-            let release = reducer.release(self.rho, self.min_contributors).map_err(|e| e.to_string())?;
-            let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
-            Ok(Output { table: release.table, evidence: release.evidence, logs: logs.finish() })
-        });
+        let work = tokio::task::spawn_blocking(move || self.run_module(units));
         match tokio::time::timeout(backstop, work).await {
             Ok(joined) => joined.map_err(|e| e.to_string())?,
             Err(_) => Err(format!("the job did not finish within {backstop:?}")),
         }
     }
+
+    fn run_module(self, units: Vec<(u64, UnitRows)>) -> Result<Output, String> {
+        let sandbox = &self.sandbox;
+        let world = if self.manifest.mode == Mode::Blocks { World::Blocks } else { World::Aggregate };
+        let prepared = sandbox.prepare(&self.module_id, &self.wasm, world).map_err(|e| e.to_string())?;
+        let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
+        let started = Instant::now();
+        let deadline = Duration::from_millis(sandbox.limits().job_deadline_ms);
+        let in_time = || {
+            if started.elapsed() > deadline {
+                Err(format!("the job ran past its time limit of {deadline:?}"))
+            } else {
+                Ok(())
+            }
+        };
+        let release: Release = if self.manifest.mode == Mode::Blocks {
+            let k = self.manifest.blocks;
+            let mut blocks: Vec<Vec<UnitRows>> = vec![Vec::new(); k as usize];
+            for (digest, rows) in units {
+                blocks[block_of(digest, self.seed, k)].push(rows);
+            }
+            let (lower, upper) = self.manifest.bounds();
+            let mut agg = BlockAggregator::new(self.manifest.outputs.clone(), lower, upper, k);
+            for (i, block) in blocks.into_iter().enumerate() {
+                in_time()?;
+                let n = block.len() as u64;
+                let rows = concat(&self.manifest.columns, block);
+                let out = sandbox.map_block(&prepared, rows, self.seed.wrapping_add(i as u64), &log).ok();
+                agg.add_block(n, out.as_deref());
+            }
+            agg.release(self.budget)
+        } else {
+            let mut reducer = Reducer::new(&self.manifest);
+            for (i, (_, unit)) in units.into_iter().enumerate() {
+                in_time()?;
+                match sandbox.map_unit(&prepared, unit, self.seed.wrapping_add(i as u64), &log) {
+                    Ok(emits) => reducer.add_unit(&emits),
+                    Err(_) => reducer.unit_failed(),
+                }
+            }
+            reducer.release(self.budget, self.min_contributors)
+        }
+        .map_err(|e| e.to_string())?;
+        let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
+        Ok(Output { table: release.table, evidence: release.evidence, logs: logs.finish() })
+    }
+}
+
+/// The rows of several units as one table (a block), columns in `names` order.
+fn concat(names: &[String], units: Vec<UnitRows>) -> UnitRows {
+    let mut columns: Vec<Column> = Vec::new();
+    let mut num_rows = 0;
+    for unit in units {
+        num_rows += unit.num_rows;
+        for (i, c) in unit.columns.into_iter().enumerate() {
+            match columns.get_mut(i) {
+                None => columns.push(c),
+                Some(acc) => match (&mut acc.values, c.values) {
+                    (ColumnValues::Int64(a), ColumnValues::Int64(b)) => a.extend(b),
+                    (ColumnValues::Float64(a), ColumnValues::Float64(b)) => a.extend(b),
+                    (ColumnValues::Utf8(a), ColumnValues::Utf8(b)) => a.extend(b),
+                    (ColumnValues::Boolean(a), ColumnValues::Boolean(b)) => a.extend(b),
+                    // One view, one schema: every unit's column has the same type.
+                    _ => unreachable!("units of one view share their column types"),
+                },
+            }
+        }
+    }
+    if columns.is_empty() {
+        // An empty block still has the declared columns (typed by the first
+        // unit when there is one; an empty block has none to type them by).
+        columns = names.iter().map(|n| Column { name: n.clone(), values: ColumnValues::Utf8(vec![]) }).collect();
+    }
+    UnitRows { num_rows, columns }
 }

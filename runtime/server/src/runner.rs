@@ -1,4 +1,4 @@
-//! The job runner: claims a queued job, runs the [`AggregateRun`] pipeline,
+//! The job runner: claims a queued job, runs its mode's [`Run`] pipeline,
 //! seals the output (SM4-GCM, AAD = job id) and puts it under review.
 
 use keyong_data::ViewTable;
@@ -9,7 +9,7 @@ use keyong_store::JobRow;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::pipeline::{AggregateRun, Output};
+use crate::pipeline::{Output, Run};
 
 pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Output, ApiError> {
     let sealed = job.sealed_output.as_ref().ok_or_else(|| ApiError::InvalidState("the job has no output".into()))?;
@@ -87,7 +87,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         row_filters.push(RowFilter { column: column.clone(), values: vec![CONSENT_GIVEN.into()] });
     }
     let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
-    let run = AggregateRun {
+    let run = Run {
         sandbox: st.sandbox.clone(),
         table: ViewTable {
             name: dataset.entry.name.clone(),
@@ -99,7 +99,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         manifest: module.manifest,
         module_id: module.id,
         wasm: module.wasm,
-        rho: job.view.rho,
+        budget: job.view.budget,
         min_contributors: st.config.min_contributors,
         view_memory_bytes: st.config.view_memory_bytes,
         seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
@@ -123,7 +123,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
             "units": ev.units_total,
             "units_failed": ev.units_failed,
             "suppressed_cells": ev.suppressed_cells,
-            "rho_spent": ev.noise.iter().map(|n| n.rho).sum::<f64>(),
+            "rho_noise": ev.noise.iter().map(|n| n.rho).sum::<f64>(),
         }),
     )
     .await

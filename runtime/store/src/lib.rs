@@ -117,6 +117,15 @@ impl Store {
     }
 
     /// Jobs in a given status, oldest first.
+    /// The jobs of a scenario, oldest first: its budget ledger.
+    pub async fn jobs_in_scenario(&self, scenario: &str) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query("SELECT * FROM jobs WHERE scenario = ? ORDER BY created_at, id")
+            .bind(scenario)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(JobRow::from_row).collect()
+    }
+
     pub async fn jobs_with_status(&self, status: keyong_model::JobStatus) -> Result<Vec<JobRow>> {
         let rows = sqlx::query("SELECT * FROM jobs WHERE status = ? ORDER BY created_at, id")
             .bind(status.as_str())

@@ -167,6 +167,7 @@ impl JobRow {
                 scenario: r.get("scenario"),
                 module: r.get("module"),
                 status,
+                budget: json("job budget", r.get("budget_json"))?,
                 rho: r.get("rho"),
                 created_at: r.get("created_at"),
                 updated_at: r.get("updated_at"),

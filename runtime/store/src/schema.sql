@@ -64,12 +64,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     operator_org TEXT NOT NULL REFERENCES orgs(id),
     submitted_by TEXT NOT NULL REFERENCES users(id),
     rho REAL NOT NULL,
+    budget_json TEXT NOT NULL,
+    -- SM3 of (module, budget, inputs): identical requests replay the stored answer.
+    replay_key TEXT NOT NULL,
     status TEXT NOT NULL,
     inputs_json TEXT NOT NULL,
     sealed_output BLOB,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS jobs_replay ON jobs (replay_key);
+CREATE INDEX IF NOT EXISTS jobs_scenario ON jobs (scenario);
 CREATE TABLE IF NOT EXISTS votes (
     job_id TEXT NOT NULL REFERENCES jobs(id),
     reviewer TEXT NOT NULL REFERENCES users(id),

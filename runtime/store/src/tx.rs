@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use keyong_crypto::audit;
 use keyong_model::api::{CatalogEntry, InputVersion, Org, Scenario, VoteRecord};
-use keyong_model::{JobStatus, Manifest, Role, ScenarioStatus};
+use keyong_model::{JobStatus, Loss, Manifest, Role, ScenarioStatus};
 
 use crate::{Result, now};
 
@@ -210,18 +210,21 @@ impl Tx {
         module: &str,
         org: &str,
         user: &str,
-        rho: f64,
+        budget: Loss,
+        replay_key: &str,
         inputs: &[InputVersion],
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, status, inputs_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, budget_json, replay_key, status, inputs_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(scenario)
         .bind(module)
         .bind(org)
         .bind(user)
-        .bind(rho)
+        .bind(budget.rho())
+        .bind(serde_json::to_string(&budget).expect("serialisable"))
+        .bind(replay_key)
         .bind(JobStatus::Queued.as_str())
         .bind(serde_json::to_string(inputs).expect("serialisable"))
         .bind(&self.now)
@@ -229,6 +232,16 @@ impl Tx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    /// A job with this replay key that has (or will have) an answer: any
+    /// status but failed.
+    pub async fn replayable(&mut self, replay_key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT id FROM jobs WHERE replay_key = ? AND status != ? ORDER BY created_at LIMIT 1")
+            .bind(replay_key)
+            .bind(JobStatus::Failed.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?)
     }
 
     /// Moves a job from `from` to `to`; false if it was not in `from`.

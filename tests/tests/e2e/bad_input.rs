@@ -1,7 +1,7 @@
 use keyong_client::{Client, sign_module, walkthrough};
 use keyong_model::ErrorCode;
 use keyong_model::api::{DecisionRequest, IngestRequest, SubmitJob};
-use keyong_model::{Decision, Role};
+use keyong_model::{Decision, Loss, Role};
 use keyong_tests::{TestServer, example_wasm};
 
 /// Sends a raw body and returns (status, error code).
@@ -152,12 +152,12 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     );
 
     // Jobs: unknown module, ρ out of range, more ρ than is left.
-    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: "nope".into(), rho: 0.1 }).await), ErrorCode::NotFound);
+    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: "nope".into(), budget: Loss::Zcdp { rho: 0.1 } }).await), ErrorCode::NotFound);
     assert_eq!(
-        code(operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: -1.0 }).await),
+        code(operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: -1.0 } }).await),
         ErrorCode::BadRequest
     );
-    let err = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: 1.6 }).await.unwrap_err();
+    let err = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 1.6 } }).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BudgetExhausted));
     assert!(err.to_string().contains("scenario: 1.5"), "{err}");
 
@@ -169,7 +169,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     assert_eq!(authority.verify_audit().await.unwrap().entries, entries_before);
     assert_eq!(operator.scenario(&outcome.scenario.id).await.unwrap(), scenario_before);
     let tampered_id = keyong_crypto::sm3_hex(&tampered_wasm);
-    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: tampered_id, rho: 0.1 }).await), ErrorCode::NotFound);
+    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: tampered_id, budget: Loss::Zcdp { rho: 0.1 } }).await), ErrorCode::NotFound);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,10 +179,11 @@ async fn reviewers_are_blind_and_cannot_vote_twice() {
     // The walkthrough sets everything up; a second job then goes to review.
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
     let operator = base.as_user(&outcome.actors.operator);
-    let job = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: 0.25 }).await.unwrap();
-    let job = operator.wait_for_job(&job.id, std::time::Duration::from_secs(300)).await.unwrap();
-    assert_eq!(job.status, keyong_model::JobStatus::UnderReview);
+    let job = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.2 } }).await.unwrap();
+    assert_eq!(job.status, keyong_model::JobStatus::Pending, "operators see pending until a reviewer decides");
     let (r1, r2) = (base.as_user(&outcome.actors.reviewers[0]), base.as_user(&outcome.actors.reviewers[1]));
+    let job = r1.wait_for_job(&job.id, std::time::Duration::from_secs(300)).await.unwrap();
+    assert_eq!(job.status, keyong_model::JobStatus::UnderReview);
     assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
     let approve = DecisionRequest { decision: Decision::Approve, comment: "ok".into() };
     r1.vote(&job.id, &approve).await.unwrap();

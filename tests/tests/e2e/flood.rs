@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use keyong_client::{Client, sign_module, walkthrough};
-use keyong_model::JobStatus;
+use keyong_model::{JobStatus, Loss};
 use keyong_model::api::SubmitJob;
 use keyong_tests::{TestServer, hostile_wasm};
 
@@ -32,12 +32,12 @@ async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
     let mut hostile_jobs = Vec::new();
     for i in 0..100 {
         let job = operator
-            .submit_job(&SubmitJob { module_id: hostile[i % hostile.len()].clone(), rho: 0.001 })
+            .submit_job(&SubmitJob { module_id: hostile[i % hostile.len()].clone(), budget: Loss::Zcdp { rho: 0.001 + i as f64 * 1e-9 } })
             .await
             .unwrap();
         hostile_jobs.push(job.id);
     }
-    let good = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), rho: 0.25 }).await.unwrap();
+    let good = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.25 } }).await.unwrap();
 
     // The server answers while the flood runs.
     let mut slowest = Duration::ZERO;
@@ -50,7 +50,7 @@ async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
         let mut open = 0;
         for id in hostile_jobs.iter().chain([&good.id]) {
             open +=
-                usize::from(matches!(operator.job(id).await.unwrap().status, JobStatus::Queued | JobStatus::Running));
+                usize::from(matches!(reviewer.job(id).await.unwrap().status, JobStatus::Queued | JobStatus::Running));
         }
         if open == 0 {
             break;
@@ -61,15 +61,21 @@ async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
     assert!(slowest < Duration::from_secs(2), "health took {slowest:?} under load");
 
     // The good job is untouched by its neighbours.
-    assert_eq!(operator.job(&good.id).await.unwrap().status, JobStatus::UnderReview);
+    assert_eq!(reviewer.job(&good.id).await.unwrap().status, JobStatus::UnderReview);
     let review = reviewer.review(&good.id).await.unwrap();
     assert_eq!((review.evidence.units_total, review.evidence.units_failed), (600, 0));
     assert_eq!(review.evidence.contributors.iter().sum::<u64>(), 600);
 
-    // Every hostile job either failed (time limit) or lost all its units; the
-    // operator sees a status and nothing else.
+    // Every hostile job either failed (time limit) or lost all its units. The
+    // operator cannot tell them from the good job: all are pending, with no
+    // timing beyond the submission time.
+    for id in hostile_jobs.iter().chain([&good.id]) {
+        let seen = operator.job(id).await.unwrap();
+        assert_eq!(seen.status, JobStatus::Pending);
+        assert_eq!(seen.updated_at, seen.created_at);
+    }
     for id in &hostile_jobs {
-        let job = operator.job(id).await.unwrap();
+        let job = reviewer.job(id).await.unwrap();
         match job.status {
             JobStatus::Failed => {}
             JobStatus::UnderReview => {

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use keyong_client::{Client, walkthrough};
 use keyong_datasets_sim::utility_batches;
-use keyong_model::{ErrorCode, JobStatus, Statistic};
+use keyong_model::{ErrorCode, JobStatus};
 use keyong_tests::{TestServer, electricity_config};
 
 /// True per-district (households, clamped kWh sum) computed from the raw feed.
@@ -57,12 +57,12 @@ async fn a_job_goes_from_raw_feed_to_signed_release() {
     let (lower, upper) = manifest.bounds();
     let truth = truth(lower, upper);
     let table = &outcome.bundle.table;
-    assert_eq!(table.statistics, vec![Statistic::Count, Statistic::Sum]);
+    assert_eq!(table.columns, vec!["count", "sum"]);
     assert_eq!(table.rows.len(), 12);
     let ev = &outcome.review.evidence;
     assert_eq!(ev.units_total, 600);
     assert_eq!(ev.units_failed, 0);
-    let sigma: Vec<f64> = ev.noise.iter().map(|n| n.scale).collect();
+    let sigma: Vec<f64> = ev.noise.iter().map(|n| n.std_dev.unwrap()).collect();
     let mut exact = 0;
     for (i, row) in table.rows.iter().enumerate() {
         let (count, sum) = truth[&row.key[0]];

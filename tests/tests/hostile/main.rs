@@ -68,7 +68,7 @@ fn refused(wasm: &[u8]) -> String {
 fn reduce(emits: &[Emit]) -> keyong_model::api::Evidence {
     let mut r = Reducer::new(&manifest());
     r.add_unit(emits);
-    r.release(1.0, 0).unwrap().evidence
+    r.release(keyong_model::Loss::Zcdp { rho: 1.0 }, 0).unwrap().evidence
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn values_are_clamped_and_emits_capped() {
     assert_eq!(ev.values_clamped, 2);
     let mut r = Reducer::new(&manifest());
     r.add_unit(&run("too_many_emits", 1).0.unwrap());
-    let rel = r.release(1e12, 0).unwrap();
+    let rel = r.release(keyong_model::Loss::Zcdp { rho: 1e12 }, 0).unwrap();
     assert_eq!(rel.evidence.emits_over_cap, 1000 - u64::from(manifest().max_emits_per_unit));
     // Four emits of 1.0 were read; with ρ = 1e12 the noise has σ ≈ 0.009.
     assert!((rel.table.rows[0].values[1].unwrap() - 4.0).abs() < 0.1);

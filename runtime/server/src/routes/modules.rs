@@ -50,12 +50,23 @@ pub(crate) async fn submit(
             m.mode.as_str()
         )));
     }
-    if m.mode != Mode::Aggregate {
-        return Err(ApiError::PolicyDenied(format!(
-            "this server does not yet release results of the {} mode; only aggregate modules can be submitted",
-            m.mode.as_str()
-        )));
-    }
+    let world = match m.mode {
+        Mode::Aggregate => Some(World::Aggregate),
+        Mode::Blocks => Some(World::Blocks),
+        Mode::Sql => {
+            if !wasm.is_empty() {
+                return Err(ApiError::InvalidManifest("an sql-mode submission carries no WASM (send an empty wasm_base64)".into()));
+            }
+            keyong_data::SqlPlan::compile(m).map_err(|e| ApiError::InvalidManifest(e.to_string()))?;
+            None
+        }
+        Mode::Reviewed => {
+            return Err(ApiError::PolicyDenied(
+                "this server does not yet release results of the reviewed mode (it needs the outbound-compliance airlock)"
+                    .into(),
+            ));
+        }
+    };
     let Some(authorised) = scenario.scenario.datasets.iter().find(|d| d.name == m.input) else {
         return Err(ApiError::InvalidManifest(format!(
             "dataset `{}` is not part of scenario `{}`",
@@ -71,20 +82,24 @@ pub(crate) async fn submit(
     let public_key = caller.0.public_key.clone().ok_or_else(|| {
         ApiError::PolicyDenied("register an SM2 signing key (PUT /v1/me/signing-key) before submitting modules".into())
     })?;
-    let hash = keyong_crypto::sm3_hex(&wasm);
-    keyong_crypto::verify(&public_key, &module_signing_message(&hash, m), &req.signature_hex)
-        .map_err(|_| ApiError::BadSignature)?;
+    let wasm_hash = keyong_crypto::sm3_hex(&wasm);
+    let message = module_signing_message(&wasm_hash, m);
+    keyong_crypto::verify(&public_key, &message, &req.signature_hex).map_err(|_| ApiError::BadSignature)?;
+    // A module is named by its code; an sql query (no code) by what was signed.
+    let hash = if world.is_some() { wasm_hash } else { keyong_crypto::sm3_hex(&message) };
     if st.store.module(&hash).await?.is_some() {
         return Err(ApiError::Conflict(format!("module {hash} was already submitted")));
     }
-    let (sandbox, bytes, h) = (st.sandbox.clone(), wasm.clone(), hash.clone());
-    tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes, World::Aggregate))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| match e {
-            keyong_sandbox::Error::InvalidModule(msg) => ApiError::InvalidModule(msg),
-            other => ApiError::Internal(other.to_string()),
-        })?;
+    if let Some(world) = world {
+        let (sandbox, bytes, h) = (st.sandbox.clone(), wasm.clone(), hash.clone());
+        tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes, world))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| match e {
+                keyong_sandbox::Error::InvalidModule(msg) => ApiError::InvalidModule(msg),
+                other => ApiError::Internal(other.to_string()),
+            })?;
+    }
     let mut tx = st.store.begin().await?;
     tx.insert_module(&hash, caller.org(), caller.id(), m, &req.signature_hex, &wasm).await?;
     tx.audit(caller.id(), "module.submit", &hash, serde_json::json!({ "name": m.name, "mode": m.mode, "scenario": m.scenario, "bytes": wasm.len(), "signature": req.signature_hex }))
