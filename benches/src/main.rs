@@ -4,6 +4,7 @@
 //! process and reports ratios; the JSON holds the figures and the method.
 
 mod data;
+mod privacy;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ use anyhow::{Context, bail};
 const BENCHMARKS: &[(&str, &str)] = &[
     ("sandbox", "aggregate-mode mapper in fresh pooled instances vs the same logic compiled natively"),
     ("data", "generate and ingest a 100-million-row electricity feed vs a plain Parquet copy (KEYONG_BENCH_ROWS)"),
+    (
+        "privacy",
+        "sql mode vs plain DataFusion and OpenDP+Polars on 10 M rows; aggregate-mode throughput (KEYONG_BENCH_HOUSEHOLDS)",
+    ),
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     let figures = match name {
         "sandbox" => sandbox::run()?,
         "data" => data::run()?,
+        "privacy" => privacy::run()?,
         other => {
             let known: Vec<String> = BENCHMARKS.iter().map(|(n, d)| format!("  {n}: {d}")).collect();
             bail!("unknown benchmark `{other}`; available:\n{}", known.join("\n"))

@@ -19,7 +19,7 @@ const ROWS_PER_UNIT: usize = 10;
 const EMPTY_CALLS: usize = 5_000;
 const IPC_UNITS: usize = 100_000;
 
-fn guest() -> anyhow::Result<Vec<u8>> {
+pub(crate) fn guest() -> anyhow::Result<Vec<u8>> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));

@@ -75,7 +75,9 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
     let world = match manifest.mode {
         keyong_model::Mode::Blocks => World::Blocks,
         keyong_model::Mode::Aggregate => World::Aggregate,
-        other => anyhow::bail!("`keyong dev run` runs aggregate and blocks modules; this manifest is {}", other.as_str()),
+        other => {
+            anyhow::bail!("`keyong dev run` runs aggregate and blocks modules; this manifest is {}", other.as_str())
+        }
     };
     sandbox.prepare(&module_id, &wasm, world).context("keyong would refuse this module at submission")?;
     let run = Run {

@@ -130,7 +130,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
                 columns: inputs.manifest.columns.clone(),
                 row_filter: None,
             }],
-            modes: vec![Mode::Aggregate],
+            modes: vec![Mode::Aggregate, Mode::Sql, Mode::Blocks],
             rho_budget: 2.0,
             valid_days: 365,
         })
@@ -163,7 +163,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let r1 = base.as_user(&actors.reviewers[0]);
     let r2 = base.as_user(&actors.reviewers[1]);
     let job = r1.wait_for_job(&job.id, Duration::from_secs(600)).await?;
-    seen.push(json(&job));
+    seen.push(json(&operator.job(&job.id).await?));
     if job.status != JobStatus::UnderReview {
         return Err(Error::Decode(format!("job ended {} instead of under_review", job.status)));
     }

@@ -242,7 +242,7 @@ fn default_name(kind: AggKind, column: Option<&str>) -> String {
         (AggKind::Count, _) => "count".into(),
         (AggKind::Sum, Some(c)) => format!("sum_{c}"),
         (AggKind::Mean, Some(c)) => format!("avg_{c}"),
-        (AggKind::Quantile { alpha }, Some(c)) if alpha == 0.5 => format!("median_{c}"),
+        (AggKind::Quantile { alpha: 0.5 }, Some(c)) => format!("median_{c}"),
         (AggKind::Quantile { alpha }, Some(c)) => format!("quantile_{c}_{alpha}"),
         (_, None) => "value".into(),
     }

@@ -153,18 +153,14 @@ pub struct Selection {
 }
 
 type KeyCounts = MapDomain<AtomDomain<u64>, AtomDomain<i128>>;
+type ThresholdMeasurement = opendp::core::Measurement<
+    KeyCounts,
+    L02InfDistance<AbsoluteDistance<i128>>,
+    Approximate<ZeroConcentratedDivergence>,
+    HashMap<u64, i128>,
+>;
 
-fn threshold_measurement(
-    scale: f64,
-    threshold: i128,
-) -> Result<
-    opendp::core::Measurement<
-        KeyCounts,
-        L02InfDistance<AbsoluteDistance<i128>>,
-        Approximate<ZeroConcentratedDivergence>,
-        HashMap<u64, i128>,
-    >,
-> {
+fn threshold_measurement(scale: f64, threshold: i128) -> Result<ThresholdMeasurement> {
     let domain = MapDomain::new(AtomDomain::default(), AtomDomain::default());
     Ok(make_gaussian_threshold(domain, L02InfDistance::default(), scale, threshold, None)?)
 }

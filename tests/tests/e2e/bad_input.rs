@@ -139,7 +139,21 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     (blocks.key_dimensions, blocks.statistics, blocks.max_keys_per_unit, blocks.max_emits_per_unit) =
         (vec![], vec![], 0, 0);
     blocks.outputs = vec!["mean_kwh".into()];
-    assert_eq!(code(operator.submit_module(&sign_module(key, &wasm, &blocks).unwrap()).await), ErrorCode::PolicyDenied);
+    // A blocks manifest must say how many blocks.
+    assert_eq!(
+        code(operator.submit_module(&sign_module(key, &wasm, &blocks).unwrap()).await),
+        ErrorCode::InvalidManifest
+    );
+    // The reviewed mode has no release path without the airlock.
+    let mut reviewed = blocks.clone();
+    reviewed.mode = keyong_model::Mode::Reviewed;
+    (reviewed.outputs, reviewed.value) = (vec![], None);
+    reviewed.output_schema =
+        vec![keyong_model::OutputColumn { name: "n".into(), data_type: keyong_model::ColumnType::Int64 }];
+    assert_eq!(
+        code(operator.submit_module(&sign_module(key, &wasm, &reviewed).unwrap()).await),
+        ErrorCode::PolicyDenied
+    );
     let mut bad_manifest = manifest.clone();
     bad_manifest.columns.push("amount_yuan".into());
     assert_eq!(
@@ -152,12 +166,22 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     );
 
     // Jobs: unknown module, ρ out of range, more ρ than is left.
-    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: "nope".into(), budget: Loss::Zcdp { rho: 0.1 } }).await), ErrorCode::NotFound);
     assert_eq!(
-        code(operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: -1.0 } }).await),
+        code(operator.submit_job(&SubmitJob { module_id: "nope".into(), budget: Loss::Zcdp { rho: 0.1 } }).await),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code(
+            operator
+                .submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: -1.0 } })
+                .await
+        ),
         ErrorCode::BadRequest
     );
-    let err = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 1.6 } }).await.unwrap_err();
+    let err = operator
+        .submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 1.6 } })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BudgetExhausted));
     assert!(err.to_string().contains("scenario: 1.5"), "{err}");
 
@@ -169,7 +193,10 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     assert_eq!(authority.verify_audit().await.unwrap().entries, entries_before);
     assert_eq!(operator.scenario(&outcome.scenario.id).await.unwrap(), scenario_before);
     let tampered_id = keyong_crypto::sm3_hex(&tampered_wasm);
-    assert_eq!(code(operator.submit_job(&SubmitJob { module_id: tampered_id, budget: Loss::Zcdp { rho: 0.1 } }).await), ErrorCode::NotFound);
+    assert_eq!(
+        code(operator.submit_job(&SubmitJob { module_id: tampered_id, budget: Loss::Zcdp { rho: 0.1 } }).await),
+        ErrorCode::NotFound
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +206,10 @@ async fn reviewers_are_blind_and_cannot_vote_twice() {
     // The walkthrough sets everything up; a second job then goes to review.
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
     let operator = base.as_user(&outcome.actors.operator);
-    let job = operator.submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.2 } }).await.unwrap();
+    let job = operator
+        .submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.2 } })
+        .await
+        .unwrap();
     assert_eq!(job.status, keyong_model::JobStatus::Pending, "operators see pending until a reviewer decides");
     let (r1, r2) = (base.as_user(&outcome.actors.reviewers[0]), base.as_user(&outcome.actors.reviewers[1]));
     let job = r1.wait_for_job(&job.id, std::time::Duration::from_secs(300)).await.unwrap();

@@ -5,3 +5,4 @@ mod audit;
 mod bad_input;
 mod flood;
 mod life_cycle;
+mod privacy;

@@ -109,8 +109,7 @@ pub(crate) async fn submit(
         )));
     }
     let id = new_id();
-    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, &key, &inputs)
-        .await?;
+    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, &key, &inputs).await?;
     tx.audit(
         caller.id(),
         "job.submit",

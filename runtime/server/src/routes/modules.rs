@@ -55,7 +55,9 @@ pub(crate) async fn submit(
         Mode::Blocks => Some(World::Blocks),
         Mode::Sql => {
             if !wasm.is_empty() {
-                return Err(ApiError::InvalidManifest("an sql-mode submission carries no WASM (send an empty wasm_base64)".into()));
+                return Err(ApiError::InvalidManifest(
+                    "an sql-mode submission carries no WASM (send an empty wasm_base64)".into(),
+                ));
             }
             keyong_data::SqlPlan::compile(m).map_err(|e| ApiError::InvalidManifest(e.to_string()))?;
             None
