@@ -4,7 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use keyong_model::api::{
-    DatasetBudget, InputVersion, JobView, LedgerEntry, Preview, Receipt, ReleaseBundle, ScenarioBudget, SubmitJob,
+    DatasetBudget, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview, Receipt, ReleaseBundle, ScenarioBudget,
+    SubmitJob,
 };
 use keyong_model::{Grade, JobStatus, Loss, Role};
 use keyong_store::{DatasetRow, JobRow, ModuleRow, ScenarioRow};
@@ -35,8 +36,17 @@ pub(crate) async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResu
     Ok(job)
 }
 
-/// The module, scenario and dataset a request names, checked for the caller.
-async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<(ModuleRow, ScenarioRow, DatasetRow)> {
+/// A request checked for the caller: what it names and the noise it plans.
+struct Resolved {
+    module: ModuleRow,
+    scenario: ScenarioRow,
+    dataset: DatasetRow,
+    outputs: Vec<NoiseInfo>,
+}
+
+/// The module, scenario and dataset a request names, checked for the caller,
+/// and the noise plan (the mechanisms must accept the budget, e.g. quantiles need zCDP).
+async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<Resolved> {
     caller.require(&[Role::Operator])?;
     agreement_in_force(st, caller).await?;
     if !req.budget.is_valid() || req.budget.rho() > MAX_JOB_RHO {
@@ -60,9 +70,8 @@ async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<(
     if dataset.entry.grade == Grade::Core {
         return Err(ApiError::PolicyDenied("nothing derived from 核心 (core) data may leave".into()));
     }
-    // The mechanisms must accept the budget (e.g. quantiles need zCDP).
-    pipeline::preview(&module.manifest, req.budget).map_err(ApiError::BadRequest)?;
-    Ok((module, scenario, dataset))
+    let outputs = pipeline::preview(&module.manifest, req.budget).map_err(ApiError::BadRequest)?;
+    Ok(Resolved { module, scenario, dataset, outputs })
 }
 
 /// Identical requests (module, budget, input versions) share one key.
@@ -89,7 +98,7 @@ pub(crate) async fn submit(
     caller: Caller,
     Json(req): Json<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let (module, scenario, dataset) = resolve(&st, &caller, &req).await?;
+    let Resolved { module, scenario, dataset, .. } = resolve(&st, &caller, &req).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
     let key = replay_key(&module.id, req.budget, &inputs);
     let mut tx = st.store.begin().await?;
@@ -130,8 +139,7 @@ pub(crate) async fn preview(
     caller: Caller,
     Json(req): Json<SubmitJob>,
 ) -> ApiResult<Json<Preview>> {
-    let (module, scenario, dataset) = resolve(&st, &caller, &req).await?;
-    let outputs = pipeline::preview(&module.manifest, req.budget).map_err(ApiError::BadRequest)?;
+    let Resolved { module, scenario, dataset, outputs } = resolve(&st, &caller, &req).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
     let key = replay_key(&module.id, req.budget, &inputs);
     let mut tx = st.store.begin().await?;
