@@ -4,8 +4,8 @@
 //!   bounding, OpenDP noise) vs the same plain GROUP BY in DataFusion over
 //!   the same file, in this process;
 //! - the same DP query in OpenDP's Python API with Polars (same bounds, same
-//!   ρ), when `python3` can import `opendp` and `polars`
-//!   (`pip install opendp polars`), in a child process;
+//!   ρ), when `python3` can import them (`pip install "opendp[polars]==0.16.0"`),
+//!   in a child process;
 //! - aggregate-mode throughput with the electricity mapper on a slice.
 
 use std::path::{Path, PathBuf};
@@ -134,7 +134,7 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
         })
     })?;
 
-    let opendp = opendp_polars(&parquet, households)?;
+    let opendp = opendp_polars(&parquet)?;
 
     // Aggregate mode: the electricity mapper over the first households.
     let aggregate = aggregate_throughput(&rt, &datasets, &ingested.file, &policy.unit_column)?;
@@ -159,13 +159,13 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
 
 /// Runs `opendp_polars.py` over the same file; `None` when python3 lacks
 /// opendp or polars.
-fn opendp_polars(parquet: &Path, households: u64) -> anyhow::Result<Option<serde_json::Value>> {
+fn opendp_polars(parquet: &Path) -> anyhow::Result<Option<serde_json::Value>> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("opendp_polars.py");
     let python = std::env::var("KEYONG_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = match Command::new(&python)
         .arg(&script)
         .arg(parquet)
-        .args([RHO.to_string(), MONTHS.to_string(), households.to_string(), RUNS.to_string()])
+        .args([RHO.to_string(), MONTHS.to_string(), RUNS.to_string(), keyong_datasets_sim::DISTRICTS.join(",")])
         .output()
     {
         Ok(o) => o,
