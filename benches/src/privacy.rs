@@ -126,11 +126,17 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
         columns: m.columns.clone(),
         row_filters: vec![],
     };
-    let (dp_s, release) = best(|| {
+    let (dp_s, (release, phases)) = best(|| {
         rt.block_on(async {
+            let t = Instant::now();
             let view = AuthorisedView::open(&datasets, vec![table.clone()], 8 << 30)?;
+            let open_s = t.elapsed().as_secs_f64();
             let grouped = plan.accumulate(&view, "electricity_bills", 7).await?;
-            Ok(grouped.release(Loss::Zcdp { rho: RHO }, 10)?)
+            let accumulate_s = t.elapsed().as_secs_f64() - open_s;
+            let release = grouped.release(Loss::Zcdp { rho: RHO }, 10)?;
+            let release_s = t.elapsed().as_secs_f64() - open_s - accumulate_s;
+            let phases = serde_json::json!({ "view_open_s": open_s, "accumulate_s": accumulate_s, "bound_and_noise_s": release_s });
+            Ok((release, phases))
         })
     })?;
 
@@ -149,6 +155,7 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
         "plain_datafusion_s": plain_s,
         "plain_result_rows": plain_rows,
         "keyong_sql_dp_s": dp_s,
+        "keyong_sql_phases": phases,
         "sql_dp_vs_datafusion": dp_s / plain_s,
         "opendp_polars_s": opendp_s,
         "sql_dp_vs_opendp_polars": opendp_s.map(|o| dp_s / o),

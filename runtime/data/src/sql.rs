@@ -203,6 +203,7 @@ impl SqlPlan {
         let nd = self.spec.dimensions.len();
         let nv = self.spec.values.len();
         let mut vals: Vec<Option<f64>> = vec![None; nv];
+        let (mut last_unit, mut digest) = (String::new(), unit_digest(b""));
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             let text = (0..=nd).map(|i| Ok(cast(batch.column(i), &DataType::Utf8)?)).collect::<Result<Vec<_>>>()?;
@@ -223,7 +224,14 @@ impl SqlPlan {
                 for (j, v) in values.iter().enumerate() {
                     vals[j] = (!v.is_null(row)).then(|| v.value(row));
                 }
-                grouped.add_row(unit_digest(units.value(row).as_bytes()), group, &vals);
+                // Rows mostly arrive clustered by unit: hash each run's id once.
+                let id = units.value(row);
+                if id != last_unit.as_str() {
+                    last_unit.clear();
+                    last_unit.push_str(id);
+                    digest = unit_digest(id.as_bytes());
+                }
+                grouped.add_row(digest, group, &vals);
             }
         }
         Ok(grouped)

@@ -10,12 +10,10 @@
 //! `max_rows_per_group` times the bounds. So one unit moves each count by
 //! at most R, each sum by at most R·max|bound|, in at most G groups.
 
-use std::collections::HashMap;
-
 use keyong_model::api::{Evidence, NoiseInfo, ResultRow, ResultTable};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::mix;
+use crate::blocks::{FastMap, mix};
 use crate::noise::{Calibrated, Loss, Quantile, Selection, linspace};
 use crate::reducer::mean;
 use crate::{Error, Release, Result, SUM_RESOLUTION};
@@ -186,7 +184,7 @@ fn noise_info(output: &str, c: &Calibrated, unit: f64) -> NoiseInfo {
 }
 
 /// One unit's partial aggregates.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct UnitAcc {
     /// (group, rows) per group the unit touched.
     cells: Vec<(u32, u32)>,
@@ -196,15 +194,46 @@ struct UnitAcc {
     picks: Vec<(u32, u32, u64, f64)>,
 }
 
+impl UnitAcc {
+    /// The cell of `group`, created empty if the unit had none.
+    fn cell(&mut self, group: u32, nv: usize) -> usize {
+        match self.cells.iter().position(|(g, _)| *g == group) {
+            Some(c) => c,
+            None => {
+                self.cells.push((group, 0));
+                self.sums.extend(std::iter::repeat_n(0.0, nv));
+                self.cells.len() - 1
+            }
+        }
+    }
+
+    /// Adds another partial of the same unit (rows that arrived apart).
+    fn merge(&mut self, other: UnitAcc, nv: usize) {
+        let mut remap = Vec::with_capacity(other.cells.len());
+        for (i, (group, rows)) in other.cells.into_iter().enumerate() {
+            let c = self.cell(group, nv);
+            self.cells[c].1 += rows;
+            for j in 0..nv {
+                self.sums[c * nv + j] += other.sums[i * nv + j];
+            }
+            remap.push(c as u32);
+        }
+        self.picks.extend(other.picks.into_iter().map(|(c, j, h, v)| (remap[c as usize], j, h, v)));
+    }
+}
+
 /// The accumulator: feed it rows, then release.
 #[derive(Debug, Clone)]
 pub struct Grouped {
     spec: GroupedSpec,
     seed: u64,
-    dim_index: Vec<HashMap<String, u32>>,
-    interned: HashMap<String, u32>,
+    dim_index: Vec<FastMap<String, u32>>,
+    interned: FastMap<String, u32>,
     keys: Vec<Vec<String>>,
-    units: HashMap<u64, UnitAcc>,
+    /// The unit whose rows are arriving now: rows usually come clustered by
+    /// unit, so most rows touch no map at all.
+    current: Option<(u64, UnitAcc)>,
+    units: FastMap<u64, UnitAcc>,
     quantile_columns: Vec<bool>,
     evidence: Evidence,
 }
@@ -238,9 +267,10 @@ impl Grouped {
             spec,
             seed,
             dim_index,
-            interned: HashMap::new(),
+            interned: FastMap::default(),
             keys,
-            units: HashMap::new(),
+            current: None,
+            units: FastMap::default(),
             quantile_columns,
             evidence: Evidence::default(),
         }
@@ -278,15 +308,12 @@ impl Grouped {
     /// clamped into the bounds).
     pub fn add_row(&mut self, unit: u64, group: u32, values: &[Option<f64>]) {
         let nv = self.spec.values.len();
-        let acc = self.units.entry(unit).or_default();
-        let cell = match acc.cells.iter().position(|(g, _)| *g == group) {
-            Some(c) => c,
-            None => {
-                acc.cells.push((group, 0));
-                acc.sums.extend(std::iter::repeat_n(0.0, nv));
-                acc.cells.len() - 1
-            }
-        };
+        if self.current.as_ref().is_none_or(|(u, _)| *u != unit) {
+            self.flush();
+            self.current = Some((unit, UnitAcc::default()));
+        }
+        let acc = &mut self.current.as_mut().expect("set above").1;
+        let cell = acc.cell(group, nv);
         acc.cells[cell].1 += 1;
         for (j, b) in self.spec.values.iter().enumerate() {
             let v = values[j].filter(|v| !v.is_nan()).unwrap_or(0.0);
@@ -296,14 +323,30 @@ impl Grouped {
             }
             acc.sums[cell * nv + j] += clamped;
             if self.quantile_columns[j] {
-                let h = mix(self.seed ^ unit ^ mix(clamped.to_bits() ^ acc.cells[cell].1 as u64));
+                // A function of the unit and the value only, so the kept values do not
+                // depend on the order rows arrive in.
+                let h = mix(self.seed ^ unit ^ mix(clamped.to_bits()));
                 acc.picks.push((cell as u32, j as u32, h, clamped));
+            }
+        }
+    }
+
+    /// Moves the current unit's partial into the map, merging with what
+    /// arrived earlier for the same unit.
+    fn flush(&mut self) {
+        if let Some((unit, acc)) = self.current.take() {
+            match self.units.entry(unit) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(acc, self.spec.values.len()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(acc);
+                }
             }
         }
     }
 
     /// Bounds every unit's contribution and releases the noisy table.
     pub fn release(mut self, budget: Loss, min_contributors: u64) -> Result<Release> {
+        self.flush();
         let plan = self.spec.plan(budget)?;
         let spec = &self.spec;
         let nv = spec.values.len();
@@ -313,16 +356,19 @@ impl Grouped {
         let mut units = vec![0u64; groups];
         let mut sums = vec![vec![0i128; groups]; nv];
         let mut picked: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); groups]; nv];
+        let mut order: Vec<usize> = Vec::new();
+        let mut taken = vec![0u32; nv];
         for (unit, mut acc) in std::mem::take(&mut self.units) {
             self.evidence.units_total += 1;
-            let mut order: Vec<usize> = (0..acc.cells.len()).collect();
+            order.clear();
+            order.extend(0..acc.cells.len());
             if order.len() > g_cap {
                 order.sort_by_key(|&c| mix(self.seed ^ mix(unit ^ mix(acc.cells[c].0 as u64))));
                 self.evidence.keys_over_cap += (order.len() - g_cap) as u64;
                 order.truncate(g_cap);
             }
             acc.picks.sort_by_key(|p| (p.0, p.1, p.2));
-            for c in order {
+            for &c in &order {
                 let (group, rows) = acc.cells[c];
                 let g = group as usize;
                 if rows > r_cap {
@@ -340,7 +386,10 @@ impl Grouped {
                     sums[j][g] += (bounded * SUM_RESOLUTION).round() as i128;
                 }
                 // Per quantile column, the unit's R values with the smallest hashes.
-                let mut taken = vec![0u32; nv];
+                if acc.picks.is_empty() {
+                    continue;
+                }
+                taken.fill(0);
                 for p in acc.picks.iter().filter(|p| p.0 as usize == c) {
                     let j = p.1 as usize;
                     if taken[j] < r_cap {
@@ -482,6 +531,30 @@ mod tests {
 
     fn g_err(budget: Loss) -> String {
         spec(None).preview(budget).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rows_arriving_apart_count_as_one_unit() {
+        let spec = spec(Some(vec![vec!["a".into(), "b".into()]]));
+        let (mut apart, mut together) = (Grouped::new(spec.clone(), 1), Grouped::new(spec, 1));
+        for g in [&mut apart, &mut together] {
+            let _ = (g.group(&["a"]), g.group(&["b"]));
+        }
+        for (u, k, v) in [(1, 0, 3.0), (2, 0, 4.0), (1, 1, 5.0), (1, 0, 6.0)] {
+            apart.add_row(u, k, &[Some(v)]);
+        }
+        for (u, k, v) in [(1, 0, 3.0), (1, 1, 5.0), (1, 0, 6.0), (2, 0, 4.0)] {
+            together.add_row(u, k, &[Some(v)]);
+        }
+        apart.flush();
+        together.flush();
+        let sorted = |g: &Grouped| {
+            let mut acc = g.units[&1].clone();
+            acc.picks.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            acc
+        };
+        assert_eq!(sorted(&apart), sorted(&together));
+        assert_eq!(apart.units.len(), 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod grouped;
 mod noise;
 mod reducer;
 
-pub use blocks::{BlockAggregator, block_of, unit_digest};
+pub use blocks::{BlockAggregator, FastHasher, FastMap, block_of, unit_digest};
 pub use grouped::{AggKind, Aggregate, Bounded, Grouped, GroupedSpec, QUANTILE_CANDIDATES, SELECTION_DELTA};
 pub use noise::{Calibrated, Loss, Quantile, Selection, linspace};
 pub use reducer::{Measured, Planned, Reducer, Release, SUM_RESOLUTION};
