@@ -9,9 +9,9 @@
 //! query text never runs as such: only its WHERE expression, after every
 //! node in it has been checked, reaches DataFusion.
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type};
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, SelectItem, SetExpr,
     Statement, TableFactor, UnaryOperator, Value,
@@ -196,46 +196,119 @@ impl SqlPlan {
     }
 
     /// Streams the admitted rows of `table` into a [`Grouped`] accumulator.
+    /// Text columns come dictionary-encoded from the view: unit digests and
+    /// key indices are computed once per dictionary value, not per row.
     pub async fn accumulate(&self, view: &AuthorisedView, table: &str, seed: u64) -> Result<Grouped> {
         let unit_column = view.unit_column(table)?;
         let mut stream = view.stream(&self.projection(table, &unit_column)).await?;
         let mut grouped = Grouped::new(self.spec.clone(), seed);
         let nd = self.spec.dimensions.len();
         let nv = self.spec.values.len();
+        let declared = self.spec.domain.is_some();
         let mut vals: Vec<Option<f64>> = vec![None; nv];
-        let (mut last_unit, mut digest) = (String::new(), unit_digest(b""));
+        let mut unit_cache = DictCache::default();
+        let mut dim_caches: Vec<DictCache<u32>> = (0..nd).map(|_| DictCache::default()).collect();
+        let mut indices = vec![0u32; nd];
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            let text = (0..=nd).map(|i| Ok(cast(batch.column(i), &DataType::Utf8)?)).collect::<Result<Vec<_>>>()?;
-            let units = text[0].as_string::<i32>();
-            let dims: Vec<_> = text[1..].iter().map(|c| c.as_string::<i32>()).collect();
+            let units = per_row(batch.column(0), &mut unit_cache, |id| Some(unit_digest(id.as_bytes())))?;
             let values: Vec<_> = (0..nv).map(|j| batch.column(1 + nd + j).as_primitive::<Float64Type>()).collect();
+            // Declared keys: each dimension's index per row. Undeclared keys
+            // are interned from their text.
+            let (dim_index, dim_text) = if declared {
+                let idx = (0..nd)
+                    .map(|d| per_row(batch.column(1 + d), &mut dim_caches[d], |v| grouped.dimension_index(d, v)))
+                    .collect::<Result<Vec<_>>>()?;
+                (idx, Vec::new())
+            } else {
+                let text = (1..=nd).map(|i| Ok(cast(batch.column(i), &DataType::Utf8)?)).collect::<Result<Vec<_>>>()?;
+                (Vec::new(), text)
+            };
+            let dim_text: Vec<_> = dim_text.iter().map(|c| c.as_string::<i32>()).collect();
             let mut key: Vec<&str> = Vec::with_capacity(nd);
-            for row in 0..batch.num_rows() {
-                if units.is_null(row) {
-                    continue;
-                }
-                key.clear();
-                key.extend(dims.iter().map(|d| if d.is_null(row) { "" } else { d.value(row) }));
-                let Some(group) = grouped.group(&key) else {
+            for (row, unit) in units.iter().enumerate() {
+                let Some(unit) = *unit else { continue };
+                let group = if declared {
+                    dim_index
+                        .iter()
+                        .zip(&mut indices)
+                        .try_for_each(|(d, i)| d[row].map(|v| *i = v))
+                        .map(|()| grouped.group_of(&indices))
+                } else {
+                    key.clear();
+                    key.extend(dim_text.iter().map(|d| if d.is_null(row) { "" } else { d.value(row) }));
+                    grouped.group(&key)
+                };
+                let Some(group) = group else {
                     grouped.out_of_domain();
                     continue;
                 };
                 for (j, v) in values.iter().enumerate() {
                     vals[j] = (!v.is_null(row)).then(|| v.value(row));
                 }
-                // Rows mostly arrive clustered by unit: hash each run's id once.
-                let id = units.value(row);
-                if id != last_unit.as_str() {
-                    last_unit.clear();
-                    last_unit.push_str(id);
-                    digest = unit_digest(id.as_bytes());
-                }
-                grouped.add_row(digest, group, &vals);
+                grouped.add_row(unit, group, &vals);
             }
         }
         Ok(grouped)
     }
+}
+
+/// Per-value results for the dictionary the last batch used (filled on
+/// first use: a row group's dictionary can be larger than one batch).
+struct DictCache<T> {
+    dictionary: (usize, usize),
+    table: Vec<Option<Option<T>>>,
+}
+
+impl<T> Default for DictCache<T> {
+    fn default() -> Self {
+        Self { dictionary: (0, 0), table: Vec::new() }
+    }
+}
+
+/// `f` of every row of a text column (`None` for NULL), computed once per
+/// distinct dictionary value when the column is dictionary-encoded.
+fn per_row<T: Copy>(
+    col: &ArrayRef,
+    cache: &mut DictCache<T>,
+    mut f: impl FnMut(&str) -> Option<T>,
+) -> Result<Vec<Option<T>>> {
+    if let Some(dict) = col.as_dictionary_opt::<Int32Type>() {
+        let values = cast(dict.values(), &DataType::Utf8)?;
+        let text = values.as_string::<i32>();
+        let identity = (text.values().as_ptr() as usize, text.len());
+        if cache.dictionary != identity {
+            cache.table.clear();
+            cache.table.resize(text.len(), None);
+            cache.dictionary = identity;
+        }
+        return Ok(dict
+            .keys()
+            .iter()
+            .map(|k| {
+                let k = k? as usize;
+                *cache.table[k].get_or_insert_with(|| if text.is_null(k) { None } else { f(text.value(k)) })
+            })
+            .collect());
+    }
+    let text = cast(col, &DataType::Utf8)?;
+    // Plain text mostly arrives in runs (rows clustered by unit): reuse the last result.
+    let mut last: Option<(&str, Option<T>)> = None;
+    Ok(text
+        .as_string::<i32>()
+        .iter()
+        .map(|v| {
+            let v = v?;
+            match last {
+                Some((prev, out)) if prev == v => out,
+                _ => {
+                    let out = f(v);
+                    last = Some((v, out));
+                    out
+                }
+            }
+        })
+        .collect())
 }
 
 fn column_name(e: &Expr) -> Option<String> {

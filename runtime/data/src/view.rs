@@ -7,13 +7,15 @@ use cap_std::fs::Dir;
 use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader};
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use keyong_model::api::RowFilter;
@@ -58,7 +60,25 @@ impl AuthorisedView {
         let ctx = SessionContext::new_with_state(state);
         for t in &tables {
             let file = datasets.open(&t.file)?.into_std();
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+            // Text columns stay dictionary-encoded in memory (a pseudonym
+            // repeats on every row of its unit); consumers cast as needed.
+            let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
+            let hinted: Vec<_> = meta
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Utf8 => Arc::new(
+                        f.as_ref()
+                            .clone()
+                            .with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
+                    ),
+                    _ => f.clone(),
+                })
+                .collect();
+            let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(hinted)));
+            let meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options)?;
+            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
             let schema = builder.parquet_schema();
             let mut wanted: Vec<&str> = vec![t.unit_column.as_str()];
             wanted.extend(t.columns.iter().map(String::as_str).filter(|c| *c != t.unit_column));

@@ -280,11 +280,8 @@ impl Grouped {
     /// outside it), or a fresh id for a new key when keys are undeclared.
     pub fn group(&mut self, key: &[&str]) -> Option<u32> {
         if self.spec.domain.is_some() {
-            let mut id = 0u32;
-            for (d, v) in self.dim_index.iter().zip(key) {
-                id = id * d.len() as u32 + *d.get(*v)?;
-            }
-            return Some(id);
+            let indices = (0..key.len()).map(|d| self.dimension_index(d, key[d])).collect::<Option<Vec<_>>>()?;
+            return Some(self.group_of(&indices));
         }
         // The unit separator cannot appear in a key the view casts to text... and if it
         // did, two keys would merge into one group, which bounds still cover.
@@ -296,6 +293,16 @@ impl Grouped {
         self.interned.insert(joined, id);
         self.keys.push(key.iter().map(|k| k.to_string()).collect());
         Some(id)
+    }
+
+    /// The index of `value` in declared dimension `d` (`None` when outside the domain).
+    pub fn dimension_index(&self, d: usize, value: &str) -> Option<u32> {
+        self.dim_index.get(d)?.get(value).copied()
+    }
+
+    /// The group id of a key given as indices into the declared dimensions.
+    pub fn group_of(&self, indices: &[u32]) -> u32 {
+        self.dim_index.iter().zip(indices).fold(0, |id, (d, &i)| id * d.len() as u32 + i)
     }
 
     /// Counts a row whose key lies outside the declared domain (it is dropped).
