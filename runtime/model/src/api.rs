@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::{Report, ReportSummary};
 use crate::{Decision, ErrorCode, Grade, JobStatus, Loss, Manifest, Mode, OrgKind, Role, ScenarioStatus};
 
 /// Body of every non-2xx response.
@@ -154,8 +155,12 @@ pub struct Scenario {
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     pub decision: Decision,
+    /// Private: seen by the other reviewers (after they vote), the agency and the authority.
     #[serde(default)]
     pub comment: String,
+    /// Public: shown to the operator once the job is decided.
+    #[serde(default)]
+    pub public_comment: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -249,6 +254,9 @@ pub struct JobView {
     pub created_at: String,
     /// Operators see the creation time here too (run times depend on the data).
     pub updated_at: String,
+    /// Reviewers' public comments, shown once the job is decided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<String>,
 }
 
 /// A released (or releasable) table: one row per cell of the key domain.
@@ -307,8 +315,15 @@ pub struct NoiseInfo {
 pub struct ReviewView {
     pub job: JobView,
     pub manifest: Manifest,
+    /// The output as it would be released: suppressed cells empty, totals recomputed.
+    pub protected: ResultTable,
+    /// The module's output before protection.
     pub output: ResultTable,
+    /// The automatic checks' findings.
+    pub report: Report,
     pub evidence: Evidence,
+    /// How the module differs from the last version of it that was approved.
+    pub diff: Option<ModuleDiff>,
     /// The module's captured stdout/stderr and host log lines (sealed from the operator).
     pub logs: String,
     /// Decisions so far; hidden until the caller has voted (blind review).
@@ -320,7 +335,61 @@ pub struct VoteRecord {
     pub reviewer: String,
     pub decision: Decision,
     pub comment: String,
+    #[serde(default)]
+    pub public_comment: String,
     pub at: String,
+}
+
+/// A module compared with the last approved version of it (same operator,
+/// scenario and manifest name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleDiff {
+    pub previous_module: String,
+    /// The job whose approval made it the last approved version.
+    pub previous_job: String,
+    pub wasm_changed: bool,
+    pub wasm_bytes_before: u64,
+    pub wasm_bytes_after: u64,
+    /// Manifest fields whose value changed (JSON before and after).
+    pub manifest_changes: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// An association/aggregation risk (关联汇聚风险) incident raised to the authority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    /// The association rule that tripped and why it exists.
+    pub rule: String,
+    pub reason: String,
+    pub operator_org: String,
+    pub scenario: String,
+    pub module: String,
+    /// What the operator's jobs would have combined.
+    pub datasets: Vec<String>,
+    pub columns: Vec<String>,
+    pub at: String,
+}
+
+/// A released data product, listed publicly (no authentication).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub receipt_id: String,
+    pub job_id: String,
+    pub scenario: String,
+    pub scenario_title: String,
+    pub operator: String,
+    pub module_name: String,
+    pub mode: Mode,
+    pub derived_grade: Grade,
+    pub result_hash: String,
+    pub released_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,11 +407,18 @@ pub struct Receipt {
     pub scenario: String,
     pub inputs: Vec<InputVersion>,
     pub policy_hash: String,
+    /// SM3 of the outbound rule profile the checks applied.
+    pub profile_hash: String,
+    /// SM3 of the full compliance report's canonical JSON.
+    pub report_hash: String,
     /// SM3 of the released table's canonical JSON.
     pub result_hash: String,
     /// SM3 of the module's sealed log, released with the table.
     pub logs_hash: String,
     pub approvals: Vec<VoteRecord>,
+    /// The authority's sign-off, for outputs derived from 重要 (important) data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signoff: Option<VoteRecord>,
     pub rho_spent: f64,
     pub derived_grade: Grade,
     pub released_at: String,
@@ -350,7 +426,14 @@ pub struct Receipt {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReleaseBundle {
+    /// The protected table (suppressed cells empty).
     pub table: ResultTable,
+    /// The same table as CSV (UTF-8, header row, empty field = suppressed).
+    pub csv: String,
+    /// The same table as Parquet, base64.
+    pub parquet_base64: String,
+    /// What the automatic checks found, as the operator may see it.
+    pub report: ReportSummary,
     /// The module's log (its `log` calls and captured stdout/stderr), sealed
     /// until now; the reviewers read it before approving.
     pub logs: String,

@@ -8,10 +8,13 @@
 pub mod api;
 mod error;
 pub mod manifest;
+pub mod report;
 mod rows;
 mod types;
 
 pub use error::ErrorCode;
-pub use manifest::{ColumnType, Dimension, Manifest, ManifestError, Mode, OutputColumn, Statistic, ValueSpec};
+pub use manifest::{
+    ColumnType, Dimension, Manifest, ManifestError, Mode, OutputColumn, OutputRole, Statistic, ValueSpec,
+};
 pub use rows::{Column, ColumnValues, Emit, UnitRows};
 pub use types::{Decision, Grade, JobStatus, Loss, OrgKind, Role, ScenarioStatus};

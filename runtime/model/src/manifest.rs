@@ -86,11 +86,50 @@ pub enum ColumnType {
     Boolean,
 }
 
+/// What a reviewed-mode output column holds, so that the host can compute
+/// each cell's evidence (contributors, dominance) itself from the data
+/// instead of trusting the module.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputRole {
+    /// A grouping key: its values are values of the input column `source`.
+    /// Text columns must be keys. A key value `合计`/`Total`/`All` marks a total over that key.
+    Key,
+    /// The number of input rows in the cell (verified by the host).
+    Count,
+    /// The sum of the input column `source` over the cell (verified by the host).
+    Sum,
+    /// The mean of the input column `source` over the cell (verified by the host).
+    Mean,
+    /// Any other number (a coefficient, a rate): the host cannot verify it,
+    /// so reviewers must.
+    #[default]
+    Value,
+}
+
+impl OutputRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputRole::Key => "key",
+            OutputRole::Count => "count",
+            OutputRole::Sum => "sum",
+            OutputRole::Mean => "mean",
+            OutputRole::Value => "value",
+        }
+    }
+}
+
 /// One column of a reviewed-mode module's declared output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutputColumn {
     pub name: String,
     pub data_type: ColumnType,
+    #[serde(default)]
+    pub role: OutputRole,
+    /// The input column a key, sum or mean is computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Cap on blocks-mode outputs and reviewed-mode output columns.
@@ -258,8 +297,34 @@ impl Manifest {
                 check((1..=MAX_OUTPUTS).contains(&self.output_schema.len()), || {
                     format!("output_schema must declare 1 to {MAX_OUTPUTS} columns")
                 })?;
-                unique_names("output_schema", self.output_schema.iter().map(|c| c.name.as_str()))
+                unique_names("output_schema", self.output_schema.iter().map(|c| c.name.as_str()))?;
+                self.output_schema.iter().try_for_each(|c| self.validate_output_column(c))
             }
+        }
+    }
+
+    fn validate_output_column(&self, c: &OutputColumn) -> Result<(), ManifestError> {
+        let (name, role) = (&c.name, c.role.as_str());
+        let numeric = matches!(c.data_type, ColumnType::Int64 | ColumnType::Float64);
+        match c.role {
+            OutputRole::Key => check(c.data_type != ColumnType::Float64, || {
+                format!("output column `{name}`: a key must be utf8, int64 or boolean")
+            })?,
+            _ => check(numeric, || {
+                format!("output column `{name}`: a {role} must be int64 or float64 (text columns must be keys)")
+            })?,
+        }
+        match (c.role, &c.source) {
+            (OutputRole::Key | OutputRole::Sum | OutputRole::Mean, Some(source)) => {
+                check(self.columns.contains(source), || {
+                    format!("output column `{name}`: source `{source}` is not one of the module's columns")
+                })
+            }
+            (OutputRole::Key | OutputRole::Sum | OutputRole::Mean, None) => {
+                Err(ManifestError(format!("output column `{name}`: a {role} needs a `source` input column")))
+            }
+            (_, Some(_)) => Err(ManifestError(format!("output column `{name}`: a {role} takes no `source`"))),
+            (_, None) => Ok(()),
         }
     }
 
@@ -382,8 +447,20 @@ mod tests {
         reviewed.blocks = 0;
         reviewed.value = None;
         assert!(reviewed.validate().unwrap_err().0.contains("output_schema"));
-        reviewed.output_schema = vec![OutputColumn { name: "district".into(), data_type: ColumnType::Utf8 }];
+        let key = |source: Option<&str>| OutputColumn {
+            name: "district".into(),
+            data_type: ColumnType::Utf8,
+            role: OutputRole::Key,
+            source: source.map(String::from),
+        };
+        reviewed.output_schema = vec![key(Some("district"))];
         reviewed.validate().unwrap();
+        reviewed.output_schema = vec![key(None)];
+        assert!(reviewed.validate().unwrap_err().0.contains("needs a `source`"));
+        reviewed.output_schema = vec![key(Some("secret"))];
+        assert!(reviewed.validate().unwrap_err().0.contains("not one of the module's columns"));
+        reviewed.output_schema = vec![OutputColumn { role: OutputRole::Value, source: None, ..key(None) }];
+        assert!(reviewed.validate().unwrap_err().0.contains("text columns must be keys"));
         // The aggregate manifest's JSON is unchanged by the other modes' fields.
         let json = serde_json::to_value(sample()).unwrap();
         assert!(json.get("outputs").is_none() && json.get("output_schema").is_none());

@@ -93,10 +93,19 @@ wire_enum! {
         Running = "running",
         /// Output produced and checked; waiting for reviewers.
         UnderReview = "under_review",
-        /// Two reviewers approved; the operator may release it.
+        /// Two reviewers approved an output derived from 重要 (important)
+        /// data; the authority must sign it off before release.
+        AwaitingSignoff = "awaiting_signoff",
+        /// Approved (and signed off where the grade needs it); the operator may release it.
         Approved = "approved",
-        /// A reviewer rejected the output; it will never be released.
+        /// A reviewer asked for changes: this output will not be released; the
+        /// operator may submit a changed module.
+        ChangesRequested = "changes_requested",
+        /// A reviewer (or the authority, or the agency closing a failed run)
+        /// rejected the output; it will never be released.
         Rejected = "rejected",
+        /// The operator withdrew the job before release.
+        Withdrawn = "withdrawn",
         /// Released to the operator with a signed receipt.
         Released = "released",
         /// The run failed; the reason is visible to the agency and reviewers only.
@@ -110,6 +119,8 @@ wire_enum! {
     /// A reviewer's vote on a job's output.
     Decision {
         Approve = "approve",
+        /// The output may not leave as it is; the operator should change the module.
+        RequestChanges = "request_changes",
         Reject = "reject",
     }
 }
@@ -186,7 +197,18 @@ mod tests {
 
     #[test]
     fn round_trips_through_strings() {
-        for s in ["queued", "running", "under_review", "approved", "rejected", "released", "failed"] {
+        for s in [
+            "queued",
+            "running",
+            "under_review",
+            "awaiting_signoff",
+            "approved",
+            "changes_requested",
+            "rejected",
+            "withdrawn",
+            "released",
+            "failed",
+        ] {
             assert_eq!(s.parse::<JobStatus>().unwrap().as_str(), s);
         }
         assert!("bogus".parse::<Role>().is_err());

@@ -1,0 +1,452 @@
+//! Protection of a non-DP table: the full grid of key combinations (absent
+//! combinations are zeros), primary and secondary suppression, and totals
+//! recomputed from the published cells.
+//!
+//! Secondary suppression assumes the operator knows the total of every line
+//! of the table (a row or column of a cross-tabulation: all cells that agree
+//! on every key but one), as published, in a yearbook or from another
+//! release. A suppressed cell is recoverable when the line equations
+//! determine it; [`recoverable`] decides that exactly (Gaussian elimination),
+//! and cells are added until no suppressed cell is determined.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use keyong_model::api::{ResultRow, ResultTable};
+use keyong_model::report::{Finding, Outcome};
+
+use crate::{Candidate, CellEvidence, Profile, ReleasedCell, ValueKind, finding};
+
+/// Key values that mark a total over a dimension.
+const TOTAL_MARKERS: [&str; 9] = ["合计", "总计", "全部", "Total", "TOTAL", "total", "All", "ALL", "all"];
+
+/// More suppressed cells than this are not verified; the output is blocked.
+const MAX_SUPPRESSED: usize = 2_000;
+
+/// Whether a key value stands for the total over its dimension.
+pub fn is_total_marker(v: &str) -> bool {
+    TOTAL_MARKERS.contains(&v)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Published,
+    Primary,
+    Secondary,
+}
+
+pub(crate) struct Protection<'a> {
+    pub(crate) candidate: &'a Candidate,
+    /// The candidate's rows, then the absent combinations of the grid.
+    pub(crate) rows: Vec<ResultRow>,
+    filled: Vec<CellEvidence>,
+    marks: Vec<Mark>,
+}
+
+impl<'a> Protection<'a> {
+    pub(crate) fn new(candidate: &'a Candidate) -> Self {
+        let rows = candidate.table.rows.clone();
+        let marks = vec![Mark::Published; rows.len()];
+        Self { candidate, rows, filled: Vec::new(), marks }
+    }
+
+    pub(crate) fn evidence(&self, i: usize) -> Option<&CellEvidence> {
+        let n = self.candidate.table.rows.len();
+        if i < n { self.candidate.evidence.get(i) } else { self.filled.get(i - n) }
+    }
+
+    fn is_base(&self, i: usize) -> bool {
+        !self.rows[i].key.iter().any(|v| is_total_marker(v))
+    }
+
+    pub(crate) fn suppress_primary(&mut self, i: usize) {
+        self.marks[i] = Mark::Primary;
+    }
+
+    pub(crate) fn primary_count(&self) -> u64 {
+        self.marks.iter().filter(|m| **m == Mark::Primary).count() as u64
+    }
+
+    /// Adds every absent combination of the dimensions' values as an empty
+    /// row (when zeros are disclosive, an absent row would say "zero").
+    pub(crate) fn fill_grid(&mut self, profile: &Profile, findings: &mut Vec<Finding>) {
+        let dims = self.candidate.table.dimensions.len();
+        if dims == 0 || self.candidate.evidence.is_empty() || !profile.cells.zeros_disclosive {
+            return;
+        }
+        let mut values: Vec<Vec<String>> = vec![Vec::new(); dims];
+        let mut present = HashSet::new();
+        for i in (0..self.rows.len()).filter(|&i| self.is_base(i)) {
+            for (d, v) in self.rows[i].key.iter().enumerate() {
+                if !values[d].contains(v) {
+                    values[d].push(v.clone());
+                }
+            }
+            present.insert(self.rows[i].key.clone());
+        }
+        let grid: usize = values.iter().map(Vec::len).product();
+        if grid > profile.size.max_rows {
+            findings.push(finding(
+                "sparse_grid",
+                serde_json::json!({ "max_rows": profile.size.max_rows }),
+                None,
+                format!(
+                    "all combinations of the keys make {grid} cells; absent combinations would disclose zeros \
+                     and the full table is larger than {} rows",
+                    profile.size.max_rows
+                ),
+                Outcome::Block,
+            ));
+            return;
+        }
+        let ncols = self.candidate.table.columns.len();
+        let mut key = vec![0usize; dims];
+        'grid: loop {
+            let k: Vec<String> = key.iter().enumerate().map(|(d, &i)| values[d][i].clone()).collect();
+            if !present.contains(&k) {
+                self.rows.push(ResultRow { key: k, values: vec![None; ncols] });
+                self.filled.push(CellEvidence { contributors: 0, values: vec![None; ncols], units: vec![] });
+                self.marks.push(Mark::Published);
+            }
+            for d in (0..dims).rev() {
+                key[d] += 1;
+                if key[d] < values[d].len() {
+                    continue 'grid;
+                }
+                key[d] = 0;
+            }
+            break;
+        }
+    }
+
+    /// The lines of base cells: for each dimension, the cells that agree on
+    /// every other key. Lines of one cell are skipped (their total is the cell).
+    fn lines(&self) -> Vec<Vec<usize>> {
+        let dims = self.candidate.table.dimensions.len();
+        let mut out = Vec::new();
+        for d in 0..dims {
+            let mut by_context: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+            for i in (0..self.rows.len()).filter(|&i| self.is_base(i)) {
+                let context: Vec<&str> =
+                    self.rows[i].key.iter().enumerate().filter(|(e, _)| *e != d).map(|(_, v)| v.as_str()).collect();
+                by_context.entry(context).or_default().push(i);
+            }
+            let mut lines: Vec<Vec<usize>> = by_context.into_values().filter(|l| l.len() >= 2).collect();
+            lines.sort();
+            out.extend(lines);
+        }
+        out
+    }
+
+    /// Secondary suppression until no suppressed cell is determined by the
+    /// line totals; returns the number of cells it suppressed.
+    pub(crate) fn secondary(&mut self, profile: &Profile, findings: &mut Vec<Finding>) -> u64 {
+        if !profile.cells.margins_known || self.candidate.table.dimensions.is_empty() {
+            return 0;
+        }
+        let lines = self.lines();
+        let mut added = 0;
+        loop {
+            let hidden: Vec<usize> =
+                (0..self.rows.len()).filter(|&i| self.is_base(i) && self.marks[i] != Mark::Published).collect();
+            if hidden.len() > MAX_SUPPRESSED {
+                findings.push(finding(
+                    "unprotectable",
+                    serde_json::json!({ "max_suppressed": MAX_SUPPRESSED }),
+                    None,
+                    format!("{} cells would be suppressed; aggregate further", hidden.len()),
+                    Outcome::Block,
+                ));
+                return added;
+            }
+            let var: HashMap<usize, usize> = hidden.iter().enumerate().map(|(v, &i)| (i, v)).collect();
+            let equations: Vec<Vec<usize>> = lines
+                .iter()
+                .map(|l| l.iter().filter_map(|i| var.get(i).copied()).collect::<Vec<_>>())
+                .filter(|e: &Vec<usize>| !e.is_empty())
+                .collect();
+            let exposed: Vec<usize> = recoverable(hidden.len(), &equations)
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| **r)
+                .map(|(v, _)| hidden[v])
+                .collect();
+            if exposed.is_empty() {
+                return added;
+            }
+            let mut chosen = BTreeSet::new();
+            for &x in &exposed {
+                match self.partner(&lines, x) {
+                    Some(p) => {
+                        chosen.insert(p);
+                    }
+                    None => {
+                        findings.push(finding(
+                            "unprotectable",
+                            serde_json::json!({}),
+                            Some(crate::row_ref(&self.candidate.table, x.min(self.rows.len() - 1), None)),
+                            "a suppressed cell is determined by its margins and no other cell can hide it".into(),
+                            Outcome::Block,
+                        ));
+                        return added;
+                    }
+                }
+            }
+            for p in chosen {
+                self.marks[p] = Mark::Secondary;
+                added += 1;
+                let cell = crate::CellRef { row: Some(p), key: self.rows[p].key.clone(), column: None };
+                findings.push(finding(
+                    "secondary_suppression",
+                    serde_json::json!({ "margins_known": true }),
+                    Some(cell),
+                    "suppressed so that suppressed cells in the same line cannot be recomputed from its total".into(),
+                    Outcome::Suppressed,
+                ));
+            }
+        }
+    }
+
+    /// The published cell to suppress next to `x`: the least informative
+    /// one in a line where `x` is the only hidden cell, else in any line
+    /// through `x`, else in a line through a hidden neighbour.
+    fn partner(&self, lines: &[Vec<usize>], x: usize) -> Option<usize> {
+        let hidden = |l: &Vec<usize>| l.iter().filter(|&&i| self.marks[i] != Mark::Published).count();
+        let published =
+            |l: &Vec<usize>| l.iter().copied().filter(|&i| self.marks[i] == Mark::Published).collect::<Vec<_>>();
+        let through: Vec<&Vec<usize>> = lines.iter().filter(|l| l.contains(&x)).collect();
+        let mut pool: Vec<usize> = through.iter().filter(|l| hidden(l) == 1).flat_map(|l| published(l)).collect();
+        if pool.is_empty() {
+            pool = through.iter().flat_map(|l| published(l)).collect();
+        }
+        if pool.is_empty() {
+            let neighbours: Vec<usize> = through
+                .iter()
+                .flat_map(|l| l.iter())
+                .copied()
+                .filter(|&i| i != x && self.marks[i] != Mark::Published)
+                .collect();
+            pool = lines.iter().filter(|l| neighbours.iter().any(|n| l.contains(n))).flat_map(published).collect();
+        }
+        pool.into_iter().min_by(|&a, &b| self.cost(a).total_cmp(&self.cost(b)).then(a.cmp(&b)))
+    }
+
+    /// What hiding a cell costs: its contributors, then its first value.
+    fn cost(&self, i: usize) -> f64 {
+        let n = self.evidence(i).map_or(0, |e| e.contributors) as f64;
+        let v = self.rows[i].values.first().copied().flatten().unwrap_or(0.0).abs();
+        n * 1e12 + v.min(1e11)
+    }
+
+    /// The table as it may leave, and how many total rows were recomputed.
+    pub(crate) fn protected_table(&self) -> (ResultTable, u64) {
+        let mut rows = self.rows.clone();
+        for (row, mark) in rows.iter_mut().zip(&self.marks) {
+            if *mark != Mark::Published {
+                row.values.iter_mut().for_each(|v| *v = None);
+            }
+        }
+        let mut recomputed = 0;
+        for t in (0..rows.len()).filter(|&t| !self.is_base(t) && self.marks[t] == Mark::Published) {
+            let under: Vec<usize> = (0..rows.len())
+                .filter(|&i| self.is_base(i))
+                .filter(|&i| {
+                    self.rows[t].key.iter().zip(&self.rows[i].key).all(|(tk, ik)| is_total_marker(tk) || tk == ik)
+                })
+                .collect();
+            if under.iter().all(|&i| self.marks[i] == Mark::Published) {
+                continue;
+            }
+            recomputed += 1;
+            for (j, kind) in self.candidate.kinds.iter().enumerate() {
+                rows[t].values[j] = match kind {
+                    ValueKind::Count | ValueKind::Sum => Some(under.iter().filter_map(|&i| rows[i].values[j]).sum()),
+                    ValueKind::Mean | ValueKind::Other => None,
+                };
+            }
+        }
+        let table = ResultTable {
+            dimensions: self.candidate.table.dimensions.clone(),
+            columns: self.candidate.table.columns.clone(),
+            rows,
+        };
+        (table, recomputed)
+    }
+
+    /// The published cells with their units, and the union of the base ones.
+    pub(crate) fn released_cells(&self) -> Vec<ReleasedCell> {
+        let mut out = Vec::new();
+        let mut union = BTreeSet::new();
+        for i in 0..self.rows.len() {
+            let Some(ev) = self.evidence(i) else { continue };
+            if self.marks[i] != Mark::Published || ev.units.is_empty() {
+                continue;
+            }
+            if self.is_base(i) {
+                union.extend(ev.units.iter().copied());
+            }
+            out.push(ReleasedCell { key: self.rows[i].key.clone(), units: ev.units.clone() });
+        }
+        if !union.is_empty() {
+            out.push(ReleasedCell { key: Vec::new(), units: union.into_iter().collect() });
+        }
+        out
+    }
+}
+
+/// For `n` unknowns and equations each summing some of them to a known
+/// value: which unknowns the equations determine. Exact for 0/1
+/// coefficients up to floating-point tolerance: an unknown is determined
+/// exactly when its unit vector lies in the row space, i.e. when the reduced
+/// row echelon form has a row with a single non-zero entry, in its column.
+pub fn recoverable(n: usize, equations: &[Vec<usize>]) -> Vec<bool> {
+    const EPS: f64 = 1e-9;
+    let mut m: Vec<Vec<f64>> = equations
+        .iter()
+        .map(|e| {
+            let mut row = vec![0.0; n];
+            e.iter().for_each(|&v| row[v] += 1.0);
+            row
+        })
+        .collect();
+    let mut pivot_row = 0;
+    for col in 0..n {
+        let Some(p) = (pivot_row..m.len()).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs())) else { break };
+        if m[p][col].abs() < EPS {
+            continue;
+        }
+        m.swap(pivot_row, p);
+        let lead = m[pivot_row][col];
+        m[pivot_row].iter_mut().for_each(|x| *x /= lead);
+        let pr = m[pivot_row].clone();
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != pivot_row && row[col].abs() >= EPS {
+                let f = row[col];
+                row.iter_mut().zip(&pr).for_each(|(x, p)| *x -= f * p);
+            }
+        }
+        pivot_row += 1;
+        if pivot_row == m.len() {
+            break;
+        }
+    }
+    let mut out = vec![false; n];
+    for row in &m[..pivot_row] {
+        let mut nz = row.iter().enumerate().filter(|(_, x)| x.abs() >= EPS);
+        if let (Some((c, _)), None) = (nz.next(), nz.next()) {
+            out[c] = true;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{counts, profile};
+    use crate::{Outcome, check};
+
+    #[test]
+    fn recoverable_is_exact_on_small_systems() {
+        // x0 + x1 = a, x1 = b: both determined.
+        assert_eq!(recoverable(2, &[vec![0, 1], vec![1]]), vec![true, true]);
+        // A rectangle of four hidden cells in a 2×2 pattern: none determined.
+        let rect = [vec![0, 1], vec![2, 3], vec![0, 2], vec![1, 3]];
+        assert_eq!(recoverable(4, &rect), vec![false; 4]);
+        // Three cells in one line, one of them also alone in another line.
+        assert_eq!(recoverable(3, &[vec![0, 1, 2], vec![2]]), vec![false, false, true]);
+    }
+
+    /// A 3×3 table with one small cell: primary plus secondary suppression,
+    /// and no suppressed cell can be recomputed from the line totals.
+    #[test]
+    fn a_small_cell_and_its_complements_are_suppressed() {
+        let cells: Vec<(&[&str], u64)> = vec![
+            (&["a", "x"], 3),
+            (&["a", "y"], 40),
+            (&["a", "z"], 50),
+            (&["b", "x"], 30),
+            (&["b", "y"], 20),
+            (&["b", "z"], 60),
+            (&["c", "x"], 25),
+            (&["c", "y"], 35),
+            (&["c", "z"], 45),
+        ];
+        let checked = check(&profile(), &counts(&cells), &[]);
+        let r = &checked.report;
+        assert_eq!(r.suppressed_primary, 1);
+        assert_eq!(r.suppressed_secondary, 3, "a rectangle: {:#?}", r.findings);
+        assert_suppressed_cells_unrecoverable(&checked.protected);
+    }
+
+    /// Independent check of a protected 2-D table: with every line total
+    /// known, no empty cell is determined.
+    pub(crate) fn assert_suppressed_cells_unrecoverable(t: &ResultTable) {
+        let base: Vec<&ResultRow> = t.rows.iter().filter(|r| !r.key.iter().any(|v| is_total_marker(v))).collect();
+        let hidden: Vec<usize> = (0..base.len()).filter(|&i| base[i].values[0].is_none()).collect();
+        let mut equations = Vec::new();
+        for d in 0..t.dimensions.len() {
+            let mut lines: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+            for (v, &i) in hidden.iter().enumerate() {
+                let mut k = base[i].key.clone();
+                k.remove(d);
+                lines.entry(k).or_default().push(v);
+            }
+            equations.extend(lines.into_values());
+        }
+        let rec = recoverable(hidden.len(), &equations);
+        assert!(rec.iter().all(|r| !r), "a suppressed cell is recoverable: {t:#?}");
+    }
+
+    /// Random tables with small cells: every small cell is hidden and no
+    /// hidden cell can be recomputed from the line totals.
+    #[test]
+    fn random_tables_never_expose_a_suppressed_cell() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..200 {
+            let (rows, cols) = (2 + next(4) as usize, 2 + next(4) as usize);
+            let names: Vec<(String, String)> =
+                (0..rows * cols).map(|i| (format!("r{}", i / cols), format!("c{}", i % cols))).collect();
+            let ns: Vec<u64> = names.iter().map(|_| if next(4) == 0 { next(10) } else { 10 + next(90) }).collect();
+            let keys: Vec<[&str; 2]> = names.iter().map(|(r, c)| [r.as_str(), c.as_str()]).collect();
+            let cells: Vec<(&[&str], u64)> = keys.iter().zip(&ns).map(|(k, n)| (k.as_slice(), *n)).collect();
+            let checked = check(&profile(), &counts(&cells), &[]);
+            if checked.report.verdict == keyong_model::report::Verdict::Block {
+                continue;
+            }
+            for (row, n) in checked.protected.rows.iter().zip(&ns) {
+                assert!(*n >= 10 || row.values[0].is_none(), "small cell shown: {row:?}");
+            }
+            assert_suppressed_cells_unrecoverable(&checked.protected);
+        }
+    }
+
+    #[test]
+    fn totals_are_recomputed_from_published_cells() {
+        let cells: Vec<(&[&str], u64)> = vec![(&["a"], 4), (&["b"], 40), (&["c"], 50), (&["合计"], 94)];
+        let checked = check(&profile(), &counts(&cells), &[]);
+        let t = &checked.protected;
+        assert_eq!(t.rows[0].values[0], None);
+        assert_eq!(t.rows[1].values[0], None, "secondary: the smaller of the others");
+        assert_eq!(t.rows[3].values[0], Some(50.0), "the total is the sum of what is shown");
+        assert_eq!(checked.report.totals_recomputed, 1);
+        assert!(checked.report.findings.iter().any(|f| f.rule == "threshold" && f.outcome == Outcome::Suppressed));
+    }
+
+    #[test]
+    fn absent_combinations_are_zeros_and_suppressed() {
+        let cells: Vec<(&[&str], u64)> =
+            vec![(&["a", "x"], 30), (&["a", "y"], 40), (&["b", "x"], 30), (&["c", "y"], 50), (&["c", "x"], 20)];
+        let checked = check(&profile(), &counts(&cells), &[]);
+        let t = &checked.protected;
+        let by = t.rows.iter().find(|r| r.key == ["b", "y"]).expect("the absent cell is shown");
+        assert_eq!(by.values[0], None);
+        assert!(checked.report.findings.iter().any(|f| f.rule == "zeros"));
+        assert_suppressed_cells_unrecoverable(t);
+    }
+}
