@@ -19,6 +19,7 @@ mod cells;
 mod differencing;
 mod identify;
 mod profile;
+mod reviewed;
 mod suppress;
 
 use keyong_model::Grade;
@@ -26,6 +27,7 @@ use keyong_model::api::ResultTable;
 use keyong_model::report::{CellRef, Finding, Outcome, Report};
 
 pub use profile::{AssociationRule, AssociationRules, CellRules, MicrodataRules, Profile, ReleaseRule, SizeRules};
+pub use reviewed::{candidate as reviewed_candidate, summarise};
 pub use suppress::{is_total_marker, recoverable};
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +171,14 @@ pub fn check(profile: &Profile, candidate: &Candidate, earlier: &[Earlier]) -> C
     }
     let primary = protection.primary_count();
     finish(profile, candidate, findings, protected, released, (primary, secondary, totals))
+}
+
+/// The differencing guard alone, for a release decision: the findings of
+/// `released` (cells of an already checked output) against `earlier`.
+pub fn differencing(profile: &Profile, released: &[ReleasedCell], earlier: &[Earlier]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    differencing::check(profile, released, earlier, &mut findings);
+    findings
 }
 
 fn finish(

@@ -102,9 +102,10 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<Output> {
         budget: keyong_model::Loss::Zcdp { rho: args.rho },
         min_contributors: 10,
         view_memory_bytes: 512 << 20,
+        grade: policy.grade,
         seed: args.seed,
     };
-    run.run(&datasets).await.map_err(|e| anyhow::anyhow!(e))
+    run.run(&datasets).await.map(|(output, _)| output).map_err(|e| anyhow::anyhow!(e))
 }
 
 pub(crate) async fn run(args: DevRun) -> anyhow::Result<()> {

@@ -8,10 +8,12 @@
 //! Parquet for the runtime.
 
 mod ingest;
+mod result;
 mod sql;
 mod view;
 
 pub use ingest::{IngestOutcome, Ingested, ingest};
+pub use result::{table_to_csv, table_to_parquet};
 pub use sql::SqlPlan;
 pub use view::{AuthorisedView, ViewTable};
 

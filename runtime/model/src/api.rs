@@ -163,6 +163,13 @@ pub struct DecisionRequest {
     pub public_comment: String,
 }
 
+impl DecisionRequest {
+    /// A decision with a private comment and no public one.
+    pub fn new(decision: Decision, comment: impl Into<String>) -> Self {
+        Self { decision, comment: comment.into(), public_comment: String::new() }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitModule {

@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod keys;
+mod outbound;
 pub mod pipeline;
 mod routes;
 mod runner;
@@ -65,6 +66,8 @@ pub(crate) struct AppState {
     pub(crate) root: Arc<Dir>,
     pub(crate) policies: Arc<Dir>,
     pub(crate) config: Arc<Config>,
+    /// The outbound rule profiles and association rules (read at start-up).
+    pub(crate) outbound: Arc<outbound::Outbound>,
     /// One permit per concurrently running job (sized to the sandbox pool).
     pub(crate) job_slots: Arc<Semaphore>,
 }
@@ -112,6 +115,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         what: format!("policies directory {}", config.policies.display()),
         source,
     })?;
+    let outbound = outbound::Outbound::load(&policies)?;
     let store =
         Store::open_sqlite(&config.data_root.join("keyong.db")).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let keys = keys::Keys::load_or_create(&root).map_err(|e| StartError::Setup(e.to_string()))?;
@@ -129,6 +133,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         root: Arc::new(root),
         policies: Arc::new(policies),
         config: Arc::new(config),
+        outbound: Arc::new(outbound),
     };
     runner::recover(&state).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let app = routes::router(state);

@@ -1,7 +1,9 @@
 //! The release pipelines, shared by the job runner and `keyong dev run`:
 //! authorised view → (aggregate) the module per unit and the trusted DP
 //! reducer, (blocks) the module per disjoint block of units and a DP mean,
-//! (sql) DataFusion filter/projection and host-side bounding — then noise.
+//! (sql) DataFusion filter/projection and host-side bounding — then noise;
+//! (reviewed) the module once over all authorised rows, no noise. Every run
+//! also yields the release candidate for the outbound checks.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,10 +12,11 @@ use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
 use keyong_data::{AuthorisedView, SqlPlan, ViewTable};
+use keyong_check::{Candidate, CellEvidence, ValueKind};
 use keyong_model::api::{Evidence, NoiseInfo, ResultTable};
-use keyong_model::{Column, ColumnValues, Loss, Manifest, Mode, UnitRows};
+use keyong_model::{Column, ColumnValues, Grade, Loss, Manifest, Mode, UnitRows};
 use keyong_privacy::{BlockAggregator, Reducer, Release, block_of};
-use keyong_sandbox::{JobLog, Sandbox, World};
+use keyong_sandbox::{JobLog, NamedRows, Sandbox, World};
 
 /// Extra time the outer timeout allows beyond the job's own time limit.
 const BACKSTOP_GRACE: Duration = Duration::from_secs(30);
@@ -37,7 +40,44 @@ pub fn preview(manifest: &Manifest, budget: Loss) -> Result<Vec<NoiseInfo>, Stri
             let (lower, upper) = manifest.bounds();
             Ok(BlockAggregator::plan(&manifest.outputs, lower, upper, manifest.blocks, budget).map_err(e)?.1)
         }
-        Mode::Reviewed => Err("the reviewed mode adds no noise".into()),
+        // No noise and no DP guarantee: the strictest outbound review instead.
+        Mode::Reviewed => Ok(Vec::new()),
+    }
+}
+
+/// A DP release as a candidate for the outbound checks: the noisy table,
+/// the true contributor counts as evidence (for reviewers' information).
+fn dp_candidate(manifest: &Manifest, output: &Output, grade: Grade) -> Candidate {
+    let t = &output.table;
+    let kinds = t
+        .columns
+        .iter()
+        .map(|c| match (manifest.mode, c.as_str()) {
+            (Mode::Aggregate, "count") => ValueKind::Count,
+            (Mode::Aggregate, "sum") => ValueKind::Sum,
+            (Mode::Aggregate, "mean") => ValueKind::Mean,
+            _ => ValueKind::Other,
+        })
+        .collect();
+    let evidence = if output.evidence.contributors.len() == t.rows.len() {
+        let empty = vec![None; t.columns.len()];
+        output
+            .evidence
+            .contributors
+            .iter()
+            .map(|&n| CellEvidence { contributors: n, values: empty.clone(), units: vec![] })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Candidate {
+        table: t.clone(),
+        kinds,
+        evidence,
+        integers: vec![],
+        units_total: output.evidence.units_total,
+        dp: true,
+        grade,
     }
 }
 
@@ -53,15 +93,31 @@ pub struct Run {
     pub budget: Loss,
     pub min_contributors: u64,
     pub view_memory_bytes: usize,
+    /// The grade of the output (the highest of its inputs), for the candidate.
+    pub grade: Grade,
     /// Seeds the module's randomness (unit or block `i` gets `seed + i`),
     /// the block assignment and the bounding hashes.
     pub seed: u64,
 }
 
 impl Run {
-    /// Runs the pipeline over the datasets under `datasets`. Errors are for
+    /// Runs the pipeline over the datasets under `datasets`: the output for
+    /// reviewers and the candidate for the outbound checks. Errors are for
     /// the platform's eyes only: they may depend on the data.
-    pub async fn run(self, datasets: &Dir) -> Result<Output, String> {
+    pub async fn run(self, datasets: &Dir) -> Result<(Output, Candidate), String> {
+        let (manifest, grade) = (self.manifest.clone(), self.grade);
+        let reviewed = manifest.mode == Mode::Reviewed;
+        let (output, candidate) = self.run_mode(datasets).await?;
+        match candidate {
+            Some(c) if reviewed => Ok((output, c)),
+            _ => {
+                let c = dp_candidate(&manifest, &output, grade);
+                Ok((output, c))
+            }
+        }
+    }
+
+    async fn run_mode(self, datasets: &Dir) -> Result<(Output, Option<Candidate>), String> {
         let view = AuthorisedView::open(datasets, vec![self.table.clone()], self.view_memory_bytes)
             .map_err(|e| e.to_string())?;
         if self.manifest.mode == Mode::Sql {
@@ -71,18 +127,39 @@ impl Run {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            return Ok(Output { table: release.table, evidence: release.evidence, logs: String::new() });
+            return Ok((Output { table: release.table, evidence: release.evidence, logs: String::new() }, None));
         }
         let units = view.units(&self.manifest.input, &self.manifest.columns).await.map_err(|e| e.to_string())?;
         // The loops check the job's time limit between calls and every call
         // has an epoch deadline; this outer timeout is the backstop for anything
         // neither can interrupt (the blocking thread then finishes on its own).
         let backstop = Duration::from_millis(self.sandbox.limits().job_deadline_ms) + BACKSTOP_GRACE;
-        let work = tokio::task::spawn_blocking(move || self.run_module(units));
+        let work = tokio::task::spawn_blocking(move || {
+            if self.manifest.mode == Mode::Reviewed { self.run_reviewed(units).map(|(o, c)| (o, Some(c))) } else { self.run_module(units).map(|o| (o, None)) }
+        });
         match tokio::time::timeout(backstop, work).await {
             Ok(joined) => joined.map_err(|e| e.to_string())?,
             Err(_) => Err(format!("the job did not finish within {backstop:?}")),
         }
+    }
+
+    /// Reviewed mode: the module once over every authorised row (no unit
+    /// column: it cannot print pseudonyms), then the host's own evidence.
+    fn run_reviewed(self, units: Vec<(u64, UnitRows)>) -> Result<(Output, Candidate), String> {
+        let sandbox = &self.sandbox;
+        let prepared = sandbox.prepare(&self.module_id, &self.wasm, World::Reviewed).map_err(|e| e.to_string())?;
+        let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
+        let rows = concat(&self.manifest.columns, units.iter().map(|(_, u)| u.clone()).collect());
+        let tables = vec![NamedRows { name: self.manifest.input.clone(), rows }];
+        let out = sandbox.transform(&prepared, tables, self.seed, &log).map_err(|e| format!("the module failed: {e:?}"))?;
+        let candidate = keyong_check::reviewed_candidate(&self.manifest, &units, &out, self.grade)?;
+        let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
+        let evidence = Evidence {
+            units_total: units.len() as u64,
+            contributors: candidate.evidence.iter().map(|e| e.contributors).collect(),
+            ..Evidence::default()
+        };
+        Ok((Output { table: candidate.table.clone(), evidence, logs: logs.finish() }, candidate))
     }
 
     fn run_module(self, units: Vec<(u64, UnitRows)>) -> Result<Output, String> {

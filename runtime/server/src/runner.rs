@@ -1,17 +1,21 @@
 //! The job runner: claims a queued job, runs its mode's [`Run`] pipeline,
-//! seals the output (SM4-GCM, AAD = job id) and puts it under review.
+//! runs the outbound checks, seals output and report (SM4-GCM, AAD = job
+//! id) and puts it under review (or approves it, where policy allows
+//! auto-approval and every condition holds).
 
 use keyong_data::ViewTable;
-use keyong_model::JobStatus;
 use keyong_model::api::RowFilter;
+use keyong_model::report::Verdict;
+use keyong_model::{Grade, JobStatus};
 use keyong_policy::CONSENT_GIVEN;
 use keyong_store::JobRow;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::pipeline::{Output, Run};
+use crate::outbound::{self, Sealed};
+use crate::pipeline::Run;
 
-pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Output, ApiError> {
+pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Sealed, ApiError> {
     let sealed = job.sealed_output.as_ref().ok_or_else(|| ApiError::InvalidState("the job has no output".into()))?;
     let plain = st
         .keys
@@ -102,18 +106,26 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         budget: job.view.budget,
         min_contributors: st.config.min_contributors,
         view_memory_bytes: st.config.view_memory_bytes,
+        grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::Core),
         seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
     };
-    let output = run.run(&datasets).await?;
+    let (output, candidate) = run.run(&datasets).await?;
+    let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;
+    let earlier = outbound::open_earlier(st, earlier)?;
+    let sealed = outbound::check(st, output, &candidate, &earlier);
+    let verdict = sealed.report.verdict;
+    let auto = auto_approvable(st, &job, &sealed, candidate.grade).await.map_err(e)?;
 
-    let plain = serde_json::to_vec(&output).map_err(|e| e.to_string())?;
-    let sealed = st.keys.seal.seal(&plain, job_id.as_bytes()).map_err(|e| e.to_string())?;
+    let plain = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
+    let blob = st.keys.seal.seal(&plain, job_id.as_bytes()).map_err(|e| e.to_string())?;
     let mut tx = st.store.begin().await.map_err(e)?;
-    tx.set_job_output(job_id, &sealed).await.map_err(e)?;
-    if !tx.set_job_status(job_id, JobStatus::Running, JobStatus::UnderReview).await.map_err(e)? {
+    tx.set_job_output(job_id, &blob, verdict).await.map_err(e)?;
+    let next = if auto.is_some() { JobStatus::Approved } else { JobStatus::UnderReview };
+    if !tx.set_job_status(job_id, JobStatus::Running, next).await.map_err(e)? {
         return Err("job left the running state".into());
     }
-    let ev = &output.evidence;
+    let ev = &sealed.output.evidence;
+    let report = &sealed.report;
     tx.audit(
         "system",
         "job.checked",
@@ -122,12 +134,40 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
             "output_sm3": keyong_crypto::sm3_hex(&plain),
             "units": ev.units_total,
             "units_failed": ev.units_failed,
-            "suppressed_cells": ev.suppressed_cells,
             "rho_noise": ev.noise.iter().map(|n| n.rho).sum::<f64>(),
+            "profile": report.profile,
+            "profile_hash": report.profile_hash,
+            "verdict": report.verdict,
+            "findings": report.findings.len(),
+            "suppressed_cells": report.suppressed_primary + report.suppressed_secondary,
         }),
     )
     .await
     .map_err(e)?;
+    if let Some(twin) = auto {
+        let detail = serde_json::json!({ "status": JobStatus::Approved, "auto_approved": true, "as_approved_job": twin });
+        tx.audit("system", "job.auto_approved", job_id, detail.clone()).await.map_err(e)?;
+        tx.audit("system", "filing.outbound_review", job_id, detail).await.map_err(e)?;
+    }
     tx.commit().await.map_err(e)?;
     Ok(())
+}
+
+/// Auto-approval, only where the grade's profile allows it: every check
+/// passes, and an earlier job of the identical module (so identical
+/// parameters) with the identical budget, over inputs of the same names and
+/// grade, was approved by two reviewers. Returns that earlier job.
+async fn auto_approvable(
+    st: &AppState,
+    job: &JobRow,
+    sealed: &Sealed,
+    grade: Grade,
+) -> Result<Option<String>, keyong_store::Error> {
+    let profile = st.outbound.profile(grade);
+    if !profile.auto_approval || sealed.report.verdict != Verdict::Pass || grade != Grade::General {
+        return Ok(None);
+    }
+    let names = |j: &JobRow| j.inputs.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+    let twins = st.store.reviewer_approved_twins(job).await?;
+    Ok(twins.into_iter().find(|t| names(t) == names(job)).map(|t| t.view.id))
 }

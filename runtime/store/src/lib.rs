@@ -32,6 +32,9 @@ pub enum Error {
     Corrupt(String),
     #[error("database error: {0}")]
     Db(sqlx::Error),
+    /// The database was written by another version of keyong.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl From<sqlx::Error> for Error {
@@ -44,6 +47,19 @@ impl From<sqlx::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The schema version this code writes (`PRAGMA user_version`; the
+/// statement in [`Store::open_sqlite`] spells the same number).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// A released product and what the public list shows of it.
+#[derive(Debug, Clone)]
+pub struct ProductRow {
+    pub receipt: keyong_model::api::Receipt,
+    pub scenario_title: String,
+    pub operator: String,
+    pub manifest: keyong_model::Manifest,
+}
 
 /// Current time, RFC 3339, UTC.
 pub fn now() -> String {
@@ -66,7 +82,15 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&pool).await?;
+        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetch_one(&pool).await?;
+        if tables > 0 && version != SCHEMA_VERSION {
+            return Err(Error::Schema(format!(
+                "the database has schema version {version}; this keyong needs {SCHEMA_VERSION} (there are no migrations yet: start from a new data root)"
+            )));
+        }
         sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
+        sqlx::raw_sql("PRAGMA user_version = 2").execute(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -140,6 +164,115 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::vote_from_row).collect()
+    }
+
+    /// The authority's sign-off of a job, if any.
+    pub async fn signoff(&self, job_id: &str) -> Result<Option<keyong_model::api::VoteRecord>> {
+        let row = sqlx::query("SELECT authority AS reviewer, decision, comment, public_comment, at FROM signoffs WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| rows::vote_from_row(&r)).transpose()
+    }
+
+    /// Sealed unit sets of every released non-DP output of a dataset version: (job id, sealed).
+    pub async fn released_cells(&self, dataset: &str, version: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
+            .bind(dataset)
+            .bind(version)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
+    }
+
+    /// Released products, newest first: (receipt JSON, job, scenario title, operator name, module manifest).
+    pub async fn products(&self) -> Result<Vec<ProductRow>> {
+        let rows = sqlx::query(
+            "SELECT r.receipt_json, s.title, o.name AS operator, m.manifest_json FROM releases r
+             JOIN jobs j ON j.id = r.job_id JOIN scenarios s ON s.id = j.scenario
+             JOIN orgs o ON o.id = j.operator_org JOIN modules m ON m.id = j.module ORDER BY r.at DESC, r.job_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProductRow {
+                    receipt: json("receipt", r.get("receipt_json"))?,
+                    scenario_title: r.get("title"),
+                    operator: r.get("operator"),
+                    manifest: json("manifest", r.get("manifest_json"))?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn incidents(&self) -> Result<Vec<keyong_model::api::Incident>> {
+        let rows = sqlx::query("SELECT * FROM incidents ORDER BY at, id").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(keyong_model::api::Incident {
+                    id: r.get("id"),
+                    rule: r.get("rule"),
+                    reason: r.get("reason"),
+                    operator_org: r.get("operator_org"),
+                    scenario: r.get("scenario"),
+                    module: r.get("module"),
+                    datasets: json("incident datasets", r.get("datasets_json"))?,
+                    columns: json("incident columns", r.get("columns_json"))?,
+                    at: r.get("at"),
+                })
+            })
+            .collect()
+    }
+
+    /// What an operator organisation's jobs have read so far (each job's
+    /// module input and columns), for the association rules.
+    pub async fn org_usage(&self, org: &str) -> Result<Vec<keyong_model::Manifest>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT m.manifest_json FROM jobs j JOIN modules m ON m.id = j.module WHERE j.operator_org = ?",
+        )
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json("manifest", r.get("manifest_json"))).collect()
+    }
+
+    /// Modules of the same operator, scenario and name as `module`, newest
+    /// first, with the job that last got them approved: (module, job).
+    pub async fn approved_versions(&self, module: &ModuleRow) -> Result<Vec<(ModuleRow, String)>> {
+        let rows = sqlx::query(
+            "SELECT m.*, j.id AS job_id FROM modules m JOIN jobs j ON j.module = m.id
+             WHERE m.operator_org = ? AND m.scenario = ? AND m.id != ? AND j.status IN ('approved', 'released')
+             ORDER BY j.created_at DESC",
+        )
+        .bind(&module.operator_org)
+        .bind(&module.scenario)
+        .bind(&module.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let m = ModuleRow::from_row(r)?;
+            if m.manifest.name == module.manifest.name {
+                out.push((m, r.get("job_id")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Earlier jobs of the same module and budget that two reviewers approved (for auto-approval).
+    pub async fn reviewer_approved_twins(&self, job: &JobRow) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query(
+            "SELECT j.* FROM jobs j WHERE j.module = ? AND j.budget_json = ? AND j.id != ?
+             AND j.status IN ('approved', 'released')
+             AND (SELECT COUNT(*) FROM votes v WHERE v.job_id = j.id AND v.decision = 'approve') >= 2",
+        )
+        .bind(&job.view.module)
+        .bind(serde_json::to_string(&job.view.budget).expect("serialisable"))
+        .bind(&job.view.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(JobRow::from_row).collect()
     }
 
     /// The release of a job: (receipt JSON, signature hex).

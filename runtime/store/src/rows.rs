@@ -32,6 +32,7 @@ pub(crate) fn vote_from_row(r: &SqliteRow) -> Result<VoteRecord> {
         reviewer: r.get("reviewer"),
         decision: parse("decision", r.get("decision"))?,
         comment: r.get("comment"),
+        public_comment: r.get("public_comment"),
         at: r.get("at"),
     })
 }
@@ -156,6 +157,8 @@ pub struct JobRow {
     /// `[{name, version}]` of the inputs, fixed when the job was accepted.
     pub inputs: Vec<keyong_model::api::InputVersion>,
     pub sealed_output: Option<Vec<u8>>,
+    /// The outbound check's verdict, once checked.
+    pub verdict: Option<keyong_model::report::Verdict>,
 }
 
 impl JobRow {
@@ -171,11 +174,17 @@ impl JobRow {
                 rho: r.get("rho"),
                 created_at: r.get("created_at"),
                 updated_at: r.get("updated_at"),
+                comments: Vec::new(),
             },
             operator_org: r.get("operator_org"),
             submitted_by: r.get("submitted_by"),
             inputs: json("job inputs", r.get("inputs_json"))?,
             sealed_output: r.get("sealed_output"),
+            verdict: r
+                .get::<Option<String>, _>("verdict")
+                .map(|v| serde_json::from_value(serde_json::Value::String(v)))
+                .transpose()
+                .map_err(|e| crate::Error::Corrupt(format!("job verdict: {e}")))?,
         })
     }
 }

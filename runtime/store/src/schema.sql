@@ -1,4 +1,5 @@
--- keyong metadata store, SQLite dialect. Applied idempotently at start-up.
+-- keyong metadata store, SQLite dialect. Applied idempotently at start-up;
+-- `PRAGMA user_version` records the schema version (see `SCHEMA_VERSION`).
 CREATE TABLE IF NOT EXISTS orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -70,6 +71,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     status TEXT NOT NULL,
     inputs_json TEXT NOT NULL,
     sealed_output BLOB,
+    -- The outbound check's verdict (pass / review / block) once checked.
+    verdict TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -80,8 +83,39 @@ CREATE TABLE IF NOT EXISTS votes (
     reviewer TEXT NOT NULL REFERENCES users(id),
     decision TEXT NOT NULL,
     comment TEXT NOT NULL,
+    public_comment TEXT NOT NULL DEFAULT '',
     at TEXT NOT NULL,
     PRIMARY KEY (job_id, reviewer)
+);
+-- The authority's sign-off of outputs derived from 重要 data.
+CREATE TABLE IF NOT EXISTS signoffs (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+    authority TEXT NOT NULL REFERENCES users(id),
+    decision TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    public_comment TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL
+);
+-- The units behind every published cell of a released non-DP output
+-- (SM4-GCM sealed, AAD = job id), for the differencing guard.
+CREATE TABLE IF NOT EXISTS released_cells (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+    dataset TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sealed BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS released_cells_data ON released_cells (dataset, version);
+-- Association-risk incidents (关联汇聚风险) raised to the authority.
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    operator_org TEXT NOT NULL REFERENCES orgs(id),
+    scenario TEXT NOT NULL,
+    module TEXT NOT NULL,
+    datasets_json TEXT NOT NULL,
+    columns_json TEXT NOT NULL,
+    at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS releases (
     job_id TEXT PRIMARY KEY REFERENCES jobs(id),

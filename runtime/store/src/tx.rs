@@ -5,7 +5,8 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use keyong_crypto::audit;
-use keyong_model::api::{CatalogEntry, InputVersion, Org, Scenario, VoteRecord};
+use keyong_model::api::{CatalogEntry, Incident, InputVersion, Org, Scenario, VoteRecord};
+use keyong_model::report::Verdict;
 use keyong_model::{JobStatus, Loss, Manifest, Role, ScenarioStatus};
 
 use crate::{Result, now};
@@ -211,6 +212,7 @@ impl Tx {
         org: &str,
         user: &str,
         budget: Loss,
+        rho: f64,
         replay_key: &str,
         inputs: &[InputVersion],
     ) -> Result<()> {
@@ -222,7 +224,7 @@ impl Tx {
         .bind(module)
         .bind(org)
         .bind(user)
-        .bind(budget.rho())
+        .bind(rho)
         .bind(serde_json::to_string(&budget).expect("serialisable"))
         .bind(replay_key)
         .bind(JobStatus::Queued.as_str())
@@ -256,10 +258,12 @@ impl Tx {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Stores the sealed (SM4-GCM) output of a job.
-    pub async fn set_job_output(&mut self, id: &str, sealed: &[u8]) -> Result<()> {
-        sqlx::query("UPDATE jobs SET sealed_output = ? WHERE id = ?")
+    /// Stores the sealed (SM4-GCM) output of a job and its check verdict.
+    pub async fn set_job_output(&mut self, id: &str, sealed: &[u8], verdict: Verdict) -> Result<()> {
+        let verdict = serde_json::to_value(verdict).expect("serialisable");
+        sqlx::query("UPDATE jobs SET sealed_output = ?, verdict = ? WHERE id = ?")
             .bind(sealed)
+            .bind(verdict.as_str())
             .bind(id)
             .execute(&mut *self.tx)
             .await?;
@@ -267,12 +271,65 @@ impl Tx {
     }
 
     pub async fn insert_vote(&mut self, job_id: &str, vote: &VoteRecord) -> Result<()> {
-        sqlx::query("INSERT INTO votes (job_id, reviewer, decision, comment, at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO votes (job_id, reviewer, decision, comment, public_comment, at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(job_id)
             .bind(&vote.reviewer)
             .bind(vote.decision.as_str())
             .bind(&vote.comment)
+            .bind(&vote.public_comment)
             .bind(&vote.at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the authority's sign-off (the reviewer field names the authority user).
+    pub async fn insert_signoff(&mut self, job_id: &str, signoff: &VoteRecord) -> Result<()> {
+        sqlx::query("INSERT INTO signoffs (job_id, authority, decision, comment, public_comment, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(job_id)
+            .bind(&signoff.reviewer)
+            .bind(signoff.decision.as_str())
+            .bind(&signoff.comment)
+            .bind(&signoff.public_comment)
+            .bind(&signoff.at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers the sealed unit sets of a released non-DP output.
+    pub async fn insert_released_cells(&mut self, job_id: &str, dataset: &str, version: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO released_cells (job_id, dataset, version, sealed) VALUES (?, ?, ?, ?)")
+            .bind(job_id)
+            .bind(dataset)
+            .bind(version)
+            .bind(sealed)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Job ids of released non-DP outputs of a dataset version (inside this transaction).
+    pub async fn released_cells(&mut self, dataset: &str, version: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
+            .bind(dataset)
+            .bind(version)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
+    }
+
+    pub async fn insert_incident(&mut self, i: &Incident) -> Result<()> {
+        sqlx::query("INSERT INTO incidents (id, rule, reason, operator_org, scenario, module, datasets_json, columns_json, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(&i.id)
+            .bind(&i.rule)
+            .bind(&i.reason)
+            .bind(&i.operator_org)
+            .bind(&i.scenario)
+            .bind(&i.module)
+            .bind(serde_json::to_string(&i.datasets).expect("serialisable"))
+            .bind(serde_json::to_string(&i.columns).expect("serialisable"))
+            .bind(&i.at)
             .execute(&mut *self.tx)
             .await?;
         Ok(())

@@ -46,7 +46,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         rho_budget: 1.0,
     };
     assert_eq!(code(operator.ingest(&ingest).await), ErrorCode::Forbidden);
-    let approve = DecisionRequest { decision: Decision::Approve, comment: String::new() };
+    let approve = DecisionRequest::new(Decision::Approve, String::new());
     assert_eq!(code(operator.authority_approve(&outcome.scenario.id, &approve).await), ErrorCode::Forbidden);
     let user = keyong_model::api::CreateUser {
         org_id: outcome.actors.operator_org.clone(),
@@ -144,12 +144,17 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         code(operator.submit_module(&sign_module(key, &wasm, &blocks).unwrap()).await),
         ErrorCode::InvalidManifest
     );
-    // The reviewed mode has no release path without the airlock.
+    // The walkthrough's scenario does not allow the reviewed mode.
     let mut reviewed = blocks.clone();
     reviewed.mode = keyong_model::Mode::Reviewed;
     (reviewed.outputs, reviewed.value) = (vec![], None);
     reviewed.output_schema =
-        vec![keyong_model::OutputColumn { name: "n".into(), data_type: keyong_model::ColumnType::Int64 }];
+        vec![keyong_model::OutputColumn {
+            name: "n".into(),
+            data_type: keyong_model::ColumnType::Int64,
+            role: keyong_model::OutputRole::Count,
+            source: None,
+        }];
     assert_eq!(
         code(operator.submit_module(&sign_module(key, &wasm, &reviewed).unwrap()).await),
         ErrorCode::PolicyDenied
@@ -215,12 +220,12 @@ async fn reviewers_are_blind_and_cannot_vote_twice() {
     let job = r1.wait_for_job(&job.id, std::time::Duration::from_secs(300)).await.unwrap();
     assert_eq!(job.status, keyong_model::JobStatus::UnderReview);
     assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
-    let approve = DecisionRequest { decision: Decision::Approve, comment: "ok".into() };
+    let approve = DecisionRequest::new(Decision::Approve, "ok");
     r1.vote(&job.id, &approve).await.unwrap();
     assert!(r1.review(&job.id).await.unwrap().votes.is_some(), "a reviewer who voted sees the votes");
     assert!(r2.review(&job.id).await.unwrap().votes.is_none(), "blind until the second vote");
     assert_eq!(code(r1.vote(&job.id, &approve).await), ErrorCode::Conflict);
-    let reject = DecisionRequest { decision: Decision::Reject, comment: "cell too small".into() };
+    let reject = DecisionRequest::new(Decision::Reject, "cell too small");
     let job = r2.vote(&job.id, &reject).await.unwrap();
     assert_eq!(job.status, keyong_model::JobStatus::Rejected);
     assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);

@@ -1,20 +1,24 @@
-//! Jobs: submission (with budget reservation), status, release.
+//! Jobs: submission (with budget reservation and the association rules),
+//! status, withdrawal, closing failed runs, release, the product list.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use base64::Engine as _;
+
 use keyong_model::api::{
-    DatasetBudget, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview, Receipt, ReleaseBundle, ScenarioBudget,
-    SubmitJob,
+    DatasetBudget, DecisionRequest, Incident, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview, Product, Receipt,
+    ReleaseBundle, ScenarioBudget, SubmitJob,
 };
-use keyong_model::{Grade, JobStatus, Loss, Role};
+use keyong_model::report::Outcome;
+use keyong_model::{Grade, JobStatus, Loss, Mode, Role};
 use keyong_store::{DatasetRow, JobRow, ModuleRow, ScenarioRow};
 
 use super::new_id;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::pipeline::Output;
+use crate::outbound::{self, Sealed};
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::{agreement_in_force, visible as visible_scenario};
 use crate::{pipeline, runner};
@@ -80,17 +84,63 @@ fn replay_key(module: &str, budget: Loss, inputs: &[InputVersion]) -> String {
     keyong_crypto::sm3_hex(canonical.to_string().as_bytes())
 }
 
-/// What the caller may see of a job: operators see `pending` and no
-/// timings until a reviewer has decided (run times and failures depend on data).
-pub(crate) fn view_for(caller: &Caller, job: JobView) -> JobView {
-    if caller.role() != Role::Operator {
-        return job;
+/// What the caller may see of a job. Operators see `pending` and no timings
+/// until the job is decided (run times, failures and the checks depend on
+/// the data); once decided, everyone sees the reviewers' public comments.
+pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResult<JobView> {
+    let mut v = job.view;
+    let decided = matches!(
+        v.status,
+        JobStatus::Approved | JobStatus::ChangesRequested | JobStatus::Rejected | JobStatus::Released
+    );
+    if decided {
+        let votes = st.store.votes(&v.id).await?;
+        let signoff = st.store.signoff(&v.id).await?;
+        v.comments = votes.iter().chain(&signoff).map(|c| c.public_comment.clone()).filter(|c| !c.is_empty()).collect();
     }
-    let status = match job.status {
-        JobStatus::Queued | JobStatus::Running | JobStatus::UnderReview | JobStatus::Failed => JobStatus::Pending,
+    if caller.role() != Role::Operator {
+        return Ok(v);
+    }
+    let status = match v.status {
+        JobStatus::Queued
+        | JobStatus::Running
+        | JobStatus::UnderReview
+        | JobStatus::AwaitingSignoff
+        | JobStatus::Failed => JobStatus::Pending,
         decided => decided,
     };
-    JobView { status, updated_at: job.created_at.clone(), ..job }
+    Ok(JobView { status, updated_at: v.created_at.clone(), ..v })
+}
+
+/// 关联汇聚风险: refuses a job that would complete a forbidden combination
+/// of datasets or columns across the operator's jobs, and raises an
+/// incident to the authority (in its own transaction, so it stays filed).
+async fn association_check(st: &AppState, caller: &Caller, module: &ModuleRow) -> ApiResult<()> {
+    let earlier = st.store.org_usage(caller.org()).await?;
+    let (datasets, columns) = outbound::usage(&earlier, &module.manifest);
+    let Some(rule) = st.outbound.association.tripped(&datasets, &columns) else { return Ok(()) };
+    let mut tx = st.store.begin().await?;
+    let incident = Incident {
+        id: new_id(),
+        rule: rule.name.clone(),
+        reason: rule.reason.clone(),
+        operator_org: caller.org().to_string(),
+        scenario: module.scenario.clone(),
+        module: module.id.clone(),
+        datasets,
+        columns,
+        at: tx.now().to_string(),
+    };
+    tx.insert_incident(&incident).await?;
+    let detail = serde_json::json!({ "incident": incident.id, "rule": rule.name, "rules_hash": st.outbound.association.hash, "module": module.id });
+    tx.audit(caller.id(), "incident.association_risk", &incident.id, detail.clone()).await?;
+    tx.audit("system", "filing.incident", &incident.id, detail).await?;
+    tx.commit().await?;
+    Err(ApiError::PolicyDenied(format!(
+        "association risk rule `{}`: this job would combine data your organisation may not combine; \
+         nothing ran and nothing was charged; the authority has been notified (incident {})",
+        rule.name, incident.id
+    )))
 }
 
 pub(crate) async fn submit(
@@ -99,6 +149,7 @@ pub(crate) async fn submit(
     Json(req): Json<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let Resolved { module, scenario, dataset, .. } = resolve(&st, &caller, &req).await?;
+    association_check(&st, &caller, &module).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
     let key = replay_key(&module.id, req.budget, &inputs);
     let mut tx = st.store.begin().await?;
@@ -107,10 +158,13 @@ pub(crate) async fn submit(
         tx.audit(caller.id(), "job.replay", &earlier, serde_json::json!({ "module": module.id })).await?;
         tx.commit().await?;
         let job = st.store.job(&earlier).await?.ok_or_else(|| ApiError::Internal("job vanished".into()))?;
-        return Ok((StatusCode::OK, Json(view_for(&caller, job.view))));
+        return Ok((StatusCode::OK, Json(view(&st, &caller, job).await?)));
     }
-    let rho = req.budget.rho();
-    if let Err(short) = tx.reserve_budget(&dataset.entry.name, &scenario.scenario.id, rho).await? {
+    // The reviewed mode adds no noise and spends no budget; it passes the strictest review instead.
+    let rho = if module.manifest.mode == Mode::Reviewed { 0.0 } else { req.budget.rho() };
+    if rho > 0.0
+        && let Err(short) = tx.reserve_budget(&dataset.entry.name, &scenario.scenario.id, rho).await?
+    {
         drop(tx);
         return Err(ApiError::BudgetExhausted(format!(
             "this run would charge ρ = {rho}, more than is left (scenario: {:.6}, dataset: {:.6}); nothing was charged",
@@ -118,7 +172,7 @@ pub(crate) async fn submit(
         )));
     }
     let id = new_id();
-    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, &key, &inputs).await?;
+    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, rho, &key, &inputs).await?;
     tx.audit(
         caller.id(),
         "job.submit",
@@ -129,7 +183,7 @@ pub(crate) async fn submit(
     tx.commit().await?;
     runner::spawn(st.clone(), id.clone());
     let job = st.store.job(&id).await?.ok_or_else(|| ApiError::Internal("job vanished".into()))?;
-    Ok((StatusCode::ACCEPTED, Json(view_for(&caller, job.view))))
+    Ok((StatusCode::ACCEPTED, Json(view(&st, &caller, job).await?)))
 }
 
 /// The accuracy preview: the noise every output would get, and the budget
@@ -186,14 +240,93 @@ pub(crate) async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    Ok(Json(view_for(&caller, visible(&st, &caller, &id).await?.view)))
+    let job = visible(&st, &caller, &id).await?;
+    Ok(Json(view(&st, &caller, job).await?))
 }
 
-fn bundle(st: &AppState, receipt_json: &str, signature_hex: String, output: Output) -> ApiResult<ReleaseBundle> {
+/// The operator withdraws a job at any point before release. The budget
+/// stays charged (a refund would depend on what the run saw).
+pub(crate) async fn withdraw(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    caller.require(&[Role::Operator])?;
+    let job = visible(&st, &caller, &id).await?;
+    let from = job.view.status;
+    let open = matches!(
+        from,
+        JobStatus::Queued
+            | JobStatus::Running
+            | JobStatus::UnderReview
+            | JobStatus::AwaitingSignoff
+            | JobStatus::Approved
+            | JobStatus::Failed
+    );
+    if !open {
+        let shown = view(&st, &caller, job).await?.status;
+        return Err(ApiError::InvalidState(format!("job is {shown}; only jobs not yet decided or released can be withdrawn")));
+    }
+    let mut tx = st.store.begin().await?;
+    if !tx.set_job_status(&id, from, JobStatus::Withdrawn).await? {
+        return Err(ApiError::InvalidState("job changed state; try again".into()));
+    }
+    let detail = serde_json::json!({ "status": JobStatus::Withdrawn });
+    tx.audit(caller.id(), "job.withdraw", &id, detail.clone()).await?;
+    tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
+    tx.commit().await?;
+    let job = visible(&st, &caller, &id).await?;
+    Ok(Json(view(&st, &caller, job).await?))
+}
+
+/// The agency closes a failed run: the operator sees it rejected (never
+/// why: the failure may depend on the data), with the public comment.
+pub(crate) async fn close(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<DecisionRequest>,
+) -> ApiResult<Json<JobView>> {
+    caller.require(&[Role::Agency])?;
+    if req.decision != keyong_model::Decision::Reject {
+        return Err(ApiError::BadRequest("closing a failed run is a `reject` decision".into()));
+    }
+    if req.public_comment.chars().count() > 2000 || req.comment.chars().count() > 2000 {
+        return Err(ApiError::BadRequest("comments must be at most 2000 characters".into()));
+    }
+    let job = visible(&st, &caller, &id).await?;
+    if job.view.status != JobStatus::Failed {
+        return Err(ApiError::InvalidState(format!("job is {}; only failed runs are closed", job.view.status)));
+    }
+    let mut tx = st.store.begin().await?;
+    if !tx.set_job_status(&id, JobStatus::Failed, JobStatus::Rejected).await? {
+        return Err(ApiError::InvalidState("job changed state; try again".into()));
+    }
+    let record = keyong_model::api::VoteRecord {
+        reviewer: caller.id().to_string(),
+        decision: req.decision,
+        comment: req.comment.clone(),
+        public_comment: req.public_comment.clone(),
+        at: tx.now().to_string(),
+    };
+    tx.insert_vote(&id, &record).await?;
+    let detail = serde_json::json!({ "status": JobStatus::Rejected, "closed_failed_run": true });
+    tx.audit(caller.id(), "job.close", &id, detail.clone()).await?;
+    tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
+    tx.commit().await?;
+    let job = visible(&st, &caller, &id).await?;
+    Ok(Json(view(&st, &caller, job).await?))
+}
+
+fn bundle(st: &AppState, receipt_json: &str, signature_hex: String, sealed: Sealed) -> ApiResult<ReleaseBundle> {
     let receipt: Receipt = serde_json::from_str(receipt_json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let parquet = keyong_data::table_to_parquet(&sealed.protected).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(ReleaseBundle {
-        table: output.table,
-        logs: output.logs,
+        csv: keyong_data::table_to_csv(&sealed.protected),
+        parquet_base64: base64::engine::general_purpose::STANDARD.encode(parquet),
+        report: sealed.report.summary(),
+        table: sealed.protected,
+        logs: sealed.output.logs,
         receipt,
         signature_hex,
         platform_public_key_hex: st.keys.platform.public_key_hex(),
@@ -213,18 +346,39 @@ pub(crate) async fn release(
         JobStatus::Released => {
             let (receipt, sig) =
                 st.store.release(&id).await?.ok_or_else(|| ApiError::Internal("release record missing".into()))?;
-            let output = runner::open_output(&st, &job)?;
-            return Ok(Json(bundle(&st, &receipt, sig, output)?));
+            let sealed = runner::open_output(&st, &job)?;
+            return Ok(Json(bundle(&st, &receipt, sig, sealed)?));
         }
-        other => return Err(ApiError::InvalidState(format!("job is {other}; only approved jobs can be released"))),
+        _ => {
+            let shown = view(&st, &caller, job).await?.status;
+            return Err(ApiError::InvalidState(format!("job is {shown}; only approved jobs can be released")));
+        }
     }
-    let output = runner::open_output(&st, &job)?;
+    let sealed = runner::open_output(&st, &job)?;
     let module = st.store.module(&job.view.module).await?.ok_or_else(|| ApiError::Internal("module missing".into()))?;
     let dataset =
         st.store.dataset(&module.manifest.input).await?.ok_or_else(|| ApiError::Internal("dataset missing".into()))?;
     let approvals = st.store.votes(&id).await?;
-    let table_json = serde_json::to_vec(&output.table).expect("serialisable");
+    let signoff = st.store.signoff(&id).await?;
+    let table_json = serde_json::to_vec(&sealed.protected).expect("serialisable");
+    let report_json = serde_json::to_vec(&sealed.report).expect("serialisable");
+    let (name, version) = (&dataset.entry.name, &dataset.entry.version);
     let mut tx = st.store.begin().await?;
+    // The differencing guard again, inside the write transaction: releases
+    // approved at the same time are compared with each other here.
+    if module.manifest.mode == Mode::Reviewed && st.outbound.profile(sealed.report.derived_grade).differencing {
+        let earlier = outbound::open_earlier(&st, tx.released_cells(name, version).await?).map_err(ApiError::Internal)?;
+        let profile = st.outbound.profile(sealed.report.derived_grade);
+        let findings = keyong_check::differencing(profile, &sealed.released_cells, &earlier);
+        if findings.iter().any(|f| f.outcome == Outcome::Block) {
+            tx.set_job_status(&id, JobStatus::Approved, JobStatus::Rejected).await?;
+            let detail = serde_json::json!({ "status": JobStatus::Rejected, "rule": "differencing" });
+            tx.audit("system", "job.differencing_blocked", &id, detail.clone()).await?;
+            tx.audit("system", "filing.outbound_review", &id, detail).await?;
+            tx.commit().await?;
+            return Err(ApiError::InvalidState("job is rejected; only approved jobs can be released".into()));
+        }
+    }
     let receipt = Receipt {
         id: new_id(),
         job_id: id.clone(),
@@ -232,11 +386,14 @@ pub(crate) async fn release(
         scenario: job.view.scenario.clone(),
         inputs: job.inputs.clone(),
         policy_hash: dataset.entry.policy_hash.clone(),
+        profile_hash: sealed.report.profile_hash.clone(),
+        report_hash: keyong_crypto::sm3_hex(&report_json),
         result_hash: keyong_crypto::sm3_hex(&table_json),
-        logs_hash: keyong_crypto::sm3_hex(output.logs.as_bytes()),
+        logs_hash: keyong_crypto::sm3_hex(sealed.output.logs.as_bytes()),
         approvals,
+        signoff,
         rho_spent: job.view.rho,
-        derived_grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::General),
+        derived_grade: sealed.report.derived_grade,
         released_at: tx.now().to_string(),
     };
     let receipt_json = serde_json::to_string(&receipt).expect("serialisable");
@@ -245,13 +402,41 @@ pub(crate) async fn release(
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
     tx.insert_release(&id, &receipt_json, &signature).await?;
-    tx.audit(
-        caller.id(),
-        "job.release",
-        &id,
-        serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "signature": signature }),
-    )
-    .await?;
+    if !sealed.released_cells.is_empty() {
+        let plain = serde_json::to_vec(&sealed.released_cells).expect("serialisable");
+        let blob = st.keys.seal.seal(&plain, id.as_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        tx.insert_released_cells(&id, name, version, &blob).await?;
+    }
+    let detail = serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "report_hash": receipt.report_hash, "signature": signature });
+    tx.audit(caller.id(), "job.release", &id, detail.clone()).await?;
+    tx.audit(caller.id(), "filing.release", &id, detail).await?;
     tx.commit().await?;
-    Ok(Json(bundle(&st, &receipt_json, signature, output)?))
+    Ok(Json(bundle(&st, &receipt_json, signature, sealed)?))
+}
+
+/// The public list of released data products (no authentication).
+pub(crate) async fn products(State(st): State<AppState>) -> ApiResult<Json<Vec<Product>>> {
+    let rows = st.store.products().await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|p| Product {
+                receipt_id: p.receipt.id,
+                job_id: p.receipt.job_id,
+                scenario: p.receipt.scenario,
+                scenario_title: p.scenario_title,
+                operator: p.operator,
+                module_name: p.manifest.name,
+                mode: p.manifest.mode,
+                derived_grade: p.receipt.derived_grade,
+                result_hash: p.receipt.result_hash,
+                released_at: p.receipt.released_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Association-risk incidents, for the authority and the agency.
+pub(crate) async fn incidents(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Incident>>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    Ok(Json(st.store.incidents().await?))
 }

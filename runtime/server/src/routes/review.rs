@@ -1,18 +1,24 @@
-//! The reviewer airlock: queue, blind two-person review, votes.
+//! The reviewer airlock: queue, blind two-person review, votes, and the
+//! authority's sign-off for outputs derived from 重要 (important) data.
+//!
+//! States: (submitted: queued/running) → under_review → approved /
+//! changes_requested / rejected; approved → released; 重要-derived outputs
+//! pass through awaiting_signoff after the reviewers; the operator may
+//! withdraw until release. Every change is filed (备案) and audited.
 
 use axum::extract::{Path, State};
 
-use keyong_model::api::{DecisionRequest, JobView, ReviewView, VoteRecord};
+use keyong_check::ReleaseRule;
+use keyong_model::api::{DecisionRequest, FieldChange, JobView, ModuleDiff, ReviewView, VoteRecord};
+use keyong_model::report::Verdict;
 use keyong_model::{Decision, JobStatus, Role};
+use keyong_store::ModuleRow;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::routes::jobs::visible;
+use crate::routes::jobs::{view, visible};
 use crate::runner;
-
-/// Approvals needed before a job may be released.
-const APPROVALS_NEEDED: usize = 2;
 
 fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
     if caller.org() == job_org {
@@ -21,10 +27,65 @@ fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks the comments of a decision.
+fn check_comments(req: &DecisionRequest) -> ApiResult<()> {
+    for (what, c) in [("comment", &req.comment), ("public_comment", &req.public_comment)] {
+        if c.chars().count() > 2000 || c.chars().any(|ch| ch.is_control() && ch != '\n') {
+            return Err(ApiError::BadRequest(format!("{what} must be at most 2000 characters without control characters")));
+        }
+    }
+    Ok(())
+}
+
+/// Reviewers: jobs under review of other organisations they have not voted
+/// on. The authority: jobs awaiting its sign-off.
 pub(crate) async fn queue(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<JobView>>> {
-    caller.require(&[Role::Reviewer])?;
-    let jobs = st.store.jobs_with_status(JobStatus::UnderReview).await?;
-    Ok(Json(jobs.into_iter().filter(|j| j.operator_org != caller.org()).map(|j| j.view).collect()))
+    caller.require(&[Role::Reviewer, Role::Authority])?;
+    let mut out = Vec::new();
+    if caller.role() == Role::Authority {
+        for job in st.store.jobs_with_status(JobStatus::AwaitingSignoff).await? {
+            out.push(view(&st, &caller, job).await?);
+        }
+        return Ok(Json(out));
+    }
+    for job in st.store.jobs_with_status(JobStatus::UnderReview).await? {
+        if job.operator_org == caller.org() {
+            continue;
+        }
+        if st.store.votes(&job.view.id).await?.iter().any(|v| v.reviewer == caller.id()) {
+            continue;
+        }
+        out.push(view(&st, &caller, job).await?);
+    }
+    Ok(Json(out))
+}
+
+/// How `module` differs from the last approved version of it.
+async fn diff(st: &AppState, module: &ModuleRow) -> ApiResult<Option<ModuleDiff>> {
+    let Some((previous, job)) = st.store.approved_versions(module).await?.into_iter().next() else { return Ok(None) };
+    let before = serde_json::to_value(&previous.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let after = serde_json::to_value(&module.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (before, after) = (before.as_object().cloned().unwrap_or_default(), after.as_object().cloned().unwrap_or_default());
+    let mut fields: Vec<&String> = before.keys().chain(after.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    let manifest_changes = fields
+        .into_iter()
+        .filter(|f| before.get(*f) != after.get(*f))
+        .map(|f| FieldChange {
+            field: f.clone(),
+            before: before.get(f).cloned().unwrap_or_default(),
+            after: after.get(f).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Ok(Some(ModuleDiff {
+        previous_module: previous.id.clone(),
+        previous_job: job,
+        wasm_changed: keyong_crypto::sm3(&previous.wasm) != keyong_crypto::sm3(&module.wasm),
+        wasm_bytes_before: previous.wasm.len() as u64,
+        wasm_bytes_after: module.wasm.len() as u64,
+        manifest_changes,
+    }))
 }
 
 pub(crate) async fn show(
@@ -32,24 +93,30 @@ pub(crate) async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ReviewView>> {
-    caller.require(&[Role::Reviewer, Role::Authority])?;
+    caller.require(&[Role::Reviewer, Role::Authority, Role::Agency])?;
     let job = visible(&st, &caller, &id).await?;
-    not_own_org(&caller, &job.operator_org)?;
+    if caller.role() == Role::Reviewer {
+        not_own_org(&caller, &job.operator_org)?;
+    }
     if job.sealed_output.is_none() {
         return Err(ApiError::InvalidState(format!("job is {}; there is no output to review yet", job.view.status)));
     }
-    let output = runner::open_output(&st, &job)?;
+    let sealed = runner::open_output(&st, &job)?;
     let module = st.store.module(&job.view.module).await?.ok_or_else(|| ApiError::Internal("module missing".into()))?;
     let votes = st.store.votes(&id).await?;
     // Blind review: a reviewer sees the others' votes only after casting their own.
     let voted = votes.iter().any(|v| v.reviewer == caller.id());
-    let votes = (caller.role() == Role::Authority || voted).then_some(votes);
+    let votes = (caller.role() != Role::Reviewer || voted).then_some(votes);
+    let diff = diff(&st, &module).await?;
     Ok(Json(ReviewView {
-        job: job.view,
+        job: view(&st, &caller, job).await?,
         manifest: module.manifest,
-        output: output.table,
-        evidence: output.evidence,
-        logs: output.logs,
+        protected: sealed.protected,
+        output: sealed.output.table,
+        report: sealed.report,
+        evidence: sealed.output.evidence,
+        diff,
+        logs: sealed.output.logs,
         votes,
     }))
 }
@@ -61,19 +128,25 @@ pub(crate) async fn vote(
     Json(req): Json<DecisionRequest>,
 ) -> ApiResult<Json<JobView>> {
     caller.require(&[Role::Reviewer])?;
-    if req.comment.chars().count() > 2000 {
-        return Err(ApiError::BadRequest("comment must be at most 2000 characters".into()));
-    }
+    check_comments(&req)?;
     let job = visible(&st, &caller, &id).await?;
     not_own_org(&caller, &job.operator_org)?;
     if job.view.status != JobStatus::UnderReview {
         return Err(ApiError::InvalidState(format!("job is {}, not under review", job.view.status)));
     }
+    if req.decision == Decision::Approve && job.verdict == Some(Verdict::Block) {
+        return Err(ApiError::PolicyDenied(
+            "the outbound checks blocked this output (see the report's blocking findings); it cannot be approved".into(),
+        ));
+    }
+    let grade = runner::open_output(&st, &job)?.report.derived_grade;
+    let profile = st.outbound.profile(grade);
     let mut tx = st.store.begin().await?;
     let record = VoteRecord {
         reviewer: caller.id().to_string(),
         decision: req.decision,
         comment: req.comment.clone(),
+        public_comment: req.public_comment.clone(),
         at: tx.now().to_string(),
     };
     tx.insert_vote(&id, &record).await.map_err(|e| match e {
@@ -82,10 +155,16 @@ pub(crate) async fn vote(
     })?;
     let mut votes = st.store.votes(&id).await?;
     votes.push(record);
+    let approvals = votes.iter().filter(|v| v.decision == Decision::Approve).count();
     let next = if votes.iter().any(|v| v.decision == Decision::Reject) {
         Some(JobStatus::Rejected)
-    } else if votes.iter().filter(|v| v.decision == Decision::Approve).count() >= APPROVALS_NEEDED {
-        Some(JobStatus::Approved)
+    } else if votes.iter().any(|v| v.decision == Decision::RequestChanges) {
+        Some(JobStatus::ChangesRequested)
+    } else if approvals >= profile.reviewers as usize {
+        Some(match profile.release {
+            ReleaseRule::AuthoritySignoff => JobStatus::AwaitingSignoff,
+            _ => JobStatus::Approved,
+        })
     } else {
         None
     };
@@ -99,5 +178,44 @@ pub(crate) async fn vote(
     // 备案: outbound review results are filed with the authority.
     tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
     tx.commit().await?;
-    Ok(Json(visible(&st, &caller, &id).await?.view))
+    let job = visible(&st, &caller, &id).await?;
+    Ok(Json(view(&st, &caller, job).await?))
+}
+
+/// The authority signs off (approve) or refuses (reject) an output derived
+/// from 重要 data that two reviewers approved.
+pub(crate) async fn signoff(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<DecisionRequest>,
+) -> ApiResult<Json<JobView>> {
+    caller.require(&[Role::Authority])?;
+    check_comments(&req)?;
+    if req.decision == Decision::RequestChanges {
+        return Err(ApiError::BadRequest("the sign-off is `approve` or `reject`".into()));
+    }
+    let job = visible(&st, &caller, &id).await?;
+    if job.view.status != JobStatus::AwaitingSignoff {
+        return Err(ApiError::InvalidState(format!("job is {}, not awaiting the authority's sign-off", job.view.status)));
+    }
+    let to = if req.decision == Decision::Approve { JobStatus::Approved } else { JobStatus::Rejected };
+    let mut tx = st.store.begin().await?;
+    let record = VoteRecord {
+        reviewer: caller.id().to_string(),
+        decision: req.decision,
+        comment: req.comment.clone(),
+        public_comment: req.public_comment.clone(),
+        at: tx.now().to_string(),
+    };
+    if !tx.set_job_status(&id, JobStatus::AwaitingSignoff, to).await? {
+        return Err(ApiError::InvalidState("job changed state; try again".into()));
+    }
+    tx.insert_signoff(&id, &record).await?;
+    let detail = serde_json::json!({ "decision": req.decision, "status": to });
+    tx.audit(caller.id(), "job.signoff", &id, detail.clone()).await?;
+    tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
+    tx.commit().await?;
+    let job = visible(&st, &caller, &id).await?;
+    Ok(Json(view(&st, &caller, job).await?))
 }

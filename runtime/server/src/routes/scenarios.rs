@@ -152,6 +152,9 @@ async fn decide(
     let to = match req.decision {
         Decision::Approve => approved,
         Decision::Reject => ScenarioStatus::Rejected,
+        Decision::RequestChanges => {
+            return Err(ApiError::BadRequest("a scenario decision is `approve` or `reject`".into()));
+        }
     };
     let valid_until = if to == ScenarioStatus::Approved {
         format_date(today() + Duration::days(i64::from(row.valid_days)))
