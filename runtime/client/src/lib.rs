@@ -145,6 +145,24 @@ impl Client {
     pub async fn release(&self, id: &str) -> Result<ReleaseBundle> {
         self.call(Method::POST, &format!("/v1/jobs/{id}/release"), None::<&()>).await
     }
+    pub async fn withdraw(&self, id: &str) -> Result<JobView> {
+        self.call(Method::POST, &format!("/v1/jobs/{id}/withdraw"), None::<&()>).await
+    }
+    /// The agency closes a failed run (a `reject` decision).
+    pub async fn close(&self, id: &str, req: &DecisionRequest) -> Result<JobView> {
+        self.call(Method::POST, &format!("/v1/jobs/{id}/close"), Some(req)).await
+    }
+    /// The authority's sign-off of an output derived from 重要 data.
+    pub async fn signoff(&self, id: &str, req: &DecisionRequest) -> Result<JobView> {
+        self.call(Method::POST, &format!("/v1/jobs/{id}/signoff"), Some(req)).await
+    }
+    /// The public product list (needs no token).
+    pub async fn products(&self) -> Result<Vec<Product>> {
+        self.call(Method::GET, "/v1/products", None::<&()>).await
+    }
+    pub async fn incidents(&self) -> Result<Vec<Incident>> {
+        self.call(Method::GET, "/v1/incidents", None::<&()>).await
+    }
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         self.call(Method::GET, "/v1/audit/verify", None::<&()>).await
     }

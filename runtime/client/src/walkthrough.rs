@@ -130,7 +130,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
                 columns: inputs.manifest.columns.clone(),
                 row_filter: None,
             }],
-            modes: vec![Mode::Aggregate, Mode::Sql, Mode::Blocks],
+            modes: vec![Mode::Aggregate, Mode::Sql, Mode::Blocks, Mode::Reviewed],
             rho_budget: 2.0,
             valid_days: 365,
         })

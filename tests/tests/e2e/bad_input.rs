@@ -144,7 +144,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         code(operator.submit_module(&sign_module(key, &wasm, &blocks).unwrap()).await),
         ErrorCode::InvalidManifest
     );
-    // The walkthrough's scenario does not allow the reviewed mode.
+    // A reviewed-mode manifest with an aggregate-world module: refused at submission.
     let mut reviewed = blocks.clone();
     reviewed.mode = keyong_model::Mode::Reviewed;
     (reviewed.outputs, reviewed.value) = (vec![], None);
@@ -157,7 +157,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         }];
     assert_eq!(
         code(operator.submit_module(&sign_module(key, &wasm, &reviewed).unwrap()).await),
-        ErrorCode::PolicyDenied
+        ErrorCode::InvalidModule
     );
     let mut bad_manifest = manifest.clone();
     bad_manifest.columns.push("amount_yuan".into());

@@ -1,0 +1,162 @@
+//! The outbound airlock through the API: the reviewed mode with host
+//! evidence, every illegal transition refused, blind votes, changes
+//! requested with public comments, withdrawal, closing a failed run,
+//! blocked outputs that cannot be approved, and the release bundle.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use keyong_client::{Client, sign_module, verify_bundle, walkthrough};
+use keyong_model::api::{CreateUser, DecisionRequest, SubmitJob};
+use keyong_model::report::{Outcome, Verdict};
+use keyong_model::{ColumnType, Decision, ErrorCode, JobStatus, Loss, Manifest, Mode, OutputColumn, OutputRole, Role};
+use keyong_tests::{TestServer, hostile_wasm};
+
+fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
+    r.unwrap_err().code().expect("an API error with a code")
+}
+
+fn reviewed(base: &Manifest, name: &str, key: &str) -> Manifest {
+    let mut m = base.clone();
+    m.name = name.into();
+    m.mode = Mode::Reviewed;
+    (m.key_dimensions, m.value, m.statistics, m.max_keys_per_unit, m.max_emits_per_unit) = (vec![], None, vec![], 0, 0);
+    let col = |name: &str, data_type, role, source: Option<&str>| OutputColumn {
+        name: name.into(),
+        data_type,
+        role,
+        source: source.map(String::from),
+    };
+    m.output_schema = vec![
+        col(key, ColumnType::Utf8, OutputRole::Key, Some("district")),
+        col("bills", ColumnType::Int64, OutputRole::Count, None),
+        col("kwh", ColumnType::Float64, OutputRole::Sum, Some("kwh")),
+    ];
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewed_outputs_pass_the_airlock() {
+    let server = TestServer::start().await;
+    let base = Client::new(&server.base);
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    let a = &outcome.actors;
+    let (operator, agency, authority) = (base.as_user(&a.operator), base.as_user(&a.agency), base.as_user(&a.authority));
+    let (r1, r2) = (base.as_user(&a.reviewers[0]), base.as_user(&a.reviewers[1]));
+    let key = &a.operator_key;
+    let (decide, with_public) = (
+        |d: Decision| DecisionRequest::new(d, "private note"),
+        |d: Decision, public: &str| DecisionRequest { public_comment: public.into(), ..DecisionRequest::new(d, "") },
+    );
+
+    // A reviewer can never belong to an operator's organisation.
+    let own = CreateUser { org_id: a.operator_org.clone(), name: "insider".into(), role: Role::Reviewer };
+    assert_eq!(code(authority.create_user(&own).await), ErrorCode::BadRequest);
+
+    // The honest cross-tabulation: households' bills and kWh per district, with a 合计 row.
+    let m = reviewed(&outcome.review.manifest, "district-crosstab", "district");
+    let module = operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_crosstab"), &m).unwrap()).await.unwrap();
+    let submit = |rho: f64| SubmitJob { module_id: module.id.clone(), budget: Loss::Zcdp { rho } };
+    let before = operator.scenario_budget(&outcome.scenario.id).await.unwrap().budget.rho_spent;
+    let job = operator.submit_job(&submit(0.1)).await.unwrap();
+    assert_eq!(job.status, JobStatus::Pending);
+    assert_eq!(job.rho, 0.0, "the reviewed mode spends no budget");
+    assert_eq!(operator.scenario_budget(&outcome.scenario.id).await.unwrap().budget.rho_spent, before);
+    assert_eq!(r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::UnderReview);
+
+    let view = r1.review(&job.id).await.unwrap();
+    assert_ne!(view.report.verdict, Verdict::Block, "{:#?}", view.report.findings);
+    assert_eq!(view.report.profile, "general");
+    assert_eq!(view.output.dimensions, vec!["district"]);
+    // The host recomputed every count and sum itself and found them equal.
+    assert!(!view.report.findings.iter().any(|f| f.rule == "value_mismatch"), "{:#?}", view.report.findings);
+    let total = view.output.rows.iter().position(|r| r.key == ["合计"]).expect("the total row");
+    assert_eq!(view.evidence.contributors[total], view.evidence.units_total, "the 合计 row covers every household");
+    assert!(view.votes.is_none() && view.diff.is_none());
+
+    // Illegal transitions while under review, each refused with invalid_state.
+    let err = operator.release(&job.id).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidState));
+    assert!(err.to_string().contains("pending"), "the operator's error shows `pending`: {err}");
+    assert_eq!(code(authority.signoff(&job.id, &decide(Decision::Approve)).await), ErrorCode::InvalidState);
+    assert_eq!(code(agency.close(&job.id, &decide(Decision::Reject)).await), ErrorCode::InvalidState);
+    assert_eq!(code(operator.vote(&job.id, &decide(Decision::Approve)).await), ErrorCode::Forbidden);
+
+    // Blind votes: the first reviewer approves and cannot see the second's vote before it is cast.
+    r1.vote(&job.id, &decide(Decision::Approve)).await.unwrap();
+    assert_eq!(code(r1.vote(&job.id, &decide(Decision::Approve)).await), ErrorCode::Conflict);
+    assert!(r2.review(&job.id).await.unwrap().votes.is_none(), "blind until the second reviewer votes");
+    assert!(r2.review_queue().await.unwrap().iter().any(|j| j.id == job.id));
+    assert!(!r1.review_queue().await.unwrap().iter().any(|j| j.id == job.id), "voted jobs leave the queue");
+    let changed =
+        r2.vote(&job.id, &with_public(Decision::RequestChanges, "merge the two smallest districts")).await.unwrap();
+    assert_eq!(changed.status, JobStatus::ChangesRequested);
+    let seen = operator.job(&job.id).await.unwrap();
+    assert_eq!((seen.status, seen.comments.clone()), (JobStatus::ChangesRequested, vec!["merge the two smallest districts".to_string()]));
+    assert_eq!(r2.review(&job.id).await.unwrap().votes.unwrap().len(), 2);
+    assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
+    assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
+    assert_eq!(code(r1.vote(&job.id, &decide(Decision::Approve)).await), ErrorCode::InvalidState);
+
+    // The same module with another budget: approved by both, released as a bundle.
+    let job = operator.submit_job(&submit(0.2)).await.unwrap();
+    r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap();
+    r1.vote(&job.id, &decide(Decision::Approve)).await.unwrap();
+    let approved = r2.vote(&job.id, &with_public(Decision::Approve, "aggregates only")).await.unwrap();
+    assert_eq!(approved.status, JobStatus::Approved);
+    let bundle = operator.release(&job.id).await.unwrap();
+    verify_bundle(&bundle).unwrap();
+    let view = r1.review(&job.id).await.unwrap();
+    assert_eq!(bundle.table, view.protected);
+    assert!(bundle.csv.starts_with("district,bills,kwh\r\n"), "{}", bundle.csv);
+    assert_eq!(bundle.csv.lines().count(), bundle.table.rows.len() + 1);
+    let parquet = base64::engine::general_purpose::STANDARD.decode(&bundle.parquet_base64).unwrap();
+    assert_eq!(&parquet[..4], b"PAR1");
+    assert_eq!(bundle.receipt.profile_hash, view.report.profile_hash);
+    assert_eq!(bundle.receipt.report_hash, keyong_crypto::sm3_hex(&serde_json::to_vec(&view.report).unwrap()));
+    assert_eq!(bundle.report.verdict, view.report.verdict);
+    assert_eq!(bundle.receipt.approvals.len(), 2);
+    assert_eq!(operator.release(&job.id).await.unwrap().receipt, bundle.receipt, "released once, fetched again");
+    assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
+    let products = base.products().await.unwrap();
+    assert!(products.iter().any(|p| p.job_id == job.id && p.mode == Mode::Reviewed && p.module_name == "district-crosstab"));
+
+    // Identifiers in values and column names: blocked, cannot be approved, only rejected.
+    let leaky = reviewed(&outcome.review.manifest, "leaky", "id_card");
+    let module = operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_leaky"), &leaky).unwrap()).await.unwrap();
+    let job = operator.submit_job(&SubmitJob { module_id: module.id, budget: Loss::Zcdp { rho: 0.1 } }).await.unwrap();
+    r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap();
+    let view = r1.review(&job.id).await.unwrap();
+    assert_eq!(view.report.verdict, Verdict::Block);
+    let blocked: Vec<&str> =
+        view.report.findings.iter().filter(|f| f.outcome == Outcome::Block).map(|f| f.rule.as_str()).collect();
+    for rule in ["resident_id", "mobile", "bank_card", "credit_code", "identifier_column"] {
+        assert!(blocked.contains(&rule), "{rule} not blocked: {blocked:?}");
+    }
+    assert_eq!(code(r1.vote(&job.id, &decide(Decision::Approve)).await), ErrorCode::PolicyDenied);
+    r1.vote(&job.id, &with_public(Decision::Reject, "direct identifiers in the output")).await.unwrap();
+    let seen = operator.job(&job.id).await.unwrap();
+    assert_eq!(seen.status, JobStatus::Rejected);
+    let body = serde_json::to_string(&seen).unwrap();
+    assert!(!body.contains("11010519491231002X") && !body.contains("finding"), "the operator sees no findings: {body}");
+
+    // A run that fails: the operator sees `pending` and may withdraw; the agency closes failed runs.
+    let mut ragged = reviewed(&outcome.review.manifest, "ragged", "district");
+    ragged.output_schema.truncate(1);
+    let module = operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_ragged"), &ragged).unwrap()).await.unwrap();
+    let failing = |rho: f64| SubmitJob { module_id: module.id.clone(), budget: Loss::Zcdp { rho } };
+    let job = operator.submit_job(&failing(0.1)).await.unwrap();
+    assert_eq!(agency.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Failed);
+    assert_eq!(operator.job(&job.id).await.unwrap().status, JobStatus::Pending);
+    assert_eq!(code(agency.close(&job.id, &DecisionRequest::new(Decision::Approve, "")).await), ErrorCode::BadRequest);
+    let closed = agency.close(&job.id, &with_public(Decision::Reject, "the run produced no output")).await.unwrap();
+    assert_eq!(closed.status, JobStatus::Rejected);
+    assert_eq!(operator.job(&job.id).await.unwrap().comments, vec!["the run produced no output".to_string()]);
+    let job = operator.submit_job(&failing(0.2)).await.unwrap();
+    assert_eq!(operator.withdraw(&job.id).await.unwrap().status, JobStatus::Withdrawn);
+    assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
+
+    // Every state change was filed with the authority and the chain verifies.
+    let audit = authority.verify_audit().await.unwrap();
+    assert!(audit.ok);
+}
