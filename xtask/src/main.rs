@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask demo`  — set up, start keyong on the embedded default and
 //!   walk one job from raw feed to signed release.
-//! - `cargo xtask test`  — set up, then fmt check, clippy `-D warnings`, all tests.
+//! - `cargo xtask test`  — set up (guest target, a Python venv with ACRO for
+//!   the cross-check), then fmt check, clippy `-D warnings`, all tests.
 //! - `cargo xtask bench <name>` — run a benchmark; figures go to `target/bench/<name>.json`.
 //! - `cargo xtask guests` — build the example modules for wasm32-wasip2.
 
@@ -140,12 +141,33 @@ fn demo() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A Python with ACRO for the cross-check test: `KEYONG_ACRO_PYTHON` if
+/// set, else a venv under the target dir built from
+/// `tests/acro/requirements.txt` (rebuilt when the requirements change).
+fn acro_python() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("KEYONG_ACRO_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = target_dir().join("acro-venv");
+    let python = venv.join("bin/python");
+    let requirements = workspace().join("tests/acro/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)?;
+    let stamp = venv.join("requirements.txt");
+    if !python.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+        run(Command::new(&python).args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements))?;
+        std::fs::write(&stamp, wanted)?;
+    }
+    Ok(python)
+}
+
 fn test() -> anyhow::Result<()> {
     setup()?;
     build_guests()?;
+    let acro = acro_python()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
-    run(cargo().args(["test", "--workspace", "--locked"]))?;
+    run(cargo().args(["test", "--workspace", "--locked"]).env("KEYONG_ACRO_PYTHON", acro))?;
     Ok(())
 }
 

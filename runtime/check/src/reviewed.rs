@@ -57,7 +57,12 @@ struct UnitAcc {
 /// Builds the candidate. `units` are the authorised rows per unit (as the
 /// module saw them), `output` what the module returned. Errors mean the
 /// output does not match the declared schema.
-pub fn candidate(manifest: &Manifest, units: &[(u64, UnitRows)], output: &UnitRows, grade: Grade) -> Result<Candidate, String> {
+pub fn candidate(
+    manifest: &Manifest,
+    units: &[(u64, UnitRows)],
+    output: &UnitRows,
+    grade: Grade,
+) -> Result<Candidate, String> {
     let schema = &manifest.output_schema;
     let names: Vec<&str> = output.columns.iter().map(|c| c.name.as_str()).collect();
     let declared: Vec<&str> = schema.iter().map(|c| c.name.as_str()).collect();
@@ -113,10 +118,11 @@ pub fn candidate(manifest: &Manifest, units: &[(u64, UnitRows)], output: &UnitRo
         for r in 0..unit.num_rows as usize {
             let key: Vec<String> =
                 key_cols.iter().map(|c| c.map(|c| text(&unit.columns[c].values, r)).unwrap_or_default()).collect();
-            let acc = groups.entry(key).or_default().entry(*digest).or_insert_with(|| UnitAcc {
-                rows: 0,
-                sums: vec![0.0; vals.len()],
-            });
+            let acc = groups
+                .entry(key)
+                .or_default()
+                .entry(*digest)
+                .or_insert_with(|| UnitAcc { rows: 0, sums: vec![0.0; vals.len()] });
             acc.rows += 1;
             for (s, c) in acc.sums.iter_mut().zip(&val_cols) {
                 *s += c.and_then(|c| number(&unit.columns[c].values, r)).unwrap_or(0.0);
@@ -256,8 +262,14 @@ mod tests {
         UnitRows {
             num_rows: rows.len() as u32,
             columns: vec![
-                Column { name: "district".into(), values: ColumnValues::Utf8(rows.iter().map(|r| Some(r.0.into())).collect()) },
-                Column { name: "households".into(), values: ColumnValues::Int64(rows.iter().map(|r| Some(r.1)).collect()) },
+                Column {
+                    name: "district".into(),
+                    values: ColumnValues::Utf8(rows.iter().map(|r| Some(r.0.into())).collect()),
+                },
+                Column {
+                    name: "households".into(),
+                    values: ColumnValues::Int64(rows.iter().map(|r| Some(r.1)).collect()),
+                },
                 Column { name: "kwh".into(), values: ColumnValues::Float64(rows.iter().map(|r| Some(r.2)).collect()) },
             ],
         }

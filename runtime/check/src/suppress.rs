@@ -84,6 +84,9 @@ impl<'a> Protection<'a> {
             present.insert(self.rows[i].key.clone());
         }
         let grid: usize = values.iter().map(Vec::len).product();
+        if grid == 0 {
+            return;
+        }
         if grid > profile.size.max_rows {
             findings.push(finding(
                 "sparse_grid",

@@ -137,8 +137,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         .await?;
     seen.push(json(&scenario));
     say(&format!("operator applied for scenario {} (一场景一审核)", scenario.id));
-    let approve =
-        DecisionRequest::new(Decision::Approve, "scope and columns are proportionate");
+    let approve = DecisionRequest::new(Decision::Approve, "scope and columns are proportionate");
     agency.agency_review(&scenario.id, &approve).await?;
     let scenario = authority.authority_approve(&scenario.id, &approve).await?;
     say(&format!("agency reviewed, authority approved; scenario valid until {}", scenario.valid_until));
@@ -184,11 +183,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         review.evidence.suppressed_cells,
         review.evidence.min_contributors
     ));
-    r1.vote(
-        &job.id,
-        &DecisionRequest::new(Decision::Approve, "aggregates only; noise as declared"),
-    )
-    .await?;
+    r1.vote(&job.id, &DecisionRequest::new(Decision::Approve, "aggregates only; noise as declared")).await?;
     let job = r2.vote(&job.id, &DecisionRequest::new(Decision::Approve, "agree")).await?;
     say(&format!("two independent reviewers approved (blind to each other); job is {}", job.status));
     seen.push(json(&operator.job(&job.id).await?));

@@ -75,7 +75,8 @@ pub(crate) fn open_earlier(st: &AppState, sealed: Vec<(String, Vec<u8>)>) -> Res
     sealed
         .into_iter()
         .map(|(job, blob)| {
-            let plain = st.keys.seal.open(&blob, job.as_bytes()).map_err(|_| format!("released cells of {job} do not open"))?;
+            let plain =
+                st.keys.seal.open(&blob, job.as_bytes()).map_err(|_| format!("released cells of {job} do not open"))?;
             let cells: Vec<ReleasedCell> = serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
             Ok(Earlier { job, cells })
         })

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
-use keyong_data::{AuthorisedView, SqlPlan, ViewTable};
 use keyong_check::{Candidate, CellEvidence, ValueKind};
+use keyong_data::{AuthorisedView, SqlPlan, ViewTable};
 use keyong_model::api::{Evidence, NoiseInfo, ResultTable};
 use keyong_model::{Column, ColumnValues, Grade, Loss, Manifest, Mode, UnitRows};
 use keyong_privacy::{BlockAggregator, Reducer, Release, block_of};
@@ -135,7 +135,11 @@ impl Run {
         // neither can interrupt (the blocking thread then finishes on its own).
         let backstop = Duration::from_millis(self.sandbox.limits().job_deadline_ms) + BACKSTOP_GRACE;
         let work = tokio::task::spawn_blocking(move || {
-            if self.manifest.mode == Mode::Reviewed { self.run_reviewed(units).map(|(o, c)| (o, Some(c))) } else { self.run_module(units).map(|o| (o, None)) }
+            if self.manifest.mode == Mode::Reviewed {
+                self.run_reviewed(units).map(|(o, c)| (o, Some(c)))
+            } else {
+                self.run_module(units).map(|o| (o, None))
+            }
         });
         match tokio::time::timeout(backstop, work).await {
             Ok(joined) => joined.map_err(|e| e.to_string())?,
@@ -151,7 +155,8 @@ impl Run {
         let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
         let rows = concat(&self.manifest.columns, units.iter().map(|(_, u)| u.clone()).collect());
         let tables = vec![NamedRows { name: self.manifest.input.clone(), rows }];
-        let out = sandbox.transform(&prepared, tables, self.seed, &log).map_err(|e| format!("the module failed: {e:?}"))?;
+        let out =
+            sandbox.transform(&prepared, tables, self.seed, &log).map_err(|e| format!("the module failed: {e:?}"))?;
         let candidate = keyong_check::reviewed_candidate(&self.manifest, &units, &out, self.grade)?;
         let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
         let evidence = Evidence {

@@ -145,7 +145,8 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     .await
     .map_err(e)?;
     if let Some(twin) = auto {
-        let detail = serde_json::json!({ "status": JobStatus::Approved, "auto_approved": true, "as_approved_job": twin });
+        let detail =
+            serde_json::json!({ "status": JobStatus::Approved, "auto_approved": true, "as_approved_job": twin });
         tx.audit("system", "job.auto_approved", job_id, detail.clone()).await.map_err(e)?;
         tx.audit("system", "filing.outbound_review", job_id, detail).await.map_err(e)?;
     }

@@ -83,7 +83,8 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&pool).await?;
-        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetch_one(&pool).await?;
+        let tables: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetch_one(&pool).await?;
         if tables > 0 && version != SCHEMA_VERSION {
             return Err(Error::Schema(format!(
                 "the database has schema version {version}; this keyong needs {SCHEMA_VERSION} (there are no migrations yet: start from a new data root)"
@@ -168,20 +169,23 @@ impl Store {
 
     /// The authority's sign-off of a job, if any.
     pub async fn signoff(&self, job_id: &str) -> Result<Option<keyong_model::api::VoteRecord>> {
-        let row = sqlx::query("SELECT authority AS reviewer, decision, comment, public_comment, at FROM signoffs WHERE job_id = ?")
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT authority AS reviewer, decision, comment, public_comment, at FROM signoffs WHERE job_id = ?",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| rows::vote_from_row(&r)).transpose()
     }
 
     /// Sealed unit sets of every released non-DP output of a dataset version: (job id, sealed).
     pub async fn released_cells(&self, dataset: &str, version: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
-            .bind(dataset)
-            .bind(version)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
+                .bind(dataset)
+                .bind(version)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
     }
 

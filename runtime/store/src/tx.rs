@@ -271,34 +271,44 @@ impl Tx {
     }
 
     pub async fn insert_vote(&mut self, job_id: &str, vote: &VoteRecord) -> Result<()> {
-        sqlx::query("INSERT INTO votes (job_id, reviewer, decision, comment, public_comment, at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(job_id)
-            .bind(&vote.reviewer)
-            .bind(vote.decision.as_str())
-            .bind(&vote.comment)
-            .bind(&vote.public_comment)
-            .bind(&vote.at)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO votes (job_id, reviewer, decision, comment, public_comment, at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(&vote.reviewer)
+        .bind(vote.decision.as_str())
+        .bind(&vote.comment)
+        .bind(&vote.public_comment)
+        .bind(&vote.at)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
     /// Records the authority's sign-off (the reviewer field names the authority user).
     pub async fn insert_signoff(&mut self, job_id: &str, signoff: &VoteRecord) -> Result<()> {
-        sqlx::query("INSERT INTO signoffs (job_id, authority, decision, comment, public_comment, at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(job_id)
-            .bind(&signoff.reviewer)
-            .bind(signoff.decision.as_str())
-            .bind(&signoff.comment)
-            .bind(&signoff.public_comment)
-            .bind(&signoff.at)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO signoffs (job_id, authority, decision, comment, public_comment, at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(&signoff.reviewer)
+        .bind(signoff.decision.as_str())
+        .bind(&signoff.comment)
+        .bind(&signoff.public_comment)
+        .bind(&signoff.at)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
     /// Remembers the sealed unit sets of a released non-DP output.
-    pub async fn insert_released_cells(&mut self, job_id: &str, dataset: &str, version: &str, sealed: &[u8]) -> Result<()> {
+    pub async fn insert_released_cells(
+        &mut self,
+        job_id: &str,
+        dataset: &str,
+        version: &str,
+        sealed: &[u8],
+    ) -> Result<()> {
         sqlx::query("INSERT INTO released_cells (job_id, dataset, version, sealed) VALUES (?, ?, ?, ?)")
             .bind(job_id)
             .bind(dataset)
@@ -311,11 +321,12 @@ impl Tx {
 
     /// Job ids of released non-DP outputs of a dataset version (inside this transaction).
     pub async fn released_cells(&mut self, dataset: &str, version: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
-            .bind(dataset)
-            .bind(version)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rows =
+            sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
+                .bind(dataset)
+                .bind(version)
+                .fetch_all(&mut *self.tx)
+                .await?;
         Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
     }
 

@@ -41,7 +41,8 @@ async fn reviewed_outputs_pass_the_airlock() {
     let base = Client::new(&server.base);
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
     let a = &outcome.actors;
-    let (operator, agency, authority) = (base.as_user(&a.operator), base.as_user(&a.agency), base.as_user(&a.authority));
+    let (operator, agency, authority) =
+        (base.as_user(&a.operator), base.as_user(&a.agency), base.as_user(&a.authority));
     let (r1, r2) = (base.as_user(&a.reviewers[0]), base.as_user(&a.reviewers[1]));
     let key = &a.operator_key;
     let (decide, with_public) = (
@@ -55,7 +56,8 @@ async fn reviewed_outputs_pass_the_airlock() {
 
     // The honest cross-tabulation: households' bills and kWh per district, with a 合计 row.
     let m = reviewed(&outcome.review.manifest, "district-crosstab", "district");
-    let module = operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_crosstab"), &m).unwrap()).await.unwrap();
+    let module =
+        operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_crosstab"), &m).unwrap()).await.unwrap();
     let submit = |rho: f64| SubmitJob { module_id: module.id.clone(), budget: Loss::Zcdp { rho } };
     let before = operator.scenario_budget(&outcome.scenario.id).await.unwrap().budget.rho_spent;
     let job = operator.submit_job(&submit(0.1)).await.unwrap();
@@ -92,7 +94,10 @@ async fn reviewed_outputs_pass_the_airlock() {
         r2.vote(&job.id, &with_public(Decision::RequestChanges, "merge the two smallest districts")).await.unwrap();
     assert_eq!(changed.status, JobStatus::ChangesRequested);
     let seen = operator.job(&job.id).await.unwrap();
-    assert_eq!((seen.status, seen.comments.clone()), (JobStatus::ChangesRequested, vec!["merge the two smallest districts".to_string()]));
+    assert_eq!(
+        (seen.status, seen.comments.clone()),
+        (JobStatus::ChangesRequested, vec!["merge the two smallest districts".to_string()])
+    );
     assert_eq!(r2.review(&job.id).await.unwrap().votes.unwrap().len(), 2);
     assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
     assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
@@ -119,11 +124,14 @@ async fn reviewed_outputs_pass_the_airlock() {
     assert_eq!(operator.release(&job.id).await.unwrap().receipt, bundle.receipt, "released once, fetched again");
     assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
     let products = base.products().await.unwrap();
-    assert!(products.iter().any(|p| p.job_id == job.id && p.mode == Mode::Reviewed && p.module_name == "district-crosstab"));
+    assert!(
+        products.iter().any(|p| p.job_id == job.id && p.mode == Mode::Reviewed && p.module_name == "district-crosstab")
+    );
 
     // Identifiers in values and column names: blocked, cannot be approved, only rejected.
     let leaky = reviewed(&outcome.review.manifest, "leaky", "id_card");
-    let module = operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_leaky"), &leaky).unwrap()).await.unwrap();
+    let module =
+        operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_leaky"), &leaky).unwrap()).await.unwrap();
     let job = operator.submit_job(&SubmitJob { module_id: module.id, budget: Loss::Zcdp { rho: 0.1 } }).await.unwrap();
     r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap();
     let view = r1.review(&job.id).await.unwrap();
@@ -143,7 +151,8 @@ async fn reviewed_outputs_pass_the_airlock() {
     // A run that fails: the operator sees `pending` and may withdraw; the agency closes failed runs.
     let mut ragged = reviewed(&outcome.review.manifest, "ragged", "district");
     ragged.output_schema.truncate(1);
-    let module = operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_ragged"), &ragged).unwrap()).await.unwrap();
+    let module =
+        operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_ragged"), &ragged).unwrap()).await.unwrap();
     let failing = |rho: f64| SubmitJob { module_id: module.id.clone(), budget: Loss::Zcdp { rho } };
     let job = operator.submit_job(&failing(0.1)).await.unwrap();
     assert_eq!(agency.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Failed);

@@ -148,13 +148,12 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     let mut reviewed = blocks.clone();
     reviewed.mode = keyong_model::Mode::Reviewed;
     (reviewed.outputs, reviewed.value) = (vec![], None);
-    reviewed.output_schema =
-        vec![keyong_model::OutputColumn {
-            name: "n".into(),
-            data_type: keyong_model::ColumnType::Int64,
-            role: keyong_model::OutputRole::Count,
-            source: None,
-        }];
+    reviewed.output_schema = vec![keyong_model::OutputColumn {
+        name: "n".into(),
+        data_type: keyong_model::ColumnType::Int64,
+        role: keyong_model::OutputRole::Count,
+        source: None,
+    }];
     assert_eq!(
         code(operator.submit_module(&sign_module(key, &wasm, &reviewed).unwrap()).await),
         ErrorCode::InvalidModule

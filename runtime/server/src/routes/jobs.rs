@@ -172,7 +172,8 @@ pub(crate) async fn submit(
         )));
     }
     let id = new_id();
-    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, rho, &key, &inputs).await?;
+    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, rho, &key, &inputs)
+        .await?;
     tx.audit(
         caller.id(),
         "job.submit",
@@ -265,7 +266,9 @@ pub(crate) async fn withdraw(
     );
     if !open {
         let shown = view(&st, &caller, job).await?.status;
-        return Err(ApiError::InvalidState(format!("job is {shown}; only jobs not yet decided or released can be withdrawn")));
+        return Err(ApiError::InvalidState(format!(
+            "job is {shown}; only jobs not yet decided or released can be withdrawn"
+        )));
     }
     let mut tx = st.store.begin().await?;
     if !tx.set_job_status(&id, from, JobStatus::Withdrawn).await? {
@@ -367,7 +370,8 @@ pub(crate) async fn release(
     // The differencing guard again, inside the write transaction: releases
     // approved at the same time are compared with each other here.
     if module.manifest.mode == Mode::Reviewed && st.outbound.profile(sealed.report.derived_grade).differencing {
-        let earlier = outbound::open_earlier(&st, tx.released_cells(name, version).await?).map_err(ApiError::Internal)?;
+        let earlier =
+            outbound::open_earlier(&st, tx.released_cells(name, version).await?).map_err(ApiError::Internal)?;
         let profile = st.outbound.profile(sealed.report.derived_grade);
         let findings = keyong_check::differencing(profile, &sealed.released_cells, &earlier);
         if findings.iter().any(|f| f.outcome == Outcome::Block) {

@@ -31,7 +31,9 @@ fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
 fn check_comments(req: &DecisionRequest) -> ApiResult<()> {
     for (what, c) in [("comment", &req.comment), ("public_comment", &req.public_comment)] {
         if c.chars().count() > 2000 || c.chars().any(|ch| ch.is_control() && ch != '\n') {
-            return Err(ApiError::BadRequest(format!("{what} must be at most 2000 characters without control characters")));
+            return Err(ApiError::BadRequest(format!(
+                "{what} must be at most 2000 characters without control characters"
+            )));
         }
     }
     Ok(())
@@ -65,7 +67,8 @@ async fn diff(st: &AppState, module: &ModuleRow) -> ApiResult<Option<ModuleDiff>
     let Some((previous, job)) = st.store.approved_versions(module).await?.into_iter().next() else { return Ok(None) };
     let before = serde_json::to_value(&previous.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
     let after = serde_json::to_value(&module.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (before, after) = (before.as_object().cloned().unwrap_or_default(), after.as_object().cloned().unwrap_or_default());
+    let (before, after) =
+        (before.as_object().cloned().unwrap_or_default(), after.as_object().cloned().unwrap_or_default());
     let mut fields: Vec<&String> = before.keys().chain(after.keys()).collect();
     fields.sort();
     fields.dedup();
@@ -136,7 +139,8 @@ pub(crate) async fn vote(
     }
     if req.decision == Decision::Approve && job.verdict == Some(Verdict::Block) {
         return Err(ApiError::PolicyDenied(
-            "the outbound checks blocked this output (see the report's blocking findings); it cannot be approved".into(),
+            "the outbound checks blocked this output (see the report's blocking findings); it cannot be approved"
+                .into(),
         ));
     }
     let grade = runner::open_output(&st, &job)?.report.derived_grade;
@@ -197,7 +201,10 @@ pub(crate) async fn signoff(
     }
     let job = visible(&st, &caller, &id).await?;
     if job.view.status != JobStatus::AwaitingSignoff {
-        return Err(ApiError::InvalidState(format!("job is {}, not awaiting the authority's sign-off", job.view.status)));
+        return Err(ApiError::InvalidState(format!(
+            "job is {}, not awaiting the authority's sign-off",
+            job.view.status
+        )));
     }
     let to = if req.decision == Decision::Approve { JobStatus::Approved } else { JobStatus::Rejected };
     let mut tx = st.store.begin().await?;

@@ -110,7 +110,9 @@ mod imp {
             keys.push("合计".into());
             values.push(total);
             if cfg!(feature = "reviewed_leaky") {
-                for (i, k) in ["11010519491231002X", "13812345678", "4111111111111111", "91350100M000100Y43"].iter().enumerate() {
+                for (i, k) in
+                    ["11010519491231002X", "13812345678", "4111111111111111", "91350100M000100Y43"].iter().enumerate()
+                {
                     keys[i] = k.to_string();
                 }
             }
