@@ -2,7 +2,7 @@ use keyong_client::{Client, sign_module, walkthrough};
 use keyong_model::ErrorCode;
 use keyong_model::api::{DecisionRequest, IngestRequest, SubmitJob};
 use keyong_model::{Decision, Loss, Role};
-use keyong_tests::{TestServer, example_wasm};
+use keyong_tests::{TestServer, example_wasm, hostile_wasm};
 
 /// Sends a raw body and returns (status, error code).
 async fn raw(base: &str, token: &str, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
@@ -155,7 +155,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         source: None,
     }];
     assert_eq!(
-        code(operator.submit_module(&sign_module(key, &wasm, &reviewed).unwrap()).await),
+        code(operator.submit_module(&sign_module(key, &hostile_wasm("panic"), &reviewed).unwrap()).await),
         ErrorCode::InvalidModule
     );
     let mut bad_manifest = manifest.clone();

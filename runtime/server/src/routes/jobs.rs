@@ -253,27 +253,30 @@ pub(crate) async fn withdraw(
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
     caller.require(&[Role::Operator])?;
-    let job = visible(&st, &caller, &id).await?;
-    let from = job.view.status;
-    let open = matches!(
-        from,
-        JobStatus::Queued
-            | JobStatus::Running
-            | JobStatus::UnderReview
-            | JobStatus::AwaitingSignoff
-            | JobStatus::Approved
-            | JobStatus::Failed
-    );
-    if !open {
-        let shown = view(&st, &caller, job).await?.status;
-        return Err(ApiError::InvalidState(format!(
-            "job is {shown}; only jobs not yet decided or released can be withdrawn"
-        )));
-    }
-    let mut tx = st.store.begin().await?;
-    if !tx.set_job_status(&id, from, JobStatus::Withdrawn).await? {
-        return Err(ApiError::InvalidState("job changed state; try again".into()));
-    }
+    // The runner may move the job on between the read and the update: retry from the new state.
+    let mut tx = loop {
+        let job = visible(&st, &caller, &id).await?;
+        let from = job.view.status;
+        let open = matches!(
+            from,
+            JobStatus::Queued
+                | JobStatus::Running
+                | JobStatus::UnderReview
+                | JobStatus::AwaitingSignoff
+                | JobStatus::Approved
+                | JobStatus::Failed
+        );
+        if !open {
+            let shown = view(&st, &caller, job).await?.status;
+            return Err(ApiError::InvalidState(format!(
+                "job is {shown}; only jobs not yet decided or released can be withdrawn"
+            )));
+        }
+        let mut tx = st.store.begin().await?;
+        if tx.set_job_status(&id, from, JobStatus::Withdrawn).await? {
+            break tx;
+        }
+    };
     let detail = serde_json::json!({ "status": JobStatus::Withdrawn });
     tx.audit(caller.id(), "job.withdraw", &id, detail.clone()).await?;
     tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
