@@ -22,6 +22,28 @@ fn target_dir() -> PathBuf {
 ///
 /// `cargo xtask test` builds the examples first; when run alone the tests
 /// build them here.
+/// A copy of the repository's `policies/` under the temp dir, changed by
+/// `edit` (which gets the copy's root), for tests of policy variants.
+pub fn policies_with(name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let root = std::env::temp_dir().join(format!("keyong-policies-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    copy(&workspace().join("policies"), &root);
+    edit(&root);
+    root
+}
+
 pub fn example_wasm(name: &str) -> Vec<u8> {
     let prebuilt = target_dir().join("wasm32-wasip2/guest").join(format!("keyong_example_{name}.wasm"));
     match std::fs::read(prebuilt) {
@@ -108,6 +130,19 @@ impl TestServer {
         let server = keyong_server::start(config).await.expect("server starts");
         let bootstrap_token = std::fs::read_to_string(data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE)).unwrap();
         Self { base: format!("http://{}", server.addr), data_root, bootstrap_token, server }
+    }
+
+    /// Stops the server and starts a new one on the same data root (the
+    /// stored state carries over), with `adjust` applied to the configuration.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut keyong_server::Config)) {
+        self.server.abort();
+        let mut config = keyong_server::Config::new(self.data_root.clone());
+        config.policies = workspace().join("policies");
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.sandbox.pool_instances = 8;
+        adjust(&mut config);
+        self.server = keyong_server::start(config).await.expect("server restarts");
+        self.base = format!("http://{}", self.server.addr);
     }
 
     /// Walkthrough inputs for the electricity example.

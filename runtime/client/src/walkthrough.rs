@@ -183,9 +183,21 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         review.evidence.suppressed_cells,
         review.evidence.min_contributors
     ));
+    say(&format!(
+        "outbound checks (profile `{}` v{}, SM3 {}…): verdict {:?}, {} findings",
+        review.report.profile,
+        review.report.profile_version,
+        &review.report.profile_hash[..12],
+        review.report.verdict,
+        review.report.findings.len()
+    ));
     r1.vote(&job.id, &DecisionRequest::new(Decision::Approve, "aggregates only; noise as declared")).await?;
-    let job = r2.vote(&job.id, &DecisionRequest::new(Decision::Approve, "agree")).await?;
+    let mut job = r2.vote(&job.id, &DecisionRequest::new(Decision::Approve, "agree")).await?;
     say(&format!("two independent reviewers approved (blind to each other); job is {}", job.status));
+    if job.status == JobStatus::AwaitingSignoff {
+        job = authority.signoff(&job.id, &DecisionRequest::new(Decision::Approve, "重要 data: signed off")).await?;
+        say(&format!("the output derives from 重要 data: the authority signed it off; job is {}", job.status));
+    }
     seen.push(json(&operator.job(&job.id).await?));
 
     let bundle = operator.release(&job.id).await?;

@@ -10,7 +10,7 @@ use keyong_client::{Client, sign_module, verify_bundle, walkthrough};
 use keyong_model::api::{CreateUser, DecisionRequest, SubmitJob};
 use keyong_model::report::{Outcome, Verdict};
 use keyong_model::{ColumnType, Decision, ErrorCode, JobStatus, Loss, Manifest, Mode, OutputColumn, OutputRole, Role};
-use keyong_tests::{TestServer, hostile_wasm};
+use keyong_tests::{TestServer, hostile_wasm, policies_with};
 
 fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
     r.unwrap_err().code().expect("an API error with a code")
@@ -168,4 +168,50 @@ async fn reviewed_outputs_pass_the_airlock() {
     // Every state change was filed with the authority and the chain verifies.
     let audit = authority.verify_audit().await.unwrap();
     assert!(audit.ok);
+}
+
+/// With the electricity feed graded 重要: two approvals are not enough, the
+/// authority signs off, and the receipt says so. Then, under an association
+/// rule forbidding what the operator already reads, the next job is refused
+/// before it runs and the authority gets an incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn important_outputs_need_the_authority_and_association_risks_raise_incidents() {
+    let important = policies_with("important", |root| {
+        let p = root.join("datasets/electricity_bills.toml");
+        let text = std::fs::read_to_string(&p).unwrap().replace("grade = \"general\"", "grade = \"important\"");
+        std::fs::write(p, text).unwrap();
+    });
+    let mut server = TestServer::start_with(|c| c.policies = important.clone()).await;
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    assert_eq!(outcome.catalog.grade, keyong_model::Grade::Important);
+    let receipt = &outcome.bundle.receipt;
+    assert_eq!(receipt.derived_grade, keyong_model::Grade::Important);
+    assert_eq!(receipt.signoff.as_ref().map(|s| s.decision), Some(Decision::Approve));
+    assert_eq!(outcome.review.report.profile, "important");
+    assert!(outcome.review.report.findings.iter().any(|f| f.rule == "grade_gate" && f.outcome == Outcome::Info));
+
+    // The same data root under an association rule the operator's next job would complete.
+    let risky = policies_with("association", |root| {
+        let rule = "\n[[rule]]\nname = \"test-district-with-kwh\"\nreason = \"test rule\"\n\
+                    columns = [\"electricity_bills.district\", \"electricity_bills.kwh\"]\n";
+        let p = root.join("outbound/association.toml");
+        let text = std::fs::read_to_string(&p).unwrap() + rule;
+        std::fs::write(p, text).unwrap();
+    });
+    server.restart_with(|c| c.policies = risky.clone()).await;
+    let base = Client::new(&server.base);
+    let a = &outcome.actors;
+    let (operator, authority) = (base.as_user(&a.operator), base.as_user(&a.authority));
+    let before = operator.scenario_budget(&outcome.scenario.id).await.unwrap();
+    let req = SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.1 } };
+    let err = operator.submit_job(&req).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::PolicyDenied));
+    assert!(err.to_string().contains("test-district-with-kwh"), "{err}");
+    assert_eq!(operator.scenario_budget(&outcome.scenario.id).await.unwrap(), before, "nothing charged");
+    let incidents = authority.incidents().await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].rule, "test-district-with-kwh");
+    assert_eq!(incidents[0].operator_org, a.operator_org);
+    assert_eq!(code(operator.incidents().await), ErrorCode::Forbidden);
+    assert!(authority.verify_audit().await.unwrap().ok);
 }
