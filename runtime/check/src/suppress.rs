@@ -240,6 +240,19 @@ impl<'a> Protection<'a> {
         n * 1e12 + v.min(1e11)
     }
 
+    /// The base rows a total row adds up.
+    fn under(&self, t: usize) -> Vec<usize> {
+        (0..self.rows.len())
+            .filter(|&i| self.is_base(i))
+            .filter(|&i| self.rows[t].key.iter().zip(&self.rows[i].key).all(|(tk, ik)| is_total_marker(tk) || tk == ik))
+            .collect()
+    }
+
+    /// Whether a published total row covers a hidden cell (and so is recomputed).
+    fn covers_hidden(&self, t: usize) -> bool {
+        !self.is_base(t) && self.under(t).iter().any(|&i| self.marks[i] != Mark::Published)
+    }
+
     /// The table as it may leave, and how many total rows were recomputed.
     pub(crate) fn protected_table(&self) -> (ResultTable, u64) {
         let mut rows = self.rows.clone();
@@ -249,17 +262,9 @@ impl<'a> Protection<'a> {
             }
         }
         let mut recomputed = 0;
-        for t in (0..rows.len()).filter(|&t| !self.is_base(t) && self.marks[t] == Mark::Published) {
-            let under: Vec<usize> = (0..rows.len())
-                .filter(|&i| self.is_base(i))
-                .filter(|&i| {
-                    self.rows[t].key.iter().zip(&self.rows[i].key).all(|(tk, ik)| is_total_marker(tk) || tk == ik)
-                })
-                .collect();
-            if under.iter().all(|&i| self.marks[i] == Mark::Published) {
-                continue;
-            }
+        for t in (0..rows.len()).filter(|&t| self.marks[t] == Mark::Published && self.covers_hidden(t)) {
             recomputed += 1;
+            let under = self.under(t);
             for (j, kind) in self.candidate.kinds.iter().enumerate() {
                 rows[t].values[j] = match kind {
                     ValueKind::Count | ValueKind::Sum => Some(under.iter().filter_map(|&i| rows[i].values[j]).sum()),
@@ -275,19 +280,32 @@ impl<'a> Protection<'a> {
         (table, recomputed)
     }
 
-    /// The published cells with their units, and the union of the base ones.
+    /// The published cells with the units their published values describe
+    /// (a recomputed total: the units of the published cells under it), and
+    /// the union of the published base cells.
     pub(crate) fn released_cells(&self) -> Vec<ReleasedCell> {
+        let units_of = |i: usize| self.evidence(i).map(|e| e.units.clone()).unwrap_or_default();
         let mut out = Vec::new();
         let mut union = BTreeSet::new();
-        for i in 0..self.rows.len() {
-            let Some(ev) = self.evidence(i) else { continue };
-            if self.marks[i] != Mark::Published || ev.units.is_empty() {
+        for i in (0..self.rows.len()).filter(|&i| self.marks[i] == Mark::Published) {
+            let units = if self.covers_hidden(i) {
+                let published: BTreeSet<u64> = self
+                    .under(i)
+                    .into_iter()
+                    .filter(|&b| self.marks[b] == Mark::Published)
+                    .flat_map(units_of)
+                    .collect();
+                published.into_iter().collect()
+            } else {
+                units_of(i)
+            };
+            if units.is_empty() {
                 continue;
             }
             if self.is_base(i) {
-                union.extend(ev.units.iter().copied());
+                union.extend(units.iter().copied());
             }
-            out.push(ReleasedCell { key: self.rows[i].key.clone(), units: ev.units.clone() });
+            out.push(ReleasedCell { key: self.rows[i].key.clone(), units });
         }
         if !union.is_empty() {
             out.push(ReleasedCell { key: Vec::new(), units: union.into_iter().collect() });
@@ -438,6 +456,8 @@ mod tests {
         assert_eq!(t.rows[1].values[0], None, "secondary: the smaller of the others");
         assert_eq!(t.rows[3].values[0], Some(50.0), "the total is the sum of what is shown");
         assert_eq!(checked.report.totals_recomputed, 1);
+        let total = checked.released_cells.iter().find(|c| c.key == ["合计"]).unwrap();
+        assert_eq!(total.units.len(), 50, "the recomputed total describes only the published cells' units");
         assert!(checked.report.findings.iter().any(|f| f.rule == "threshold" && f.outcome == Outcome::Suppressed));
     }
 
