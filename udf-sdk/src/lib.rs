@@ -177,8 +177,10 @@ pub fn __run_aggregate<M: AggregateModule>(rows: types::Rows) -> Vec<types::Emit
     out.into_inner()
 }
 
-/// Writes a line to the module's sealed log (reviewers see it; the operator
-/// only after release). The host caps the total size.
+/// Writes a line to the module's sealed log. Reviewers read it; it never
+/// leaves to the operator (it would be a channel around the outbound checks).
+/// Debug with `keyong dev run` on a synthetic twin, where the log is shown.
+/// The host caps the total size.
 pub fn log(message: &str) {
     bindings::aggregate::keyong::udf::host::log(message);
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use keyong_tests::{example_wasm, workspace};
+use keyong_tests::{example_wasm, hostile_wasm, workspace};
 
 fn keyong() -> Command {
     Command::new(env!("CARGO_BIN_EXE_keyong"))
@@ -76,6 +76,47 @@ fn dev_run_sees_only_consenting_residents() {
     let units = json["output"]["evidence"]["units_total"].as_u64().unwrap();
     // About 62% of simulated residents consent; never all of them.
     assert!((450..=800).contains(&units), "{units} of 1000 residents visible");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reviewed module on a twin gets the server's outbound checks: the honest
+/// cross-tabulation is protected, the one with identifiers is blocked.
+#[test]
+fn dev_run_checks_a_reviewed_module_like_the_server() {
+    let dir = std::env::temp_dir().join(format!("keyong-cli-reviewed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (feature, key, verdict) in [("reviewed_crosstab", "district", "review"), ("reviewed_leaky", "id_card", "block")] {
+        let wasm = dir.join(format!("{feature}.wasm"));
+        std::fs::write(&wasm, hostile_wasm(feature)).unwrap();
+        let manifest = serde_json::json!({
+            "format": "keyong.manifest/v1", "name": feature, "mode": "reviewed", "scenario": "",
+            "input": "electricity_bills", "columns": ["district", "kwh"],
+            "output_schema": [
+                {"name": key, "data_type": "utf8", "role": "key", "source": "district"},
+                {"name": "bills", "data_type": "int64", "role": "count"},
+                {"name": "kwh", "data_type": "float64", "role": "sum", "source": "kwh"}
+            ]
+        });
+        std::fs::write(dir.join("m.json"), manifest.to_string()).unwrap();
+        let out = keyong()
+            .args(["dev", "run"])
+            .arg(&wasm)
+            .args(["--mock", "--json", "--scale", "300", "--manifest"])
+            .arg(dir.join("m.json"))
+            .arg("--policies")
+            .arg(workspace().join("policies"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["report"]["verdict"], verdict, "{feature}: {:#}", json["report"]);
+        if feature == "reviewed_crosstab" {
+            // The smallest districts are suppressed (primary, then secondary), the 合计 row recomputed.
+            let rows = json["protected"]["rows"].as_array().unwrap();
+            assert!(rows.iter().filter(|r| r["values"][0].is_null()).count() >= 2, "{rows:#?}");
+            assert_eq!(json["report"]["totals_recomputed"], 1);
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -420,7 +420,8 @@ pub struct Receipt {
     pub report_hash: String,
     /// SM3 of the released table's canonical JSON.
     pub result_hash: String,
-    /// SM3 of the module's sealed log, released with the table.
+    /// SM3 of the module's sealed log, which the reviewers read (it never
+    /// leaves: a log would be a channel around the outbound checks).
     pub logs_hash: String,
     pub approvals: Vec<VoteRecord>,
     /// The authority's sign-off, for outputs derived from 重要 (important) data.
@@ -441,9 +442,6 @@ pub struct ReleaseBundle {
     pub parquet_base64: String,
     /// What the automatic checks found, as the operator may see it.
     pub report: ReportSummary,
-    /// The module's log (its `log` calls and captured stdout/stderr), sealed
-    /// until now; the reviewers read it before approving.
-    pub logs: String,
     pub receipt: Receipt,
     /// SM2 signature (DER, hex) of the receipt's canonical JSON by the platform key.
     pub signature_hex: String,

@@ -332,7 +332,6 @@ fn bundle(st: &AppState, receipt_json: &str, signature_hex: String, sealed: Seal
         parquet_base64: base64::engine::general_purpose::STANDARD.encode(parquet),
         report: sealed.report.summary(),
         table: sealed.protected,
-        logs: sealed.output.logs,
         receipt,
         signature_hex,
         platform_public_key_hex: st.keys.platform.public_key_hex(),
