@@ -3,6 +3,7 @@
 //! Every benchmark measures keyong against a baseline run in the same
 //! process and reports ratios; the JSON holds the figures and the method.
 
+mod check;
 mod data;
 mod privacy;
 mod sandbox;
@@ -14,6 +15,7 @@ use anyhow::{Context, bail};
 const BENCHMARKS: &[(&str, &str)] = &[
     ("sandbox", "aggregate-mode mapper in fresh pooled instances vs the same logic compiled natively"),
     ("data", "generate and ingest a 100-million-row electricity feed vs a plain Parquet copy (KEYONG_BENCH_ROWS)"),
+    ("check", "outbound checks on a 60×60 sum table from 200,000 records vs ACRO 1.0.2 (suppression on)"),
     (
         "privacy",
         "sql mode vs plain DataFusion and OpenDP+Polars on 10 M rows; aggregate-mode throughput (KEYONG_BENCH_HOUSEHOLDS)",
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         "sandbox" => sandbox::run()?,
         "data" => data::run()?,
         "privacy" => privacy::run()?,
+        "check" => check::run()?,
         other => {
             let known: Vec<String> = BENCHMARKS.iter().map(|(n, d)| format!("  {n}: {d}")).collect();
             bail!("unknown benchmark `{other}`; available:\n{}", known.join("\n"))

@@ -85,7 +85,8 @@ fn dev_run_sees_only_consenting_residents() {
 fn dev_run_checks_a_reviewed_module_like_the_server() {
     let dir = std::env::temp_dir().join(format!("keyong-cli-reviewed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (feature, key, verdict) in [("reviewed_crosstab", "district", "review"), ("reviewed_leaky", "id_card", "block")] {
+    for (feature, key, verdict) in [("reviewed_crosstab", "district", "review"), ("reviewed_leaky", "id_card", "block")]
+    {
         let wasm = dir.join(format!("{feature}.wasm"));
         std::fs::write(&wasm, hostile_wasm(feature)).unwrap();
         let manifest = serde_json::json!({
