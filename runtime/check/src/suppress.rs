@@ -429,22 +429,38 @@ mod tests {
             seed ^= seed << 17;
             seed % m
         };
-        for _ in 0..200 {
-            let (rows, cols) = (2 + next(4) as usize, 2 + next(4) as usize);
-            let names: Vec<(String, String)> =
-                (0..rows * cols).map(|i| (format!("r{}", i / cols), format!("c{}", i % cols))).collect();
+        let mut checked_tables = 0;
+        for t in 0..300 {
+            // Two- and three-dimensional tables of 2 to 5 categories per dimension.
+            let sizes: Vec<usize> = (0..2 + t % 2).map(|_| 2 + next(4) as usize).collect();
+            let count: usize = sizes.iter().product();
+            let names: Vec<Vec<String>> = (0..count)
+                .map(|mut i| {
+                    sizes
+                        .iter()
+                        .enumerate()
+                        .map(|(d, s)| {
+                            let v = i % s;
+                            i /= s;
+                            format!("d{d}v{v}")
+                        })
+                        .collect()
+                })
+                .collect();
             let ns: Vec<u64> = names.iter().map(|_| if next(4) == 0 { next(10) } else { 10 + next(90) }).collect();
-            let keys: Vec<[&str; 2]> = names.iter().map(|(r, c)| [r.as_str(), c.as_str()]).collect();
+            let keys: Vec<Vec<&str>> = names.iter().map(|k| k.iter().map(String::as_str).collect()).collect();
             let cells: Vec<(&[&str], u64)> = keys.iter().zip(&ns).map(|(k, n)| (k.as_slice(), *n)).collect();
             let checked = check(&profile(), &counts(&cells), &[]);
             if checked.report.verdict == keyong_model::report::Verdict::Block {
                 continue;
             }
+            checked_tables += 1;
             for (row, n) in checked.protected.rows.iter().zip(&ns) {
                 assert!(*n >= 10 || row.values[0].is_none(), "small cell shown: {row:?}");
             }
             assert_suppressed_cells_unrecoverable(&checked.protected);
         }
+        assert!(checked_tables >= 250, "only {checked_tables} tables were protected rather than blocked");
     }
 
     #[test]
