@@ -54,7 +54,7 @@ fn records() -> Vec<Record> {
         .map(|unit| {
             let (row, col) = (rng.category(), rng.category());
             // Log-normal-ish values with an occasional dominant contributor.
-            let value = (rng.unit() * 4.0).exp() * if rng.next() % 500 == 0 { 1000.0 } else { 1.0 };
+            let value = (rng.unit() * 4.0).exp() * if rng.next().is_multiple_of(500) { 1000.0 } else { 1.0 };
             Record { unit, row, col, value: (value * 100.0).round() / 100.0 }
         })
         .collect()

@@ -427,6 +427,11 @@ pub struct Receipt {
     /// The authority's sign-off, for outputs derived from 重要 (important) data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signoff: Option<VoteRecord>,
+    /// When policy approved the job without reviewers: the earlier job
+    /// (identical module and budget, inputs of the same grade) whose two
+    /// approvals it inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approved_as: Option<String>,
     pub rho_spent: f64,
     pub derived_grade: Grade,
     pub released_at: String,

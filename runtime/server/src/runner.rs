@@ -145,6 +145,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     .await
     .map_err(e)?;
     if let Some(twin) = auto {
+        tx.set_auto_approved(job_id, &twin).await.map_err(e)?;
         let detail =
             serde_json::json!({ "status": JobStatus::Approved, "auto_approved": true, "as_approved_job": twin });
         tx.audit("system", "job.auto_approved", job_id, detail.clone()).await.map_err(e)?;

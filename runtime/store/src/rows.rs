@@ -159,6 +159,8 @@ pub struct JobRow {
     pub sealed_output: Option<Vec<u8>>,
     /// The outbound check's verdict, once checked.
     pub verdict: Option<keyong_model::report::Verdict>,
+    /// The earlier job whose approval this one inherited (auto-approval).
+    pub auto_approved_as: Option<String>,
 }
 
 impl JobRow {
@@ -185,6 +187,7 @@ impl JobRow {
                 .map(|v| serde_json::from_value(serde_json::Value::String(v)))
                 .transpose()
                 .map_err(|e| crate::Error::Corrupt(format!("job verdict: {e}")))?,
+            auto_approved_as: r.get("auto_approved_as"),
         })
     }
 }

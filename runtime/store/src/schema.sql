@@ -73,6 +73,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     sealed_output BLOB,
     -- The outbound check's verdict (pass / review / block) once checked.
     verdict TEXT,
+    -- Set when policy approved the job without reviewers: the earlier job
+    -- (same module, budget and inputs, two reviewers' approval) it matched.
+    auto_approved_as TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );

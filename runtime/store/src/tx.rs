@@ -270,6 +270,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Records that policy approved a job as a twin of `earlier`.
+    pub async fn set_auto_approved(&mut self, id: &str, earlier: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET auto_approved_as = ? WHERE id = ?")
+            .bind(earlier)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     pub async fn insert_vote(&mut self, job_id: &str, vote: &VoteRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO votes (job_id, reviewer, decision, comment, public_comment, at) VALUES (?, ?, ?, ?, ?, ?)",

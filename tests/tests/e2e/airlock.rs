@@ -215,3 +215,42 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
     assert_eq!(code(operator.incidents().await), ErrorCode::Forbidden);
     assert!(authority.verify_audit().await.unwrap().ok);
 }
+
+/// Auto-approval: a passing output of the identical module, budget and
+/// inputs that two reviewers approved before is approved by policy, and the
+/// receipt names the job it inherited the approvals from. Datasets cannot
+/// be re-versioned yet (an identical request over the same version is
+/// replayed, never re-run), so the test clears the earlier job's replay key
+/// to make the identical request run again, as it would over a new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_passing_output_is_auto_approved() {
+    let server = TestServer::start().await;
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    assert_eq!(outcome.review.report.verdict, Verdict::Pass, "{:#?}", outcome.review.report.findings);
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_root.join("keyong.db").display())).await.unwrap();
+    sqlx::query("UPDATE jobs SET replay_key = 'cleared' WHERE id = ?")
+        .bind(&outcome.job.id)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let base = Client::new(&server.base);
+    let a = &outcome.actors;
+    let (operator, r1) = (base.as_user(&a.operator), base.as_user(&a.reviewers[0]));
+    let req = SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.25 } };
+    let job = operator.submit_job(&req).await.unwrap();
+    assert_ne!(job.id, outcome.job.id);
+    assert_eq!(r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Approved);
+    assert!(!r1.review_queue().await.unwrap().iter().any(|j| j.id == job.id), "no reviewer needed");
+    assert_eq!(operator.job(&job.id).await.unwrap().status, JobStatus::Approved);
+    let bundle = operator.release(&job.id).await.unwrap();
+    verify_bundle(&bundle).unwrap();
+    assert_eq!(bundle.receipt.auto_approved_as.as_deref(), Some(outcome.job.id.as_str()));
+    assert!(bundle.receipt.approvals.is_empty());
+
+    // A different budget is a different request: it goes to the reviewers.
+    let other = operator.submit_job(&SubmitJob { budget: Loss::Zcdp { rho: 0.2 }, ..req }).await.unwrap();
+    assert_eq!(r1.wait_for_job(&other.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::UnderReview);
+}

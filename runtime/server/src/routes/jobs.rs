@@ -398,6 +398,7 @@ pub(crate) async fn release(
         logs_hash: keyong_crypto::sm3_hex(sealed.output.logs.as_bytes()),
         approvals,
         signoff,
+        auto_approved_as: job.auto_approved_as.clone(),
         rho_spent: job.view.rho,
         derived_grade: sealed.report.derived_grade,
         released_at: tx.now().to_string(),
