@@ -236,12 +236,13 @@ impl Tx {
         Ok(())
     }
 
-    /// A job with this replay key that has (or will have) an answer: any
-    /// status but failed.
+    /// The earlier job with this replay key, in any status but withdrawn.
+    /// Failed runs are replayed too: a fresh job only after a failure would
+    /// tell the operator the run failed (the agency closes failed runs).
     pub async fn replayable(&mut self, replay_key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT id FROM jobs WHERE replay_key = ? AND status != ? ORDER BY created_at LIMIT 1")
             .bind(replay_key)
-            .bind(JobStatus::Failed.as_str())
+            .bind(JobStatus::Withdrawn.as_str())
             .fetch_optional(&mut *self.tx)
             .await?)
     }

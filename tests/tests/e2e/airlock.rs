@@ -157,6 +157,9 @@ async fn reviewed_outputs_pass_the_airlock() {
     let job = operator.submit_job(&failing(0.1)).await.unwrap();
     assert_eq!(agency.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Failed);
     assert_eq!(operator.job(&job.id).await.unwrap().status, JobStatus::Pending);
+    // Asking again returns the same job: a fresh one would say the first failed.
+    let again = operator.submit_job(&failing(0.1)).await.unwrap();
+    assert_eq!((again.id.as_str(), again.status), (job.id.as_str(), JobStatus::Pending));
     assert_eq!(code(agency.close(&job.id, &DecisionRequest::new(Decision::Approve, "")).await), ErrorCode::BadRequest);
     let closed = agency.close(&job.id, &with_public(Decision::Reject, "the run produced no output")).await.unwrap();
     assert_eq!(closed.status, JobStatus::Rejected);
