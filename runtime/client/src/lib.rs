@@ -163,6 +163,10 @@ impl Client {
     pub async fn incidents(&self) -> Result<Vec<Incident>> {
         self.call(Method::GET, "/v1/incidents", None::<&()>).await
     }
+    /// The filings (备案) with the authority.
+    pub async fn filings(&self) -> Result<Vec<Filing>> {
+        self.call(Method::GET, "/v1/filings", None::<&()>).await
+    }
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         self.call(Method::GET, "/v1/audit/verify", None::<&()>).await
     }

@@ -384,6 +384,20 @@ pub struct Incident {
     pub at: String,
 }
 
+/// One filing (备案) with the authority: an audit entry whose action starts
+/// with `filing.` (scenario decisions, outbound reviews, releases, incidents).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filing {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+    /// The entry's SM3 in the audit chain.
+    pub hash: String,
+}
+
 /// A released data product, listed publicly (no authentication).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Product {

@@ -363,7 +363,9 @@ impl Sandbox {
     ) -> Result<Vec<Emit>, UnitFailure> {
         let PreparedWorld::Aggregate(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
-        let emits = self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &rows))?;
+        let deadline = self.limits.call_deadline_ms;
+        let emits =
+            self.call(seed, log, deadline, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &rows))?;
         Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect())
     }
 
@@ -377,7 +379,8 @@ impl Sandbox {
     ) -> Result<Vec<f64>, UnitFailure> {
         let PreparedWorld::Blocks(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
-        self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &rows))
+        let deadline = self.limits.call_deadline_ms;
+        self.call(seed, log, deadline, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &rows))
     }
 
     /// Reviewed mode: calls the module on the authorised tables.
@@ -391,7 +394,10 @@ impl Sandbox {
         let PreparedWorld::Reviewed(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let tables: Vec<wit::Table> =
             tables.into_iter().map(|t| wit::Table { name: t.name, rows: to_wit(t.rows) }).collect();
-        let rows = self.call(seed, log, |store| pre.instantiate(&mut *store)?.call_transform(&mut *store, &tables))?;
+        // One call over every row: it gets the job's time limit, not a mapper's.
+        let deadline = self.limits.job_deadline_ms;
+        let rows =
+            self.call(seed, log, deadline, |store| pre.instantiate(&mut *store)?.call_transform(&mut *store, &tables))?;
         let rows = from_wit(rows);
         if rows.columns.iter().any(|c| c.values.len() != rows.num_rows as usize) {
             return Err(UnitFailure::InvalidOutput);
@@ -400,12 +406,14 @@ impl Sandbox {
     }
 
     /// Runs `f` against a fresh store (and so a fresh instance) with every
-    /// limit applied. `seed` seeds the module's random numbers (the host
-    /// chooses it). Blocks while every pool slot is in use.
+    /// limit applied and an epoch deadline of `deadline_ms`. `seed` seeds the
+    /// module's random numbers (the host chooses it). Blocks while every pool
+    /// slot is in use.
     fn call<R>(
         &self,
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
+        deadline_ms: u64,
         f: impl FnOnce(&mut Store<UnitState>) -> wasmtime::Result<R>,
     ) -> Result<R, UnitFailure> {
         let _slot = self.slots.acquire();
@@ -436,7 +444,7 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.limits.call_deadline_ms * TICKS_PER_SECOND / 1000 + 1);
+        store.set_epoch_deadline(deadline_ms * TICKS_PER_SECOND / 1000 + 1);
         store.set_hostcall_fuel(self.limits.hostcall_bytes);
         let result = f(&mut store);
         let (captured, dropped) = stdio.take();

@@ -169,6 +169,12 @@ async fn reviewed_outputs_pass_the_airlock() {
     assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
 
     // Every state change was filed with the authority and the chain verifies.
+    let filings = authority.filings().await.unwrap();
+    let filed = |action: &str| filings.iter().filter(|f| f.action == action).count();
+    assert_eq!(filed("filing.release"), 2, "the walkthrough's release and the cross-tabulation");
+    // Votes: 2 (walkthrough) + 2 + 2 (cross-tabulations) + 1 (leaky); the closing; the withdrawal.
+    assert_eq!(filed("filing.outbound_review"), 9, "{filings:#?}");
+    assert_eq!(code(operator.filings().await), ErrorCode::Forbidden);
     let audit = authority.verify_audit().await.unwrap();
     assert!(audit.ok);
 }

@@ -1,7 +1,7 @@
 //! Organisations, users, signing keys and audit verification.
 
 use keyong_model::api::{
-    AuditVerification, CreateOrg, CreateUser, CreatedUser, Org, SetSigningKey, User, audit_checkpoint_message,
+    AuditVerification, CreateOrg, CreateUser, CreatedUser, Filing, Org, SetSigningKey, User, audit_checkpoint_message,
 };
 use keyong_model::{OrgKind, Role};
 
@@ -126,6 +126,27 @@ pub(crate) async fn set_signing_key(
     .await?;
     tx.commit().await?;
     Ok(Json(caller.0.api()))
+}
+
+/// The filings (备案) in the audit log, oldest first.
+pub(crate) async fn filings(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Filing>>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    let entries = st.store.audit_entries().await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .filter(|e| e.action.starts_with("filing."))
+            .map(|e| Filing {
+                seq: e.seq,
+                detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail)),
+                at: e.at,
+                actor: e.actor,
+                action: e.action,
+                subject: e.subject,
+                hash: e.hash,
+            })
+            .collect(),
+    ))
 }
 
 pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {

@@ -48,6 +48,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/jobs/{id}/signoff", post(review::signoff))
         .route("/products", get(jobs::products))
         .route("/incidents", get(jobs::incidents))
+        .route("/filings", get(admin::filings))
         .route("/audit/verify", get(admin::verify_audit));
     Router::new()
         .nest("/v1", v1)
