@@ -87,6 +87,8 @@ fn candidate(records: &[Record]) -> Candidate {
         kinds: vec![ValueKind::Sum],
         evidence,
         integers: vec![],
+        domain: vec![],
+        absent: vec![],
         units_total: records.len() as u64,
         dp: false,
         grade: Grade::General,

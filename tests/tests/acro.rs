@@ -110,6 +110,8 @@ fn candidate(t: &Value) -> Candidate {
         kinds: vec![kind],
         evidence,
         integers: vec![],
+        domain: vec![],
+        absent: vec![],
         units_total: units.len() as u64,
         dp: false,
         grade: Grade::General,

@@ -47,6 +47,35 @@ pub(crate) fn verify_values(c: &Candidate, findings: &mut Vec<Finding>) {
     }
 }
 
+/// Non-DP outputs: each key appears once, and every key value is a value
+/// of its source column (a key is not a place to write free text).
+pub(crate) fn verify_keys(c: &Candidate, findings: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, row) in c.table.rows.iter().enumerate() {
+        if !seen.insert(&row.key) {
+            findings.push(finding(
+                "duplicate_key",
+                serde_json::json!({}),
+                Some(row_ref(&c.table, i, None)),
+                "this key appears more than once; duplicated cells defeat the protection of their line".into(),
+                Outcome::Block,
+            ));
+        }
+        for (d, v) in row.key.iter().enumerate() {
+            let known = c.domain.get(d).is_none_or(|values| values.is_empty() || values.contains(v));
+            if !known && !crate::is_total_marker(v) {
+                findings.push(finding(
+                    "unknown_key",
+                    serde_json::json!({}),
+                    Some(row_ref(&c.table, i, Some(&c.table.dimensions[d]))),
+                    "this key value does not occur in its source column".into(),
+                    Outcome::Block,
+                ));
+            }
+        }
+    }
+}
+
 fn kind_name(k: ValueKind) -> &'static str {
     match k {
         ValueKind::Count => "count",
@@ -100,6 +129,9 @@ pub(crate) fn primary(profile: &Profile, p: &mut Protection<'_>, findings: &mut 
     };
     for i in 0..p.rows.len() {
         let Some(ev) = p.evidence(i) else { continue };
+        if p.is_filled(i) {
+            continue;
+        }
         let mut failed: Vec<(&str, Option<usize>, String)> = Vec::new();
         if ev.contributors == 0 {
             if r.zeros_disclosive {

@@ -70,6 +70,31 @@ mod tests {
     use crate::testing::{counts, profile};
     use keyong_model::report::Verdict;
 
+    /// Release 1 publishes district a (40 units). Release 2 splits a into
+    /// streets 20 + 5 + 15: the 5 is hidden, and the street cells differ
+    /// from the district by 20 or more each, so no pair is caught — but
+    /// a − s1 − s3 would reveal s2. A second cell is hidden with it.
+    #[test]
+    fn a_hidden_cell_is_not_recoverable_from_an_earlier_release() {
+        let first = crate::check(&profile(), &counts(&[(&["a"], 40), (&["b"], 50)]), &[]);
+        let earlier = [Earlier { job: "job-1".into(), cells: first.released_cells }];
+        let mut second = counts(&[(&["s1"], 20), (&["s2"], 5), (&["s3"], 15), (&["s4"], 30), (&["s5"], 10)]);
+        for (i, r) in [0..20u64, 20..25, 25..40, 40..70, 70..80].into_iter().enumerate() {
+            second.evidence[i].units = r.collect();
+        }
+        // On its own the table hides s2 and the smallest other cell, s5 (outside district a).
+        let alone = crate::check(&profile(), &second, &[]);
+        let shown =
+            |t: &keyong_model::api::ResultTable, k: &str| t.rows.iter().find(|r| r.key == [k]).unwrap().values[0];
+        assert_eq!((shown(&alone.protected, "s2"), shown(&alone.protected, "s5")), (None, None));
+        assert!(shown(&alone.protected, "s1").is_some() && shown(&alone.protected, "s3").is_some());
+        // Against release 1, a cell inside district a is hidden with s2.
+        let checked = crate::check(&profile(), &second, &earlier);
+        assert_eq!(shown(&checked.protected, "s2"), None);
+        assert!(shown(&checked.protected, "s1").is_none() || shown(&checked.protected, "s3").is_none());
+        assert!(!checked.report.findings.iter().any(|f| f.rule == "differencing"));
+    }
+
     #[test]
     fn set_difference() {
         assert_eq!(minus(&[1, 2, 3, 5], &[2, 3, 4]), 2);

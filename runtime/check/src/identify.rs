@@ -86,6 +86,8 @@ mod tests {
             kinds: vec![ValueKind::Other; columns.len()],
             evidence: vec![],
             integers: vec![],
+            domain: vec![],
+            absent: vec![],
             units_total: 1000,
             dp: false,
             grade: keyong_model::Grade::General,

@@ -92,6 +92,14 @@ pub struct Candidate {
     /// Integer cells whose exact value an `f64` cannot hold, as
     /// `(row, column, value)`, so identifiers among them are still found.
     pub integers: Vec<(usize, usize, i64)>,
+    /// Per dimension, the values its source column holds in the data
+    /// (reviewed mode); empty when not known. Keys must come from it, and
+    /// the full table is built over it.
+    pub domain: Vec<Vec<String>>,
+    /// Host evidence of key combinations present in the data that the
+    /// module left out of its table (reviewed mode): they are added as
+    /// hidden cells, or a total would reveal them.
+    pub absent: Vec<(Vec<String>, CellEvidence)>,
     /// Privacy units in the input view.
     pub units_total: u64,
     /// Whether the values carry calibrated DP noise (aggregate, sql and
@@ -159,11 +167,19 @@ pub fn check(profile: &Profile, candidate: &Candidate, earlier: &[Earlier]) -> C
     let mut protection = suppress::Protection::new(candidate);
     if !candidate.dp {
         cells::verify_values(candidate, &mut findings);
+        cells::verify_keys(candidate, &mut findings);
         protection.fill_grid(profile, &mut findings);
     }
     cells::primary(profile, &mut protection, &mut findings);
     cells::microdata(profile, &protection, &mut findings);
-    let secondary = if candidate.dp { 0 } else { protection.secondary(profile, &mut findings) };
+    let secondary = if candidate.dp {
+        0
+    } else {
+        // Cells of earlier releases that are unions of this table's cells are
+        // known totals too: hidden cells must not be recoverable from them.
+        let known = if profile.differencing { protection.unions_of(earlier) } else { Vec::new() };
+        protection.secondary(profile, &known, &mut findings)
+    };
     let (protected, totals) = protection.protected_table();
     let released = protection.released_cells();
     if !candidate.dp && profile.differencing {
@@ -290,6 +306,8 @@ pub(crate) mod testing {
             kinds: vec![ValueKind::Count],
             evidence,
             integers: vec![],
+            domain: vec![],
+            absent: vec![],
             units_total: 10_000,
             dp: false,
             grade: Grade::General,

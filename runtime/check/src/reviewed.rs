@@ -130,6 +130,22 @@ pub fn candidate(
         }
     }
 
+    let mut domain: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+    let mut data_keys: Vec<&Vec<String>> = groups.keys().collect();
+    data_keys.sort();
+    for k in &data_keys {
+        for (d, v) in k.iter().enumerate() {
+            if !domain[d].contains(v) {
+                domain[d].push(v.clone());
+            }
+        }
+    }
+    let shown: std::collections::HashSet<&Vec<String>> = rows.iter().map(|r| &r.key).collect();
+    let absent = data_keys
+        .iter()
+        .filter(|k| !shown.contains(*k))
+        .map(|k| ((*k).clone(), evidence_of(&groups[*k], &kinds)))
+        .collect();
     let evidence = rows
         .iter()
         .map(|row| {
@@ -162,6 +178,8 @@ pub fn candidate(
         kinds,
         evidence,
         integers,
+        domain,
+        absent,
         units_total: units.len() as u64,
         dp: false,
         grade,
@@ -214,6 +232,7 @@ pub fn summarise(contributions: &[f64], expected: Option<f64>) -> ValueEvidence 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyong_model::report::Outcome;
     use keyong_model::{Column, Mode, OutputColumn};
 
     fn manifest() -> Manifest {
@@ -285,6 +304,59 @@ mod tests {
         let kwh = c.evidence[0].values[1].as_ref().unwrap();
         assert_eq!((kwh.expected, kwh.top.clone()), (Some(6.0), vec![3.0, 3.0]));
         assert_eq!(c.evidence[1].contributors, 3, "the total row covers every district");
+    }
+
+    /// Leaving a small district out of a table with a total does not
+    /// reveal it: it is added as a hidden cell, with a partner, and the total
+    /// is recomputed from what is shown.
+    #[test]
+    fn a_category_left_out_is_added_hidden() {
+        let mut units: Vec<(u64, UnitRows)> = (0..40).map(|u| (u, unit("a", &[1.0]))).collect();
+        units.extend((40..90).map(|u| (u, unit("b", &[1.0]))));
+        units.extend((90..93).map(|u| (u, unit("c", &[1.0]))));
+        let out = output(&[("a", 40, 40.0), ("b", 50, 50.0), ("合计", 93, 93.0)]);
+        let c = candidate(&manifest(), &units, &out, Grade::General).unwrap();
+        assert_eq!(c.domain, vec![vec!["a".to_string(), "b".into(), "c".into()]]);
+        assert_eq!(c.absent.len(), 1);
+        let checked = crate::check(&crate::testing::profile(), &c, &[]);
+        let t = &checked.protected;
+        let value = |k: &str| t.rows.iter().find(|r| r.key == [k]).map(|r| r.values[0]);
+        assert_eq!(value("c"), Some(None), "the left-out district is shown, empty");
+        assert_eq!(value("a"), Some(None), "and a partner is hidden with it");
+        assert_eq!(value("合计"), Some(Some(50.0)), "the total adds up what is shown");
+        assert!(checked.report.findings.iter().any(|f| f.rule == "absent"));
+    }
+
+    #[test]
+    fn keys_must_come_from_the_data_once() {
+        let units: Vec<(u64, UnitRows)> = (0..30).map(|u| (u, unit(if u < 15 { "a" } else { "b" }, &[1.0]))).collect();
+        let profile = crate::testing::profile();
+        let out = output(&[("a", 15, 15.0), ("b", 15, 15.0), ("暗号", 0, 0.0)]);
+        let r = crate::check(&profile, &candidate(&manifest(), &units, &out, Grade::General).unwrap(), &[]).report;
+        assert!(r.findings.iter().any(|f| f.rule == "unknown_key" && f.outcome == Outcome::Block), "{:#?}", r.findings);
+        let out = output(&[("a", 15, 15.0), ("a", 15, 15.0), ("b", 15, 15.0)]);
+        let r = crate::check(&profile, &candidate(&manifest(), &units, &out, Grade::General).unwrap(), &[]).report;
+        assert!(
+            r.findings.iter().any(|f| f.rule == "duplicate_key" && f.outcome == Outcome::Block),
+            "{:#?}",
+            r.findings
+        );
+    }
+
+    /// The released values are the host's, in key order: no low-order
+    /// digits or row order chosen by the module leave.
+    #[test]
+    fn released_values_are_the_hosts_in_key_order() {
+        let units: Vec<(u64, UnitRows)> = (0..30).map(|u| (u, unit(if u < 15 { "a" } else { "b" }, &[1.25]))).collect();
+        let out = output(&[("b", 15, 18.7500001), ("a", 15, 18.75)]);
+        let checked = crate::check(
+            &crate::testing::profile(),
+            &candidate(&manifest(), &units, &out, Grade::General).unwrap(),
+            &[],
+        );
+        let t = &checked.protected;
+        assert_eq!(t.rows[0].key, ["a"]);
+        assert_eq!(t.rows[1].values, vec![Some(15.0), Some(18.75)]);
     }
 
     #[test]

@@ -19,8 +19,9 @@ use crate::{Candidate, CellEvidence, Profile, ReleasedCell, ValueKind, finding};
 /// Key values that mark a total over a dimension.
 const TOTAL_MARKERS: [&str; 9] = ["合计", "总计", "全部", "Total", "TOTAL", "total", "All", "ALL", "all"];
 
-/// More suppressed cells than this are not verified; the output is blocked.
-const MAX_SUPPRESSED: usize = 2_000;
+/// More suppressed cells than this are not verified; the output is blocked
+/// (it bounds the elimination's work and memory).
+const MAX_SUPPRESSED: usize = 1_000;
 
 /// Whether a key value stands for the total over its dimension.
 pub fn is_total_marker(v: &str) -> bool {
@@ -66,14 +67,22 @@ impl<'a> Protection<'a> {
         self.marks.iter().filter(|m| **m == Mark::Primary).count() as u64
     }
 
-    /// Adds every absent combination of the dimensions' values as an empty
-    /// row (when zeros are disclosive, an absent row would say "zero").
+    /// Whether row `i` was added by [`Self::fill_grid`].
+    pub(crate) fn is_filled(&self, i: usize) -> bool {
+        i >= self.candidate.table.rows.len()
+    }
+
+    /// Adds every combination of the dimensions' values (from the data where
+    /// known, else from the table) that the table lacks, as a hidden row: an
+    /// absent row would say "zero", and a left-out category would be
+    /// revealed by a total.
     pub(crate) fn fill_grid(&mut self, profile: &Profile, findings: &mut Vec<Finding>) {
         let dims = self.candidate.table.dimensions.len();
-        if dims == 0 || self.candidate.evidence.is_empty() || !profile.cells.zeros_disclosive {
+        if dims == 0 || self.candidate.evidence.is_empty() {
             return;
         }
-        let mut values: Vec<Vec<String>> = vec![Vec::new(); dims];
+        let mut values: Vec<Vec<String>> =
+            (0..dims).map(|d| self.candidate.domain.get(d).cloned().unwrap_or_default()).collect();
         let mut present = HashSet::new();
         for i in (0..self.rows.len()).filter(|&i| self.is_base(i)) {
             for (d, v) in self.rows[i].key.iter().enumerate() {
@@ -87,28 +96,40 @@ impl<'a> Protection<'a> {
         if grid == 0 {
             return;
         }
-        if grid > profile.size.max_rows {
+        let ncols = self.candidate.table.columns.len();
+        if grid > profile.size.max_rows || grid.saturating_mul(dims + ncols) > profile.size.max_cells {
             findings.push(finding(
                 "sparse_grid",
-                serde_json::json!({ "max_rows": profile.size.max_rows }),
+                serde_json::json!({ "max_rows": profile.size.max_rows, "max_cells": profile.size.max_cells }),
                 None,
                 format!(
-                    "all combinations of the keys make {grid} cells; absent combinations would disclose zeros \
-                     and the full table is larger than {} rows",
-                    profile.size.max_rows
+                    "all combinations of the keys' values make {grid} cells; the full table (absent combinations \
+                     would disclose zeros or be revealed by totals) is larger than the size caps"
                 ),
                 Outcome::Block,
             ));
             return;
         }
-        let ncols = self.candidate.table.columns.len();
+        let absent: HashMap<&Vec<String>, &CellEvidence> = self.candidate.absent.iter().map(|(k, e)| (k, e)).collect();
         let mut key = vec![0usize; dims];
         'grid: loop {
             let k: Vec<String> = key.iter().enumerate().map(|(d, &i)| values[d][i].clone()).collect();
             if !present.contains(&k) {
+                let evidence = absent.get(&k).map(|e| (*e).clone()).unwrap_or_else(|| CellEvidence {
+                    contributors: 0,
+                    values: vec![None; ncols],
+                    units: vec![],
+                });
+                let (rule, reason) = if evidence.contributors == 0 {
+                    ("zeros", "no unit has this combination; shown empty rather than left out")
+                } else {
+                    ("absent", "the module left out this combination, which the data has; shown empty")
+                };
+                let cell = crate::CellRef { row: None, key: k.clone(), column: None };
+                findings.push(finding(rule, serde_json::json!({}), Some(cell), reason.into(), Outcome::Suppressed));
                 self.rows.push(ResultRow { key: k, values: vec![None; ncols] });
-                self.filled.push(CellEvidence { contributors: 0, values: vec![None; ncols], units: vec![] });
-                self.marks.push(Mark::Published);
+                self.filled.push(evidence);
+                self.marks.push(Mark::Primary);
             }
             for d in (0..dims).rev() {
                 key[d] += 1;
@@ -140,13 +161,36 @@ impl<'a> Protection<'a> {
         out
     }
 
+    /// Groups of base rows whose units together are exactly the units of a
+    /// cell of an earlier release (so their sum is known from it).
+    pub(crate) fn unions_of(&self, earlier: &[crate::Earlier]) -> Vec<Vec<usize>> {
+        let base: Vec<(usize, &Vec<u64>)> = (0..self.rows.len())
+            .filter(|&i| self.is_base(i))
+            .filter_map(|i| self.evidence(i).filter(|e| !e.units.is_empty()).map(|e| (i, &e.units)))
+            .collect();
+        let mut out = Vec::new();
+        for cell in earlier.iter().flat_map(|e| &e.cells) {
+            let inside: Vec<usize> = base.iter().filter(|(_, u)| is_subset(u, &cell.units)).map(|(i, _)| *i).collect();
+            let covered: usize = inside.iter().map(|&i| self.evidence(i).map_or(0, |e| e.units.len())).sum();
+            // Base cells are disjoint, so sizes adding up means the union is the cell.
+            if inside.len() >= 2 && covered == cell.units.len() {
+                out.push(inside);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Secondary suppression until no suppressed cell is determined by the
-    /// line totals; returns the number of cells it suppressed.
-    pub(crate) fn secondary(&mut self, profile: &Profile, findings: &mut Vec<Finding>) -> u64 {
+    /// line totals (and `known`, further groups with known sums); returns
+    /// the number of cells it suppressed.
+    pub(crate) fn secondary(&mut self, profile: &Profile, known: &[Vec<usize>], findings: &mut Vec<Finding>) -> u64 {
         if !profile.cells.margins_known || self.candidate.table.dimensions.is_empty() {
             return 0;
         }
-        let lines = self.lines();
+        let mut lines = self.lines();
+        lines.extend(known.iter().cloned());
         let mut added = 0;
         loop {
             let hidden: Vec<usize> =
@@ -186,7 +230,7 @@ impl<'a> Protection<'a> {
                         findings.push(finding(
                             "unprotectable",
                             serde_json::json!({}),
-                            Some(crate::row_ref(&self.candidate.table, x.min(self.rows.len() - 1), None)),
+                            Some(crate::CellRef { row: None, key: self.rows[x].key.clone(), column: None }),
                             "a suppressed cell is determined by its margins and no other cell can hide it".into(),
                             Outcome::Block,
                         ));
@@ -254,11 +298,21 @@ impl<'a> Protection<'a> {
     }
 
     /// The table as it may leave, and how many total rows were recomputed.
+    /// Published values are the host's own where it computed them (so no
+    /// low-order digits of the module's choosing leave), and a module's rows
+    /// are put in key order (so neither does its row order).
     pub(crate) fn protected_table(&self) -> (ResultTable, u64) {
         let mut rows = self.rows.clone();
-        for (row, mark) in rows.iter_mut().zip(&self.marks) {
-            if *mark != Mark::Published {
+        for (i, row) in rows.iter_mut().enumerate() {
+            if self.marks[i] != Mark::Published {
                 row.values.iter_mut().for_each(|v| *v = None);
+                continue;
+            }
+            let Some(ev) = self.evidence(i) else { continue };
+            for (v, e) in row.values.iter_mut().zip(&ev.values) {
+                if let Some(expected) = e.as_ref().and_then(|e| e.expected) {
+                    *v = Some(expected);
+                }
             }
         }
         let mut recomputed = 0;
@@ -271,6 +325,10 @@ impl<'a> Protection<'a> {
                     ValueKind::Mean | ValueKind::Other => None,
                 };
             }
+        }
+        if !self.candidate.dp {
+            // DP tables are in the host's order (the declared key domain) already.
+            rows.sort_by(|a, b| a.key.cmp(&b.key));
         }
         let table = ResultTable {
             dimensions: self.candidate.table.dimensions.clone(),
@@ -314,12 +372,65 @@ impl<'a> Protection<'a> {
     }
 }
 
+/// Whether sorted `a` is a subset of sorted `b`.
+fn is_subset(a: &[u64], b: &[u64]) -> bool {
+    let mut j = 0;
+    for x in a {
+        while j < b.len() && b[j] < *x {
+            j += 1;
+        }
+        if j == b.len() || b[j] != *x {
+            return false;
+        }
+        j += 1;
+    }
+    true
+}
+
 /// For `n` unknowns and equations each summing some of them to a known
 /// value: which unknowns the equations determine. Exact for 0/1
 /// coefficients up to floating-point tolerance: an unknown is determined
 /// exactly when its unit vector lies in the row space, i.e. when the reduced
 /// row echelon form has a row with a single non-zero entry, in its column.
 pub fn recoverable(n: usize, equations: &[Vec<usize>]) -> Vec<bool> {
+    // Unknowns that share no equation are independent: eliminate each
+    // connected group on its own (typically a few cells each).
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for e in equations {
+        for w in e.windows(2) {
+            let (a, b) = (root(&mut parent, w[0]), root(&mut parent, w[1]));
+            parent[a] = b;
+        }
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for v in 0..n {
+        let r = root(&mut parent, v);
+        groups.entry(r).or_default().push(v);
+    }
+    let mut out = vec![false; n];
+    for vars in groups.into_values() {
+        let local: HashMap<usize, usize> = vars.iter().enumerate().map(|(l, &v)| (v, l)).collect();
+        let eqs: Vec<Vec<usize>> = equations
+            .iter()
+            .filter(|e| e.first().is_some_and(|v| local.contains_key(v)))
+            .map(|e| e.iter().map(|v| local[v]).collect())
+            .collect();
+        for (l, r) in eliminate(vars.len(), &eqs).into_iter().enumerate() {
+            out[vars[l]] = r;
+        }
+    }
+    out
+}
+
+/// [`recoverable`] for one connected group, by Gaussian elimination.
+fn eliminate(n: usize, equations: &[Vec<usize>]) -> Vec<bool> {
     const EPS: f64 = 1e-9;
     let mut m: Vec<Vec<f64>> = equations
         .iter()
@@ -329,8 +440,13 @@ pub fn recoverable(n: usize, equations: &[Vec<usize>]) -> Vec<bool> {
             row
         })
         .collect();
+    m.sort_by(|a, b| a.iter().map(|x| x.to_bits()).cmp(b.iter().map(|x| x.to_bits())));
+    m.dedup();
     let mut pivot_row = 0;
     for col in 0..n {
+        if pivot_row == m.len() {
+            break;
+        }
         let Some(p) = (pivot_row..m.len()).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs())) else { break };
         if m[p][col].abs() < EPS {
             continue;
@@ -346,9 +462,6 @@ pub fn recoverable(n: usize, equations: &[Vec<usize>]) -> Vec<bool> {
             }
         }
         pivot_row += 1;
-        if pivot_row == m.len() {
-            break;
-        }
     }
     let mut out = vec![false; n];
     for row in &m[..pivot_row] {
@@ -455,8 +568,9 @@ mod tests {
                 continue;
             }
             checked_tables += 1;
-            for (row, n) in checked.protected.rows.iter().zip(&ns) {
-                assert!(*n >= 10 || row.values[0].is_none(), "small cell shown: {row:?}");
+            let n_of: HashMap<&Vec<String>, u64> = names.iter().zip(ns.iter().copied()).collect();
+            for row in &checked.protected.rows {
+                assert!(n_of[&row.key] >= 10 || row.values[0].is_none(), "small cell shown: {row:?}");
             }
             assert_suppressed_cells_unrecoverable(&checked.protected);
         }

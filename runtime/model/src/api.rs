@@ -347,6 +347,26 @@ pub struct VoteRecord {
     pub at: String,
 }
 
+/// A decision as a receipt records it: who, what, the public comment, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub reviewer: String,
+    pub decision: Decision,
+    pub public_comment: String,
+    pub at: String,
+}
+
+impl From<&VoteRecord> for Approval {
+    fn from(v: &VoteRecord) -> Self {
+        Self {
+            reviewer: v.reviewer.clone(),
+            decision: v.decision,
+            public_comment: v.public_comment.clone(),
+            at: v.at.clone(),
+        }
+    }
+}
+
 /// A module compared with the last approved version of it (same operator,
 /// scenario and manifest name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -430,17 +450,17 @@ pub struct Receipt {
     pub policy_hash: String,
     /// SM3 of the outbound rule profile the checks applied.
     pub profile_hash: String,
-    /// SM3 of the full compliance report's canonical JSON.
-    pub report_hash: String,
+    /// HMAC-SM3 of the full compliance report's canonical JSON under a
+    /// platform key: binds the report without letting the operator test
+    /// guesses about it (a plain hash of a predictable report would).
+    pub report_commitment: String,
     /// SM3 of the released table's canonical JSON.
     pub result_hash: String,
-    /// SM3 of the module's sealed log, which the reviewers read (it never
-    /// leaves: a log would be a channel around the outbound checks).
-    pub logs_hash: String,
-    pub approvals: Vec<VoteRecord>,
+    /// The reviewers' approvals (their private comments stay private).
+    pub approvals: Vec<Approval>,
     /// The authority's sign-off, for outputs derived from 重要 (important) data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signoff: Option<VoteRecord>,
+    pub signoff: Option<Approval>,
     /// When policy approved the job without reviewers: the earlier job
     /// (identical module and budget, inputs of the same grade) whose two
     /// approvals it inherited.

@@ -298,6 +298,10 @@ impl Manifest {
                     format!("output_schema must declare 1 to {MAX_OUTPUTS} columns")
                 })?;
                 unique_names("output_schema", self.output_schema.iter().map(|c| c.name.as_str()))?;
+                let keys = self.output_schema.iter().filter(|c| c.role == OutputRole::Key).count();
+                check(keys <= MAX_DIMENSIONS, || {
+                    format!("output_schema may have at most {MAX_DIMENSIONS} key columns")
+                })?;
                 self.output_schema.iter().try_for_each(|c| self.validate_output_column(c))
             }
         }

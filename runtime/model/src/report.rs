@@ -86,44 +86,26 @@ impl Report {
         }
     }
 
-    /// What the operator may see: rule names and how many cells each
-    /// touched, never a cell, a reason or evidence.
+    /// What the operator may see: which profile applied and how many cells
+    /// were suppressed (visible in the table anyway) — never a rule, a
+    /// cell, a reason, the verdict or a count of contributors (findings,
+    /// even counted per rule, can depend on hidden cells).
     pub fn summary(&self) -> ReportSummary {
-        let mut rules: Vec<RuleCount> = Vec::new();
-        for f in &self.findings {
-            match rules.iter_mut().find(|r| r.rule == f.rule && r.outcome == f.outcome) {
-                Some(r) => r.findings += 1,
-                None => rules.push(RuleCount { rule: f.rule.clone(), outcome: f.outcome, findings: 1 }),
-            }
-        }
         ReportSummary {
             profile: self.profile.clone(),
             profile_version: self.profile_version,
             profile_hash: self.profile_hash.clone(),
-            verdict: self.verdict,
-            rules,
             suppressed_cells: self.suppressed_primary + self.suppressed_secondary,
         }
     }
 }
 
-/// How many findings one rule produced with one outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RuleCount {
-    pub rule: String,
-    pub outcome: Outcome,
-    pub findings: u64,
-}
-
-/// The operator's view of a report, shown once reviewers have decided and
-/// released with the result: which rules fired and how often, no cells.
+/// The operator's view of a report, released with the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportSummary {
     pub profile: String,
     pub profile_version: u32,
     pub profile_hash: String,
-    pub verdict: Verdict,
-    pub rules: Vec<RuleCount>,
     /// Suppressed cells are visible as empty cells in the released table.
     pub suppressed_cells: u64,
 }

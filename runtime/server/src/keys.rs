@@ -24,6 +24,14 @@ pub(crate) struct Keys {
     pub(crate) pseudonym_secret: Vec<u8>,
 }
 
+impl Keys {
+    /// The key of receipts' report commitments, derived from the pseudonym
+    /// secret with its own label (never used for anything else).
+    pub(crate) fn report_key(&self) -> [u8; 32] {
+        keyong_crypto::hmac_sm3(&self.pseudonym_secret, b"keyong-report-commitment-v1")
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     sm2_secret_hex: String,

@@ -43,6 +43,11 @@ pub struct Config {
     pub min_contributors: u64,
     /// DataFusion memory pool per job view (default 512 MiB).
     pub view_memory_bytes: usize,
+    /// How long after submission an auto-approved job shows as approved to
+    /// its operator (before, it shows as `pending` and cannot be released),
+    /// so the moment reveals neither the run time nor the verdict (default:
+    /// the job time limit plus a minute, 660 s).
+    pub auto_approval_after: std::time::Duration,
 }
 
 impl Config {
@@ -54,6 +59,7 @@ impl Config {
             sandbox: Limits::default(),
             min_contributors: 10,
             view_memory_bytes: 512 << 20,
+            auto_approval_after: std::time::Duration::from_millis(Limits::default().job_deadline_ms + 60_000),
         }
     }
 }

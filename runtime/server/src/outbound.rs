@@ -83,9 +83,9 @@ pub(crate) fn open_earlier(st: &AppState, sealed: Vec<(String, Vec<u8>)>) -> Res
         .collect()
 }
 
-/// Runs the checks of `grade`'s profile on a candidate and seals the result.
-pub(crate) fn check(st: &AppState, output: Output, candidate: &Candidate, earlier: &[Earlier]) -> Sealed {
-    let profile = st.outbound.profile(candidate.grade);
+/// Runs the checks of the candidate's profile (chosen by its grade) and
+/// builds what is sealed. CPU-bound: call it on a blocking thread.
+pub(crate) fn check(profile: &Profile, output: Output, candidate: &Candidate, earlier: &[Earlier]) -> Sealed {
     let checked = keyong_check::check(profile, candidate, earlier);
     Sealed { output, protected: checked.protected, report: checked.report, released_cells: checked.released_cells }
 }

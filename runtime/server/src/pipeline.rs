@@ -75,6 +75,8 @@ fn dp_candidate(manifest: &Manifest, output: &Output, grade: Grade) -> Candidate
         kinds,
         evidence,
         integers: vec![],
+        domain: vec![],
+        absent: vec![],
         units_total: output.evidence.units_total,
         dp: true,
         grade,

@@ -70,6 +70,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     let e = |e: keyong_store::Error| e.to_string();
     let job = st.store.job(job_id).await.map_err(e)?.ok_or("job vanished")?;
     let module = st.store.module(&job.view.module).await.map_err(e)?.ok_or("module missing")?;
+    let mode = module.manifest.mode;
     let dataset = st.store.dataset(&module.manifest.input).await.map_err(e)?.ok_or("dataset missing")?;
     let mut tx = st.store.begin().await.map_err(e)?;
     if !tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Running).await.map_err(e)? {
@@ -112,9 +113,12 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     let (output, candidate) = run.run(&datasets).await?;
     let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;
     let earlier = outbound::open_earlier(st, earlier)?;
-    let sealed = outbound::check(st, output, &candidate, &earlier);
+    let profile = st.outbound.profile(candidate.grade).clone();
+    let sealed = tokio::task::spawn_blocking(move || outbound::check(&profile, output, &candidate, &earlier))
+        .await
+        .map_err(|e| e.to_string())?;
     let verdict = sealed.report.verdict;
-    let auto = auto_approvable(st, &job, &sealed, candidate.grade).await.map_err(e)?;
+    let auto = auto_approvable(st, &job, mode, &sealed).await?;
 
     let plain = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
     let blob = st.keys.seal.seal(&plain, job_id.as_bytes()).map_err(|e| e.to_string())?;
@@ -155,21 +159,32 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Auto-approval, only where the grade's profile allows it: every check
-/// passes, and an earlier job of the identical module (so identical
-/// parameters) with the identical budget, over inputs of the same names and
-/// grade, was approved by two reviewers. Returns that earlier job.
+/// Auto-approval, only where the grade's profile allows it, and only for
+/// DP outputs (whose verdict depends on nothing but what is published; a
+/// reviewed output's verdict depends on hidden cells, and approving it
+/// without reviewers would tell the operator so): every check passes, and
+/// an earlier job of the identical module (so identical parameters) with
+/// the identical budget, over inputs of the same names, checked under the
+/// same profile, was approved by the profile's number of reviewers.
+/// Returns that earlier job.
 async fn auto_approvable(
     st: &AppState,
     job: &JobRow,
+    mode: keyong_model::Mode,
     sealed: &Sealed,
-    grade: Grade,
-) -> Result<Option<String>, keyong_store::Error> {
-    let profile = st.outbound.profile(grade);
-    if !profile.auto_approval || sealed.report.verdict != Verdict::Pass || grade != Grade::General {
+) -> Result<Option<String>, String> {
+    let report = &sealed.report;
+    let profile = st.outbound.profile(report.derived_grade);
+    if !profile.auto_approval || report.verdict != Verdict::Pass || mode == keyong_model::Mode::Reviewed {
         return Ok(None);
     }
     let names = |j: &JobRow| j.inputs.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
-    let twins = st.store.reviewer_approved_twins(job).await?;
-    Ok(twins.into_iter().find(|t| names(t) == names(job)).map(|t| t.view.id))
+    let twins = st.store.reviewer_approved_twins(job, profile.reviewers).await.map_err(|e| e.to_string())?;
+    for twin in twins.into_iter().filter(|t| names(t) == names(job)) {
+        let earlier = open_output(st, &twin).map_err(|e| e.to_string())?;
+        if earlier.report.profile_hash == report.profile_hash && earlier.report.derived_grade == report.derived_grade {
+            return Ok(Some(twin.view.id));
+        }
+    }
+    Ok(None)
 }

@@ -229,18 +229,6 @@ impl Store {
             .collect()
     }
 
-    /// What an operator organisation's jobs have read so far (each job's
-    /// module input and columns), for the association rules.
-    pub async fn org_usage(&self, org: &str) -> Result<Vec<keyong_model::Manifest>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT m.manifest_json FROM jobs j JOIN modules m ON m.id = j.module WHERE j.operator_org = ?",
-        )
-        .bind(org)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| json("manifest", r.get("manifest_json"))).collect()
-    }
-
     /// Modules of the same operator, scenario and name as `module`, newest
     /// first, with the job that last got them approved: (module, job).
     pub async fn approved_versions(&self, module: &ModuleRow) -> Result<Vec<(ModuleRow, String)>> {
@@ -264,16 +252,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Earlier jobs of the same module and budget that two reviewers approved (for auto-approval).
-    pub async fn reviewer_approved_twins(&self, job: &JobRow) -> Result<Vec<JobRow>> {
+    /// Earlier jobs of the same module and budget that at least `reviewers`
+    /// reviewers approved themselves (not auto-approved), newest first.
+    pub async fn reviewer_approved_twins(&self, job: &JobRow, reviewers: u32) -> Result<Vec<JobRow>> {
         let rows = sqlx::query(
             "SELECT j.* FROM jobs j WHERE j.module = ? AND j.budget_json = ? AND j.id != ?
-             AND j.status IN ('approved', 'released')
-             AND (SELECT COUNT(*) FROM votes v WHERE v.job_id = j.id AND v.decision = 'approve') >= 2",
+             AND j.status IN ('approved', 'released') AND j.auto_approved_as IS NULL
+             AND (SELECT COUNT(*) FROM votes v WHERE v.job_id = j.id AND v.decision = 'approve') >= ?
+             ORDER BY j.created_at DESC",
         )
         .bind(&job.view.module)
         .bind(serde_json::to_string(&job.view.budget).expect("serialisable"))
         .bind(&job.view.id)
+        .bind(i64::from(reviewers))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(JobRow::from_row).collect()

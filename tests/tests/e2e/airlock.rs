@@ -118,8 +118,15 @@ async fn reviewed_outputs_pass_the_airlock() {
     let parquet = base64::engine::general_purpose::STANDARD.decode(&bundle.parquet_base64).unwrap();
     assert_eq!(&parquet[..4], b"PAR1");
     assert_eq!(bundle.receipt.profile_hash, view.report.profile_hash);
-    assert_eq!(bundle.receipt.report_hash, keyong_crypto::sm3_hex(&serde_json::to_vec(&view.report).unwrap()));
-    assert_eq!(bundle.report.verdict, view.report.verdict);
+    // The report is bound by a keyed commitment the operator cannot test guesses against.
+    assert_eq!(bundle.receipt.report_commitment.len(), 64);
+    assert_ne!(bundle.receipt.report_commitment, keyong_crypto::sm3_hex(&serde_json::to_vec(&view.report).unwrap()));
+    assert_eq!(bundle.report, view.report.summary(), "the operator sees the profile and the suppressed count only");
+    let hidden = bundle.table.rows.iter().filter(|r| r.values.iter().all(Option::is_none)).count() as u64;
+    assert_eq!(bundle.report.suppressed_cells, hidden);
+    let body = serde_json::to_string(&bundle).unwrap();
+    assert!(!body.contains("private note"), "reviewers' private comments never reach the operator");
+    assert!(body.contains("aggregates only"), "their public comments do");
     assert_eq!(bundle.receipt.approvals.len(), 2);
     assert_eq!(operator.release(&job.id).await.unwrap().receipt, bundle.receipt, "released once, fetched again");
     assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
@@ -233,7 +240,7 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
 /// to make the identical request run again, as it would over a new version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identical_passing_output_is_auto_approved() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|c| c.auto_approval_after = Duration::from_secs(4)).await;
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
     assert_eq!(outcome.review.report.verdict, Verdict::Pass, "{:#?}", outcome.review.report.findings);
     let db =
@@ -253,6 +260,10 @@ async fn an_identical_passing_output_is_auto_approved() {
     assert_ne!(job.id, outcome.job.id);
     assert_eq!(r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Approved);
     assert!(!r1.review_queue().await.unwrap().iter().any(|j| j.id == job.id), "no reviewer needed");
+    // The operator learns of it only at a fixed time after submission (not when the run ended).
+    assert_eq!(operator.job(&job.id).await.unwrap().status, JobStatus::Pending);
+    assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(operator.job(&job.id).await.unwrap().status, JobStatus::Approved);
     let bundle = operator.release(&job.id).await.unwrap();
     verify_bundle(&bundle).unwrap();

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 
 use keyong_model::api::{
-    DatasetBudget, DecisionRequest, Incident, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview, Product, Receipt,
-    ReleaseBundle, ScenarioBudget, SubmitJob,
+    Approval, DatasetBudget, DecisionRequest, Incident, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview,
+    Product, Receipt, ReleaseBundle, ScenarioBudget, SubmitJob,
 };
 use keyong_model::report::Outcome;
 use keyong_model::{Grade, JobStatus, Loss, Mode, Role};
-use keyong_store::{DatasetRow, JobRow, ModuleRow, ScenarioRow};
+use keyong_store::{DatasetRow, JobRow, ModuleRow, ScenarioRow, Tx};
 
 use super::new_id;
 use crate::AppState;
@@ -84,10 +84,24 @@ fn replay_key(module: &str, budget: Loss, inputs: &[InputVersion]) -> String {
     keyong_crypto::sm3_hex(canonical.to_string().as_bytes())
 }
 
+/// Whether an auto-approved job is still shown to its operator as pending:
+/// until a fixed time after submission ([`crate::Config::auto_approval_after`]).
+fn auto_approval_hidden(st: &AppState, job: &JobRow) -> bool {
+    if job.auto_approved_as.is_none() || job.view.status != JobStatus::Approved {
+        return false;
+    }
+    let Ok(created) = time::OffsetDateTime::parse(&job.view.created_at, &time::format_description::well_known::Rfc3339)
+    else {
+        return true;
+    };
+    time::OffsetDateTime::now_utc() < created + st.config.auto_approval_after
+}
+
 /// What the caller may see of a job. Operators see `pending` and no timings
 /// until the job is decided (run times, failures and the checks depend on
 /// the data); once decided, everyone sees the reviewers' public comments.
 pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResult<JobView> {
+    let hidden = caller.role() == Role::Operator && auto_approval_hidden(st, &job);
     let mut v = job.view;
     let decided = matches!(
         v.status,
@@ -102,6 +116,7 @@ pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResu
         return Ok(v);
     }
     let status = match v.status {
+        JobStatus::Approved if hidden => JobStatus::Pending,
         JobStatus::Queued
         | JobStatus::Running
         | JobStatus::UnderReview
@@ -112,14 +127,21 @@ pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResu
     Ok(JobView { status, updated_at: v.created_at.clone(), ..v })
 }
 
-/// 关联汇聚风险: refuses a job that would complete a forbidden combination
-/// of datasets or columns across the operator's jobs, and raises an
-/// incident to the authority (in its own transaction, so it stays filed).
-async fn association_check(st: &AppState, caller: &Caller, module: &ModuleRow) -> ApiResult<()> {
-    let earlier = st.store.org_usage(caller.org()).await?;
+/// 关联汇聚风险: whether this job would complete a forbidden combination of
+/// datasets or columns across the operator's jobs. If so, files an incident
+/// with the authority in `tx` and returns the error for the operator; the
+/// caller commits `tx` (so the incident stays) without adding the job.
+/// Runs inside the submission's write transaction, so two concurrent jobs
+/// cannot each complete half a combination.
+async fn association_risk(
+    st: &AppState,
+    caller: &Caller,
+    module: &ModuleRow,
+    tx: &mut Tx,
+) -> ApiResult<Option<ApiError>> {
+    let earlier = tx.org_usage(caller.org()).await?;
     let (datasets, columns) = outbound::usage(&earlier, &module.manifest);
-    let Some(rule) = st.outbound.association.tripped(&datasets, &columns) else { return Ok(()) };
-    let mut tx = st.store.begin().await?;
+    let Some(rule) = st.outbound.association.tripped(&datasets, &columns) else { return Ok(None) };
     let incident = Incident {
         id: new_id(),
         rule: rule.name.clone(),
@@ -135,12 +157,11 @@ async fn association_check(st: &AppState, caller: &Caller, module: &ModuleRow) -
     let detail = serde_json::json!({ "incident": incident.id, "rule": rule.name, "rules_hash": st.outbound.association.hash, "module": module.id });
     tx.audit(caller.id(), "incident.association_risk", &incident.id, detail.clone()).await?;
     tx.audit("system", "filing.incident", &incident.id, detail).await?;
-    tx.commit().await?;
-    Err(ApiError::PolicyDenied(format!(
+    Ok(Some(ApiError::PolicyDenied(format!(
         "association risk rule `{}`: this job would combine data your organisation may not combine; \
          nothing ran and nothing was charged; the authority has been notified (incident {})",
         rule.name, incident.id
-    )))
+    ))))
 }
 
 pub(crate) async fn submit(
@@ -149,10 +170,13 @@ pub(crate) async fn submit(
     Json(req): Json<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let Resolved { module, scenario, dataset, .. } = resolve(&st, &caller, &req).await?;
-    association_check(&st, &caller, &module).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
     let key = replay_key(&module.id, req.budget, &inputs);
     let mut tx = st.store.begin().await?;
+    if let Some(refused) = association_risk(&st, &caller, &module, &mut tx).await? {
+        tx.commit().await?;
+        return Err(refused);
+    }
     // An identical request gets the stored answer, never fresh noise, and costs nothing.
     if let Some(earlier) = tx.replayable(&key).await? {
         tx.audit(caller.id(), "job.replay", &earlier, serde_json::json!({ "module": module.id })).await?;
@@ -347,7 +371,7 @@ pub(crate) async fn release(
     agreement_in_force(&st, &caller).await?;
     let job = visible(&st, &caller, &id).await?;
     match job.view.status {
-        JobStatus::Approved => {}
+        JobStatus::Approved if !auto_approval_hidden(&st, &job) => {}
         JobStatus::Released => {
             let (receipt, sig) =
                 st.store.release(&id).await?.ok_or_else(|| ApiError::Internal("release record missing".into()))?;
@@ -377,7 +401,9 @@ pub(crate) async fn release(
         let profile = st.outbound.profile(sealed.report.derived_grade);
         let findings = keyong_check::differencing(profile, &sealed.released_cells, &earlier);
         if findings.iter().any(|f| f.outcome == Outcome::Block) {
-            tx.set_job_status(&id, JobStatus::Approved, JobStatus::Rejected).await?;
+            if !tx.set_job_status(&id, JobStatus::Approved, JobStatus::Rejected).await? {
+                return Err(ApiError::InvalidState("job changed state; try again".into()));
+            }
             let detail = serde_json::json!({ "status": JobStatus::Rejected, "rule": "differencing" });
             tx.audit("system", "job.differencing_blocked", &id, detail.clone()).await?;
             tx.audit("system", "filing.outbound_review", &id, detail).await?;
@@ -393,11 +419,10 @@ pub(crate) async fn release(
         inputs: job.inputs.clone(),
         policy_hash: dataset.entry.policy_hash.clone(),
         profile_hash: sealed.report.profile_hash.clone(),
-        report_hash: keyong_crypto::sm3_hex(&report_json),
+        report_commitment: hex::encode(keyong_crypto::hmac_sm3(&st.keys.report_key(), &report_json)),
         result_hash: keyong_crypto::sm3_hex(&table_json),
-        logs_hash: keyong_crypto::sm3_hex(sealed.output.logs.as_bytes()),
-        approvals,
-        signoff,
+        approvals: approvals.iter().map(Approval::from).collect(),
+        signoff: signoff.as_ref().map(Approval::from),
         auto_approved_as: job.auto_approved_as.clone(),
         rho_spent: job.view.rho,
         derived_grade: sealed.report.derived_grade,
@@ -414,7 +439,7 @@ pub(crate) async fn release(
         let blob = st.keys.seal.seal(&plain, id.as_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
         tx.insert_released_cells(&id, name, version, &blob).await?;
     }
-    let detail = serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "report_hash": receipt.report_hash, "signature": signature });
+    let detail = serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "report_commitment": receipt.report_commitment, "signature": signature });
     tx.audit(caller.id(), "job.release", &id, detail.clone()).await?;
     tx.audit(caller.id(), "filing.release", &id, detail).await?;
     tx.commit().await?;

@@ -172,9 +172,9 @@ pub(crate) async fn vote(
     } else {
         None
     };
-    if let Some(to) = next
-        && !tx.set_job_status(&id, JobStatus::UnderReview, to).await?
-    {
+    // Conditional on the job still being under review (a withdrawal may have
+    // landed since it was read); a vote that decides nothing re-asserts it.
+    if !tx.set_job_status(&id, JobStatus::UnderReview, next.unwrap_or(JobStatus::UnderReview)).await? {
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
     let detail = serde_json::json!({ "decision": req.decision, "status": next.unwrap_or(JobStatus::UnderReview) });
