@@ -19,9 +19,10 @@ use crate::{Candidate, CellEvidence, Profile, ReleasedCell, ValueKind, finding};
 /// Key values that mark a total over a dimension.
 const TOTAL_MARKERS: [&str; 9] = ["合计", "总计", "全部", "Total", "TOTAL", "total", "All", "ALL", "all"];
 
-/// More suppressed cells than this are not verified; the output is blocked
-/// (it bounds the elimination's work and memory).
-const MAX_SUPPRESSED: usize = 1_000;
+/// Largest elimination matrix (equations × hidden cells of one connected
+/// group) that is verified: 4 M entries, 32 MiB. A larger group blocks the
+/// output (it bounds the work and memory an output can cost the host).
+const MAX_MATRIX_ENTRIES: usize = 4_000_000;
 
 /// Whether a key value stands for the total over its dimension.
 pub fn is_total_marker(v: &str) -> bool {
@@ -195,28 +196,24 @@ impl<'a> Protection<'a> {
         loop {
             let hidden: Vec<usize> =
                 (0..self.rows.len()).filter(|&i| self.is_base(i) && self.marks[i] != Mark::Published).collect();
-            if hidden.len() > MAX_SUPPRESSED {
-                findings.push(finding(
-                    "unprotectable",
-                    serde_json::json!({ "max_suppressed": MAX_SUPPRESSED }),
-                    None,
-                    format!("{} cells would be suppressed; aggregate further", hidden.len()),
-                    Outcome::Block,
-                ));
-                return added;
-            }
             let var: HashMap<usize, usize> = hidden.iter().enumerate().map(|(v, &i)| (i, v)).collect();
             let equations: Vec<Vec<usize>> = lines
                 .iter()
                 .map(|l| l.iter().filter_map(|i| var.get(i).copied()).collect::<Vec<_>>())
                 .filter(|e: &Vec<usize>| !e.is_empty())
                 .collect();
-            let exposed: Vec<usize> = recoverable(hidden.len(), &equations)
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| **r)
-                .map(|(v, _)| hidden[v])
-                .collect();
+            let Some(determined) = recoverable(hidden.len(), &equations) else {
+                findings.push(finding(
+                    "unprotectable",
+                    serde_json::json!({ "max_matrix_entries": MAX_MATRIX_ENTRIES }),
+                    None,
+                    format!("{} suppressed cells are too entangled to verify; aggregate further", hidden.len()),
+                    Outcome::Block,
+                ));
+                return added;
+            };
+            let exposed: Vec<usize> =
+                determined.iter().enumerate().filter(|(_, r)| **r).map(|(v, _)| hidden[v]).collect();
             if exposed.is_empty() {
                 return added;
             }
@@ -392,7 +389,8 @@ fn is_subset(a: &[u64], b: &[u64]) -> bool {
 /// coefficients up to floating-point tolerance: an unknown is determined
 /// exactly when its unit vector lies in the row space, i.e. when the reduced
 /// row echelon form has a row with a single non-zero entry, in its column.
-pub fn recoverable(n: usize, equations: &[Vec<usize>]) -> Vec<bool> {
+/// `None` when a connected group's matrix exceeds `MAX_MATRIX_ENTRIES`.
+pub fn recoverable(n: usize, equations: &[Vec<usize>]) -> Option<Vec<bool>> {
     // Unknowns that share no equation are independent: eliminate each
     // connected group on its own (typically a few cells each).
     let mut parent: Vec<usize> = (0..n).collect();
@@ -422,11 +420,14 @@ pub fn recoverable(n: usize, equations: &[Vec<usize>]) -> Vec<bool> {
             .filter(|e| e.first().is_some_and(|v| local.contains_key(v)))
             .map(|e| e.iter().map(|v| local[v]).collect())
             .collect();
+        if eqs.len().saturating_mul(vars.len()) > MAX_MATRIX_ENTRIES {
+            return None;
+        }
         for (l, r) in eliminate(vars.len(), &eqs).into_iter().enumerate() {
             out[vars[l]] = r;
         }
     }
-    out
+    Some(out)
 }
 
 /// [`recoverable`] for one connected group, by Gaussian elimination.
@@ -482,12 +483,12 @@ mod tests {
     #[test]
     fn recoverable_is_exact_on_small_systems() {
         // x0 + x1 = a, x1 = b: both determined.
-        assert_eq!(recoverable(2, &[vec![0, 1], vec![1]]), vec![true, true]);
+        assert_eq!(recoverable(2, &[vec![0, 1], vec![1]]), Some(vec![true, true]));
         // A rectangle of four hidden cells in a 2×2 pattern: none determined.
         let rect = [vec![0, 1], vec![2, 3], vec![0, 2], vec![1, 3]];
-        assert_eq!(recoverable(4, &rect), vec![false; 4]);
+        assert_eq!(recoverable(4, &rect), Some(vec![false; 4]));
         // Three cells in one line, one of them also alone in another line.
-        assert_eq!(recoverable(3, &[vec![0, 1, 2], vec![2]]), vec![false, false, true]);
+        assert_eq!(recoverable(3, &[vec![0, 1, 2], vec![2]]), Some(vec![false, false, true]));
     }
 
     /// A 3×3 table with one small cell: primary plus secondary suppression,
@@ -527,7 +528,7 @@ mod tests {
             }
             equations.extend(lines.into_values());
         }
-        let rec = recoverable(hidden.len(), &equations);
+        let rec = recoverable(hidden.len(), &equations).expect("small enough");
         assert!(rec.iter().all(|r| !r), "a suppressed cell is recoverable: {t:#?}");
     }
 
