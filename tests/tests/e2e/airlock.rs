@@ -274,3 +274,19 @@ async fn an_identical_passing_output_is_auto_approved() {
     let other = operator.submit_job(&SubmitJob { budget: Loss::Zcdp { rho: 0.2 }, ..req }).await.unwrap();
     assert_eq!(r1.wait_for_job(&other.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::UnderReview);
 }
+
+/// Nothing derived from 核心 data leaves: such a dataset cannot even be
+/// authorised for a scenario, so no job can read it (and the checker's
+/// grade gate blocks any output that claimed to derive from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_data_never_reaches_a_job() {
+    let core = policies_with("core", |root| {
+        let p = root.join("datasets/electricity_bills.toml");
+        let text = std::fs::read_to_string(&p).unwrap().replace("grade = \"general\"", "grade = \"core\"");
+        std::fs::write(p, text).unwrap();
+    });
+    let server = TestServer::start_with(|c| c.policies = core.clone()).await;
+    let err = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.err().expect("the walkthrough stops");
+    assert_eq!(err.code(), Some(ErrorCode::PolicyDenied));
+    assert!(err.to_string().contains("核心"), "{err}");
+}
