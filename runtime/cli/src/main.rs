@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use clap::{Parser, Subcommand};
 
 use keyong_client::walkthrough;
@@ -67,6 +68,23 @@ enum Command {
         /// Total zCDP ρ for the dataset across all scenarios.
         #[arg(long, default_value_t = 4.0)]
         rho: f64,
+    },
+    /// Release an approved job (operator role) and write its bundle into a new
+    /// directory: result.parquet, result.csv, report.json (what the operator
+    /// may see of the checks), receipt.json and receipt.sig (SM2, verified).
+    Release {
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// File holding an operator user's token.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// The job to release.
+        #[arg(long)]
+        job: String,
+        /// Directory to create for the bundle (must not exist).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Generate an SM2 key pair for signing modules; writes JSON with the secret and public key.
     Keygen {
@@ -175,7 +193,7 @@ fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn write_new(path: &PathBuf, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -244,6 +262,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dev { command: DevCommand::Run { wasm, mock: _, manifest, policies, scale, seed, rho, json } } => {
             dev::run(dev::DevRun { wasm, manifest, policies, scale, seed, rho, json }).await
+        }
+        Command::Release { server, token_file, job, out } => {
+            let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
+            let bundle = keyong_client::Client::new(&server).as_user(&token).release(&job).await?;
+            keyong_client::verify_bundle(&bundle).context("the bundle's receipt does not verify")?;
+            let parquet = base64::engine::general_purpose::STANDARD
+                .decode(&bundle.parquet_base64)
+                .context("the bundle's Parquet is not base64")?;
+            std::fs::create_dir(&out)
+                .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?;
+            write_new(&out.join("result.parquet"), &parquet)?;
+            write_new(&out.join("result.csv"), bundle.csv.as_bytes())?;
+            write_new(&out.join("report.json"), serde_json::to_string_pretty(&bundle.report)?.as_bytes())?;
+            write_new(&out.join("receipt.json"), serde_json::to_string(&bundle.receipt)?.as_bytes())?;
+            let sig = format!("{}\n{}\n", bundle.signature_hex, bundle.platform_public_key_hex);
+            write_new(&out.join("receipt.sig"), sig.as_bytes())?;
+            println!(
+                "released job {job}: {} rows ({} cells suppressed); receipt {} verifies; bundle in {}",
+                bundle.table.rows.len(),
+                bundle.report.suppressed_cells,
+                bundle.receipt.id,
+                out.display()
+            );
+            Ok(())
         }
         Command::Keygen { out } => {
             let k = keyong_crypto::SigningKey::generate()?;

@@ -12,7 +12,7 @@ fn keyong() -> Command {
 fn help_documents_every_subcommand() {
     let out = keyong().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["serve", "sim", "dev", "ingest", "keygen", "sign", "walkthrough"] {
+    for cmd in ["serve", "sim", "dev", "ingest", "release", "keygen", "sign", "walkthrough"] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
     let dev = String::from_utf8(keyong().args(["dev", "run", "--help"]).output().unwrap().stdout).unwrap();
@@ -169,4 +169,43 @@ async fn ingest_command_catalogs_a_feed_through_the_api() {
     let out = tokio::task::block_in_place(|| run("no_such_policy"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
+}
+
+/// `keyong release` writes the bundle of an approved (here: already
+/// released) job as files, and the receipt verifies against its signature.
+#[test]
+fn release_writes_a_verifiable_bundle() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(keyong_tests::TestServer::start());
+    let outcome = rt.block_on(keyong_client::walkthrough::run(server.inputs(0.25), &mut |_| {})).unwrap();
+    let dir = std::env::temp_dir().join(format!("keyong-cli-release-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), &outcome.actors.operator).unwrap();
+    let out = keyong()
+        .args(["release", "--server", &server.base, "--job", &outcome.job.id, "--token-file"])
+        .arg(dir.join("token"))
+        .arg("--out")
+        .arg(dir.join("bundle"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bundle = dir.join("bundle");
+    let csv = std::fs::read_to_string(bundle.join("result.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13, "a header and 12 districts");
+    assert_eq!(&std::fs::read(bundle.join("result.parquet")).unwrap()[..4], b"PAR1");
+    let receipt = std::fs::read(bundle.join("receipt.json")).unwrap();
+    let sig = std::fs::read_to_string(bundle.join("receipt.sig")).unwrap();
+    let (signature, key) = sig.trim().split_once('\n').unwrap();
+    keyong_crypto::verify(key, &receipt, signature).unwrap();
+    // A second release into the same directory is refused, and nothing is overwritten.
+    let again = keyong()
+        .args(["release", "--server", &server.base, "--job", &outcome.job.id, "--token-file"])
+        .arg(dir.join("token"))
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
 }
