@@ -135,13 +135,19 @@ async fn reviewed_outputs_pass_the_airlock() {
         products.iter().any(|p| p.job_id == job.id && p.mode == Mode::Reviewed && p.module_name == "district-crosstab")
     );
 
-    // Identifiers in values and column names: blocked, cannot be approved, only rejected.
-    let leaky = reviewed(&outcome.review.manifest, "leaky", "id_card");
+    // Identifiers in values and column names: blocked, cannot be approved,
+    // only rejected. (Submitted as a new version of the cross-tabulation, so
+    // reviewers see what changed since the approved one.)
+    let leaky = reviewed(&outcome.review.manifest, "district-crosstab", "id_card");
     let module =
         operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_leaky"), &leaky).unwrap()).await.unwrap();
     let job = operator.submit_job(&SubmitJob { module_id: module.id, budget: Loss::Zcdp { rho: 0.1 } }).await.unwrap();
     r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap();
     let view = r1.review(&job.id).await.unwrap();
+    let diff = view.diff.expect("a diff from the approved version");
+    assert_eq!(diff.previous_job, approved.id);
+    assert!(diff.wasm_changed);
+    assert_eq!(diff.manifest_changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), vec!["output_schema"]);
     assert_eq!(view.report.verdict, Verdict::Block);
     let blocked: Vec<&str> =
         view.report.findings.iter().filter(|f| f.outcome == Outcome::Block).map(|f| f.rule.as_str()).collect();
