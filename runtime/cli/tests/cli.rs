@@ -79,39 +79,34 @@ fn dev_run_sees_only_consenting_residents() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A reviewed module on a twin gets the server's outbound checks: the honest
-/// cross-tabulation is protected, the one with identifiers is blocked.
+/// A reviewed module on a twin gets the server's outbound checks: the
+/// example cross-tabulation is protected, a table of identifiers is blocked.
 #[test]
 fn dev_run_checks_a_reviewed_module_like_the_server() {
     let dir = std::env::temp_dir().join(format!("keyong-cli-reviewed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (feature, key, verdict) in [("reviewed_crosstab", "district", "review"), ("reviewed_leaky", "id_card", "block")]
-    {
-        let wasm = dir.join(format!("{feature}.wasm"));
-        std::fs::write(&wasm, hostile_wasm(feature)).unwrap();
-        let manifest = serde_json::json!({
-            "format": "keyong.manifest/v1", "name": feature, "mode": "reviewed", "scenario": "",
-            "input": "electricity_bills", "columns": ["district", "kwh"],
-            "output_schema": [
-                {"name": key, "data_type": "utf8", "role": "key", "source": "district"},
-                {"name": "bills", "data_type": "int64", "role": "count"},
-                {"name": "kwh", "data_type": "float64", "role": "sum", "source": "kwh"}
-            ]
-        });
-        std::fs::write(dir.join("m.json"), manifest.to_string()).unwrap();
+    let example = workspace().join("udf-sdk/examples/district_table/manifest.json");
+    let mut leaky: serde_json::Value = serde_json::from_slice(&std::fs::read(&example).unwrap()).unwrap();
+    leaky["output_schema"][0]["name"] = "id_card".into();
+    std::fs::write(dir.join("leaky.json"), leaky.to_string()).unwrap();
+    for (wasm, manifest, verdict) in [
+        (example_wasm("district_table"), example.clone(), "review"),
+        (hostile_wasm("reviewed_leaky"), dir.join("leaky.json"), "block"),
+    ] {
+        std::fs::write(dir.join("m.wasm"), wasm).unwrap();
         let out = keyong()
             .args(["dev", "run"])
-            .arg(&wasm)
+            .arg(dir.join("m.wasm"))
             .args(["--mock", "--json", "--scale", "300", "--manifest"])
-            .arg(dir.join("m.json"))
+            .arg(&manifest)
             .arg("--policies")
             .arg(workspace().join("policies"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(json["report"]["verdict"], verdict, "{feature}: {:#}", json["report"]);
-        if feature == "reviewed_crosstab" {
+        assert_eq!(json["report"]["verdict"], verdict, "{manifest:?}: {:#}", json["report"]);
+        if verdict == "review" {
             // The smallest districts are suppressed (primary, then secondary), the 合计 row recomputed.
             let rows = json["protected"]["rows"].as_array().unwrap();
             assert!(rows.iter().filter(|r| r["values"][0].is_null()).count() >= 2, "{rows:#?}");

@@ -9,29 +9,18 @@ use base64::Engine as _;
 use keyong_client::{Client, sign_module, verify_bundle, walkthrough};
 use keyong_model::api::{CreateUser, DecisionRequest, SubmitJob};
 use keyong_model::report::{Outcome, Verdict};
-use keyong_model::{ColumnType, Decision, ErrorCode, JobStatus, Loss, Manifest, Mode, OutputColumn, OutputRole, Role};
-use keyong_tests::{TestServer, hostile_wasm, policies_with};
+use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Manifest, Mode, Role};
+use keyong_tests::{TestServer, example_manifest, example_wasm, hostile_wasm, policies_with};
 
 fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
     r.unwrap_err().code().expect("an API error with a code")
 }
 
-fn reviewed(base: &Manifest, name: &str, key: &str) -> Manifest {
-    let mut m = base.clone();
-    m.name = name.into();
-    m.mode = Mode::Reviewed;
-    (m.key_dimensions, m.value, m.statistics, m.max_keys_per_unit, m.max_emits_per_unit) = (vec![], None, vec![], 0, 0);
-    let col = |name: &str, data_type, role, source: Option<&str>| OutputColumn {
-        name: name.into(),
-        data_type,
-        role,
-        source: source.map(String::from),
-    };
-    m.output_schema = vec![
-        col(key, ColumnType::Utf8, OutputRole::Key, Some("district")),
-        col("bills", ColumnType::Int64, OutputRole::Count, None),
-        col("kwh", ColumnType::Float64, OutputRole::Sum, Some("kwh")),
-    ];
+/// The example reviewed module's manifest, in `scenario`, named `name`, with key column `key`.
+fn reviewed(scenario: &str, name: &str, key: &str) -> Manifest {
+    let mut m = example_manifest("district_table");
+    (m.scenario, m.name) = (scenario.into(), name.into());
+    m.output_schema[0].name = key.into();
     m
 }
 
@@ -55,9 +44,8 @@ async fn reviewed_outputs_pass_the_airlock() {
     assert_eq!(code(authority.create_user(&own).await), ErrorCode::BadRequest);
 
     // The honest cross-tabulation: households' bills and kWh per district, with a 合计 row.
-    let m = reviewed(&outcome.review.manifest, "district-crosstab", "district");
-    let module =
-        operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_crosstab"), &m).unwrap()).await.unwrap();
+    let m = reviewed(&outcome.scenario.id, "district-crosstab", "district");
+    let module = operator.submit_module(&sign_module(key, &example_wasm("district_table"), &m).unwrap()).await.unwrap();
     let submit = |rho: f64| SubmitJob { module_id: module.id.clone(), budget: Loss::Zcdp { rho } };
     let before = operator.scenario_budget(&outcome.scenario.id).await.unwrap().budget.rho_spent;
     let job = operator.submit_job(&submit(0.1)).await.unwrap();
@@ -138,7 +126,7 @@ async fn reviewed_outputs_pass_the_airlock() {
     // Identifiers in values and column names: blocked, cannot be approved,
     // only rejected. (Submitted as a new version of the cross-tabulation, so
     // reviewers see what changed since the approved one.)
-    let leaky = reviewed(&outcome.review.manifest, "district-crosstab", "id_card");
+    let leaky = reviewed(&outcome.scenario.id, "district-crosstab", "id_card");
     let module =
         operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_leaky"), &leaky).unwrap()).await.unwrap();
     let job = operator.submit_job(&SubmitJob { module_id: module.id, budget: Loss::Zcdp { rho: 0.1 } }).await.unwrap();
@@ -162,7 +150,7 @@ async fn reviewed_outputs_pass_the_airlock() {
     assert!(!body.contains("11010519491231002X") && !body.contains("finding"), "the operator sees no findings: {body}");
 
     // A run that fails: the operator sees `pending` and may withdraw; the agency closes failed runs.
-    let mut ragged = reviewed(&outcome.review.manifest, "ragged", "district");
+    let mut ragged = reviewed(&outcome.scenario.id, "ragged", "district");
     ragged.output_schema.truncate(1);
     let module =
         operator.submit_module(&sign_module(key, &hostile_wasm("reviewed_ragged"), &ragged).unwrap()).await.unwrap();
