@@ -117,6 +117,14 @@ pub struct ReleasedCell {
     pub key: Vec<String>,
     /// Sorted digests of the contributing units.
     pub units: Vec<u64>,
+    /// False for a hidden (suppressed) base cell: its value did not leave,
+    /// but later releases must not let it be recomputed.
+    #[serde(default = "published")]
+    pub published: bool,
+}
+
+fn published() -> bool {
+    true
 }
 
 /// The cells of one earlier release from the same data.

@@ -170,7 +170,7 @@ impl<'a> Protection<'a> {
             .filter_map(|i| self.evidence(i).filter(|e| !e.units.is_empty()).map(|e| (i, &e.units)))
             .collect();
         let mut out = Vec::new();
-        for cell in earlier.iter().flat_map(|e| &e.cells) {
+        for cell in earlier.iter().flat_map(|e| &e.cells).filter(|c| c.published) {
             let inside: Vec<usize> = base.iter().filter(|(_, u)| is_subset(u, &cell.units)).map(|(i, _)| *i).collect();
             let covered: usize = inside.iter().map(|&i| self.evidence(i).map_or(0, |e| e.units.len())).sum();
             // Base cells are disjoint, so sizes adding up means the union is the cell.
@@ -336,12 +336,19 @@ impl<'a> Protection<'a> {
     }
 
     /// The published cells with the units their published values describe
-    /// (a recomputed total: the units of the published cells under it), and
-    /// the union of the published base cells.
+    /// (a recomputed total: the units of the published cells under it), the
+    /// union of the published base cells, and the hidden base cells (marked
+    /// unpublished) so later releases cannot reveal them.
     pub(crate) fn released_cells(&self) -> Vec<ReleasedCell> {
         let units_of = |i: usize| self.evidence(i).map(|e| e.units.clone()).unwrap_or_default();
         let mut out = Vec::new();
         let mut union = BTreeSet::new();
+        for i in (0..self.rows.len()).filter(|&i| self.is_base(i) && self.marks[i] != Mark::Published) {
+            let units = units_of(i);
+            if !units.is_empty() {
+                out.push(ReleasedCell { key: self.rows[i].key.clone(), units, published: false });
+            }
+        }
         for i in (0..self.rows.len()).filter(|&i| self.marks[i] == Mark::Published) {
             let units = if self.covers_hidden(i) {
                 let published: BTreeSet<u64> = self
@@ -360,17 +367,17 @@ impl<'a> Protection<'a> {
             if self.is_base(i) {
                 union.extend(units.iter().copied());
             }
-            out.push(ReleasedCell { key: self.rows[i].key.clone(), units });
+            out.push(ReleasedCell { key: self.rows[i].key.clone(), units, published: true });
         }
         if !union.is_empty() {
-            out.push(ReleasedCell { key: Vec::new(), units: union.into_iter().collect() });
+            out.push(ReleasedCell { key: Vec::new(), units: union.into_iter().collect(), published: true });
         }
         out
     }
 }
 
 /// Whether sorted `a` is a subset of sorted `b`.
-fn is_subset(a: &[u64], b: &[u64]) -> bool {
+pub(crate) fn is_subset(a: &[u64], b: &[u64]) -> bool {
     let mut j = 0;
     for x in a {
         while j < b.len() && b[j] < *x {
