@@ -325,7 +325,9 @@ impl<'a> Protection<'a> {
         }
         if !self.candidate.dp {
             // DP tables are in the host's order (the declared key domain) already.
-            rows.sort_by(|a, b| a.key.cmp(&b.key));
+            // Cells first, then total rows; each in key order.
+            let is_total = |r: &ResultRow| r.key.iter().any(|v| is_total_marker(v));
+            rows.sort_by(|a, b| (is_total(a), &a.key).cmp(&(is_total(b), &b.key)));
         }
         let table = ResultTable {
             dimensions: self.candidate.table.dimensions.clone(),

@@ -132,7 +132,11 @@ pub(crate) async fn run(args: DevRun) -> anyhow::Result<()> {
     }
     let ev = &out.evidence;
     println!("=== SYNTHETIC — a generated twin of the input (seed {}); no real row was used ===", args.seed);
-    println!("This is what would be submitted for review (noise drawn with ρ = {}):\n", args.rho);
+    if candidate.dp {
+        println!("This is what would be submitted for review (noise drawn with ρ = {}):\n", args.rho);
+    } else {
+        println!("This is what would be submitted for review (reviewed mode: no noise):\n");
+    }
     print!("{}", render_table(&out.table));
     println!(
         "\nunits {} (failed {}), emits out of domain {}, over the emit cap {}, keys over the cap {}, values clamped {}, cells suppressed {}",

@@ -136,7 +136,7 @@ enum Command {
 enum SimCommand {
     /// Generate raw feeds (with the identifiers a real feed has) as Parquet or CSV.
     Generate {
-        /// One feed (electricity_bills, bus_taps, outpatient_visits); all of them when omitted.
+        /// One feed (e.g. electricity_bills; the ten are listed in datasets-sim's FEEDS); all of them when omitted.
         #[arg(long)]
         dataset: Option<String>,
         /// Number of privacy units per feed (households, cards, patients).
