@@ -168,6 +168,17 @@ impl DecisionRequest {
     pub fn new(decision: Decision, comment: impl Into<String>) -> Self {
         Self { decision, comment: comment.into(), public_comment: String::new() }
     }
+
+    /// The decision as recorded for `reviewer` at `at`.
+    pub fn record(&self, reviewer: &str, at: &str) -> VoteRecord {
+        VoteRecord {
+            reviewer: reviewer.to_string(),
+            decision: self.decision,
+            comment: self.comment.clone(),
+            public_comment: self.public_comment.clone(),
+            at: at.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

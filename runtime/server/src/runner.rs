@@ -152,8 +152,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         tx.set_auto_approved(job_id, &twin).await.map_err(e)?;
         let detail =
             serde_json::json!({ "status": JobStatus::Approved, "auto_approved": true, "as_approved_job": twin });
-        tx.audit("system", "job.auto_approved", job_id, detail.clone()).await.map_err(e)?;
-        tx.audit("system", "filing.outbound_review", job_id, detail).await.map_err(e)?;
+        tx.audit_and_file("system", "job.auto_approved", "filing.outbound_review", job_id, detail).await.map_err(e)?;
     }
     tx.commit().await.map_err(e)?;
     Ok(())

@@ -64,6 +64,20 @@ impl Tx {
         Ok(())
     }
 
+    /// Audits `action` and files it with the authority (备案) as `filing`,
+    /// both with the same detail.
+    pub async fn audit_and_file(
+        &mut self,
+        actor: &str,
+        action: &str,
+        filing: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        self.audit(actor, action, subject, detail.clone()).await?;
+        self.audit(actor, filing, subject, detail).await
+    }
+
     pub async fn insert_org(&mut self, org: &Org) -> Result<()> {
         sqlx::query("INSERT INTO orgs (id, name, kind, agreement_until, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&org.id)

@@ -14,7 +14,7 @@ use keyong_model::report::Outcome;
 use keyong_model::{Grade, JobStatus, Loss, Mode, Role};
 use keyong_store::{DatasetRow, JobRow, ModuleRow, ScenarioRow, Tx};
 
-use super::new_id;
+use super::{check_comments, new_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
@@ -302,8 +302,7 @@ pub(crate) async fn withdraw(
         }
     };
     let detail = serde_json::json!({ "status": JobStatus::Withdrawn });
-    tx.audit(caller.id(), "job.withdraw", &id, detail.clone()).await?;
-    tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
+    tx.audit_and_file(caller.id(), "job.withdraw", "filing.outbound_review", &id, detail).await?;
     tx.commit().await?;
     let job = visible(&st, &caller, &id).await?;
     Ok(Json(view(&st, &caller, job).await?))
@@ -321,9 +320,7 @@ pub(crate) async fn close(
     if req.decision != keyong_model::Decision::Reject {
         return Err(ApiError::BadRequest("closing a failed run is a `reject` decision".into()));
     }
-    if req.public_comment.chars().count() > 2000 || req.comment.chars().count() > 2000 {
-        return Err(ApiError::BadRequest("comments must be at most 2000 characters".into()));
-    }
+    check_comments(&req)?;
     let job = visible(&st, &caller, &id).await?;
     if job.view.status != JobStatus::Failed {
         return Err(ApiError::InvalidState(format!("job is {}; only failed runs are closed", job.view.status)));
@@ -332,17 +329,10 @@ pub(crate) async fn close(
     if !tx.set_job_status(&id, JobStatus::Failed, JobStatus::Rejected).await? {
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
-    let record = keyong_model::api::VoteRecord {
-        reviewer: caller.id().to_string(),
-        decision: req.decision,
-        comment: req.comment.clone(),
-        public_comment: req.public_comment.clone(),
-        at: tx.now().to_string(),
-    };
+    let record = req.record(caller.id(), tx.now());
     tx.insert_vote(&id, &record).await?;
     let detail = serde_json::json!({ "status": JobStatus::Rejected, "closed_failed_run": true });
-    tx.audit(caller.id(), "job.close", &id, detail.clone()).await?;
-    tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
+    tx.audit_and_file(caller.id(), "job.close", "filing.outbound_review", &id, detail).await?;
     tx.commit().await?;
     let job = visible(&st, &caller, &id).await?;
     Ok(Json(view(&st, &caller, job).await?))
@@ -405,8 +395,7 @@ pub(crate) async fn release(
                 return Err(ApiError::InvalidState("job changed state; try again".into()));
             }
             let detail = serde_json::json!({ "status": JobStatus::Rejected, "rule": "differencing" });
-            tx.audit("system", "job.differencing_blocked", &id, detail.clone()).await?;
-            tx.audit("system", "filing.outbound_review", &id, detail).await?;
+            tx.audit_and_file("system", "job.differencing_blocked", "filing.outbound_review", &id, detail).await?;
             tx.commit().await?;
             return Err(ApiError::InvalidState("job is rejected; only approved jobs can be released".into()));
         }
@@ -440,8 +429,7 @@ pub(crate) async fn release(
         tx.insert_released_cells(&id, name, version, &blob).await?;
     }
     let detail = serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "report_commitment": receipt.report_commitment, "signature": signature });
-    tx.audit(caller.id(), "job.release", &id, detail.clone()).await?;
-    tx.audit(caller.id(), "filing.release", &id, detail).await?;
+    tx.audit_and_file(caller.id(), "job.release", "filing.release", &id, detail).await?;
     tx.commit().await?;
     Ok(Json(bundle(&st, &receipt_json, signature, sealed)?))
 }

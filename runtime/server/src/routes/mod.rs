@@ -83,6 +83,18 @@ pub(crate) fn check_text(what: &str, s: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks the comments of a decision.
+pub(crate) fn check_comments(req: &keyong_model::api::DecisionRequest) -> ApiResult<()> {
+    for (what, c) in [("comment", &req.comment), ("public_comment", &req.public_comment)] {
+        if c.chars().count() > 2000 || c.chars().any(|ch| ch.is_control() && ch != '\n') {
+            return Err(ApiError::BadRequest(format!(
+                "{what} must be at most 2000 characters without control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a ρ value: positive, finite, at most `max`.
 pub(crate) fn check_rho(what: &str, rho: f64, max: f64) -> ApiResult<()> {
     if !(rho.is_finite() && rho > 0.0 && rho <= max) {

@@ -9,7 +9,7 @@
 use axum::extract::{Path, State};
 
 use keyong_check::ReleaseRule;
-use keyong_model::api::{DecisionRequest, FieldChange, JobView, ModuleDiff, ReviewView, VoteRecord};
+use keyong_model::api::{DecisionRequest, FieldChange, JobView, ModuleDiff, ReviewView};
 use keyong_model::report::Verdict;
 use keyong_model::{Decision, JobStatus, Role};
 use keyong_store::ModuleRow;
@@ -17,24 +17,13 @@ use keyong_store::ModuleRow;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
+use crate::routes::check_comments;
 use crate::routes::jobs::{view, visible};
 use crate::runner;
 
 fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
     if caller.org() == job_org {
         return Err(ApiError::Forbidden("reviewers never review work of their own organisation".into()));
-    }
-    Ok(())
-}
-
-/// Checks the comments of a decision.
-fn check_comments(req: &DecisionRequest) -> ApiResult<()> {
-    for (what, c) in [("comment", &req.comment), ("public_comment", &req.public_comment)] {
-        if c.chars().count() > 2000 || c.chars().any(|ch| ch.is_control() && ch != '\n') {
-            return Err(ApiError::BadRequest(format!(
-                "{what} must be at most 2000 characters without control characters"
-            )));
-        }
     }
     Ok(())
 }
@@ -146,13 +135,7 @@ pub(crate) async fn vote(
     let grade = runner::open_output(&st, &job)?.report.derived_grade;
     let profile = st.outbound.profile(grade);
     let mut tx = st.store.begin().await?;
-    let record = VoteRecord {
-        reviewer: caller.id().to_string(),
-        decision: req.decision,
-        comment: req.comment.clone(),
-        public_comment: req.public_comment.clone(),
-        at: tx.now().to_string(),
-    };
+    let record = req.record(caller.id(), tx.now());
     tx.insert_vote(&id, &record).await.map_err(|e| match e {
         keyong_store::Error::Conflict => ApiError::Conflict("you have already voted on this job".into()),
         other => other.into(),
@@ -178,9 +161,8 @@ pub(crate) async fn vote(
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
     let detail = serde_json::json!({ "decision": req.decision, "status": next.unwrap_or(JobStatus::UnderReview) });
-    tx.audit(caller.id(), "job.vote", &id, detail.clone()).await?;
     // 备案: outbound review results are filed with the authority.
-    tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
+    tx.audit_and_file(caller.id(), "job.vote", "filing.outbound_review", &id, detail).await?;
     tx.commit().await?;
     let job = visible(&st, &caller, &id).await?;
     Ok(Json(view(&st, &caller, job).await?))
@@ -208,20 +190,13 @@ pub(crate) async fn signoff(
     }
     let to = if req.decision == Decision::Approve { JobStatus::Approved } else { JobStatus::Rejected };
     let mut tx = st.store.begin().await?;
-    let record = VoteRecord {
-        reviewer: caller.id().to_string(),
-        decision: req.decision,
-        comment: req.comment.clone(),
-        public_comment: req.public_comment.clone(),
-        at: tx.now().to_string(),
-    };
+    let record = req.record(caller.id(), tx.now());
     if !tx.set_job_status(&id, JobStatus::AwaitingSignoff, to).await? {
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
     tx.insert_signoff(&id, &record).await?;
     let detail = serde_json::json!({ "decision": req.decision, "status": to });
-    tx.audit(caller.id(), "job.signoff", &id, detail.clone()).await?;
-    tx.audit(caller.id(), "filing.outbound_review", &id, detail).await?;
+    tx.audit_and_file(caller.id(), "job.signoff", "filing.outbound_review", &id, detail).await?;
     tx.commit().await?;
     let job = visible(&st, &caller, &id).await?;
     Ok(Json(view(&st, &caller, job).await?))

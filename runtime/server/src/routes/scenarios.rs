@@ -166,9 +166,8 @@ async fn decide(
         return Err(ApiError::InvalidState(format!("scenario is {}, not {from}", row.scenario.status)));
     }
     let detail = serde_json::json!({ "decision": req.decision, "comment": req.comment, "status": to });
-    tx.audit(caller.id(), action, id, detail.clone()).await?;
     // 备案: every scenario decision is filed with the authority.
-    tx.audit(caller.id(), "filing.scenario", id, detail).await?;
+    tx.audit_and_file(caller.id(), action, "filing.scenario", id, detail).await?;
     tx.commit().await?;
     Ok(visible(st, caller, id).await?.scenario)
 }
