@@ -30,7 +30,8 @@ use crate::{AuthorisedView, Error, Result};
 pub struct SqlPlan {
     /// What the trusted accumulator computes.
     pub spec: GroupedSpec,
-    /// The row predicate, re-serialised from the checked AST.
+    /// The row predicate, re-serialised from the checked AST with total
+    /// semantics ([`total`]): no row can make it fail.
     pub filter: Option<String>,
     /// Every column the query reads (each must be authorised).
     pub columns: Vec<String>,
@@ -134,12 +135,12 @@ impl SqlPlan {
         if aggregates.is_empty() {
             return Err(refuse("SELECT must compute at least one aggregate"));
         }
-        let filter = match &select.selection {
+        let (filter, printed) = match &select.selection {
             Some(e) => {
                 check_predicate(e, &mut use_column)?;
-                Some(e.to_string())
+                (Some(total(e)), Some(e.to_string()))
             }
-            None => None,
+            None => (None, None),
         };
         let domain = if manifest.key_dimensions.is_empty() {
             None
@@ -167,7 +168,7 @@ impl SqlPlan {
         // supported clauses alone: refuse it.
         let items: Vec<String> = select.projection.iter().map(|i| i.to_string()).collect();
         let mut canonical = format!("SELECT {} FROM {from}", items.join(", "));
-        if let Some(w) = &filter {
+        if let Some(w) = &printed {
             canonical += &format!(" WHERE {w}");
         }
         if !group_by.is_empty() {
@@ -187,7 +188,8 @@ impl SqlPlan {
     fn projection(&self, table: &str, unit_column: &str) -> String {
         let mut select = vec![quote(unit_column)];
         select.extend(self.spec.dimensions.iter().map(|d| quote(d)));
-        select.extend(self.spec.values.iter().map(|v| format!("CAST({} AS DOUBLE)", quote(&v.column))));
+        // TRY_CAST: a value that is not a number is NULL, never an error.
+        select.extend(self.spec.values.iter().map(|v| format!("TRY_CAST({} AS DOUBLE)", quote(&v.column))));
         let mut sql = format!("SELECT {} FROM {}", select.join(", "), quote(table));
         if let Some(f) = &self.filter {
             sql += &format!(" WHERE {f}");
@@ -200,7 +202,7 @@ impl SqlPlan {
     /// key indices are computed once per dictionary value, not per row.
     pub async fn accumulate(&self, view: &AuthorisedView, table: &str, seed: u64) -> Result<Grouped> {
         let unit_column = view.unit_column(table)?;
-        let mut stream = view.stream(&self.projection(table, &unit_column)).await?;
+        let mut stream = view.stream_total(&self.projection(table, &unit_column)).await?;
         let mut grouped = Grouped::new(self.spec.clone(), seed);
         let nd = self.spec.dimensions.len();
         let nv = self.spec.values.len();
@@ -393,6 +395,41 @@ fn aggregate(e: &Expr) -> Result<(AggKind, Option<String>)> {
 /// AND/OR/NOT, IN lists, BETWEEN, LIKE and IS [NOT] NULL; nothing else (no
 /// functions, subqueries or casts), so it is a per-row test of authorised
 /// columns.
+/// The checked predicate `e` printed with total semantics, so that no row
+/// can make the query fail (a failure would tell the operator that some row
+/// exists): every sub-expression is parenthesised, and a division is done
+/// in floating point with a zero divisor giving NULL (the row's predicate is
+/// then NULL, i.e. false). `+`, `-` and `*` on integers wrap in DataFusion;
+/// comparisons, IN, BETWEEN, LIKE and IS NULL cannot fail. Conversions the
+/// planner inserts are checked against the schema in
+/// [`AuthorisedView::stream_total`].
+fn total(e: &Expr) -> String {
+    let not = |negated: bool| if negated { "NOT " } else { "" };
+    match e {
+        Expr::Identifier(i) => quote(&i.value),
+        Expr::Nested(x) => format!("({})", total(x)),
+        Expr::IsNull(x) => format!("(({}) IS NULL)", total(x)),
+        Expr::IsNotNull(x) => format!("(({}) IS NOT NULL)", total(x)),
+        Expr::UnaryOp { op, expr } => format!("({op} ({}))", total(expr)),
+        Expr::BinaryOp { left, op: BinaryOperator::Divide, right } => {
+            format!("(TRY_CAST(({}) AS DOUBLE) / NULLIF(TRY_CAST(({}) AS DOUBLE), 0.0))", total(left), total(right))
+        }
+        Expr::BinaryOp { left, op, right } => format!("(({}) {op} ({}))", total(left), total(right)),
+        Expr::InList { expr, list, negated } => {
+            let items: Vec<String> = list.iter().map(|x| format!("({})", total(x))).collect();
+            format!("(({}) {}IN ({}))", total(expr), not(*negated), items.join(", "))
+        }
+        Expr::Between { expr, negated, low, high } => {
+            format!("(({}) {}BETWEEN ({}) AND ({}))", total(expr), not(*negated), total(low), total(high))
+        }
+        Expr::Like { negated, expr, pattern, .. } => {
+            format!("(({}) {}LIKE ({}))", total(expr), not(*negated), total(pattern))
+        }
+        // Literals (the only other nodes `check_predicate` accepts).
+        other => other.to_string(),
+    }
+}
+
 fn check_predicate(e: &Expr, use_column: &mut impl FnMut(&str) -> Result<()>) -> Result<()> {
     use BinaryOperator as B;
     match e {
@@ -482,7 +519,10 @@ mod tests {
         let outputs: Vec<&str> = p.spec.aggregates.iter().map(|a| a.output.as_str()).collect();
         assert_eq!(outputs, vec!["n", "sum_kwh", "mean_kwh", "quantile_kwh_0.9"]);
         assert_eq!(p.spec.values.len(), 1, "one bounded column, shared");
-        assert_eq!(p.filter.as_deref(), Some("kwh > 10 AND district IN ('中心区', '东城区')"));
+        assert_eq!(
+            p.filter.as_deref(),
+            Some("((((\"kwh\") > (10))) AND (((\"district\") IN (('中心区'), ('东城区')))))")
+        );
         assert_eq!(p.columns, vec!["district", "kwh"]);
     }
 
@@ -523,6 +563,104 @@ mod tests {
         let mut m = manifest("SELECT district, COUNT(*) FROM electricity_bills GROUP BY district");
         m.key_dimensions = vec![Dimension { name: "bill_date".into(), values: vec!["2025-01".into()] }];
         assert!(SqlPlan::compile(&m).unwrap_err().to_string().contains("key_dimensions"));
+    }
+
+    /// A table where some rows would make a partial query fail: `n` is 0
+    /// (a divisor), `label` is not a number, `big` overflows when multiplied
+    /// (`kind` = "bad"); with `only_good`, the same table without them.
+    fn hostile_view(only_good: bool) -> (crate::view::tests::tempdir::Dirs, AuthorisedView) {
+        use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use std::sync::Arc;
+        let dirs = crate::view::tests::tempdir::Dirs::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("person", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("label", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("big", DataType::Int64, false),
+        ]));
+        let rows = 40;
+        let bad = |i: usize| i % 10 == 3 && !only_good;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("u{}", i % 20)))),
+                Arc::new(StringArray::from_iter_values((0..rows).map(|i| if bad(i) { "bad" } else { "good" }))),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| if bad(i) { "x".into() } else { format!("{i}") }),
+                )),
+                Arc::new(Int64Array::from_iter_values((0..rows).map(|i| if bad(i) { 0 } else { 1 + i as i64 }))),
+                Arc::new(Int64Array::from_iter_values((0..rows).map(|i| if bad(i) { i64::MAX } else { 2 }))),
+            ],
+        )
+        .unwrap();
+        let f = dirs.datasets.create("t.parquet").unwrap().into_std();
+        keyong_datasets_sim::write_parquet(schema, std::iter::once(batch), f).unwrap();
+        let v = AuthorisedView::open(
+            &dirs.datasets,
+            vec![crate::ViewTable {
+                name: "t".into(),
+                file: "t.parquet".into(),
+                unit_column: "person".into(),
+                columns: ["kind", "label", "n", "big"].iter().map(|c| c.to_string()).collect(),
+                row_filters: vec![],
+            }],
+            64 << 20,
+        )
+        .unwrap();
+        (dirs, v)
+    }
+
+    /// Nothing in a row may decide whether a query fails: each query either
+    /// runs on every dataset or is refused on every dataset (from the schema
+    /// alone), the same with and without the rows that would break it.
+    #[tokio::test]
+    async fn no_row_can_make_a_query_fail() {
+        let queries = [
+            "SELECT COUNT(*) FROM t WHERE 10 / n > 1",
+            "SELECT COUNT(*) FROM t WHERE n / (n - n) IS NULL",
+            "SELECT COUNT(*) FROM t WHERE big * 3 > 0",
+            "SELECT COUNT(*) FROM t WHERE - big < 0",
+            "SELECT COUNT(*) FROM t WHERE big + big > 0",
+            "SELECT COUNT(*) FROM t WHERE label = 7",
+            "SELECT COUNT(*) FROM t WHERE label > 7",
+            "SELECT COUNT(*) FROM t WHERE label + 1 > 2",
+            "SELECT COUNT(*) FROM t WHERE label IN (1, 2)",
+            "SELECT COUNT(*) FROM t WHERE label BETWEEN 1 AND 9",
+            "SELECT COUNT(*) FROM t WHERE n LIKE '1%'",
+            "SELECT COUNT(*) FROM t WHERE label / 2 > 1",
+            "SELECT COUNT(*), SUM(label) FROM t",
+            "SELECT COUNT(*), SUM(n) FROM t WHERE n / 0 IS NULL",
+        ];
+        let (_d1, all) = hostile_view(false);
+        let (_d2, good) = hostile_view(true);
+        let mut refused = Vec::new();
+        for sql in queries {
+            let mut m = manifest(sql);
+            m.input = "t".into();
+            m.columns = vec!["kind".into(), "label".into(), "n".into(), "big".into()];
+            m.bounds = vec![
+                ValueSpec { name: "label".into(), lower: 0.0, upper: 100.0 },
+                ValueSpec { name: "n".into(), lower: 0.0, upper: 100.0 },
+            ];
+            let plan = match SqlPlan::compile(&m) {
+                Ok(p) => p,
+                Err(e) => {
+                    refused.push(format!("{sql}: {e}"));
+                    continue;
+                }
+            };
+            let outcome = |r: Result<Grouped>| r.map(|_| ()).map_err(|e| e.to_string());
+            let (a, b) = (outcome(plan.accumulate(&all, "t", 1).await), outcome(plan.accumulate(&good, "t", 1).await));
+            assert_eq!(a.is_ok(), b.is_ok(), "{sql}: the rows decide whether it fails: {a:?} vs {b:?}");
+            if let Err(e) = a {
+                refused.push(format!("{sql}: {e}"));
+            }
+        }
+        // Division always runs (by zero it is NULL, so the row is not counted).
+        assert!(!refused.iter().any(|r| r.contains("/ n") || r.contains("n / (")), "{refused:#?}");
+        println!("refused from the schema alone:\n{}", refused.join("\n"));
     }
 
     #[tokio::test]

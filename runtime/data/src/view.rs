@@ -144,6 +144,47 @@ impl AuthorisedView {
         Ok(self.ctx.sql_with_options(sql, options).await?.execute_stream().await?)
     }
 
+    /// Like [`AuthorisedView::stream`], for queries that must not fail on
+    /// any row (sql mode): refuses, before anything runs, a plan in which
+    /// the planner converts a column to a type the conversion can fail on
+    /// (e.g. text compared with a number: a row holding `x` would fail the
+    /// whole query). Depends on the schema only, never on rows.
+    pub async fn stream_total(&self, sql: &str) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::logical_expr::{Expr, ExprSchemable};
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let df = self.ctx.sql_with_options(sql, options).await?;
+        let plan = df.clone().into_optimized_plan()?;
+        let mut refused: Option<String> = None;
+        plan.apply(|node| {
+            let inputs = node.inputs();
+            let schema = inputs.first().map_or_else(|| node.schema(), |i| i.schema());
+            node.apply_expressions(|e| {
+                e.apply(|e| {
+                    if let Expr::Cast(c) = e
+                        && !matches!(c.expr.as_ref(), Expr::Literal(..))
+                    {
+                        let from = c.expr.get_type(schema.as_ref())?;
+                        if !infallible_cast(&from, c.field.data_type()) {
+                            refused = Some(format!(
+                                "`{}` ({from}) would be converted to {}, which fails on some values: \
+                                 compare columns with literals of their own type",
+                                c.expr,
+                                c.field.data_type()
+                            ));
+                            return Ok(TreeNodeRecursion::Stop);
+                        }
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })
+        })?;
+        if let Some(reason) = refused {
+            return Err(Error::BadInput(format!("the query's WHERE cannot be made total: {reason}")));
+        }
+        Ok(df.execute_stream().await?)
+    }
+
     /// The privacy-unit column of `table`.
     pub fn unit_column(&self, table: &str) -> Result<String> {
         self.tables
@@ -213,6 +254,23 @@ fn values(col: &ArrayRef) -> Result<ColumnValues> {
             ColumnValues::Utf8(s.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect())
         }
     })
+}
+
+/// Whether converting any value of type `from` to `to` always succeeds.
+fn infallible_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType as T;
+    match (from, to) {
+        _ if from == to => true,
+        (T::Null, _) => true,
+        (T::Dictionary(_, values), _) => infallible_cast(values, to),
+        (_, T::Utf8 | T::LargeUtf8 | T::Utf8View) => true,
+        (f, T::Float64) if f.is_numeric() => true,
+        (T::Float32, T::Float64) => true,
+        (T::Int8 | T::Int16 | T::Int32 | T::UInt8 | T::UInt16 | T::UInt32, T::Int64) => true,
+        (T::Int8 | T::Int16 | T::UInt8 | T::UInt16, T::Int32) => true,
+        (T::Int8 | T::UInt8, T::Int16) => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

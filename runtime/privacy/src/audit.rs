@@ -151,6 +151,49 @@ mod tests {
         assert!(eps <= declared(), "ε lower bound {eps} > declared {}", declared());
     }
 
+    /// Adversarial parameters: bounds whose rounding error multiplied by a
+    /// large R once under-noised sums by 1.5×, and bounds that round to 0
+    /// (once an exact release).
+    #[test]
+    fn sql_path_with_adversarial_parameters_stays_within_its_epsilon() {
+        let keys = ["a", "b", "c", "d"];
+        let spec = |upper: f64| GroupedSpec {
+            dimensions: vec!["k".into()],
+            domain: Some(vec![keys.iter().map(|k| k.to_string()).collect()]),
+            values: vec![Bounded { column: "kwh".into(), lower: 0.0, upper }],
+            aggregates: vec![Aggregate { output: "total".into(), kind: AggKind::Sum, value: Some(0) }],
+            max_groups_per_unit: 4,
+            max_rows_per_group: 1000,
+        };
+        let zero = Grouped::new(spec(0.0004), 7).release(Loss::Zcdp { rho: RHO }, 0).unwrap_err();
+        assert!(zero.to_string().contains("round to 0"), "{zero}");
+        let build = |prime: bool| {
+            let mut g = Grouped::new(spec(0.00149), 7);
+            let ids: Vec<u32> = keys.iter().map(|k| g.group(&[k]).unwrap()).collect();
+            for u in 0..100 {
+                g.add_row(u, ids[0], &[Some(0.0)]);
+            }
+            if prime {
+                for &id in &ids {
+                    for _ in 0..1000 {
+                        g.add_row(1_000_000, id, &[Some(0.00149)]);
+                    }
+                }
+            }
+            g
+        };
+        let (d, dp) = (build(false), build(true));
+        let eps = audit("sql, adversarial bounds", |prime| {
+            let g = if prime { dp.clone() } else { d.clone() };
+            total(g.release(Loss::Zcdp { rho: RHO }, 0).unwrap().table)
+        });
+        assert!(eps <= declared(), "ε lower bound {eps} > declared {}", declared());
+        let mut m = manifest();
+        m.value = Some(ValueSpec { name: "v".into(), lower: -0.0004, upper: 0.0004 });
+        assert!(Reducer::plan(&m, Loss::Zcdp { rho: RHO }).is_err(), "aggregate refuses bounds that round to 0");
+        assert!(BlockAggregator::plan(&["x".into()], 0.9996, 1.0004, 10, Loss::Zcdp { rho: RHO }).is_err());
+    }
+
     #[test]
     fn blocks_path_stays_within_its_epsilon() {
         // D' differs in one unit, so in one block, whose module output jumps

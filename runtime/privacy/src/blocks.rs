@@ -10,13 +10,21 @@
 
 use keyong_model::api::{Evidence, NoiseInfo, ResultRow, ResultTable};
 
+use crate::fixed::{FixedBounds, SUM_RESOLUTION, sensitivities, to_fixed};
 use crate::noise::{Calibrated, Loss};
-use crate::{Release, Result, SUM_RESOLUTION};
+use crate::{Release, Result};
 
 /// Which of `blocks` blocks a unit falls in: depends only on the unit's own
 /// id and the job's seed, never on other units.
 pub fn block_of(unit: u64, seed: u64, blocks: u32) -> usize {
     (mix(unit ^ mix(seed)) % blocks as u64) as usize
+}
+
+/// The seed of a unit's module call (aggregate mode): a keyed function of
+/// the job's seed and the unit's own digest only — never of its position
+/// among the other units, so removing one unit changes no other unit's input.
+pub fn unit_seed(seed: u64, unit: u64) -> u64 {
+    mix(mix(seed ^ 0x5eed_0000_0000_0001) ^ mix(unit))
 }
 
 /// FNV-1a over a unit id: the host's 64-bit unit digest.
@@ -61,7 +69,7 @@ pub struct BlockAggregator {
     upper: i128,
     blocks: u32,
     seen: u32,
-    sums: Vec<i128>,
+    pub(crate) sums: Vec<i128>,
     evidence: Evidence,
 }
 
@@ -70,8 +78,8 @@ impl BlockAggregator {
         let n = outputs.len();
         Self {
             outputs,
-            lower: (lower * SUM_RESOLUTION).round() as i128,
-            upper: (upper * SUM_RESOLUTION).round() as i128,
+            lower: to_fixed(lower),
+            upper: to_fixed(upper),
             blocks,
             seen: 0,
             sums: vec![0; n],
@@ -95,7 +103,7 @@ impl BlockAggregator {
             let v = match output {
                 Some(o) if o[i].is_nan() => mid,
                 Some(o) => {
-                    let fixed = (o[i].clamp(-1e15, 1e15) * SUM_RESOLUTION).round() as i128;
+                    let fixed = to_fixed(o[i]);
                     let clamped = fixed.clamp(self.lower, self.upper);
                     if clamped != fixed {
                         self.evidence.values_clamped += 1;
@@ -116,9 +124,11 @@ impl BlockAggregator {
         blocks: u32,
         budget: Loss,
     ) -> Result<(Calibrated, Vec<NoiseInfo>)> {
-        let range = (upper * SUM_RESOLUTION).round() - (lower * SUM_RESOLUTION).round();
+        // One unit changes one block's output by at most the width, in every coordinate.
+        let width = FixedBounds::with_width("the block outputs", lower, upper)?.width();
         let d = outputs.len() as f64;
-        let noise = Calibrated::new(d * range, d.sqrt() * range, budget)?;
+        let (l1, l2) = sensitivities(outputs.len() as u64, width);
+        let noise = Calibrated::new(l1, l2, budget)?;
         let per_mean = SUM_RESOLUTION * blocks as f64;
         let info = outputs
             .iter()

@@ -14,9 +14,10 @@ use keyong_model::api::{Evidence, NoiseInfo, ResultRow, ResultTable};
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::{FastMap, mix};
+use crate::fixed::{FixedBounds, SUM_RESOLUTION, sensitivities};
 use crate::noise::{Calibrated, Loss, Quantile, Selection, linspace};
 use crate::reducer::mean;
-use crate::{Error, Release, Result, SUM_RESOLUTION};
+use crate::{Error, Release, Result};
 
 /// δ of partition selection when the group keys are not declared.
 pub const SELECTION_DELTA: f64 = 1e-9;
@@ -66,26 +67,35 @@ pub struct GroupedSpec {
 
 /// What a release measures, and the noise for each.
 #[derive(Debug)]
-struct Plan {
-    count: Option<CountNoise>,
-    sums: Vec<Option<Calibrated>>,
-    quantiles: Vec<Option<Quantile>>,
+pub(crate) struct Plan {
+    pub(crate) count: Option<CountNoise>,
+    pub(crate) sums: Vec<Option<Calibrated>>,
+    pub(crate) quantiles: Vec<Option<Quantile>>,
     info: Vec<NoiseInfo>,
 }
 
 #[derive(Debug)]
-enum CountNoise {
+pub(crate) enum CountNoise {
     Declared(Calibrated),
     Selected(Selection),
 }
 
 impl GroupedSpec {
-    fn max_abs_fixed(&self, j: usize) -> f64 {
+    /// The bounds of value column `j` in fixed point, refused where they round to nothing.
+    fn fixed(&self, j: usize) -> Result<FixedBounds> {
         let b = &self.values[j];
-        (b.lower * SUM_RESOLUTION).round().abs().max((b.upper * SUM_RESOLUTION).round().abs())
+        FixedBounds::new(&b.column, b.lower, b.upper)
     }
 
-    fn plan(&self, budget: Loss) -> Result<Plan> {
+    /// Per value column, its fixed-point bounds (clamping never fails: bounds
+    /// that round to nothing are refused by [`GroupedSpec::plan`] before any
+    /// sum is released).
+    fn clamps(&self) -> Vec<FixedBounds> {
+        use crate::fixed::to_fixed;
+        self.values.iter().map(|b| FixedBounds { lower: to_fixed(b.lower), upper: to_fixed(b.upper) }).collect()
+    }
+
+    pub(crate) fn plan(&self, budget: Loss) -> Result<Plan> {
         let budget = crate::noise::validate(budget)?;
         let needs_sum = |j: usize| {
             self.aggregates.iter().any(|a| a.value == Some(j) && matches!(a.kind, AggKind::Sum | AggKind::Mean))
@@ -104,16 +114,21 @@ impl GroupedSpec {
         };
         let measurements = needs_count as usize + (0..self.values.len()).filter(|&j| needs_sum(j)).count() + quantiles;
         let share = budget.share(measurements);
-        let (g, r) = (self.max_groups_per_unit as f64, self.max_rows_per_group as f64);
+        let (g, r) = (self.max_groups_per_unit as u64, self.max_rows_per_group as i128);
+        if g == 0 || r == 0 {
+            return Err(Error::InvalidParameters("max_keys_per_unit and max_rows_per_key must be at least 1".into()));
+        }
         let mut info = Vec::new();
         let count = if !needs_count {
             None
         } else if self.domain.is_some() {
-            let c = Calibrated::new(g * r, g.sqrt() * r, share)?;
+            // One unit adds at most R rows to each of at most G groups.
+            let (l1, l2) = sensitivities(g, r);
+            let c = Calibrated::new(l1, l2, share)?;
             info.push(noise_info("count", &c, 1.0));
             Some(CountNoise::Declared(c))
         } else {
-            let s = Selection::new(self.max_groups_per_unit, r as i128, share.rho(), SELECTION_DELTA)?;
+            let s = Selection::new(self.max_groups_per_unit, r, share.rho(), SELECTION_DELTA)?;
             info.push(NoiseInfo {
                 output: "count".into(),
                 mechanism: format!("gaussian_threshold (OpenDP), keys kept at noisy count ≥ {}", s.threshold),
@@ -127,8 +142,10 @@ impl GroupedSpec {
         let mut sums = Vec::new();
         for (j, b) in self.values.iter().enumerate() {
             sums.push(if needs_sum(j) {
-                let m = self.max_abs_fixed(j);
-                let c = Calibrated::new(g * r * m, g.sqrt() * r * m, share)?;
+                // A unit's total per group is clamped to R × the fixed-point bounds:
+                // it moves each of at most G sums by at most R · max|bound|.
+                let (l1, l2) = sensitivities(g, r * self.fixed(j)?.max_abs());
+                let c = Calibrated::new(l1, l2, share)?;
                 info.push(noise_info(&format!("sum({})", b.column), &c, SUM_RESOLUTION));
                 Some(c)
             } else {
@@ -145,7 +162,7 @@ impl GroupedSpec {
                         linspace(b.lower, b.upper, QUANTILE_CANDIDATES),
                         alpha,
                         self.max_rows_per_group,
-                        share.rho() / g,
+                        share.rho() / g as f64,
                     )?;
                     info.push(NoiseInfo {
                         output: a.output.clone(),
@@ -154,7 +171,7 @@ impl GroupedSpec {
                         ),
                         std_dev: None,
                         ci95: None,
-                        rho: q.rho * g,
+                        rho: q.rho * g as f64,
                         delta: 0.0,
                     });
                     Some(q)
@@ -170,6 +187,14 @@ impl GroupedSpec {
     pub fn preview(&self, budget: Loss) -> Result<Vec<NoiseInfo>> {
         Ok(self.plan(budget)?.info)
     }
+}
+
+/// A keyed hash of a group's key text (the job's seed is the key).
+fn key_hash(seed: u64, key: &[String]) -> u64 {
+    key.iter().fold(mix(seed), |h, part| {
+        let text = part.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        mix(h ^ text ^ part.len() as u64)
+    })
 }
 
 fn noise_info(output: &str, c: &Calibrated, unit: f64) -> NoiseInfo {
@@ -188,8 +213,9 @@ fn noise_info(output: &str, c: &Calibrated, unit: f64) -> NoiseInfo {
 struct UnitAcc {
     /// (group, rows) per group the unit touched.
     cells: Vec<(u32, u32)>,
-    /// `values.len()` running sums per cell.
-    sums: Vec<f64>,
+    /// `values.len()` running fixed-point sums per cell (each row's value
+    /// rounded, then clamped into the rounded bounds).
+    sums: Vec<i128>,
     /// (cell index, value column, hash, value) for quantile columns.
     picks: Vec<(u32, u32, u64, f64)>,
 }
@@ -201,7 +227,7 @@ impl UnitAcc {
             Some(c) => c,
             None => {
                 self.cells.push((group, 0));
-                self.sums.extend(std::iter::repeat_n(0.0, nv));
+                self.sums.extend(std::iter::repeat_n(0, nv));
                 self.cells.len() - 1
             }
         }
@@ -222,6 +248,18 @@ impl UnitAcc {
     }
 }
 
+/// The exact, bounded aggregates before noise, per group.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Exact {
+    pub(crate) counts: Vec<i128>,
+    /// Contributing units (evidence for reviewers).
+    pub(crate) units: Vec<u64>,
+    /// Per value column, the fixed-point sums.
+    pub(crate) sums: Vec<Vec<i128>>,
+    /// Per value column and group, the values the quantiles choose from.
+    pub(crate) picked: Vec<Vec<Vec<f64>>>,
+}
+
 /// The accumulator: feed it rows, then release.
 #[derive(Debug, Clone)]
 pub struct Grouped {
@@ -229,7 +267,12 @@ pub struct Grouped {
     seed: u64,
     dim_index: Vec<FastMap<String, u32>>,
     interned: FastMap<String, u32>,
-    keys: Vec<Vec<String>>,
+    pub(crate) keys: Vec<Vec<String>>,
+    /// Per group, a keyed hash of its key *text*: which groups a unit keeps
+    /// is a function of the unit's own keys, never of the order in which
+    /// other units' keys were first seen.
+    key_hashes: Vec<u64>,
+    clamps: Vec<FixedBounds>,
     /// The unit whose rows are arriving now: rows usually come clustered by
     /// unit, so most rows touch no map at all.
     current: Option<(u64, UnitAcc)>,
@@ -257,6 +300,8 @@ impl Grouped {
             dim_index =
                 domain.iter().map(|vs| vs.iter().enumerate().map(|(i, v)| (v.clone(), i as u32)).collect()).collect();
         }
+        let key_hashes = keys.iter().map(|k| key_hash(seed, k)).collect();
+        let clamps = spec.clamps();
         let mut quantile_columns = vec![false; spec.values.len()];
         for a in &spec.aggregates {
             if let (AggKind::Quantile { .. }, Some(j)) = (a.kind, a.value) {
@@ -269,6 +314,8 @@ impl Grouped {
             dim_index,
             interned: FastMap::default(),
             keys,
+            key_hashes,
+            clamps,
             current: None,
             units: FastMap::default(),
             quantile_columns,
@@ -291,7 +338,9 @@ impl Grouped {
         }
         let id = self.keys.len() as u32;
         self.interned.insert(joined, id);
-        self.keys.push(key.iter().map(|k| k.to_string()).collect());
+        let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+        self.key_hashes.push(key_hash(self.seed, &key));
+        self.keys.push(key);
         Some(id)
     }
 
@@ -328,7 +377,7 @@ impl Grouped {
             if clamped != v {
                 self.evidence.values_clamped += 1;
             }
-            acc.sums[cell * nv + j] += clamped;
+            acc.sums[cell * nv + j] += self.clamps[j].clamp(v);
             if self.quantile_columns[j] {
                 // A function of the unit and the value only, so the kept values do not
                 // depend on the order rows arrive in.
@@ -351,10 +400,9 @@ impl Grouped {
         }
     }
 
-    /// Bounds every unit's contribution and releases the noisy table.
-    pub fn release(mut self, budget: Loss, min_contributors: u64) -> Result<Release> {
+    /// Bounds every unit's contribution: the exact, pre-noise vectors.
+    pub(crate) fn bound(&mut self) -> Exact {
         self.flush();
-        let plan = self.spec.plan(budget)?;
         let spec = &self.spec;
         let nv = spec.values.len();
         let (g_cap, r_cap) = (spec.max_groups_per_unit as usize, spec.max_rows_per_group);
@@ -370,7 +418,7 @@ impl Grouped {
             order.clear();
             order.extend(0..acc.cells.len());
             if order.len() > g_cap {
-                order.sort_by_key(|&c| mix(self.seed ^ mix(unit ^ mix(acc.cells[c].0 as u64))));
+                order.sort_by_key(|&c| mix(unit ^ self.key_hashes[acc.cells[c].0 as usize]));
                 self.evidence.keys_over_cap += (order.len() - g_cap) as u64;
                 order.truncate(g_cap);
             }
@@ -383,14 +431,15 @@ impl Grouped {
                 }
                 counts[g] += rows.min(r_cap) as i128;
                 units[g] += 1;
-                for (j, b) in spec.values.iter().enumerate() {
-                    let r = r_cap as f64;
+                for (j, b) in self.clamps.iter().enumerate() {
+                    // The same fixed-point integers the sensitivity is computed from.
                     let total = acc.sums[c * nv + j];
-                    let bounded = total.clamp(r * b.lower.min(0.0), r * b.upper.max(0.0));
+                    let (lo, hi) = b.total_range(r_cap);
+                    let bounded = total.clamp(lo, hi);
                     if bounded != total {
                         self.evidence.values_clamped += 1;
                     }
-                    sums[j][g] += (bounded * SUM_RESOLUTION).round() as i128;
+                    sums[j][g] += bounded;
                 }
                 // Per quantile column, the unit's R values with the smallest hashes.
                 if acc.picks.is_empty() {
@@ -406,6 +455,15 @@ impl Grouped {
                 }
             }
         }
+        Exact { counts, units, sums, picked }
+    }
+
+    /// Bounds every unit's contribution and releases the noisy table.
+    pub fn release(mut self, budget: Loss, min_contributors: u64) -> Result<Release> {
+        let plan = self.spec.plan(budget)?;
+        let Exact { counts, units, sums, mut picked } = self.bound();
+        let spec = &self.spec;
+        let groups = self.keys.len();
         // Which groups are released, with their noisy counts.
         let (rows, noisy_counts): (Vec<usize>, Option<Vec<i128>>) = match &plan.count {
             Some(CountNoise::Selected(s)) => {

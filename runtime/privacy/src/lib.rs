@@ -9,14 +9,18 @@
 
 pub mod audit;
 mod blocks;
+mod fixed;
 mod grouped;
+#[cfg(test)]
+mod neighbours;
 mod noise;
 mod reducer;
 
-pub use blocks::{BlockAggregator, FastHasher, FastMap, block_of, unit_digest};
+pub use blocks::{BlockAggregator, FastHasher, FastMap, block_of, unit_digest, unit_seed};
+pub use fixed::{FixedBounds, SUM_RESOLUTION, sensitivities, to_fixed};
 pub use grouped::{AggKind, Aggregate, Bounded, Grouped, GroupedSpec, QUANTILE_CANDIDATES, SELECTION_DELTA};
 pub use noise::{Calibrated, Loss, Quantile, Selection, linspace};
-pub use reducer::{Measured, Planned, Reducer, Release, SUM_RESOLUTION};
+pub use reducer::{Measured, Planned, Reducer, Release};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -42,18 +42,36 @@ impl Calibrated {
     /// The smallest scale whose OpenDP privacy map stays within `budget`
     /// for a query with the given L1 and L2 sensitivities (in the integer
     /// units the vector is kept in).
+    ///
+    /// Refuses a sensitivity that is not positive and finite: a query that
+    /// one unit cannot move needs no noise only if it carries no
+    /// information, and a zero scale is an exact release — so no caller can
+    /// ever get one.
     pub fn new(l1: f64, l2: f64, budget: Loss) -> Result<Self> {
         let budget = validate(budget)?;
-        let (sensitivity, start) = match budget {
-            Loss::Zcdp { rho } => (l2, l2 / (2.0 * rho).sqrt()),
-            Loss::Pure { epsilon } => (l1, l1 / epsilon),
+        if !(l1.is_finite() && l2.is_finite() && l1 > 0.0 && l2 > 0.0) {
+            return Err(Error::InvalidParameters(format!(
+                "noise needs positive, finite sensitivities (got L1 = {l1}, L2 = {l2})"
+            )));
+        }
+        let start = match budget {
+            Loss::Zcdp { rho } => l2 / (2.0 * rho).sqrt(),
+            Loss::Pure { epsilon } => l1 / epsilon,
         };
         let this = Self { budget, scale: 0.0, l1, l2, spent: budget.with_value(0.0) };
-        if sensitivity == 0.0 {
-            return Ok(this);
-        }
         let (scale, used) = fit(start, budget.value(), |s| Self { scale: s, ..this }.cost())?;
+        positive(scale)?;
         Ok(Self { scale, spent: budget.with_value(used), ..this })
+    }
+
+    /// The L1 and L2 sensitivities this noise is calibrated to.
+    pub fn sensitivities(&self) -> (f64, f64) {
+        (self.l1, self.l2)
+    }
+
+    /// OpenDP's scale parameter: always positive.
+    pub fn scale(&self) -> f64 {
+        self.scale
     }
 
     fn cost(&self) -> Result<f64> {
@@ -65,9 +83,7 @@ impl Calibrated {
 
     /// Adds independent noise to every entry.
     pub fn apply(&self, x: &[i128]) -> Result<Vec<i128>> {
-        if self.scale == 0.0 {
-            return Ok(x.to_vec());
-        }
+        positive(self.scale)?;
         Ok(match self.budget {
             Loss::Zcdp { .. } => gaussian(self.scale)?.invoke(&x.to_vec())?,
             Loss::Pure { .. } => laplace(self.scale)?.invoke(&x.to_vec())?,
@@ -96,6 +112,16 @@ impl Calibrated {
             Loss::Zcdp { .. } => "discrete_gaussian (OpenDP)",
             Loss::Pure { .. } => "discrete_laplace (OpenDP)",
         }
+    }
+}
+
+/// Every mechanism checks its scale before it draws: unreachable through
+/// the constructors, so a zero scale (an exact release) can never happen.
+fn positive(scale: f64) -> Result<()> {
+    if scale > 0.0 && scale.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Mechanism(format!("refusing to release with the noise scale {scale}")))
     }
 }
 
@@ -150,6 +176,9 @@ pub struct Selection {
     pub threshold: i128,
     pub rho: f64,
     pub delta: f64,
+    /// The bounds it was calibrated to: a unit touches at most `l0` keys, each by at most `linf`.
+    pub l0: u32,
+    pub linf: i128,
 }
 
 type KeyCounts = MapDomain<AtomDomain<u64>, AtomDomain<i128>>;
@@ -172,7 +201,7 @@ impl Selection {
         if !(delta > 0.0 && delta < 1.0) || l0 == 0 || linf <= 0 {
             return Err(Error::InvalidParameters("partition selection needs 0 < δ < 1 and positive bounds".into()));
         }
-        let l2 = ((l0 as f64).sqrt() * linf as f64).ceil() as i128;
+        let l2 = crate::fixed::sensitivities(l0.into(), linf).1.ceil() as i128;
         let d_in = (l0, l2, linf);
         let cost = |scale: f64, threshold: i128| -> Result<(f64, f64)> {
             Ok(threshold_measurement(scale, threshold)?.map(&d_in)?)
@@ -189,11 +218,12 @@ impl Selection {
             if cost(scale, mid)?.1 <= delta { hi = mid } else { lo = mid }
         }
         let (rho_used, delta_used) = cost(scale, hi)?;
-        Ok(Self { scale, threshold: hi, rho: rho_used, delta: delta_used })
+        Ok(Self { scale, threshold: hi, rho: rho_used, delta: delta_used, l0, linf })
     }
 
     /// The noisy counts of the keys that pass the threshold.
     pub fn apply(&self, counts: HashMap<u64, i128>) -> Result<HashMap<u64, i128>> {
+        positive(self.scale)?;
         Ok(threshold_measurement(self.scale, self.threshold)?.invoke(&counts)?)
     }
 }
@@ -234,6 +264,7 @@ impl Quantile {
     }
 
     pub fn apply(&self, values: Vec<f64>) -> Result<f64> {
+        positive(self.scale)?;
         let m = make_private_quantile(
             VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
             SymmetricDistance,
@@ -267,6 +298,19 @@ mod tests {
         assert!(validate(Loss::Zcdp { rho: 0.0 }).is_err());
         assert!(validate(Loss::Pure { epsilon: f64::INFINITY }).is_err());
         assert_eq!(Loss::Pure { epsilon: 2.0 }.rho(), 2.0);
+    }
+
+    #[test]
+    fn refuses_zero_sensitivity_and_zero_scale() {
+        for budget in [Loss::Zcdp { rho: 0.5 }, Loss::Pure { epsilon: 1.0 }] {
+            assert!(Calibrated::new(0.0, 0.0, budget).is_err());
+            assert!(Calibrated::new(1.0, f64::NAN, budget).is_err());
+            assert!(Calibrated::new(f64::INFINITY, 1.0, budget).is_err());
+        }
+        let mut c = Calibrated::new(1.0, 1.0, Loss::Zcdp { rho: 10.0 }).unwrap();
+        assert!(c.scale() > 0.0);
+        c.scale = 0.0;
+        assert!(c.apply(&[1, 2, 3]).is_err(), "the mechanism itself refuses a zero scale");
     }
 
     /// Histogram of 40,000 draws against the discrete Gaussian / Laplace pmf:

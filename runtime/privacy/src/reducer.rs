@@ -4,12 +4,8 @@ use keyong_model::api::{Evidence, NoiseInfo, ResultRow, ResultTable};
 use keyong_model::{Emit, Manifest, Statistic};
 
 use crate::Result;
+use crate::fixed::{FixedBounds, SUM_RESOLUTION, sensitivities, to_fixed};
 use crate::noise::{Calibrated, Loss};
-
-/// Values are summed in fixed point with this many units per 1.0, so sums
-/// are exact integers and the integer (discrete) Gaussian applies without
-/// floating-point slack.
-pub const SUM_RESOLUTION: f64 = 1000.0;
 
 /// The trusted reducer of aggregate mode: takes each unit's emits, bounds
 /// the unit's contribution, accumulates exact per-cell counts and sums.
@@ -20,8 +16,10 @@ pub struct Reducer {
     index: HashMap<Vec<String>, usize>,
     lower: f64,
     upper: f64,
-    counts: Vec<i128>,
-    sums: Vec<i128>,
+    /// The bounds in fixed point: each cell value is rounded, then clamped into these.
+    fixed: FixedBounds,
+    pub(crate) counts: Vec<i128>,
+    pub(crate) sums: Vec<i128>,
     evidence: Evidence,
 }
 
@@ -61,6 +59,7 @@ impl Reducer {
             index,
             lower: manifest.bounds().0,
             upper: manifest.bounds().1,
+            fixed: FixedBounds { lower: to_fixed(manifest.bounds().0), upper: to_fixed(manifest.bounds().1) },
             counts: vec![0; n],
             sums: vec![0; n],
             evidence: Evidence::default(),
@@ -95,12 +94,13 @@ impl Reducer {
             }
         }
         for (cell, v) in cells {
-            let clamped = if v.is_nan() { self.lower } else { v.clamp(self.lower, self.upper) };
-            if clamped != v {
+            // A NaN sum (∞ − ∞) counts as the lower bound.
+            let fixed = if v.is_nan() { self.fixed.lower } else { self.fixed.clamp(v) };
+            if fixed != to_fixed(v) || v.is_nan() {
                 self.evidence.values_clamped += 1;
             }
             self.counts[cell] += 1;
-            self.sums[cell] += (clamped * SUM_RESOLUTION).round() as i128;
+            self.sums[cell] += fixed;
         }
     }
 
@@ -114,8 +114,7 @@ impl Reducer {
     /// data is touched (the accuracy preview uses exactly this).
     pub fn plan(manifest: &Manifest, budget: Loss) -> Result<Vec<Planned>> {
         let (lower, upper) = manifest.bounds();
-        let max_abs = (lower * SUM_RESOLUTION).round().abs().max((upper * SUM_RESOLUTION).round().abs());
-        let l0 = manifest.max_keys_per_unit as f64;
+        let l0 = manifest.max_keys_per_unit as u64;
         let stats = &manifest.statistics;
         let mut measured = Vec::new();
         if stats.iter().any(|s| matches!(s, Statistic::Count | Statistic::Mean)) {
@@ -128,9 +127,14 @@ impl Reducer {
         measured
             .into_iter()
             .map(|m| {
-                // A unit adds 1 (count) or at most max|bound| (sum) to each of at most l0 cells.
-                let per_cell = if m == Measured::Count { 1.0 } else { max_abs };
-                let noise = Calibrated::new(l0 * per_cell, l0.sqrt() * per_cell, share)?;
+                // A unit adds 1 (count) or at most max|bound| in fixed point (sum) to each
+                // of at most l0 cells: exactly what `add_unit` accumulates.
+                let per_cell = match m {
+                    Measured::Count => 1,
+                    Measured::Sum => FixedBounds::new(&value_name(manifest), lower, upper)?.max_abs(),
+                };
+                let (l1, l2) = sensitivities(l0, per_cell);
+                let noise = Calibrated::new(l1, l2, share)?;
                 let unit = if m == Measured::Count { 1.0 } else { SUM_RESOLUTION };
                 let info = NoiseInfo {
                     output: m.name().into(),
@@ -203,6 +207,10 @@ impl Reducer {
         let rho_spent = plan.iter().map(|p| p.noise.spent.rho()).sum();
         Ok(Release { table, evidence, rho_spent })
     }
+}
+
+fn value_name(manifest: &Manifest) -> String {
+    manifest.value.as_ref().map_or_else(|| "value".to_string(), |v| v.name.clone())
 }
 
 /// A noisy mean, clamped into the declared value range (post-processing).

@@ -79,7 +79,9 @@ const TICKS_PER_SECOND: u64 = 100;
 pub enum UnitFailure {
     /// The module trapped (panic, unreachable, out-of-bounds, stack overflow…).
     Trap,
-    /// The call ran past its deadline.
+    /// The call burnt all its fuel (the deterministic per-call limit).
+    OutOfFuel,
+    /// The call ran past its wall-clock backstop.
     Deadline,
     /// The module exceeded a memory or table limit.
     ResourceLimit,
@@ -271,6 +273,7 @@ impl Sandbox {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .memory_init_cow(true)
             .epoch_interruption(true)
+            .consume_fuel(true)
             .max_wasm_stack(limits.wasm_stack_bytes)
             .wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| Error::Setup(e.to_string()))?;
@@ -363,9 +366,9 @@ impl Sandbox {
     ) -> Result<Vec<Emit>, UnitFailure> {
         let PreparedWorld::Aggregate(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
-        let deadline = self.limits.call_deadline_ms;
-        let emits =
-            self.call(seed, log, deadline, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &rows))?;
+        let (fuel, deadline) = (self.limits.call_fuel, self.limits.call_deadline_ms);
+        let emits = self
+            .call(seed, log, fuel, deadline, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &rows))?;
         Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect())
     }
 
@@ -379,8 +382,8 @@ impl Sandbox {
     ) -> Result<Vec<f64>, UnitFailure> {
         let PreparedWorld::Blocks(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
-        let deadline = self.limits.call_deadline_ms;
-        self.call(seed, log, deadline, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &rows))
+        let (fuel, deadline) = (self.limits.call_fuel, self.limits.call_deadline_ms);
+        self.call(seed, log, fuel, deadline, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &rows))
     }
 
     /// Reviewed mode: calls the module on the authorised tables.
@@ -394,10 +397,11 @@ impl Sandbox {
         let PreparedWorld::Reviewed(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let tables: Vec<wit::Table> =
             tables.into_iter().map(|t| wit::Table { name: t.name, rows: to_wit(t.rows) }).collect();
-        // One call over every row: it gets the job's time limit, not a mapper's.
-        let deadline = self.limits.job_deadline_ms;
-        let rows =
-            self.call(seed, log, deadline, |store| pre.instantiate(&mut *store)?.call_transform(&mut *store, &tables))?;
+        // One call over every row: it gets the job's limits, not a mapper's.
+        let (fuel, deadline) = (self.limits.transform_fuel, self.limits.job_deadline_ms);
+        let rows = self.call(seed, log, fuel, deadline, |store| {
+            pre.instantiate(&mut *store)?.call_transform(&mut *store, &tables)
+        })?;
         let rows = from_wit(rows);
         if rows.columns.iter().any(|c| c.values.len() != rows.num_rows as usize) {
             return Err(UnitFailure::InvalidOutput);
@@ -406,13 +410,15 @@ impl Sandbox {
     }
 
     /// Runs `f` against a fresh store (and so a fresh instance) with every
-    /// limit applied and an epoch deadline of `deadline_ms`. `seed` seeds the
+    /// limit applied, `fuel` to burn and an epoch deadline of `deadline_ms`
+    /// (the wall-clock backstop). `seed` seeds the
     /// module's random numbers (the host chooses it). Blocks while every pool
     /// slot is in use.
     fn call<R>(
         &self,
         seed: u64,
         log: &Arc<Mutex<JobLog>>,
+        fuel: u64,
         deadline_ms: u64,
         f: impl FnOnce(&mut Store<UnitState>) -> wasmtime::Result<R>,
     ) -> Result<R, UnitFailure> {
@@ -444,6 +450,7 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.set_fuel(fuel).expect("fuel is enabled on the engine");
         store.set_epoch_deadline(deadline_ms * TICKS_PER_SECOND / 1000 + 1);
         store.set_hostcall_fuel(self.limits.hostcall_bytes);
         let result = f(&mut store);
@@ -459,6 +466,7 @@ impl Sandbox {
             Ok(r) => Ok(r),
             Err(_) if store.data().limiter.hit => Err(UnitFailure::ResourceLimit),
             Err(e) => Err(match e.downcast_ref::<Trap>() {
+                Some(Trap::OutOfFuel) => UnitFailure::OutOfFuel,
                 Some(Trap::Interrupt) => UnitFailure::Deadline,
                 _ => UnitFailure::Trap,
             }),

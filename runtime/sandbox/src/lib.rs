@@ -12,8 +12,9 @@
 //! - a wall clock and a monotonic clock fixed at zero, randomness from a seed
 //!   the host chooses;
 //! - stdout/stderr captured into a capped buffer (sealed with the job);
-//! - per-instance memory, table and instance limits, a wasm stack limit and
-//!   an epoch deadline per call;
+//! - per-instance memory, table and instance limits, a wasm stack limit,
+//!   fuel per call (the deterministic limit) and an epoch deadline as the
+//!   wall-clock backstop;
 //! - in aggregate mode a fresh instance (and store) per privacy unit.
 
 mod host;

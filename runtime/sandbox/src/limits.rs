@@ -36,7 +36,16 @@ pub struct Limits {
     pub table_elements: usize,
     /// WebAssembly stack per call (default 512 KiB).
     pub wasm_stack_bytes: usize,
-    /// Wall time one mapper call may take, in milliseconds (default 1,000).
+    /// Fuel (≈ WebAssembly operators executed) one mapper or block call may
+    /// burn (default 500,000,000, well under a second of work). This is the
+    /// per-call limit: deterministic, so whether a call finishes depends on
+    /// the module and its unit's rows only, never on how busy the machine is.
+    pub call_fuel: u64,
+    /// Fuel the single reviewed-mode call may burn (default 100,000,000,000).
+    pub transform_fuel: u64,
+    /// Wall time one mapper call may take, in milliseconds (default 10,000):
+    /// a backstop far above what `call_fuel` takes, for work fuel does not
+    /// meter (host calls, instantiation); it should never be what ends a call.
     pub call_deadline_ms: u64,
     /// Instances that may exist at once: the pool size (default 32).
     pub pool_instances: u32,
@@ -46,8 +55,9 @@ pub struct Limits {
     /// Bytes the module may hand the host in one call — a `log` line, or the
     /// emits a mapper returns (default 1 MiB); more traps the call.
     pub hostcall_bytes: usize,
-    /// Wall time a whole job may take in the sandbox, in milliseconds
-    /// (default 600,000); past it the job fails.
+    /// Wall time of the reviewed mode's single call, in milliseconds
+    /// (default 600,000), the backstop above `transform_fuel`. The DP modes'
+    /// job limit follows public quantities instead: units × `call_deadline_ms`.
     pub job_deadline_ms: u64,
     /// Total sealed log per job, host `log` and stdio together (default 256 KiB);
     /// lines past it are dropped and counted.
@@ -61,7 +71,9 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             table_elements: 20_000,
             wasm_stack_bytes: 512 << 10,
-            call_deadline_ms: 1_000,
+            call_fuel: 500_000_000,
+            transform_fuel: 100_000_000_000,
+            call_deadline_ms: 10_000,
             pool_instances: 32,
             stdio_bytes_per_call: 16 << 10,
             hostcall_bytes: 1 << 20,

@@ -6,7 +6,7 @@
 //! also yields the release candidate for the outbound checks.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use keyong_check::{Candidate, CellEvidence, ValueKind};
 use keyong_data::{AuthorisedView, SqlPlan, ViewTable};
 use keyong_model::api::{Evidence, NoiseInfo, ResultTable};
 use keyong_model::{Column, ColumnValues, Grade, Loss, Manifest, Mode, UnitRows};
-use keyong_privacy::{BlockAggregator, Reducer, Release, block_of};
+use keyong_privacy::{BlockAggregator, Reducer, Release, block_of, unit_seed};
 use keyong_sandbox::{JobLog, NamedRows, Sandbox, World};
 
 /// Extra time the outer timeout allows beyond the job's own time limit.
@@ -97,8 +97,9 @@ pub struct Run {
     pub view_memory_bytes: usize,
     /// The grade of the output (the highest of its inputs), for the candidate.
     pub grade: Grade,
-    /// Seeds the module's randomness (unit or block `i` gets `seed + i`),
-    /// the block assignment and the bounding hashes.
+    /// Seeds the module's randomness (a unit gets [`unit_seed`] of its own
+    /// digest, block `i` of the declared blocks gets `seed + i`), the block
+    /// assignment and the bounding hashes.
     pub seed: u64,
 }
 
@@ -132,10 +133,11 @@ impl Run {
             return Ok((Output { table: release.table, evidence: release.evidence, logs: String::new() }, None));
         }
         let units = view.units(&self.manifest.input, &self.manifest.columns).await.map_err(|e| e.to_string())?;
-        // The loops check the job's time limit between calls and every call
-        // has an epoch deadline; this outer timeout is the backstop for anything
-        // neither can interrupt (the blocking thread then finishes on its own).
-        let backstop = Duration::from_millis(self.sandbox.limits().job_deadline_ms) + BACKSTOP_GRACE;
+        // Every call is bounded by its fuel (deterministic) and, as a
+        // backstop, its epoch deadline, so the job's work is bounded by public
+        // quantities: calls × the per-call limit. This outer timeout follows
+        // from them too and can only fire when the platform itself misbehaves.
+        let backstop = job_backstop(self.sandbox.limits(), self.manifest.mode, self.manifest.blocks, units.len());
         let work = tokio::task::spawn_blocking(move || {
             if self.manifest.mode == Mode::Reviewed {
                 self.run_reviewed(units).map(|(o, c)| (o, Some(c)))
@@ -174,15 +176,6 @@ impl Run {
         let world = if self.manifest.mode == Mode::Blocks { World::Blocks } else { World::Aggregate };
         let prepared = sandbox.prepare(&self.module_id, &self.wasm, world).map_err(|e| e.to_string())?;
         let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
-        let started = Instant::now();
-        let deadline = Duration::from_millis(sandbox.limits().job_deadline_ms);
-        let in_time = || {
-            if started.elapsed() > deadline {
-                Err(format!("the job ran past its time limit of {deadline:?}"))
-            } else {
-                Ok(())
-            }
-        };
         let release: Release = if self.manifest.mode == Mode::Blocks {
             let k = self.manifest.blocks;
             let mut blocks: Vec<Vec<UnitRows>> = vec![Vec::new(); k as usize];
@@ -192,7 +185,6 @@ impl Run {
             let (lower, upper) = self.manifest.bounds();
             let mut agg = BlockAggregator::new(self.manifest.outputs.clone(), lower, upper, k);
             for (i, block) in blocks.into_iter().enumerate() {
-                in_time()?;
                 let n = block.len() as u64;
                 let rows = concat(&self.manifest.columns, block);
                 let out = sandbox.map_block(&prepared, rows, self.seed.wrapping_add(i as u64), &log).ok();
@@ -201,9 +193,9 @@ impl Run {
             agg.release(self.budget)
         } else {
             let mut reducer = Reducer::new(&self.manifest);
-            for (i, (_, unit)) in units.into_iter().enumerate() {
-                in_time()?;
-                match sandbox.map_unit(&prepared, unit, self.seed.wrapping_add(i as u64), &log) {
+            for (digest, unit) in units {
+                // A failed call (fuel, trap, limit) drops this unit only.
+                match sandbox.map_unit(&prepared, unit, unit_seed(self.seed, digest), &log) {
                     Ok(emits) => reducer.add_unit(&emits),
                     Err(_) => reducer.unit_failed(),
                 }
@@ -214,6 +206,19 @@ impl Run {
         let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
         Ok(Output { table: release.table, evidence: release.evidence, logs: logs.finish() })
     }
+}
+
+/// The wall-clock backstop of a job's sandbox work, from public quantities
+/// only (the mode, the declared blocks, the number of units and the
+/// limits): every call is bounded by its own limit, so the job cannot need
+/// more unless the platform misbehaves.
+fn job_backstop(limits: &keyong_sandbox::Limits, mode: Mode, blocks: u32, units: usize) -> Duration {
+    let calls = match mode {
+        Mode::Reviewed => return Duration::from_millis(limits.job_deadline_ms) + BACKSTOP_GRACE,
+        Mode::Blocks => u64::from(blocks),
+        _ => units as u64,
+    };
+    Duration::from_millis(limits.call_deadline_ms.saturating_mul(calls.max(1))) + BACKSTOP_GRACE
 }
 
 /// The rows of several units as one table (a block), columns in `names` order.
