@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, env = "KEYONG_MIN_CONTRIBUTORS", default_value_t = 10)]
         min_contributors: u64,
     },
+    /// Export and verify the audit log (全程可记录).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Simulated city data (datasets-sim).
     Sim {
         #[command(subcommand)]
@@ -65,6 +70,9 @@ enum Command {
         /// Raw Parquet feed in the landing zone (e.g. electricity_bills.parquet).
         #[arg(long)]
         source: String,
+        /// Total δ for the dataset across all scenarios (partition selection spends it).
+        #[arg(long, default_value_t = keyong_model::api::DEFAULT_DATASET_DELTA)]
+        delta: f64,
         /// Total zCDP ρ for the dataset across all scenarios.
         #[arg(long, default_value_t = 4.0)]
         rho: f64,
@@ -129,6 +137,32 @@ enum Command {
         /// zCDP ρ the job spends.
         #[arg(long, default_value_t = 0.5)]
         rho: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Download the whole audit log and its signed checkpoints as JSON (authority or agency).
+    Export {
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// File holding an authority or agency user's token.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// Where to write the export (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify an export offline: the SM3 chain, every checkpoint's SM2
+    /// signature, and the chain against its latest checkpoint.
+    Verify {
+        /// The export written by `keyong audit export`.
+        file: PathBuf,
+        /// The platform's SM2 public key (hex) as you obtained it independently;
+        /// without it, the key named in the export is used.
+        #[arg(long)]
+        public_key: Option<String>,
     },
 }
 
@@ -253,10 +287,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Ingest { server, token_file, policy, source, rho } => {
+        Command::Ingest { server, token_file, policy, source, delta, rho } => {
             let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
             let client = keyong_client::Client::new(&server).as_user(&token);
-            let entry = client.ingest(&keyong_model::api::IngestRequest { policy, source, rho_budget: rho }).await?;
+            let request = keyong_model::api::IngestRequest { policy, source, rho_budget: rho, delta_budget: delta };
+            let entry = client.ingest(&request).await?;
             println!("{}", serde_json::to_string_pretty(&entry)?);
             Ok(())
         }
@@ -276,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             write_new(&out.join("result.csv"), bundle.csv.as_bytes())?;
             write_new(&out.join("report.json"), serde_json::to_string_pretty(&bundle.report)?.as_bytes())?;
             write_new(&out.join("receipt.json"), serde_json::to_string(&bundle.receipt)?.as_bytes())?;
+            write_new(&out.join("manifest.json"), serde_json::to_string(&bundle.manifest)?.as_bytes())?;
             let sig = format!("{}\n{}\n", bundle.signature_hex, bundle.platform_public_key_hex);
             write_new(&out.join("receipt.sig"), sig.as_bytes())?;
             println!(
@@ -286,6 +322,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.display()
             );
             Ok(())
+        }
+        Command::Audit { command: AuditCommand::Export { server, token_file, out } } => {
+            let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
+            let export = keyong_client::Client::new(&server).as_user(&token).export_audit().await?;
+            write_new(&out, serde_json::to_string(&export)?.as_bytes())?;
+            println!(
+                "wrote {} audit entries and {} checkpoints to {}",
+                export.entries.len(),
+                export.checkpoints.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { file, public_key } } => {
+            let export: keyong_model::api::AuditExport =
+                serde_json::from_slice(&read(&file)?).context("the file is not a keyong audit export")?;
+            let key = public_key.unwrap_or_else(|| export.platform_public_key_hex.clone());
+            let v = keyong_client::verify_audit_export(&export, &key);
+            match v.first_bad_seq {
+                None => {
+                    println!(
+                        "audit log verifies: {} entries, head {}, {} signed checkpoints",
+                        v.entries,
+                        v.head,
+                        export.checkpoints.len()
+                    );
+                    Ok(())
+                }
+                Some(seq) => {
+                    bail!("the audit log does not verify from entry {seq} on (altered, missing or re-chained)")
+                }
+            }
         }
         Command::Keygen { out } => {
             let k = keyong_crypto::SigningKey::generate()?;

@@ -93,6 +93,10 @@ impl Client {
     pub async fn create_user(&self, req: &CreateUser) -> Result<CreatedUser> {
         self.call(Method::POST, "/v1/users", Some(req)).await
     }
+    /// The authority confirms a reviewer account; the response carries its new (only working) token.
+    pub async fn confirm_reviewer(&self, user_id: &str) -> Result<CreatedUser> {
+        self.call(Method::POST, &format!("/v1/users/{user_id}/confirm"), None::<&()>).await
+    }
     pub async fn set_signing_key(&self, public_key_hex: &str) -> Result<User> {
         self.call(Method::PUT, "/v1/me/signing-key", Some(&SetSigningKey { public_key_hex: public_key_hex.into() }))
             .await
@@ -170,6 +174,9 @@ impl Client {
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         self.call(Method::GET, "/v1/audit/verify", None::<&()>).await
     }
+    pub async fn export_audit(&self) -> Result<AuditExport> {
+        self.call(Method::GET, "/v1/audit/export", None::<&()>).await
+    }
 
     /// Polls a job until it leaves `queued`/`running` (or `timeout` passes).
     /// Operators see `pending` until a reviewer decides, so poll as the
@@ -204,12 +211,55 @@ pub fn sign_module(
     })
 }
 
+/// Verifies an exported audit log offline: the hash chain, every
+/// checkpoint's SM2 signature under `public_key_hex` (the platform key, as
+/// the verifier obtained it — not necessarily the one the export names),
+/// and the chain against the latest checkpoint (truncation, re-chaining).
+/// Returns the verification; `first_bad_seq` is `None` when all holds.
+pub fn verify_audit_export(export: &AuditExport, public_key_hex: &str) -> keyong_crypto::audit::Verification {
+    use keyong_crypto::audit::{Checkpoint, Entry, verify_against};
+    let entries: Vec<Entry> = export
+        .entries
+        .iter()
+        .map(|e| Entry {
+            seq: e.seq,
+            at: e.at.clone(),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            subject: e.subject.clone(),
+            detail: e.detail.clone(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        })
+        .collect();
+    let checkpoint = |c: &AuditCheckpoint| Checkpoint {
+        entries: c.entries,
+        head: c.head_hash.clone(),
+        at: c.at.clone(),
+        signature_hex: c.signature_hex.clone(),
+    };
+    // Every checkpoint must hold, not only the latest: the earliest failure wins.
+    let mut result = verify_against(&entries, None, public_key_hex);
+    for c in &export.checkpoints {
+        let v = verify_against(&entries, Some(&checkpoint(c)), public_key_hex);
+        if let Some(bad) = v.first_bad_seq
+            && result.first_bad_seq.is_none_or(|s| bad < s)
+        {
+            result.first_bad_seq = Some(bad);
+        }
+    }
+    result
+}
+
 /// Verifies a release bundle's receipt signature and that the receipt binds the table and the log.
 pub fn verify_bundle(bundle: &ReleaseBundle) -> Result<(), keyong_crypto::Error> {
     let receipt_json = serde_json::to_string(&bundle.receipt).expect("serialisable");
-    keyong_crypto::verify(&bundle.platform_public_key_hex, receipt_json.as_bytes(), &bundle.signature_hex)?;
+    let message = keyong_model::api::receipt_signing_message(&receipt_json);
+    keyong_crypto::verify(&bundle.platform_public_key_hex, &message, &bundle.signature_hex)?;
     let table_hash = keyong_crypto::sm3_hex(&serde_json::to_vec(&bundle.table).expect("serialisable"));
-    if table_hash != bundle.receipt.result_hash {
+    let manifest_hash =
+        keyong_crypto::sm3_hex(serde_json::to_string(&bundle.manifest).expect("serialisable").as_bytes());
+    if table_hash != bundle.receipt.result_hash || manifest_hash != bundle.receipt.manifest_sm3 {
         return Err(keyong_crypto::Error::Verification);
     }
     Ok(())

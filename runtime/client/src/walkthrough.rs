@@ -70,12 +70,18 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         .await?;
     let user = |org: &str, name: &str, role| CreateUser { org_id: org.into(), name: name.into(), role };
     let agency = authority.create_user(&user(&agency_org.id, "agency officer", Role::Agency)).await?;
-    let r1 = authority.create_user(&user(&agency_org.id, "reviewer 1", Role::Reviewer)).await?;
-    let r2 = authority.create_user(&user(&agency_org.id, "reviewer 2", Role::Reviewer)).await?;
-    say(&format!("authority created the agency `{}` with an officer and two reviewers", agency_org.name));
+    say(&format!("authority created the agency `{}` and its officer", agency_org.name));
+    let agency_client = base.as_user(&agency.token);
+    // Reviewers are agency staff; each account takes effect only when the
+    // authority confirms it, with a fresh token the agency never sees.
+    let mut reviewers = Vec::new();
+    for name in ["reviewer 1", "reviewer 2"] {
+        let created = agency_client.create_user(&user(&agency_org.id, name, Role::Reviewer)).await?;
+        reviewers.push(authority.confirm_reviewer(&created.user.id).await?.token);
+    }
+    say("agency created two reviewer accounts; the authority confirmed each (filed) and issued their tokens");
     let until = time::OffsetDateTime::now_utc().date() + time::Duration::days(730);
     let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable");
-    let agency_client = base.as_user(&agency.token);
     let op_org = agency_client
         .create_org(&CreateOrg {
             name: "运营机构 Grid Insights Ltd.".into(),
@@ -91,7 +97,7 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
     Ok(Actors {
         authority: bootstrap_token.to_string(),
         agency: agency.token,
-        reviewers: [r1.token, r2.token],
+        reviewers: [reviewers[0].clone(), reviewers[1].clone()],
         operator: operator.token,
         operator_org: op_org.id,
         operator_key: key,
@@ -107,7 +113,12 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let mut seen = Vec::new();
 
     let entry = agency
-        .ingest(&IngestRequest { policy: inputs.policy.clone(), source: inputs.source.clone(), rho_budget: 4.0 })
+        .ingest(&IngestRequest {
+            policy: inputs.policy.clone(),
+            source: inputs.source.clone(),
+            rho_budget: 4.0,
+            delta_budget: 1e-6,
+        })
         .await?;
     say(&format!(
         "agency ingested `{}`: {} rows desensitised (初步脱敏), version {}…, grade {}, unit column `{}`",
@@ -132,6 +143,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
             }],
             modes: vec![Mode::Aggregate, Mode::Sql, Mode::Blocks, Mode::Reviewed],
             rho_budget: 2.0,
+            delta_budget: 1e-7,
             valid_days: 365,
         })
         .await?;
@@ -205,7 +217,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     say(&format!("operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
     let audit = authority.verify_audit().await?;
     let checkpoint = audit.checkpoint_signature_hex.as_deref().unwrap_or_default();
-    let message = audit_checkpoint_message(audit.entries, &audit.head_hash);
+    let message = keyong_crypto::audit::checkpoint_message(audit.entries, &audit.head_hash);
     keyong_crypto::verify(&audit.platform_public_key_hex, &message, checkpoint)
         .map_err(|e| Error::Decode(format!("audit checkpoint does not verify: {e}")))?;
     say(&format!(

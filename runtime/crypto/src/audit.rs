@@ -3,6 +3,13 @@
 //! Entry `n` stores `hash_n = SM3(hash_{n-1} ‖ fields of n)`, each field
 //! length-prefixed so no two different entries share an encoding. Altering,
 //! removing or reordering any stored entry breaks every later hash.
+//!
+//! A chain alone cannot tell that its last entries were deleted, nor that
+//! an entry was removed and every later hash recomputed. So the platform
+//! key signs [`Checkpoint`]s — (entries, head hash) — at every filing and
+//! periodically; [`verify_against`] holds a chain to the latest one: fewer
+//! entries than it covers is a truncation, another hash at its position a
+//! rewrite.
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -54,6 +61,56 @@ pub struct Verification {
     pub head: String,
     /// The first entry whose link or hash is wrong, if any.
     pub first_bad_seq: Option<i64>,
+}
+
+/// A signed statement that the chain had `entries` entries ending in `head`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub entries: u64,
+    pub head: String,
+    pub at: String,
+    /// SM2 signature (DER, hex) of [`checkpoint_message`] by the platform key.
+    pub signature_hex: String,
+}
+
+/// The bytes a checkpoint's signature covers (domain-tagged).
+pub fn checkpoint_message(entries: u64, head_hash: &str) -> Vec<u8> {
+    format!("keyong-audit-v1\n{entries}\n{head_hash}").into_bytes()
+}
+
+impl Checkpoint {
+    /// Signs (entries, head) with the platform key.
+    pub fn sign(key: &crate::SigningKey, entries: u64, head: &str, at: &str) -> crate::Result<Self> {
+        let signature_hex = key.sign(&checkpoint_message(entries, head))?;
+        Ok(Self { entries, head: head.to_string(), at: at.to_string(), signature_hex })
+    }
+}
+
+/// Verifies `entries` (ascending `seq`) as a chain and against `checkpoint`,
+/// whose signature must verify under `public_key_hex`. A bad signature,
+/// fewer entries than the checkpoint covers, or another hash at its position
+/// makes the chain bad from the first entry the checkpoint vouches for that
+/// is missing or different.
+pub fn verify_against<'a>(entries: &'a [Entry], checkpoint: Option<&Checkpoint>, public_key_hex: &str) -> Verification {
+    let mut v = verify(entries);
+    let Some(cp) = checkpoint else { return v };
+    let signed = crate::verify(public_key_hex, &checkpoint_message(cp.entries, &cp.head), &cp.signature_hex).is_ok();
+    let bad_at = if !signed {
+        Some(1)
+    } else if v.entries < cp.entries {
+        // Truncated, or broken before the checkpoint: the first entry missing or bad.
+        Some(v.first_bad_seq.unwrap_or(v.entries as i64 + 1))
+    } else if entries[cp.entries as usize - 1].hash != cp.head {
+        // Re-chained: find where the stored chain parts from the signed one.
+        Some(cp.entries as i64)
+    } else {
+        None
+    };
+    if let Some(seq) = bad_at {
+        let seq = v.first_bad_seq.map_or(seq, |s| s.min(seq));
+        v.first_bad_seq = Some(seq);
+    }
+    v
 }
 
 /// Verifies entries given in ascending `seq` order, starting at the genesis.
@@ -124,5 +181,41 @@ mod tests {
         let mut removed = c.clone();
         removed.remove(2);
         assert_eq!(verify(&removed).first_bad_seq, Some(4));
+    }
+
+    /// Re-links entries after `from` so the chain verifies on its own again.
+    fn rechain(c: &mut [Entry]) {
+        let mut prev = GENESIS.to_string();
+        for (seq, e) in (1..).zip(c.iter_mut()) {
+            e.seq = seq;
+            e.prev_hash = prev.clone();
+            e.hash = entry_hash(&prev, seq, &e.at, &e.actor, &e.action, &e.subject, &e.detail);
+            prev = e.hash.clone();
+        }
+    }
+
+    #[test]
+    fn checkpoints_catch_truncation_and_rewrites() {
+        let key = crate::SigningKey::generate().unwrap();
+        let public = key.public_key_hex();
+        let c = chain(6);
+        let cp = Checkpoint::sign(&key, 4, &c[3].hash, "t").unwrap();
+        assert_eq!(verify_against(&c, Some(&cp), &public).first_bad_seq, None);
+        // The last entries deleted: the chain alone still verifies.
+        let truncated = &c[..3];
+        assert_eq!(verify(truncated).first_bad_seq, None);
+        assert_eq!(verify_against(truncated, Some(&cp), &public).first_bad_seq, Some(4));
+        // Entries after the checkpoint may still be cut: why checkpoints are frequent.
+        assert_eq!(verify_against(&c[..4], Some(&cp), &public).first_bad_seq, None);
+        // One entry removed and the rest re-chained.
+        let mut rewritten = c.clone();
+        rewritten.remove(1);
+        rechain(&mut rewritten);
+        assert_eq!(verify(&rewritten).first_bad_seq, None);
+        assert_eq!(verify_against(&rewritten, Some(&cp), &public).first_bad_seq, Some(4));
+        // A checkpoint not signed by the platform key vouches for nothing.
+        let other = crate::SigningKey::generate().unwrap();
+        let forged = Checkpoint::sign(&other, 4, &c[3].hash, "t").unwrap();
+        assert_eq!(verify_against(&c, Some(&forged), &public).first_bad_seq, Some(1));
     }
 }

@@ -70,6 +70,25 @@ pub struct IngestRequest {
     pub source: String,
     /// Total zCDP budget (ρ) for this dataset across all scenarios.
     pub rho_budget: f64,
+    /// Total δ (approximate DP, spent by partition selection) for this
+    /// dataset across all scenarios; 0 ≤ δ ≤ [`MAX_DELTA`].
+    #[serde(default = "default_dataset_delta")]
+    pub delta_budget: f64,
+}
+
+/// Largest total δ a dataset or scenario may be given.
+pub const MAX_DELTA: f64 = 1e-5;
+/// A dataset's total δ when the ingest request names none.
+pub const DEFAULT_DATASET_DELTA: f64 = 1e-6;
+/// A scenario's total δ when the application names none.
+pub const DEFAULT_SCENARIO_DELTA: f64 = 1e-7;
+
+fn default_dataset_delta() -> f64 {
+    DEFAULT_DATASET_DELTA
+}
+
+fn default_scenario_delta() -> f64 {
+    DEFAULT_SCENARIO_DELTA
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +111,8 @@ pub struct CatalogEntry {
     /// `pending` until the authority approves it, then `active`.
     pub status: String,
     pub policy_hash: String,
+    /// The dataset's budget, shared by every organisation's scenarios. An
+    /// operator sees the totals and only its own organisation's spending.
     pub budget: Budget,
     /// When use needs the data subject's consent: the column that records it
     /// (only rows with `yes` are ever visible to a job).
@@ -104,6 +125,10 @@ pub struct Budget {
     /// Total zCDP ρ.
     pub rho_total: f64,
     pub rho_spent: f64,
+    /// Total δ (approximate DP) and what is spent of it: every job that
+    /// selects keys by DP partition selection charges its δ here.
+    pub delta_total: f64,
+    pub delta_spent: f64,
     /// ε of the remaining ρ at δ = 1e-6, for display.
     pub epsilon_remaining_at_1e6: f64,
 }
@@ -134,6 +159,9 @@ pub struct ScenarioRequest {
     pub modes: Vec<Mode>,
     /// zCDP ρ the scenario may spend in total.
     pub rho_budget: f64,
+    /// δ the scenario may spend in total (default 1e-7, at most the datasets').
+    #[serde(default = "default_scenario_delta")]
+    pub delta_budget: f64,
     /// Days the approval stays valid (1..=1095).
     pub valid_days: u32,
 }
@@ -197,9 +225,18 @@ pub fn module_signing_message(wasm_sm3_hex: &str, manifest: &Manifest) -> Vec<u8
     format!("keyong-module-v1\n{wasm_sm3_hex}\n{manifest_json}").into_bytes()
 }
 
+/// The bytes the platform key signs for a receipt: a domain tag, then the
+/// receipt's canonical JSON (so a receipt signature can never be replayed
+/// as any other signature of the platform key, nor the reverse).
+pub fn receipt_signing_message(receipt_json: &str) -> Vec<u8> {
+    format!("keyong-receipt-v1\n{receipt_json}").into_bytes()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModuleInfo {
-    /// SM3 of the WASM bytes, hex.
+    /// The module's id: SM3 over a domain tag, the submitting organisation
+    /// and the signed message (code and manifest), hex. Scoped per
+    /// organisation: the same bytes from two organisations are two modules.
     pub id: String,
     pub name: String,
     pub mode: Mode,
@@ -224,10 +261,17 @@ pub struct Preview {
     /// ρ the run would charge, and its ε at δ = 1e-6 for display.
     pub rho: f64,
     pub epsilon_at_1e6: f64,
+    /// δ the run would charge (partition selection), 0 for pure zCDP.
+    pub delta: f64,
     /// The noise each output gets.
     pub outputs: Vec<NoiseInfo>,
     pub scenario_rho_left: f64,
-    pub dataset_rho_left: f64,
+    pub scenario_delta_left: f64,
+    /// What is left of the dataset's budget, which every organisation's
+    /// scenarios share: shown to the agency and the authority, `null` for
+    /// operators (it would tell them what other organisations spent).
+    pub dataset_rho_left: Option<f64>,
+    pub dataset_delta_left: Option<f64>,
     /// When an identical request already ran: its job, whose answer is replayed for free.
     pub replay_of: Option<String>,
 }
@@ -238,6 +282,7 @@ pub struct LedgerEntry {
     pub job_id: String,
     pub module: String,
     pub rho: f64,
+    pub delta: f64,
     pub at: String,
 }
 
@@ -269,6 +314,8 @@ pub struct JobView {
     pub budget: Loss,
     /// ρ charged to the ledger.
     pub rho: f64,
+    /// δ charged to the ledger.
+    pub delta: f64,
     pub created_at: String,
     /// Operators see the creation time here too (run times depend on the data).
     pub updated_at: String,
@@ -455,7 +502,13 @@ pub struct InputVersion {
 pub struct Receipt {
     pub id: String,
     pub job_id: String,
+    /// The module's id ([`ModuleInfo::id`]).
     pub module_hash: String,
+    /// SM3 of the module's WASM bytes (of nothing in sql mode).
+    pub wasm_sm3: String,
+    /// SM3 of the manifest's canonical JSON — bounds, caps, key domain, sql
+    /// text: every parameter the DP guarantee rests on.
+    pub manifest_sm3: String,
     pub scenario: String,
     pub inputs: Vec<InputVersion>,
     pub policy_hash: String,
@@ -478,6 +531,7 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_approved_as: Option<String>,
     pub rho_spent: f64,
+    pub delta_spent: f64,
     pub derived_grade: Grade,
     pub released_at: String,
 }
@@ -493,7 +547,10 @@ pub struct ReleaseBundle {
     /// What the automatic checks found, as the operator may see it.
     pub report: ReportSummary,
     pub receipt: Receipt,
-    /// SM2 signature (DER, hex) of the receipt's canonical JSON by the platform key.
+    /// The module's manifest ([`Receipt::manifest_sm3`] is its SM3).
+    pub manifest: Manifest,
+    /// SM2 signature (DER, hex) by the platform key of
+    /// [`receipt_signing_message`] of the receipt's canonical JSON.
     pub signature_hex: String,
     pub platform_public_key_hex: String,
 }
@@ -503,15 +560,47 @@ pub struct AuditVerification {
     pub ok: bool,
     pub entries: u64,
     pub head_hash: String,
-    /// Sequence number of the first entry that fails to verify.
+    /// Sequence number of the first entry that fails to verify — altered,
+    /// missing (truncated), or re-chained behind the latest checkpoint.
     pub first_bad_seq: Option<i64>,
-    /// Signed checkpoint: the platform's SM2 signature (DER, hex) over
-    /// `keyong-audit-v1\n{entries}\n{head_hash}`, when the chain verifies.
+    /// The latest stored checkpoint the chain was held to.
+    pub checkpoint: Option<AuditCheckpoint>,
+    /// A fresh checkpoint over the current head: the platform's SM2
+    /// signature (DER, hex) over `keyong-audit-v1\n{entries}\n{head_hash}`,
+    /// when the chain verifies.
     pub checkpoint_signature_hex: Option<String>,
     pub platform_public_key_hex: String,
 }
 
-/// The bytes of a signed audit checkpoint.
-pub fn audit_checkpoint_message(entries: u64, head_hash: &str) -> Vec<u8> {
-    format!("keyong-audit-v1\n{entries}\n{head_hash}").into_bytes()
+/// An SM2-signed statement that the audit chain had `entries` entries
+/// ending in `head_hash`, written at every filing and periodically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheckpoint {
+    pub entries: u64,
+    pub head_hash: String,
+    pub at: String,
+    pub signature_hex: String,
+}
+
+/// One audit entry as exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    /// JSON text of the action's details.
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The whole audit log with its checkpoints, for offline verification
+/// (`keyong audit verify FILE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditExport {
+    pub entries: Vec<AuditEntry>,
+    pub checkpoints: Vec<AuditCheckpoint>,
+    pub platform_public_key_hex: String,
 }

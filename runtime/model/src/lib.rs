@@ -17,4 +17,4 @@ pub use manifest::{
     ColumnType, Dimension, Manifest, ManifestError, Mode, OutputColumn, OutputRole, Statistic, ValueSpec,
 };
 pub use rows::{Column, ColumnValues, Emit, UnitRows};
-pub use types::{Decision, Grade, JobStatus, Loss, OrgKind, Role, ScenarioStatus};
+pub use types::{Charge, Decision, Grade, JobStatus, Loss, OrgKind, Role, ScenarioStatus};

@@ -127,6 +127,14 @@ wire_enum! {
 
 /// A privacy-loss budget. The ledger is kept in zCDP ρ; a pure-DP ε is
 /// charged as ρ = ε²/2 (ε-DP implies ε²/2-zCDP, Bun & Steinke 2016).
+/// What one job charges to the ledger: zCDP ρ and approximate-DP δ, each
+/// to the dataset and to the scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Charge {
+    pub rho: f64,
+    pub delta: f64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Loss {

@@ -25,6 +25,15 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let token = header.and_then(|h| h.strip_prefix("Bearer ")).ok_or(ApiError::Unauthenticated)?;
         let user = state.store.user_by_token_hash(&token_hash(token.trim())).await?.ok_or(ApiError::Unauthenticated)?;
+        // Two-person rules bind people, not accounts: a reviewer account does
+        // nothing until an authority user other than its creator confirms it
+        // (and confirmation replaces the token its creator was given).
+        if user.role == Role::Reviewer && user.confirmed_by.is_none() {
+            return Err(ApiError::Forbidden(
+                "this reviewer account takes effect when the authority confirms it (POST /v1/users/{id}/confirm)"
+                    .into(),
+            ));
+        }
         Ok(Caller(user))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use cap_std::fs::{Dir, OpenOptions, Permissions};
+use cap_std::fs::{Dir, OpenOptions};
 use serde::{Deserialize, Serialize};
 
 use keyong_crypto::{SealKey, SigningKey};
@@ -39,9 +39,11 @@ struct KeyFile {
     pseudonym_secret_hex: String,
 }
 
+/// Creates `path` readable by its owner only from the first moment (0600;
+/// never created wider and narrowed after).
 fn private_file(root: &Dir, path: &str, contents: &[u8]) -> std::io::Result<()> {
-    let mut f = root.open_with(path, OpenOptions::new().write(true).create_new(true))?;
-    root.set_permissions(path, Permissions::from_std(std::os::unix::fs::PermissionsExt::from_mode(0o600)))?;
+    use cap_std::fs::OpenOptionsExt;
+    let mut f = root.open_with(path, OpenOptions::new().write(true).create_new(true).mode(0o600))?;
     f.write_all(contents)?;
     f.sync_all()
 }
@@ -85,9 +87,16 @@ pub(crate) async fn bootstrap(store: &Store, root: &Dir) -> Result<(), String> {
         agreement_until: None,
     };
     tx.insert_org(&org).await.map_err(|e| e.to_string())?;
-    tx.insert_user("authority-admin", &org.id, "authority admin", Role::Authority, &crate::auth::token_hash(&token))
-        .await
-        .map_err(|e| e.to_string())?;
+    tx.insert_user(
+        "authority-admin",
+        &org.id,
+        "authority admin",
+        Role::Authority,
+        &crate::auth::token_hash(&token),
+        "system",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id }))
         .await
         .map_err(|e| e.to_string())?;

@@ -113,9 +113,17 @@ fn open_dir(path: &std::path::Path, what: &str) -> Result<Dir, StartError> {
 /// first start, binds `config.listen` and serves in the background.
 pub async fn start(config: Config) -> Result<Server, StartError> {
     keyong_crypto::self_test().map_err(|e| StartError::Setup(e.to_string()))?;
+    // Everything the server creates — the database and its WAL, datasets,
+    // temporary files, keys, sealed outputs — is the service account's
+    // alone from the moment it exists (0600 files, 0700 directories). SQLite
+    // and the Parquet writer cannot be handed a mode, so the process umask
+    // sets it for them; nothing is created wider and narrowed after.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let root = open_dir(&config.data_root, "the data root")?;
     for sub in ["keys", "landing", "datasets"] {
-        root.create_dir_all(sub).map_err(|source| StartError::Io { what: sub.into(), source })?;
+        let mut builder = cap_std::fs::DirBuilder::new();
+        cap_std::fs::DirBuilderExt::mode(builder.recursive(true), 0o700);
+        root.create_dir_with(sub, &builder).map_err(|source| StartError::Io { what: sub.into(), source })?;
     }
     let policies = Dir::open_ambient_dir(&config.policies, ambient_authority()).map_err(|source| StartError::Io {
         what: format!("policies directory {}", config.policies.display()),
@@ -125,6 +133,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let store =
         Store::open_sqlite(&config.data_root.join("keyong.db")).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let keys = keys::Keys::load_or_create(&root).map_err(|e| StartError::Setup(e.to_string()))?;
+    let store = store.with_checkpoint_key(keys.platform.clone());
     keys::bootstrap(&store, &root).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let sandbox = Sandbox::new(config.sandbox.clone()).map_err(|e| StartError::Setup(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)

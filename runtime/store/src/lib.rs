@@ -35,6 +35,9 @@ pub enum Error {
     /// The database was written by another version of keyong.
     #[error("{0}")]
     Schema(String),
+    /// Signing an audit checkpoint failed (nothing was written).
+    #[error("cannot sign an audit checkpoint: {0}")]
+    Checkpoint(#[source] keyong_crypto::Error),
 }
 
 impl From<sqlx::Error> for Error {
@@ -50,7 +53,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema version this code writes (`PRAGMA user_version`; the
 /// statement in [`Store::open_sqlite`] spells the same number).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// A released product and what the public list shows of it.
 #[derive(Debug, Clone)]
@@ -69,6 +72,8 @@ pub fn now() -> String {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Signs audit checkpoints (the platform key); none in tests that need no checkpoints.
+    checkpoint_key: Option<std::sync::Arc<keyong_crypto::SigningKey>>,
 }
 
 impl Store {
@@ -91,13 +96,18 @@ impl Store {
             )));
         }
         sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
-        sqlx::raw_sql("PRAGMA user_version = 2").execute(&pool).await?;
-        Ok(Self { pool })
+        sqlx::raw_sql("PRAGMA user_version = 3").execute(&pool).await?;
+        Ok(Self { pool, checkpoint_key: None })
+    }
+
+    /// From now on every transaction signs audit checkpoints with `key`.
+    pub fn with_checkpoint_key(self, key: keyong_crypto::SigningKey) -> Self {
+        Self { checkpoint_key: Some(std::sync::Arc::new(key)), ..self }
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE`).
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(Tx::new(self.pool.begin_with("BEGIN IMMEDIATE").await?))
+        Ok(Tx::new(self.pool.begin_with("BEGIN IMMEDIATE").await?, self.checkpoint_key.clone()))
     }
 
     pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<UserRow>> {
@@ -141,7 +151,24 @@ impl Store {
         row.map(|r| JobRow::from_row(&r)).transpose()
     }
 
-    /// Jobs in a given status, oldest first.
+    /// What one organisation's jobs have charged to `dataset` (ρ, δ): all an
+    /// operator may see of a dataset budget that other organisations share.
+    pub async fn org_spend(&self, org: &str, dataset: &str) -> Result<keyong_model::Charge> {
+        let rows = sqlx::query("SELECT rho, delta, inputs_json FROM jobs WHERE operator_org = ?")
+            .bind(org)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut spent = keyong_model::Charge::default();
+        for r in rows {
+            let inputs: Vec<keyong_model::api::InputVersion> = json("job inputs", r.get("inputs_json"))?;
+            if inputs.iter().any(|i| i.name == dataset) {
+                spent.rho += r.get::<f64, _>("rho");
+                spent.delta += r.get::<f64, _>("delta");
+            }
+        }
+        Ok(spent)
+    }
+
     /// The jobs of a scenario, oldest first: its budget ledger.
     pub async fn jobs_in_scenario(&self, scenario: &str) -> Result<Vec<JobRow>> {
         let rows = sqlx::query("SELECT * FROM jobs WHERE scenario = ? ORDER BY created_at, id")
@@ -151,6 +178,7 @@ impl Store {
         rows.iter().map(JobRow::from_row).collect()
     }
 
+    /// Jobs in a given status, oldest first.
     pub async fn jobs_with_status(&self, status: keyong_model::JobStatus) -> Result<Vec<JobRow>> {
         let rows = sqlx::query("SELECT * FROM jobs WHERE status = ? ORDER BY created_at, id")
             .bind(status.as_str())
@@ -298,8 +326,27 @@ impl Store {
     }
 
     /// Recomputes the audit chain from the stored entries.
-    pub async fn verify_audit(&self) -> Result<audit::Verification> {
-        Ok(audit::verify(&self.audit_entries().await?))
+    /// Every audit checkpoint, oldest first.
+    pub async fn audit_checkpoints(&self) -> Result<Vec<audit::Checkpoint>> {
+        let rows = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY entries").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| audit::Checkpoint {
+                entries: r.get::<i64, _>("entries") as u64,
+                head: r.get("head_hash"),
+                at: r.get("at"),
+                signature_hex: r.get("signature"),
+            })
+            .collect())
+    }
+
+    /// Verifies the chain and holds it to the latest stored checkpoint,
+    /// whose signature must verify under `public_key_hex`. Returns the
+    /// verification and the checkpoint it was held to.
+    pub async fn verify_audit(&self, public_key_hex: &str) -> Result<(audit::Verification, Option<audit::Checkpoint>)> {
+        let entries = self.audit_entries().await?;
+        let latest = self.audit_checkpoints().await?.pop();
+        Ok((audit::verify_against(&entries, latest.as_ref(), public_key_hex), latest))
     }
 }
 
@@ -315,7 +362,7 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Resul
 mod tests {
     use super::*;
     use keyong_model::api::{Budget, CatalogEntry, Scenario};
-    use keyong_model::{Grade, OrgKind, ScenarioStatus};
+    use keyong_model::{Charge, Grade, OrgKind, ScenarioStatus};
 
     async fn store() -> (Store, std::path::PathBuf) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -334,8 +381,14 @@ mod tests {
         })
         .await
         .unwrap();
-        tx.insert_user("u1", "o1", "alice", keyong_model::Role::Operator, "th").await.unwrap();
-        let budget = Budget { rho_total: rho_dataset, rho_spent: 0.0, epsilon_remaining_at_1e6: 0.0 };
+        tx.insert_user("u1", "o1", "alice", keyong_model::Role::Operator, "th", "system").await.unwrap();
+        let budget = Budget {
+            rho_total: rho_dataset,
+            rho_spent: 0.0,
+            delta_total: 1e-6,
+            delta_spent: 0.0,
+            epsilon_remaining_at_1e6: 0.0,
+        };
         let entry = CatalogEntry {
             name: "d".into(),
             version: "v".into(),
@@ -359,7 +412,7 @@ mod tests {
             modes: vec![],
             status: ScenarioStatus::Approved,
             valid_until: "2030-01-01".into(),
-            budget: Budget { rho_total: rho_scenario, ..budget },
+            budget: Budget { rho_total: rho_scenario, delta_total: 1e-8, ..budget },
         };
         tx.insert_scenario(&s, "u1", 30).await.unwrap();
         tx.audit("u1", "seed", "s1", serde_json::json!({})).await.unwrap();
@@ -375,7 +428,7 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await.unwrap();
-                match tx.reserve_budget("d", "s1", 0.05).await.unwrap() {
+                match tx.reserve_budget("d", "s1", Charge { rho: 0.05, delta: 0.0 }).await.unwrap() {
                     Ok(()) => {
                         tx.commit().await.unwrap();
                         true
@@ -392,8 +445,35 @@ mod tests {
         assert!((d.entry.budget.rho_spent - 0.5).abs() < 1e-9, "the dataset is charged exactly as often");
         assert_eq!(d.entry.consent_column.as_deref(), Some("consent"));
         let mut tx = store.begin().await.unwrap();
-        let short = tx.reserve_budget("d", "s1", 0.05).await.unwrap().unwrap_err();
+        let short = tx.reserve_budget("d", "s1", Charge { rho: 0.05, delta: 0.0 }).await.unwrap().unwrap_err();
         assert!(short.scenario_rho_left < 1e-9 && (short.dataset_rho_left - 0.5).abs() < 1e-9, "{short:?}");
+        drop(tx);
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// δ is charged like ρ: a scenario with δ = 1e-8 takes exactly ten jobs
+    /// of δ = 1e-9 (at ρ that would last a hundred), and then refuses.
+    #[tokio::test]
+    async fn delta_is_charged_and_refused_when_spent() {
+        let (store, path) = store().await;
+        seed(&store, 10.0, 10.0).await;
+        let charge = Charge { rho: 0.01, delta: 1e-9 };
+        let mut ok = 0;
+        for _ in 0..20 {
+            let mut tx = store.begin().await.unwrap();
+            if tx.reserve_budget("d", "s1", charge).await.unwrap().is_ok() {
+                tx.commit().await.unwrap();
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 10);
+        let s = store.scenario("s1").await.unwrap().unwrap().scenario.budget;
+        assert!((s.delta_spent - 1e-8).abs() < 1e-20 && (s.rho_spent - 0.1).abs() < 1e-9, "{s:?}");
+        let d = store.dataset("d").await.unwrap().unwrap().entry.budget;
+        assert!((d.delta_spent - 1e-8).abs() < 1e-20, "the dataset is charged the same δ: {d:?}");
+        let mut tx = store.begin().await.unwrap();
+        let short = tx.reserve_budget("d", "s1", charge).await.unwrap().unwrap_err();
+        assert!(short.scenario_delta_left < 1e-18 && short.scenario_rho_left > 9.0, "{short:?}");
         drop(tx);
         let _ = std::fs::remove_file(path);
     }
@@ -407,10 +487,15 @@ mod tests {
             tx.audit("u1", "step", &format!("s{i}"), serde_json::json!({"i": i})).await.unwrap();
             tx.commit().await.unwrap();
         }
-        let v = store.verify_audit().await.unwrap();
+        let v = store.verify_audit("").await.unwrap().0;
         assert_eq!((v.entries, v.first_bad_seq), (4, None));
+        // Append-only in the database: UPDATE and DELETE are refused outright.
+        assert!(sqlx::query("UPDATE audit SET detail = '{}' WHERE seq = 3").execute(&store.pool).await.is_err());
+        assert!(sqlx::query("DELETE FROM audit WHERE seq = 4").execute(&store.pool).await.is_err());
+        // Someone with the file drops the trigger first: the chain still catches it.
+        sqlx::query("DROP TRIGGER audit_no_update").execute(&store.pool).await.unwrap();
         sqlx::query("UPDATE audit SET detail = '{\"i\":9}' WHERE seq = 3").execute(&store.pool).await.unwrap();
-        assert_eq!(store.verify_audit().await.unwrap().first_bad_seq, Some(3));
+        assert_eq!(store.verify_audit("").await.unwrap().0.first_bad_seq, Some(3));
         let _ = std::fs::remove_file(path);
     }
 

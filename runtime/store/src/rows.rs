@@ -8,9 +8,16 @@ use keyong_model::{Grade, JobStatus, Manifest, Mode, Role, ScenarioStatus};
 
 use crate::{Result, json, parse};
 
-pub(crate) fn budget(total: f64, spent: f64) -> Budget {
-    let left = (total - spent).max(0.0);
-    Budget { rho_total: total, rho_spent: spent, epsilon_remaining_at_1e6: epsilon(left) }
+/// The budget columns of a dataset or scenario row.
+pub(crate) fn budget(r: &SqliteRow) -> Budget {
+    let (total, spent): (f64, f64) = (r.get("rho_total"), r.get("rho_spent"));
+    Budget {
+        rho_total: total,
+        rho_spent: spent,
+        delta_total: r.get("delta_total"),
+        delta_spent: r.get("delta_spent"),
+        epsilon_remaining_at_1e6: epsilon((total - spent).max(0.0)),
+    }
 }
 
 /// ε of ρ-zCDP at δ = 1e-6 (ρ + 2·sqrt(ρ·ln 1e6)); display only.
@@ -44,6 +51,9 @@ pub struct UserRow {
     pub name: String,
     pub role: Role,
     pub public_key: Option<String>,
+    pub created_by: String,
+    /// The authority user who confirmed this reviewer account (reviewers only).
+    pub confirmed_by: Option<String>,
 }
 
 impl UserRow {
@@ -54,6 +64,8 @@ impl UserRow {
             name: r.get("name"),
             role: parse("role", r.get("role"))?,
             public_key: r.get("public_key"),
+            created_by: r.get("created_by"),
+            confirmed_by: r.get("confirmed_by"),
         })
     }
 
@@ -89,7 +101,7 @@ impl DatasetRow {
                 row_count: r.get::<i64, _>("row_count") as u64,
                 status: r.get("status"),
                 policy_hash: r.get("policy_hash"),
-                budget: budget(r.get("rho_total"), r.get("rho_spent")),
+                budget: budget(r),
                 consent_column: r.get("consent_column"),
             },
             file: r.get("file"),
@@ -120,7 +132,7 @@ impl ScenarioRow {
                 modes,
                 status,
                 valid_until: r.get("valid_until"),
-                budget: budget(r.get("rho_total"), r.get("rho_spent")),
+                budget: budget(r),
             },
             created_by: r.get("created_by"),
             valid_days: r.get::<i64, _>("valid_days") as u32,
@@ -174,6 +186,7 @@ impl JobRow {
                 status,
                 budget: json("job budget", r.get("budget_json"))?,
                 rho: r.get("rho"),
+                delta: r.get("delta"),
                 created_at: r.get("created_at"),
                 updated_at: r.get("updated_at"),
                 comments: Vec::new(),

@@ -14,6 +14,10 @@ CREATE TABLE IF NOT EXISTS users (
     role TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     public_key TEXT,
+    -- Who created the account, and (reviewers only) which authority user
+    -- confirmed it: a reviewer account takes effect only once confirmed.
+    created_by TEXT NOT NULL,
+    confirmed_by TEXT,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS datasets (
@@ -31,6 +35,8 @@ CREATE TABLE IF NOT EXISTS datasets (
     status TEXT NOT NULL,
     rho_total REAL NOT NULL,
     rho_spent REAL NOT NULL DEFAULT 0,
+    delta_total REAL NOT NULL,
+    delta_spent REAL NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS scenarios (
@@ -46,6 +52,8 @@ CREATE TABLE IF NOT EXISTS scenarios (
     valid_until TEXT NOT NULL,
     rho_total REAL NOT NULL,
     rho_spent REAL NOT NULL DEFAULT 0,
+    delta_total REAL NOT NULL,
+    delta_spent REAL NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS modules (
@@ -65,6 +73,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     operator_org TEXT NOT NULL REFERENCES orgs(id),
     submitted_by TEXT NOT NULL REFERENCES users(id),
     rho REAL NOT NULL,
+    delta REAL NOT NULL,
     budget_json TEXT NOT NULL,
     -- SM3 of (module, budget, inputs): identical requests replay the stored answer.
     replay_key TEXT NOT NULL,
@@ -136,3 +145,21 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+-- SM2-signed (entries, head hash) statements by the platform key, written at
+-- every filing and every CHECKPOINT_EVERY entries: what catches truncation
+-- and re-chaining, which the hash chain alone cannot.
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    entries INTEGER PRIMARY KEY,
+    head_hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+-- Append-only in the database itself: no UPDATE or DELETE of either table.
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;

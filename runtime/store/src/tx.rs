@@ -7,28 +7,39 @@ use sqlx::{Row, Sqlite, Transaction};
 use keyong_crypto::audit;
 use keyong_model::api::{CatalogEntry, Incident, InputVersion, Org, Scenario, VoteRecord};
 use keyong_model::report::Verdict;
-use keyong_model::{JobStatus, Loss, Manifest, Role, ScenarioStatus};
+use keyong_model::{Charge, JobStatus, Loss, Manifest, Role, ScenarioStatus};
 
 use crate::{Result, now};
 
 pub struct Tx {
     tx: Transaction<'static, Sqlite>,
     now: String,
+    checkpoint_key: Option<std::sync::Arc<keyong_crypto::SigningKey>>,
 }
 
-/// What a budget reservation lacked: the ρ left at each level.
+/// A signed audit checkpoint at least every this many entries (and at every filing).
+pub(crate) const CHECKPOINT_EVERY: i64 = 32;
+
+/// What a budget reservation lacked: the ρ and δ left at each level.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BudgetShortfall {
     pub dataset_rho_left: f64,
     pub scenario_rho_left: f64,
+    pub dataset_delta_left: f64,
+    pub scenario_delta_left: f64,
 }
 
 /// Slack for floating-point accumulation of spent ρ.
 const RHO_EPS: f64 = 1e-12;
+/// Slack for floating-point accumulation of spent δ (δs are ~1e-9).
+const DELTA_EPS: f64 = 1e-18;
 
 impl Tx {
-    pub(crate) fn new(tx: Transaction<'static, Sqlite>) -> Self {
-        Self { tx, now: now() }
+    pub(crate) fn new(
+        tx: Transaction<'static, Sqlite>,
+        checkpoint_key: Option<std::sync::Arc<keyong_crypto::SigningKey>>,
+    ) -> Self {
+        Self { tx, now: now(), checkpoint_key }
     }
 
     /// The transaction's timestamp (used for every row it writes).
@@ -58,9 +69,22 @@ impl Tx {
             .bind(subject)
             .bind(detail)
             .bind(prev)
-            .bind(hash)
+            .bind(&hash)
             .execute(&mut *self.tx)
             .await?;
+        // In the same transaction: an entry and the checkpoint over it land together.
+        if let Some(key) = &self.checkpoint_key
+            && (action.starts_with("filing.") || seq % CHECKPOINT_EVERY == 0)
+        {
+            let cp = audit::Checkpoint::sign(key, seq as u64, &hash, &self.now).map_err(crate::Error::Checkpoint)?;
+            sqlx::query("INSERT INTO audit_checkpoints (entries, head_hash, at, signature) VALUES (?, ?, ?, ?)")
+                .bind(seq)
+                .bind(&cp.head)
+                .bind(&cp.at)
+                .bind(&cp.signature_hex)
+                .execute(&mut *self.tx)
+                .await?;
+        }
         Ok(())
     }
 
@@ -97,17 +121,40 @@ impl Tx {
         name: &str,
         role: Role,
         token_hash: &str,
+        created_by: &str,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO users (id, org_id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(org_id)
-            .bind(name)
-            .bind(role.as_str())
-            .bind(token_hash)
-            .bind(&self.now)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO users (id, org_id, name, role, token_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(org_id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .bind(created_by)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
+    }
+
+    /// Confirms an unconfirmed reviewer account on behalf of `confirmer` and
+    /// replaces its token (so the copy its creator received never works);
+    /// false unless the account is a reviewer awaiting confirmation that
+    /// `confirmer` did not create.
+    pub async fn confirm_reviewer(&mut self, id: &str, confirmer: &str, token_hash: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE users SET confirmed_by = ?, token_hash = ?
+             WHERE id = ? AND role = ? AND confirmed_by IS NULL AND created_by != ?",
+        )
+        .bind(confirmer)
+        .bind(token_hash)
+        .bind(id)
+        .bind(Role::Reviewer.as_str())
+        .bind(confirmer)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     pub async fn set_public_key(&mut self, user_id: &str, public_key_hex: &str) -> Result<()> {
@@ -121,8 +168,8 @@ impl Tx {
 
     pub async fn insert_dataset(&mut self, e: &CatalogEntry, file: &str, unit_count: u64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO datasets (name, version, file, grade, provider, unit_column, columns_json, row_count, unit_count, policy_hash, consent_column, status, rho_total, rho_spent, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            "INSERT INTO datasets (name, version, file, grade, provider, unit_column, columns_json, row_count, unit_count, policy_hash, consent_column, status, rho_total, rho_spent, delta_total, delta_spent, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?)",
         )
         .bind(&e.name)
         .bind(&e.version)
@@ -137,6 +184,7 @@ impl Tx {
         .bind(&e.consent_column)
         .bind(&e.status)
         .bind(e.budget.rho_total)
+        .bind(e.budget.delta_total)
         .bind(&self.now)
         .execute(&mut *self.tx)
         .await?;
@@ -156,8 +204,8 @@ impl Tx {
 
     pub async fn insert_scenario(&mut self, s: &Scenario, created_by: &str, valid_days: u32) -> Result<()> {
         sqlx::query(
-            "INSERT INTO scenarios (id, operator_org, created_by, title, purpose, datasets_json, modes_json, status, valid_days, valid_until, rho_total, rho_spent, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            "INSERT INTO scenarios (id, operator_org, created_by, title, purpose, datasets_json, modes_json, status, valid_days, valid_until, rho_total, rho_spent, delta_total, delta_spent, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?)",
         )
         .bind(&s.id)
         .bind(&s.operator_org)
@@ -170,6 +218,7 @@ impl Tx {
         .bind(i64::from(valid_days))
         .bind(&s.valid_until)
         .bind(s.budget.rho_total)
+        .bind(s.budget.delta_total)
         .bind(&self.now)
         .execute(&mut *self.tx)
         .await?;
@@ -226,19 +275,20 @@ impl Tx {
         org: &str,
         user: &str,
         budget: Loss,
-        rho: f64,
+        charge: Charge,
         replay_key: &str,
         inputs: &[InputVersion],
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, budget_json, replay_key, status, inputs_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, delta, budget_json, replay_key, status, inputs_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(scenario)
         .bind(module)
         .bind(org)
         .bind(user)
-        .bind(rho)
+        .bind(charge.rho)
+        .bind(charge.delta)
         .bind(serde_json::to_string(&budget).expect("serialisable"))
         .bind(replay_key)
         .bind(JobStatus::Queued.as_str())
@@ -394,51 +444,49 @@ impl Tx {
         Ok(())
     }
 
-    /// Charges `rho` to the dataset and the scenario. On a shortfall one of
-    /// the two may already be charged: the caller must drop (roll back) the
-    /// transaction, never commit it.
+    /// Charges ρ and δ to the dataset and the scenario, or nothing when any
+    /// of the four would be overspent (writers are serialised, so what is
+    /// read here is what the update sees).
     pub async fn reserve_budget(
         &mut self,
         dataset: &str,
         scenario: &str,
-        rho: f64,
+        charge: Charge,
     ) -> Result<Result<(), BudgetShortfall>> {
-        let d = sqlx::query(
-            "UPDATE datasets SET rho_spent = rho_spent + ? WHERE name = ? AND rho_spent + ? <= rho_total + ?",
-        )
-        .bind(rho)
-        .bind(dataset)
-        .bind(rho)
-        .bind(RHO_EPS)
-        .execute(&mut *self.tx)
-        .await?;
-        let s = sqlx::query(
-            "UPDATE scenarios SET rho_spent = rho_spent + ? WHERE id = ? AND rho_spent + ? <= rho_total + ?",
-        )
-        .bind(rho)
-        .bind(scenario)
-        .bind(rho)
-        .bind(RHO_EPS)
-        .execute(&mut *self.tx)
-        .await?;
-        if d.rows_affected() == 1 && s.rows_affected() == 1 {
-            return Ok(Ok(()));
-        }
-        // Report what is left before this request (undo the half that succeeded).
-        let d_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM datasets WHERE name = ?")
-            .bind(dataset)
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .unwrap_or(0.0);
-        let s_left: f64 = sqlx::query_scalar("SELECT rho_total - rho_spent FROM scenarios WHERE id = ?")
-            .bind(scenario)
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .unwrap_or(0.0);
-        let shortfall = BudgetShortfall {
-            dataset_rho_left: (d_left + if d.rows_affected() == 1 { rho } else { 0.0 }).max(0.0),
-            scenario_rho_left: (s_left + if s.rows_affected() == 1 { rho } else { 0.0 }).max(0.0),
+        let (d_rho, d_delta): (f64, f64) =
+            sqlx::query_as("SELECT rho_total - rho_spent, delta_total - delta_spent FROM datasets WHERE name = ?")
+                .bind(dataset)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .unwrap_or((0.0, 0.0));
+        let (s_rho, s_delta): (f64, f64) =
+            sqlx::query_as("SELECT rho_total - rho_spent, delta_total - delta_spent FROM scenarios WHERE id = ?")
+                .bind(scenario)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .unwrap_or((0.0, 0.0));
+        let short = BudgetShortfall {
+            dataset_rho_left: d_rho.max(0.0),
+            scenario_rho_left: s_rho.max(0.0),
+            dataset_delta_left: d_delta.max(0.0),
+            scenario_delta_left: s_delta.max(0.0),
         };
-        Ok(Err(shortfall))
+        let fits = charge.rho <= d_rho.min(s_rho) + RHO_EPS && charge.delta <= d_delta.min(s_delta) + DELTA_EPS;
+        if !fits {
+            return Ok(Err(short));
+        }
+        sqlx::query("UPDATE datasets SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE name = ?")
+            .bind(charge.rho)
+            .bind(charge.delta)
+            .bind(dataset)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("UPDATE scenarios SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE id = ?")
+            .bind(charge.rho)
+            .bind(charge.delta)
+            .bind(scenario)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(Ok(()))
     }
 }

@@ -44,6 +44,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         policy: "electricity_bills".into(),
         source: "electricity_bills.parquet".into(),
         rho_budget: 1.0,
+        delta_budget: 1e-6,
     };
     assert_eq!(code(operator.ingest(&ingest).await), ErrorCode::Forbidden);
     let approve = DecisionRequest::new(Decision::Approve, String::new());
@@ -84,14 +85,19 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
             }],
             modes: vec![keyong_model::Mode::Aggregate],
             rho_budget: 0.1,
+            delta_budget: 0.0,
             valid_days: 30,
         };
         assert_eq!(code(operator.apply_scenario(&req).await), ErrorCode::BadRequest, "row filter on {column}");
     }
 
     // Ingest: unknown policy, a source outside the landing zone, an existing dataset.
-    let agency_ingest =
-        |policy: &str, source: &str| IngestRequest { policy: policy.into(), source: source.into(), rho_budget: 1.0 };
+    let agency_ingest = |policy: &str, source: &str| IngestRequest {
+        policy: policy.into(),
+        source: source.into(),
+        rho_budget: 1.0,
+        delta_budget: 1e-6,
+    };
     assert_eq!(code(agency.ingest(&agency_ingest("nope", "electricity_bills.parquet")).await), ErrorCode::NotFound);
     assert_eq!(
         code(agency.ingest(&agency_ingest("electricity_bills", "../keys/platform.json")).await),

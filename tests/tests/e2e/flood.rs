@@ -8,10 +8,11 @@ use keyong_tests::{TestServer, hostile_wasm};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
     let server = TestServer::start_with(|c| {
-        // Wall-clock deadlines: generous enough that a good call is never cut
-        // short on two busy cores; the job limit bounds the hostile jobs.
-        c.sandbox.call_deadline_ms = 250;
-        c.sandbox.job_deadline_ms = 1_000;
+        // Fuel bounds every call (a spinning unit ends after 5 M units of
+        // fuel, a few ms); an honest electricity unit needs far less. The wall
+        // deadline is only the backstop.
+        c.sandbox.call_fuel = 5_000_000;
+        c.sandbox.call_deadline_ms = 2_000;
         c.sandbox.memory_bytes = 32 << 20;
     })
     .await;
@@ -73,9 +74,10 @@ async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
     assert_eq!((review.evidence.units_total, review.evidence.units_failed), (600, 0));
     assert_eq!(review.evidence.contributors.iter().sum::<u64>(), 600);
 
-    // Every hostile job either failed (time limit) or lost all its units. The
-    // operator cannot tell them from the good job: all are pending, with no
-    // timing beyond the submission time.
+    // Every hostile job lost all its units (fuel, memory, trap): none fails
+    // as a job, since a per-call limit drops only that unit. The operator
+    // cannot tell them from the good job: all are pending, with no timing
+    // beyond the submission time.
     for id in hostile_jobs.iter().chain([&good.id]) {
         let seen = operator.job(id).await.unwrap();
         assert_eq!(seen.status, JobStatus::Pending);
@@ -84,7 +86,6 @@ async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
     for id in &hostile_jobs {
         let job = reviewer.job(id).await.unwrap();
         match job.status {
-            JobStatus::Failed => {}
             JobStatus::UnderReview => {
                 let ev = reviewer.review(id).await.unwrap().evidence;
                 assert_eq!(ev.units_failed, ev.units_total, "a hostile unit contributed");

@@ -7,3 +7,4 @@ mod bad_input;
 mod flood;
 mod life_cycle;
 mod privacy;
+mod soundness;

@@ -1,7 +1,9 @@
 //! Organisations, users, signing keys and audit verification.
 
+use keyong_crypto::audit::{self, checkpoint_message};
 use keyong_model::api::{
-    AuditVerification, CreateOrg, CreateUser, CreatedUser, Filing, Org, SetSigningKey, User, audit_checkpoint_message,
+    AuditCheckpoint, AuditEntry, AuditExport, AuditVerification, CreateOrg, CreateUser, CreatedUser, Filing, Org,
+    SetSigningKey, User,
 };
 use keyong_model::{OrgKind, Role};
 
@@ -99,11 +101,45 @@ pub(crate) async fn create_user(
     let token = keyong_crypto::random_hex32().map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = User { id: new_id(), org_id: org.id.clone(), name: req.name.trim().to_string(), role: req.role };
     let mut tx = st.store.begin().await?;
-    tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &token_hash(&token)).await?;
-    tx.audit(caller.id(), "user.create", &user.id, serde_json::json!({ "org": user.org_id, "role": user.role }))
-        .await?;
+    tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &token_hash(&token), caller.id()).await?;
+    let detail = serde_json::json!({ "org": user.org_id, "role": user.role, "created_by": caller.id() });
+    tx.audit(caller.id(), "user.create", &user.id, detail).await?;
     tx.commit().await?;
     Ok(Json(CreatedUser { user, token }))
+}
+
+/// The authority confirms a reviewer account (filed): only then can it
+/// review, and only with the fresh token returned here — the one its
+/// creator received stops working. Whoever created the account cannot
+/// confirm it, so no single officer ever holds a working reviewer account
+/// they made themselves.
+pub(crate) async fn confirm_reviewer(
+    State(st): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<CreatedUser>> {
+    caller.require(&[Role::Authority])?;
+    let user = st.store.user(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))?;
+    if user.role != Role::Reviewer {
+        return Err(ApiError::BadRequest(format!("user `{id}` is a {}, not a reviewer", user.role)));
+    }
+    if user.confirmed_by.is_some() {
+        return Err(ApiError::InvalidState(format!("reviewer `{id}` is already confirmed")));
+    }
+    if user.created_by == caller.id() {
+        return Err(ApiError::PolicyDenied(
+            "you created this reviewer account; another authority user must confirm it".into(),
+        ));
+    }
+    let token = keyong_crypto::random_hex32().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tx = st.store.begin().await?;
+    if !tx.confirm_reviewer(&id, caller.id(), &token_hash(&token)).await? {
+        return Err(ApiError::InvalidState("the account changed; try again".into()));
+    }
+    let detail = serde_json::json!({ "org": user.org_id, "created_by": user.created_by, "confirmed_by": caller.id() });
+    tx.audit_and_file(caller.id(), "user.confirm_reviewer", "filing.reviewer", &id, detail).await?;
+    tx.commit().await?;
+    Ok(Json(CreatedUser { user: user.api(), token }))
 }
 
 pub(crate) async fn set_signing_key(
@@ -149,12 +185,15 @@ pub(crate) async fn filings(State(st): State<AppState>, caller: Caller) -> ApiRe
     ))
 }
 
+/// Verifies the audit chain and holds it to the latest stored checkpoint
+/// (so truncation and re-chaining are caught, not only alteration).
 pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {
     caller.require(&[Role::Authority, Role::Agency])?;
-    let v = st.store.verify_audit().await?;
+    let public_key = st.keys.platform.public_key_hex();
+    let (v, latest) = st.store.verify_audit(&public_key).await?;
     let ok = v.first_bad_seq.is_none();
     let checkpoint_signature_hex = if ok {
-        let msg = audit_checkpoint_message(v.entries, &v.head);
+        let msg = checkpoint_message(v.entries, &v.head);
         Some(st.keys.platform.sign(&msg).map_err(|e| ApiError::Internal(e.to_string()))?)
     } else {
         None
@@ -164,7 +203,35 @@ pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> 
         entries: v.entries,
         head_hash: v.head,
         first_bad_seq: v.first_bad_seq,
+        checkpoint: latest.map(api_checkpoint),
         checkpoint_signature_hex,
-        platform_public_key_hex: st.keys.platform.public_key_hex(),
+        platform_public_key_hex: public_key,
     }))
+}
+
+fn api_checkpoint(c: audit::Checkpoint) -> AuditCheckpoint {
+    AuditCheckpoint { entries: c.entries, head_hash: c.head, at: c.at, signature_hex: c.signature_hex }
+}
+
+/// The whole audit log and its checkpoints, for `keyong audit verify`.
+pub(crate) async fn export_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditExport>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    let entries = st
+        .store
+        .audit_entries()
+        .await?
+        .into_iter()
+        .map(|e| AuditEntry {
+            seq: e.seq,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            subject: e.subject,
+            detail: e.detail,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        })
+        .collect();
+    let checkpoints = st.store.audit_checkpoints().await?.into_iter().map(api_checkpoint).collect();
+    Ok(Json(AuditExport { entries, checkpoints, platform_public_key_hex: st.keys.platform.public_key_hex() }))
 }

@@ -6,7 +6,7 @@ use keyong_model::Role;
 use keyong_model::api::{Budget, CatalogEntry, IngestRequest};
 use keyong_policy::DatasetPolicy;
 
-use super::check_rho;
+use super::{check_delta, check_rho, fresh_budget};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
@@ -28,6 +28,7 @@ pub(crate) async fn ingest(
 ) -> ApiResult<Json<CatalogEntry>> {
     caller.require(&[Role::Agency])?;
     check_rho("rho_budget", req.rho_budget, MAX_DATASET_RHO)?;
+    check_delta("delta_budget", req.delta_budget, keyong_model::api::MAX_DELTA)?;
     if !valid_file_name(&req.policy) || !valid_file_name(&req.source) {
         return Err(ApiError::BadRequest("policy and source must be plain file names ([A-Za-z0-9_.-])".into()));
     }
@@ -65,11 +66,7 @@ pub(crate) async fn ingest(
         status: "pending".into(),
         policy_hash: keyong_crypto::sm3_hex(text.as_bytes()),
         consent_column: policy.consent_column.clone(),
-        budget: Budget {
-            rho_total: req.rho_budget,
-            rho_spent: 0.0,
-            epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA),
-        },
+        budget: fresh_budget(req.rho_budget, req.delta_budget),
     };
     let mut tx = st.store.begin().await?;
     tx.insert_dataset(&entry, &ingested.file, ingested.unit_count).await?;
@@ -101,6 +98,29 @@ pub(crate) async fn approve(
     Ok(Json(row.entry))
 }
 
-pub(crate) async fn list(State(st): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<CatalogEntry>>> {
-    Ok(Json(st.store.datasets().await?.into_iter().map(|d| d.entry).collect()))
+pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<CatalogEntry>>> {
+    let mut entries = Vec::new();
+    for d in st.store.datasets().await? {
+        let mut entry = d.entry;
+        entry.budget = budget_as_seen(&st, &caller, &entry.name, entry.budget).await?;
+        entries.push(entry);
+    }
+    Ok(Json(entries))
+}
+
+/// A dataset's budget as `caller` may see it. Every organisation's
+/// scenarios draw on it, so an operator sees the totals (public policy) and
+/// its own organisation's spending only — never what others spent.
+pub(crate) async fn budget_as_seen(st: &AppState, caller: &Caller, dataset: &str, budget: Budget) -> ApiResult<Budget> {
+    if caller.role() != Role::Operator {
+        return Ok(budget);
+    }
+    let own = st.store.org_spend(caller.org(), dataset).await?;
+    let left = (budget.rho_total - own.rho).max(0.0);
+    Ok(Budget {
+        rho_spent: own.rho,
+        delta_spent: own.delta,
+        epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(left, keyong_privacy::DISPLAY_DELTA),
+        ..budget
+    })
 }

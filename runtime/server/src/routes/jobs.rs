@@ -11,7 +11,7 @@ use keyong_model::api::{
     Product, Receipt, ReleaseBundle, ScenarioBudget, SubmitJob,
 };
 use keyong_model::report::Outcome;
-use keyong_model::{Grade, JobStatus, Loss, Mode, Role};
+use keyong_model::{Charge, Grade, JobStatus, Loss, Mode, Role};
 use keyong_store::{DatasetRow, JobRow, ModuleRow, ScenarioRow, Tx};
 
 use super::{check_comments, new_id};
@@ -19,6 +19,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::outbound::{self, Sealed};
+use crate::routes::catalog::budget_as_seen;
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::{agreement_in_force, visible as visible_scenario};
 use crate::{pipeline, runner};
@@ -76,6 +77,17 @@ async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<R
     }
     let outputs = pipeline::preview(&module.manifest, req.budget).map_err(ApiError::BadRequest)?;
     Ok(Resolved { module, scenario, dataset, outputs })
+}
+
+/// What a run charges: the ρ it asked for (its mechanisms spend at most
+/// that) and the δ of exactly the mechanisms it plans (partition selection).
+/// The reviewed mode adds no noise and spends no budget; it passes the
+/// strictest review instead.
+fn charge(module: &ModuleRow, budget: Loss, outputs: &[NoiseInfo]) -> Charge {
+    if module.manifest.mode == Mode::Reviewed {
+        return Charge::default();
+    }
+    Charge { rho: budget.rho(), delta: outputs.iter().map(|o| o.delta).sum() }
 }
 
 /// Identical requests (module, budget, input versions) share one key.
@@ -169,7 +181,7 @@ pub(crate) async fn submit(
     caller: Caller,
     Json(req): Json<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let Resolved { module, scenario, dataset, .. } = resolve(&st, &caller, &req).await?;
+    let Resolved { module, scenario, dataset, outputs } = resolve(&st, &caller, &req).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
     let key = replay_key(&module.id, req.budget, &inputs);
     let mut tx = st.store.begin().await?;
@@ -184,25 +196,33 @@ pub(crate) async fn submit(
         let job = st.store.job(&earlier).await?.ok_or_else(|| ApiError::Internal("job vanished".into()))?;
         return Ok((StatusCode::OK, Json(view(&st, &caller, job).await?)));
     }
-    // The reviewed mode adds no noise and spends no budget; it passes the strictest review instead.
-    let rho = if module.manifest.mode == Mode::Reviewed { 0.0 } else { req.budget.rho() };
-    if rho > 0.0
-        && let Err(short) = tx.reserve_budget(&dataset.entry.name, &scenario.scenario.id, rho).await?
+    let charge = charge(&module, req.budget, &outputs);
+    if charge != Charge::default()
+        && let Err(short) = tx.reserve_budget(&dataset.entry.name, &scenario.scenario.id, charge).await?
     {
         drop(tx);
         return Err(ApiError::BudgetExhausted(format!(
-            "this run would charge ρ = {rho}, more than is left (scenario: {:.6}, dataset: {:.6}); nothing was charged",
-            short.scenario_rho_left, short.dataset_rho_left
+            "this run would charge ρ = {}, δ = {:e}, more than is left (scenario: ρ {:.6}, δ {:e}; {}); nothing was charged",
+            charge.rho,
+            charge.delta,
+            short.scenario_rho_left,
+            short.scenario_delta_left,
+            // Operators never learn what other organisations spent of the shared dataset budget.
+            if charge.rho <= short.dataset_rho_left && charge.delta <= short.dataset_delta_left {
+                "the dataset's shared budget covers it"
+            } else {
+                "or the dataset's shared budget cannot cover it"
+            },
         )));
     }
     let id = new_id();
-    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, rho, &key, &inputs)
+    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, charge, &key, &inputs)
         .await?;
     tx.audit(
         caller.id(),
         "job.submit",
         &id,
-        serde_json::json!({ "module": module.id, "scenario": scenario.scenario.id, "budget": req.budget, "rho": rho, "inputs": inputs }),
+        serde_json::json!({ "module": module.id, "scenario": scenario.scenario.id, "budget": req.budget, "rho": charge.rho, "delta": charge.delta, "inputs": inputs }),
     )
     .await?;
     tx.commit().await?;
@@ -224,15 +244,21 @@ pub(crate) async fn preview(
     let mut tx = st.store.begin().await?;
     let replay_of = tx.replayable(&key).await?;
     drop(tx);
-    let left = |b: &keyong_model::api::Budget| (b.rho_total - b.rho_spent).max(0.0);
+    let charge = charge(&module, req.budget, &outputs);
+    let s = &scenario.scenario.budget;
+    let d = &dataset.entry.budget;
+    let shared = |left: f64| (caller.role() != Role::Operator).then_some(left.max(0.0));
     Ok(Json(Preview {
         module_id: module.id,
         budget: req.budget,
-        rho: req.budget.rho(),
-        epsilon_at_1e6: keyong_privacy::rho_to_epsilon(req.budget.rho(), keyong_privacy::DISPLAY_DELTA),
+        rho: charge.rho,
+        epsilon_at_1e6: keyong_privacy::rho_to_epsilon(charge.rho, keyong_privacy::DISPLAY_DELTA),
+        delta: charge.delta,
         outputs,
-        scenario_rho_left: left(&scenario.scenario.budget),
-        dataset_rho_left: left(&dataset.entry.budget),
+        scenario_rho_left: (s.rho_total - s.rho_spent).max(0.0),
+        scenario_delta_left: (s.delta_total - s.delta_spent).max(0.0),
+        dataset_rho_left: shared(d.rho_total - d.rho_spent),
+        dataset_delta_left: shared(d.delta_total - d.delta_spent),
         replay_of,
     }))
 }
@@ -247,7 +273,8 @@ pub(crate) async fn budget(
     let mut datasets = Vec::new();
     for d in &scenario.scenario.datasets {
         if let Some(row) = st.store.dataset(&d.name).await? {
-            datasets.push(DatasetBudget { name: d.name.clone(), budget: row.entry.budget });
+            let budget = budget_as_seen(&st, &caller, &d.name, row.entry.budget).await?;
+            datasets.push(DatasetBudget { name: d.name.clone(), budget });
         }
     }
     let ledger = st
@@ -255,7 +282,13 @@ pub(crate) async fn budget(
         .jobs_in_scenario(&id)
         .await?
         .into_iter()
-        .map(|j| LedgerEntry { job_id: j.view.id, module: j.view.module, rho: j.view.rho, at: j.view.created_at })
+        .map(|j| LedgerEntry {
+            job_id: j.view.id,
+            module: j.view.module,
+            rho: j.view.rho,
+            delta: j.view.delta,
+            at: j.view.created_at,
+        })
         .collect();
     Ok(Json(ScenarioBudget { scenario: id, budget: scenario.scenario.budget, datasets, ledger }))
 }
@@ -338,7 +371,13 @@ pub(crate) async fn close(
     Ok(Json(view(&st, &caller, job).await?))
 }
 
-fn bundle(st: &AppState, receipt_json: &str, signature_hex: String, sealed: Sealed) -> ApiResult<ReleaseBundle> {
+fn bundle(
+    st: &AppState,
+    receipt_json: &str,
+    signature_hex: String,
+    sealed: Sealed,
+    manifest: keyong_model::Manifest,
+) -> ApiResult<ReleaseBundle> {
     let receipt: Receipt = serde_json::from_str(receipt_json).map_err(|e| ApiError::Internal(e.to_string()))?;
     let parquet = keyong_data::table_to_parquet(&sealed.protected).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(ReleaseBundle {
@@ -347,6 +386,7 @@ fn bundle(st: &AppState, receipt_json: &str, signature_hex: String, sealed: Seal
         report: sealed.report.summary(),
         table: sealed.protected,
         receipt,
+        manifest,
         signature_hex,
         platform_public_key_hex: st.keys.platform.public_key_hex(),
     })
@@ -360,13 +400,14 @@ pub(crate) async fn release(
     caller.require(&[Role::Operator])?;
     agreement_in_force(&st, &caller).await?;
     let job = visible(&st, &caller, &id).await?;
+    let module = st.store.module(&job.view.module).await?.ok_or_else(|| ApiError::Internal("module missing".into()))?;
     match job.view.status {
         JobStatus::Approved if !auto_approval_hidden(&st, &job) => {}
         JobStatus::Released => {
             let (receipt, sig) =
                 st.store.release(&id).await?.ok_or_else(|| ApiError::Internal("release record missing".into()))?;
             let sealed = runner::open_output(&st, &job)?;
-            return Ok(Json(bundle(&st, &receipt, sig, sealed)?));
+            return Ok(Json(bundle(&st, &receipt, sig, sealed, module.manifest)?));
         }
         _ => {
             let shown = view(&st, &caller, job).await?.status;
@@ -374,7 +415,6 @@ pub(crate) async fn release(
         }
     }
     let sealed = runner::open_output(&st, &job)?;
-    let module = st.store.module(&job.view.module).await?.ok_or_else(|| ApiError::Internal("module missing".into()))?;
     let dataset =
         st.store.dataset(&module.manifest.input).await?.ok_or_else(|| ApiError::Internal("dataset missing".into()))?;
     let approvals = st.store.votes(&id).await?;
@@ -404,6 +444,8 @@ pub(crate) async fn release(
         id: new_id(),
         job_id: id.clone(),
         module_hash: job.view.module.clone(),
+        wasm_sm3: keyong_crypto::sm3_hex(&module.wasm),
+        manifest_sm3: keyong_crypto::sm3_hex(serde_json::to_string(&module.manifest).expect("serialisable").as_bytes()),
         scenario: job.view.scenario.clone(),
         inputs: job.inputs.clone(),
         policy_hash: dataset.entry.policy_hash.clone(),
@@ -414,11 +456,16 @@ pub(crate) async fn release(
         signoff: signoff.as_ref().map(Approval::from),
         auto_approved_as: job.auto_approved_as.clone(),
         rho_spent: job.view.rho,
+        delta_spent: job.view.delta,
         derived_grade: sealed.report.derived_grade,
         released_at: tx.now().to_string(),
     };
     let receipt_json = serde_json::to_string(&receipt).expect("serialisable");
-    let signature = st.keys.platform.sign(receipt_json.as_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let signature = st
+        .keys
+        .platform
+        .sign(&keyong_model::api::receipt_signing_message(&receipt_json))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     if !tx.set_job_status(&id, JobStatus::Approved, JobStatus::Released).await? {
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
@@ -431,7 +478,7 @@ pub(crate) async fn release(
     let detail = serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "report_commitment": receipt.report_commitment, "signature": signature });
     tx.audit_and_file(caller.id(), "job.release", "filing.release", &id, detail).await?;
     tx.commit().await?;
-    Ok(Json(bundle(&st, &receipt_json, signature, sealed)?))
+    Ok(Json(bundle(&st, &receipt_json, signature, sealed, module.manifest)?))
 }
 
 /// The public list of released data products (no authentication).

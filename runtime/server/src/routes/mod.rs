@@ -28,6 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/me/signing-key", put(admin::set_signing_key))
         .route("/orgs", post(admin::create_org))
         .route("/users", post(admin::create_user))
+        .route("/users/{id}/confirm", post(admin::confirm_reviewer))
         .route("/datasets", post(catalog::ingest).get(catalog::list))
         .route("/datasets/{name}/approve", post(catalog::approve))
         .route("/scenarios", post(scenarios::apply))
@@ -49,7 +50,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/products", get(jobs::products))
         .route("/incidents", get(jobs::incidents))
         .route("/filings", get(admin::filings))
-        .route("/audit/verify", get(admin::verify_audit));
+        .route("/audit/verify", get(admin::verify_audit))
+        .route("/audit/export", get(admin::export_audit));
     Router::new()
         .nest("/v1", v1)
         .fallback(|| async { ApiError::NotFound("no such endpoint; the API lives under /v1".into()) })
@@ -101,4 +103,23 @@ pub(crate) fn check_rho(what: &str, rho: f64, max: f64) -> ApiResult<()> {
         return Err(ApiError::BadRequest(format!("{what} must be a number in (0, {max}]")));
     }
     Ok(())
+}
+
+/// A total δ: 0 (no approximate DP at all) up to `max`.
+pub(crate) fn check_delta(what: &str, delta: f64, max: f64) -> ApiResult<()> {
+    if !(delta.is_finite() && (0.0..=max).contains(&delta)) {
+        return Err(ApiError::BadRequest(format!("{what} must be a number in [0, {max:e}]")));
+    }
+    Ok(())
+}
+
+/// A fresh budget of `rho` and `delta`, nothing spent.
+pub(crate) fn fresh_budget(rho: f64, delta: f64) -> keyong_model::api::Budget {
+    keyong_model::api::Budget {
+        rho_total: rho,
+        rho_spent: 0.0,
+        delta_total: delta,
+        delta_spent: 0.0,
+        epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(rho, keyong_privacy::DISPLAY_DELTA),
+    }
 }

@@ -29,6 +29,11 @@ pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
     Ok(())
 }
 
+/// SM3 over a domain tag, the organisation and the signed message.
+fn module_id(org: &str, signed: &[u8]) -> String {
+    keyong_crypto::sm3_hex(&[b"keyong-module-id-v1\n", org.as_bytes(), b"\n", signed].concat())
+}
+
 pub(crate) async fn submit(
     State(st): State<AppState>,
     caller: Caller,
@@ -82,8 +87,10 @@ pub(crate) async fn submit(
     let wasm_hash = keyong_crypto::sm3_hex(&wasm);
     let message = module_signing_message(&wasm_hash, m);
     keyong_crypto::verify(&public_key, &message, &req.signature_hex).map_err(|_| ApiError::BadSignature)?;
-    // A module is named by its code; an sql query (no code) by what was signed.
-    let hash = if world.is_some() { wasm_hash } else { keyong_crypto::sm3_hex(&message) };
+    // A module is named by its organisation and what was signed (code and
+    // manifest): another organisation's identical bytes are another module,
+    // and a submission can neither reveal nor block anyone else's.
+    let hash = module_id(caller.org(), &message);
     if st.store.module(&hash).await?.is_some() {
         return Err(ApiError::Conflict(format!("module {hash} was already submitted")));
     }

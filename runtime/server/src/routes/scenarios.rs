@@ -3,11 +3,11 @@
 use axum::extract::{Path, State};
 use time::Duration;
 
-use keyong_model::api::{Budget, DecisionRequest, Scenario, ScenarioRequest};
+use keyong_model::api::{DecisionRequest, Scenario, ScenarioRequest};
 use keyong_model::{Decision, Grade, Role, ScenarioStatus};
 use keyong_store::ScenarioRow;
 
-use super::{check_rho, check_text, format_date, new_id, parse_date, today};
+use super::{check_delta, check_rho, check_text, format_date, fresh_budget, new_id, parse_date, today};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
@@ -57,7 +57,7 @@ pub(crate) async fn apply(
     if today() + Duration::days(i64::from(req.valid_days)) > agreement_until {
         return Err(ApiError::PolicyDenied("the scenario cannot outlast your authorisation agreement".into()));
     }
-    let mut max_rho = f64::INFINITY;
+    let (mut max_rho, mut max_delta) = (f64::INFINITY, keyong_model::api::MAX_DELTA);
     for d in &req.datasets {
         let row = st
             .store
@@ -98,8 +98,10 @@ pub(crate) async fn apply(
             }
         }
         max_rho = max_rho.min(row.entry.budget.rho_total);
+        max_delta = max_delta.min(row.entry.budget.delta_total);
     }
     check_rho("rho_budget", req.rho_budget, max_rho)?;
+    check_delta("delta_budget", req.delta_budget, max_delta)?;
     let scenario = Scenario {
         id: new_id(),
         operator_org: caller.org().to_string(),
@@ -109,11 +111,7 @@ pub(crate) async fn apply(
         modes: req.modes,
         status: ScenarioStatus::Submitted,
         valid_until: String::new(),
-        budget: Budget {
-            rho_total: req.rho_budget,
-            rho_spent: 0.0,
-            epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(req.rho_budget, keyong_privacy::DISPLAY_DELTA),
-        },
+        budget: fresh_budget(req.rho_budget, req.delta_budget),
     };
     let mut tx = st.store.begin().await?;
     tx.insert_scenario(&scenario, caller.id(), req.valid_days).await?;
@@ -121,7 +119,7 @@ pub(crate) async fn apply(
         caller.id(),
         "scenario.apply",
         &scenario.id,
-        serde_json::json!({ "datasets": scenario.datasets, "modes": scenario.modes, "rho": scenario.budget.rho_total }),
+        serde_json::json!({ "datasets": scenario.datasets, "modes": scenario.modes, "rho": scenario.budget.rho_total, "delta": scenario.budget.delta_total }),
     )
     .await?;
     tx.commit().await?;

@@ -110,6 +110,25 @@ mod imp {
     }
 }
 
+/// `spin_on_some_units`: the electricity example (a household's kWh total to
+/// its district), except that it spins forever on households that ever used
+/// more than 700 kWh in a month — a run time that depends on the rows.
+#[cfg(feature = "spin_on_some_units")]
+mod imp {
+    pub(crate) fn behave(rows: &super::Rows, out: &mut super::Emitter) {
+        let (Ok(district), Ok(kwh)) = (rows.utf8("district"), rows.float64("kwh")) else { return };
+        if kwh.iter().flatten().any(|&k| k > 700.0) {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        if let Some(Some(d)) = district.first() {
+            out.emit(&[d], kwh.iter().flatten().sum());
+        }
+    }
+}
+
 #[cfg(feature = "memory_bomb")]
 mod imp {
     pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
@@ -320,6 +339,7 @@ mod imp {
 
 #[cfg(not(any(
     feature = "infinite_loop",
+    feature = "spin_on_some_units",
     feature = "memory_bomb",
     feature = "deep_recursion",
     feature = "huge_output",

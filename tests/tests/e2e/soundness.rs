@@ -1,0 +1,239 @@
+//! The soundness attacks, each written as a hostile operator would try it
+//! against the real server: zero noise from tiny bounds, a run time that
+//! depends on the rows, δ that is never charged, other organisations'
+//! spending and modules, files readable by anyone, receipts that do not bind
+//! the manifest.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use keyong_client::{Client, sign_module, verify_bundle, walkthrough};
+use keyong_model::api::{CreateOrg, CreateUser, DecisionRequest, ScenarioDataset, ScenarioRequest, SubmitJob};
+use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Mode, OrgKind, Role, ValueSpec};
+use keyong_tests::{TestServer, hostile_wasm};
+
+fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
+    r.unwrap_err().code().expect("an API error with a code")
+}
+
+/// Every file and directory keyong created under `root` is its owner's
+/// alone (the landing zone is the city platform's, written before keyong runs).
+fn assert_private(root: &std::path::Path) {
+    for entry in std::fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "landing" {
+            continue;
+        }
+        let mode = entry.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is mode {:o}", entry.path().display(), mode & 0o777);
+        if entry.file_type().unwrap().is_dir() {
+            assert_private(&entry.path());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
+    // A small per-call fuel so that spinning units end fast; an honest unit needs far less.
+    let server = TestServer::start_with(|c| c.sandbox.call_fuel = 20_000_000).await;
+    let base = Client::new(&server.base);
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    let a = &outcome.actors;
+    let (operator, agency, authority) =
+        (base.as_user(&a.operator), base.as_user(&a.agency), base.as_user(&a.authority));
+    let (r1, r2) = (base.as_user(&a.reviewers[0]), base.as_user(&a.reviewers[1]));
+    let key = &a.operator_key;
+    let scenario = outcome.scenario.id.clone();
+
+    // Hole 1: kWh bounds of [0, 0.0004] round to 0 in fixed point; the sum's
+    // noise would have been 0 and the counts exact. Refused before anything runs.
+    let mut sql = outcome.review.manifest.clone();
+    (sql.name, sql.mode) = ("tiny-bounds".into(), Mode::Sql);
+    sql.sql = "SELECT district, COUNT(*) AS n, SUM(kwh) AS total FROM electricity_bills GROUP BY district".into();
+    sql.bounds = vec![ValueSpec { name: "kwh".into(), lower: 0.0, upper: 0.0004 }];
+    (sql.value, sql.statistics, sql.max_emits_per_unit, sql.max_keys_per_unit, sql.max_rows_per_key) =
+        (None, vec![], 0, 1, 1000);
+    let tiny = operator.submit_module(&sign_module(key, &[], &sql).unwrap()).await.unwrap();
+    let before = operator.scenario_budget(&scenario).await.unwrap();
+    let req = SubmitJob { module_id: tiny.id.clone(), budget: Loss::Zcdp { rho: 1.0 } };
+    let err = operator.submit_job(&req).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BadRequest));
+    assert!(err.to_string().contains("round to 0"), "{err}");
+    assert_eq!(code(operator.preview(&req).await), ErrorCode::BadRequest);
+    assert_eq!(operator.scenario_budget(&scenario).await.unwrap(), before, "nothing was charged");
+
+    // Hole 4: undeclared group keys spend δ on partition selection; it is
+    // charged to the dataset and the scenario, and refused once spent.
+    let mut open = sql.clone();
+    open.name = "undeclared-keys".into();
+    open.bounds[0].upper = 1000.0;
+    open.key_dimensions.clear();
+    let open = operator.submit_module(&sign_module(key, &[], &open).unwrap()).await.unwrap();
+    let req = SubmitJob { module_id: open.id.clone(), budget: Loss::Zcdp { rho: 0.1 } };
+    let preview = operator.preview(&req).await.unwrap();
+    assert!(preview.delta > 0.0 && preview.delta <= 1e-9, "{preview:?}");
+    assert!((preview.scenario_delta_left - 1e-7).abs() < 1e-18, "{preview:?}");
+    let job = operator.submit_job(&req).await.unwrap();
+    assert_eq!(job.delta, preview.delta);
+    let spent = operator.scenario_budget(&scenario).await.unwrap();
+    assert_eq!(spent.budget.delta_spent, preview.delta);
+    assert_eq!(spent.ledger.iter().map(|e| e.delta).sum::<f64>(), preview.delta);
+    let dataset = agency.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
+    assert_eq!(dataset.budget.delta_spent, preview.delta, "the dataset is charged the same δ");
+
+    // Hole 7: an operator sees only its own organisation's spending of the
+    // shared dataset budget, and no dataset remainder in a preview.
+    let seen = operator.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
+    assert_eq!(seen.budget.rho_spent, spent.budget.rho_spent, "one organisation: its spending is all there is");
+    assert_eq!((preview.dataset_rho_left, preview.dataset_delta_left), (None, None));
+    assert!(agency.preview(&req).await.is_err(), "only operators submit or preview");
+
+    // A second operator organisation with the same code: its own module, no
+    // conflict, and none of the first organisation's spending in its view.
+    let until = time::OffsetDateTime::now_utc().date() + time::Duration::days(365);
+    let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+    let org_b = agency
+        .create_org(&CreateOrg { name: "运营机构 B".into(), kind: OrgKind::Operator, agreement_until: Some(until) })
+        .await
+        .unwrap();
+    let b = agency
+        .create_user(&CreateUser { org_id: org_b.id.clone(), name: "b dev".into(), role: Role::Operator })
+        .await
+        .unwrap();
+    let b = base.as_user(&b.token);
+    let b_key = keyong_crypto::SigningKey::generate().unwrap();
+    b.set_signing_key(&b_key.public_key_hex()).await.unwrap();
+    let b_scenario = b
+        .apply_scenario(&ScenarioRequest {
+            title: "B".into(),
+            purpose: "the same analysis by another organisation".into(),
+            datasets: vec![ScenarioDataset {
+                name: "electricity_bills".into(),
+                columns: outcome.review.manifest.columns.clone(),
+                row_filter: None,
+            }],
+            modes: vec![Mode::Aggregate],
+            rho_budget: 1.0,
+            delta_budget: 0.0,
+            valid_days: 30,
+        })
+        .await
+        .unwrap();
+    let approve = DecisionRequest::new(Decision::Approve, "ok");
+    agency.agency_review(&b_scenario.id, &approve).await.unwrap();
+    authority.authority_approve(&b_scenario.id, &approve).await.unwrap();
+    let mut b_manifest = outcome.review.manifest.clone();
+    b_manifest.scenario = b_scenario.id.clone();
+    let wasm = keyong_tests::example_wasm("electricity");
+    let b_module = b.submit_module(&sign_module(&b_key, &wasm, &b_manifest).unwrap()).await.unwrap();
+    assert_ne!(b_module.id, outcome.module.id, "module ids are scoped per organisation");
+    let again = operator.submit_module(&sign_module(key, &wasm, &outcome.review.manifest).unwrap()).await;
+    assert_eq!(code(again), ErrorCode::Conflict, "only the same organisation's own resubmission conflicts");
+    let b_seen = b.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
+    assert_eq!((b_seen.budget.rho_spent, b_seen.budget.delta_spent), (0.0, 0.0), "B sees none of A's spending");
+    assert_eq!(b_seen.budget.rho_total, seen.budget.rho_total, "the total is public policy");
+    assert_eq!(code(b.job(&job.id).await), ErrorCode::NotFound);
+
+    // Hole 2: a module that spins on some households (a row-dependent run
+    // time) and its honest twin show the operator the same status sequence
+    // and the same times; the spinning units are dropped by their fuel limit.
+    let mut spin = outcome.review.manifest.clone();
+    spin.name = "spin-on-some".into();
+    let spin = operator.submit_module(&sign_module(key, &hostile_wasm("spin_on_some_units"), &spin).unwrap()).await;
+    let spin = spin.unwrap();
+    let jobs = [
+        operator.submit_job(&SubmitJob { module_id: spin.id.clone(), budget: Loss::Zcdp { rho: 0.2 } }).await.unwrap(),
+        operator
+            .submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.2 } })
+            .await
+            .unwrap(),
+    ];
+    let mut seen_statuses = [Vec::new(), Vec::new()];
+    for _ in 0..600 {
+        let mut done = true;
+        for (i, j) in jobs.iter().enumerate() {
+            let v = operator.job(&j.id).await.unwrap();
+            assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
+            if seen_statuses[i].last() != Some(&v.status) {
+                seen_statuses[i].push(v.status);
+            }
+            done &= r1.job(&j.id).await.unwrap().status == JobStatus::UnderReview;
+        }
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reviews = [r1.review(&jobs[0].id).await.unwrap(), r1.review(&jobs[1].id).await.unwrap()];
+    assert!(reviews[0].evidence.units_failed > 0, "some households spun out of fuel");
+    assert_eq!(reviews[1].evidence.units_failed, 0);
+    for j in &jobs {
+        for r in [&r1, &r2] {
+            r.vote(&j.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
+        }
+        let v = operator.job(&j.id).await.unwrap();
+        seen_statuses[jobs.iter().position(|x| x.id == j.id).unwrap()].push(v.status);
+    }
+    assert_eq!(seen_statuses[0], seen_statuses[1]);
+    assert_eq!(seen_statuses[0], vec![JobStatus::Pending, JobStatus::Approved]);
+
+    // Hole 8: the receipt binds the manifest and is signed under a domain tag;
+    // everything at rest is the service account's alone.
+    for r in [&r1, &r2] {
+        r.vote(&job.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
+    }
+    let bundle = operator.release(&job.id).await.unwrap();
+    verify_bundle(&bundle).unwrap();
+    assert_eq!(bundle.receipt.delta_spent, job.delta);
+    let manifest_json = serde_json::to_string(&bundle.manifest).unwrap();
+    assert_eq!(bundle.receipt.manifest_sm3, keyong_crypto::sm3_hex(manifest_json.as_bytes()));
+    let receipt_json = serde_json::to_string(&bundle.receipt).unwrap();
+    assert!(
+        keyong_crypto::verify(&bundle.platform_public_key_hex, receipt_json.as_bytes(), &bundle.signature_hex).is_err(),
+        "the signature covers the domain-tagged message, not the bare JSON"
+    );
+    let mut forged = bundle.clone();
+    forged.manifest.bounds[0].upper = 1e9;
+    assert!(verify_bundle(&forged).is_err(), "a bundle with other bounds does not verify");
+    assert_private(&server.data_root);
+}
+
+/// Hole 5: one officer holding two reviewer accounts could meet the
+/// two-person rule alone. A reviewer account takes effect only when an
+/// authority user other than its creator confirms it, with a fresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_officer_cannot_meet_the_two_person_rule() {
+    let server = TestServer::start().await;
+    let base = Client::new(&server.base);
+    let a = walkthrough::setup_actors(&base, &server.bootstrap_token, &mut |_| {}).await.unwrap();
+    let (agency, authority) = (base.as_user(&a.agency), base.as_user(&a.authority));
+    let agency_org = agency.me().await.unwrap().org_id;
+    let new_reviewer = |name: &str| CreateUser { org_id: agency_org.clone(), name: name.into(), role: Role::Reviewer };
+
+    // The agency's own copy of a new reviewer's token does nothing.
+    let created = agency.create_user(&new_reviewer("reviewer 3")).await.unwrap();
+    let unconfirmed = base.as_user(&created.token);
+    assert_eq!(code(unconfirmed.review_queue().await), ErrorCode::Forbidden);
+    assert_eq!(code(agency.confirm_reviewer(&created.user.id).await), ErrorCode::Forbidden, "only the authority");
+
+    // The authority confirms it: the new token works, the creator's copy is dead.
+    let confirmed = authority.confirm_reviewer(&created.user.id).await.unwrap();
+    assert_ne!(confirmed.token, created.token);
+    base.as_user(&confirmed.token).review_queue().await.unwrap();
+    assert_eq!(code(unconfirmed.review_queue().await), ErrorCode::Unauthenticated);
+    assert_eq!(code(authority.confirm_reviewer(&created.user.id).await), ErrorCode::InvalidState);
+
+    // Whoever creates a reviewer account cannot confirm it.
+    let own = authority.create_user(&new_reviewer("reviewer 4")).await.unwrap();
+    assert_eq!(code(authority.confirm_reviewer(&own.user.id).await), ErrorCode::PolicyDenied);
+    assert_eq!(code(authority.confirm_reviewer(&a.operator_org).await), ErrorCode::NotFound);
+
+    // The filings show who created and who confirmed each reviewer.
+    let filings = authority.filings().await.unwrap();
+    let filed: Vec<_> = filings.iter().filter(|f| f.action == "filing.reviewer").collect();
+    assert_eq!(filed.len(), 3, "the walkthrough's two reviewers and this one");
+    let me = authority.me().await.unwrap().id;
+    let agency_officer = agency.me().await.unwrap().id;
+    assert!(filed.iter().all(|f| f.detail["confirmed_by"] == me.as_str()));
+    assert!(filed.iter().all(|f| f.detail["created_by"] == agency_officer.as_str()));
+}
