@@ -91,7 +91,7 @@ impl Checkpoint {
 /// fewer entries than the checkpoint covers, or another hash at its position
 /// makes the chain bad from the first entry the checkpoint vouches for that
 /// is missing or different.
-pub fn verify_against<'a>(entries: &'a [Entry], checkpoint: Option<&Checkpoint>, public_key_hex: &str) -> Verification {
+pub fn verify_against(entries: &[Entry], checkpoint: Option<&Checkpoint>, public_key_hex: &str) -> Verification {
     let mut v = verify(entries);
     let Some(cp) = checkpoint else { return v };
     let signed = crate::verify(public_key_hex, &checkpoint_message(cp.entries, &cp.head), &cp.signature_hex).is_ok();

@@ -90,6 +90,11 @@ fn charge(module: &ModuleRow, budget: Loss, outputs: &[NoiseInfo]) -> Charge {
     Charge { rho: budget.rho(), delta: outputs.iter().map(|o| o.delta).sum() }
 }
 
+/// A δ as people write it: `0`, or `1e-9`.
+fn delta_text(delta: f64) -> String {
+    if delta == 0.0 { "0".into() } else { format!("{delta:e}") }
+}
+
 /// Identical requests (module, budget, input versions) share one key.
 fn replay_key(module: &str, budget: Loss, inputs: &[InputVersion]) -> String {
     let canonical = serde_json::json!({ "module": module, "budget": budget, "inputs": inputs });
@@ -202,11 +207,11 @@ pub(crate) async fn submit(
     {
         drop(tx);
         return Err(ApiError::BudgetExhausted(format!(
-            "this run would charge ρ = {}, δ = {:e}, more than is left (scenario: ρ {:.6}, δ {:e}; {}); nothing was charged",
+            "this run would charge ρ = {}, δ = {}, more than is left (scenario: ρ {:.6}, δ {}; {}); nothing was charged",
             charge.rho,
-            charge.delta,
+            delta_text(charge.delta),
             short.scenario_rho_left,
-            short.scenario_delta_left,
+            delta_text(short.scenario_delta_left),
             // Operators never learn what other organisations spent of the shared dataset budget.
             if charge.rho <= short.dataset_rho_left && charge.delta <= short.dataset_delta_left {
                 "the dataset's shared budget covers it"
