@@ -218,8 +218,8 @@ def gen_tables() -> list[dict[str, Any]]:
     b.count("b", "x", 10)
     tables.append(b.finish())
 
-    # ------------------------------------------------------------ sum / mean
-    for kind in ("sum", "mean"):
+    # ----------------------------------------- sum / mean / median / std
+    for kind in ("sum", "mean", "median", "std"):
         b = new(kind, "dominance_one_unit",
                 "cells of 12 records; in (a,x),(b,y) one unit holds >90% of the sum")
         for r in "ab":
@@ -486,7 +486,7 @@ def main(argv: list[str]) -> int:
         for rule in {r for c in t["cells"] for r in c["acro_reasons"]}:
             coverage[rule] = coverage.get(rule, 0) + 1
     n = len(doc["tables"])
-    kinds = {k: sum(t["aggfunc"] == k for t in doc["tables"]) for k in ("count", "sum", "mean")}
+    kinds = {k: sum(t["aggfunc"] == k for t in doc["tables"]) for k in ("count", "sum", "mean", "median", "std")}
     print(f"{n} tables {kinds}; tables with >=1 failing cell per rule: "
           + ", ".join(f"{r}={v} ({100 * v / n:.0f}%)" for r, v in sorted(coverage.items())),
           file=sys.stderr)

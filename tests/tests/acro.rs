@@ -1,6 +1,8 @@
-//! Cross-check with ACRO (the SACRO project's output checker): the same 36
-//! tables (small cells, dominance, p-ratio, zeros, negatives; counts, sums
-//! and means) go through ACRO 1.0.2 and through keyong's checker with
+//! Cross-check with ACRO (the SACRO project's output checker): the same 58
+//! tables (small cells, dominance, p-ratio, zeros, identical values,
+//! negatives; counts, sums, means, medians and standard deviations — every
+//! statistic ACRO's crosstab has rules for) go through ACRO and through
+//! keyong's checker with
 //! ACRO's default parameters. Every cell ACRO fails must be suppressed by
 //! keyong (or the whole table blocked). Where keyong is stricter is counted
 //! and printed (see docs/outbound.md for why).
@@ -68,7 +70,10 @@ fn candidate(t: &Value) -> Candidate {
     let kind = match t["aggfunc"].as_str().unwrap() {
         "count" => ValueKind::Count,
         "sum" => ValueKind::Sum,
-        _ => ValueKind::Mean,
+        "mean" => ValueKind::Mean,
+        "median" => ValueKind::Median,
+        "std" => ValueKind::StdDev,
+        other => panic!("no keyong statistic for ACRO's `{other}`"),
     };
     let mut by_cell: HashMap<(String, String), Vec<(u64, f64)>> = HashMap::new();
     let mut units: HashMap<String, u64> = HashMap::new();
@@ -86,19 +91,31 @@ fn candidate(t: &Value) -> Candidate {
             let n = records.len();
             let values: Vec<f64> = records.iter().map(|x| x.1).collect();
             let sum: f64 = values.iter().sum();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mean = sum / n as f64;
             let (value, contributions) = match kind {
                 ValueKind::Count => (Some(n as f64), vec![1.0; n]),
                 ValueKind::Sum => (Some(sum), values.clone()),
-                _ => ((n > 0).then(|| sum / n as f64), values.clone()),
+                ValueKind::Mean => ((n > 0).then_some(mean), values.clone()),
+                ValueKind::Median => (
+                    (n > 0).then(|| if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }),
+                    values.clone(),
+                ),
+                // pandas' std: n − 1 in the denominator, as keyong's.
+                _ => (
+                    (n > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()),
+                    values.clone(),
+                ),
             };
+            let mut ev = summarise(&contributions, value);
+            if kind != ValueKind::Count {
+                ev.all_same = n > 0 && sorted[0] == sorted[n - 1];
+            }
             let mut unit_ids: Vec<u64> = records.iter().map(|x| x.0).collect();
             unit_ids.sort_unstable();
             out_rows.push(ResultRow { key: vec![r.clone(), c.clone()], values: vec![value] });
-            evidence.push(CellEvidence {
-                contributors: n as u64,
-                values: vec![Some(summarise(&contributions, value))],
-                units: unit_ids,
-            });
+            evidence.push(CellEvidence { contributors: n as u64, values: vec![Some(ev)], units: unit_ids });
         }
     }
     Candidate {

@@ -1,5 +1,7 @@
 //! Per-cell rules on the host's evidence: verification of declared
-//! statistics, threshold, zeros, (n, k) dominance, p-ratio, microdata.
+//! statistics, threshold (on the units that have a value), zeros, (n, k)
+//! dominance, p-ratio, extreme values, degrees of freedom, identical
+//! values, microdata.
 
 use keyong_model::report::{Finding, Outcome};
 
@@ -81,8 +83,72 @@ fn kind_name(k: ValueKind) -> &'static str {
         ValueKind::Count => "count",
         ValueKind::Sum => "sum",
         ValueKind::Mean => "mean",
+        ValueKind::Min => "minimum",
+        ValueKind::Max => "maximum",
+        ValueKind::Median => "median",
+        ValueKind::Variance => "variance",
+        ValueKind::StdDev => "standard deviation",
         ValueKind::Other => "value",
     }
+}
+
+/// Why one value (statistic `kind`) of a cell with `cell_units`
+/// contributing units fails, beyond the cell's own threshold.
+pub(crate) fn value_failures(
+    profile: &Profile,
+    kind: ValueKind,
+    v: &ValueEvidence,
+    cell_units: u64,
+) -> Vec<(&'static str, String)> {
+    let r = &profile.cells;
+    let mut out = Vec::new();
+    if matches!(kind, ValueKind::Count | ValueKind::Other) {
+        return out;
+    }
+    // The cell may have enough units while few of them have a value here.
+    if cell_units >= r.threshold && v.contributors < r.threshold {
+        out.push((
+            "threshold",
+            format!(
+                "{} of the cell's {cell_units} units have a value in this column, fewer than {}",
+                v.contributors, r.threshold
+            ),
+        ));
+    }
+    match kind {
+        ValueKind::Min | ValueKind::Max if v.extreme_holders < r.threshold => out.push((
+            "extreme_value",
+            format!(
+                "the {} is held by {} unit(s), fewer than {}: it is their own value",
+                kind_name(kind),
+                v.extreme_holders,
+                r.threshold
+            ),
+        )),
+        ValueKind::Sum | ValueKind::Mean | ValueKind::Median | ValueKind::Variance | ValueKind::StdDev => {
+            out.extend(dominance_failures(profile, v));
+        }
+        _ => {}
+    }
+    if matches!(kind, ValueKind::Variance | ValueKind::StdDev) && v.values.saturating_sub(1) < r.min_degrees_of_freedom
+    {
+        out.push((
+            "degrees_of_freedom",
+            format!(
+                "{} values leave {} degrees of freedom, fewer than {}",
+                v.values,
+                v.values.saturating_sub(1),
+                r.min_degrees_of_freedom
+            ),
+        ));
+    }
+    if v.all_same && v.values > 0 {
+        out.push((
+            "all_values_same",
+            format!("every contributing value is the same: the {} discloses each contributor's value", kind_name(kind)),
+        ));
+    }
+    out
 }
 
 /// Why one value of a cell fails, if it does.
@@ -125,6 +191,8 @@ pub(crate) fn primary(profile: &Profile, p: &mut Protection<'_>, findings: &mut 
         "zeros" => serde_json::json!({ "zeros_disclosive": r.zeros_disclosive }),
         "dominance" => serde_json::json!({ "n": r.dominance_n, "k": r.dominance_k }),
         "p_ratio" => serde_json::json!({ "p": r.p_ratio }),
+        "extreme_value" => serde_json::json!({ "threshold": r.threshold }),
+        "degrees_of_freedom" => serde_json::json!({ "min_degrees_of_freedom": r.min_degrees_of_freedom }),
         _ => serde_json::json!({}),
     };
     for i in 0..p.rows.len() {
@@ -145,11 +213,11 @@ pub(crate) fn primary(profile: &Profile, p: &mut Protection<'_>, findings: &mut 
             ));
         }
         for (j, vev) in ev.values.iter().enumerate() {
-            let (Some(v), ValueKind::Sum | ValueKind::Mean) = (vev, p.candidate.kinds[j]) else { continue };
+            let Some(v) = vev else { continue };
             if ev.contributors == 0 {
                 continue;
             }
-            for (rule, reason) in dominance_failures(profile, v) {
+            for (rule, reason) in value_failures(profile, p.candidate.kinds[j], v, ev.contributors) {
                 failed.push((rule, Some(j), reason));
             }
         }
@@ -220,6 +288,9 @@ mod tests {
             abs_total: values.iter().map(|v| v.abs()).sum(),
             top,
             negative: values.iter().any(|v| *v < 0.0),
+            contributors: values.len() as u64,
+            values: values.len() as u64,
+            ..ValueEvidence::default()
         }
     }
 

@@ -38,6 +38,11 @@ pub(crate) fn scan_table(c: &Candidate, findings: &mut Vec<Finding>) {
             }
         }
         for (j, v) in row.values.iter().enumerate() {
+            // An integer beyond 2^53 is scanned exactly below, never through its
+            // rounded float text (which could look like an identifier it is not).
+            if c.integers.iter().any(|&(r, col, _)| (r, col) == (i, j)) {
+                continue;
+            }
             let Some(text) = v.and_then(detect::number_text) else { continue };
             for found in dedup(detect::scan_output(&text)) {
                 push(findings, found, crate::row_ref(t, i, Some(&t.columns[j])), "a value");
@@ -134,6 +139,21 @@ mod tests {
         let mut c = table(&["district"], &["n"], vec![(vec!["a"], vec![1.0])]);
         c.integers.push((0, 0, 440524188001010014));
         assert!(blocked_by(&c).contains(&"resident_id".to_string()));
+    }
+
+    /// An integer above 2^53 is checked exactly: its nearest f64 may print
+    /// as a valid 身份证 although its own digits are not one.
+    #[test]
+    fn large_integers_are_scanned_exactly_not_through_their_rounded_text() {
+        use keyong_policy::detect;
+        let id = |t: &str| detect::scan_output(t).contains(&detect::Finding::ResidentId);
+        let innocent = (440_524_188_001_010_000i64..440_524_188_001_020_000)
+            .find(|&x| !id(&detect::integer_text(x).unwrap()) && detect::number_text(x as f64).is_some_and(|t| id(&t)))
+            .expect("an integer whose rounded text looks like a 身份证");
+        let mut c = table(&["district"], &["n"], vec![(vec!["a"], vec![innocent as f64])]);
+        c.integers.push((0, 0, innocent));
+        let r = check(&profile(), &c, &[]).report;
+        assert!(!r.findings.iter().any(|f| f.rule.starts_with("resident_id")), "{innocent}: {:#?}", r.findings);
     }
 
     #[test]

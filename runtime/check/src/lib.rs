@@ -47,14 +47,24 @@ pub enum ValueKind {
     Count,
     /// A sum: additive; dominance and p-ratio apply to its contributions.
     Sum,
-    /// A mean: dominance and p-ratio apply to the underlying sum.
+    /// A mean of the non-missing values: dominance and p-ratio apply to the
+    /// underlying sum, the threshold to the units that have a value.
     Mean,
+    /// An extreme value: often one person's own; released only where at
+    /// least `threshold` units hold it.
+    Min,
+    Max,
+    /// A median: the threshold (on units with a value), dominance and p-ratio.
+    Median,
+    /// Variance-type statistics: also the degrees-of-freedom rule.
+    Variance,
+    StdDev,
     /// Anything else (a coefficient, a rate): the host cannot verify it.
     Other,
 }
 
 /// The host's evidence about one value of one cell.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ValueEvidence {
     /// The host's own value of the declared statistic, to verify the module's.
     pub expected: Option<f64>,
@@ -67,6 +77,16 @@ pub struct ValueEvidence {
     pub top: Vec<f64>,
     /// Whether any contribution is negative.
     pub negative: bool,
+    /// Units with at least one non-missing value in this column (a mean
+    /// over 10 rows with 4 values is a mean of 4 values' owners), and the
+    /// number of non-missing values.
+    pub contributors: u64,
+    pub values: u64,
+    /// Whether every non-missing value is the same (then a mean, median,
+    /// minimum or maximum discloses each contributor's value).
+    pub all_same: bool,
+    /// Min and max: how many units hold the extreme value itself.
+    pub extreme_holders: u64,
 }
 
 /// The host's evidence about one row (cell key) of the candidate.
@@ -299,7 +319,9 @@ pub(crate) mod testing {
                         total: *n as f64,
                         abs_total: *n as f64,
                         top: vec![1.0, 1.0],
-                        negative: false,
+                        contributors: *n,
+                        values: *n,
+                        ..ValueEvidence::default()
                     })],
                     units,
                 }

@@ -33,6 +33,9 @@ pub struct CellRules {
     pub p_ratio: f64,
     /// A cell with no contributors is disclosive (it says nobody has the property).
     pub zeros_disclosive: bool,
+    /// A variance or standard deviation needs at least this many residual
+    /// degrees of freedom (values − 1); ACRO's default is 10.
+    pub min_degrees_of_freedom: u64,
     /// Treat the total of every line of a table as known to the operator
     /// (from the table, a yearbook or another release) when checking that
     /// suppressed cells cannot be recomputed.

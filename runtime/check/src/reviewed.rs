@@ -5,8 +5,11 @@
 //! Every output row is matched to the input rows whose key `source`
 //! columns hold the row's key values (a total marker matches every value).
 //! The host then counts the distinct units behind the row, recomputes each
-//! declared `count`, `sum` and `mean`, and keeps the largest per-unit
-//! contributions for the dominance rules.
+//! declared statistic (`count`, `sum`, `mean`, `min`, `max`, `median`,
+//! `variance`, `std_dev` — over the non-missing values), and keeps what the
+//! rules need: the largest per-unit contributions (dominance), how many
+//! units have a value (threshold), how many values (degrees of freedom),
+//! whether they are all the same, and how many units hold an extreme.
 
 use std::collections::HashMap;
 
@@ -47,11 +50,23 @@ fn type_of(values: &ColumnValues) -> ColumnType {
     }
 }
 
-/// One unit's rows in one key group: row count and per-column sums.
+/// One unit's rows in one key group: the row count and, per value column,
+/// its non-missing values.
 #[derive(Default, Clone)]
 struct UnitAcc {
     rows: u64,
-    sums: Vec<f64>,
+    values: Vec<Vec<f64>>,
+}
+
+impl UnitAcc {
+    fn new(columns: usize) -> Self {
+        Self { rows: 0, values: vec![Vec::new(); columns] }
+    }
+
+    fn add(&mut self, other: &UnitAcc) {
+        self.rows += other.rows;
+        self.values.iter_mut().zip(&other.values).for_each(|(a, b)| a.extend(b));
+    }
 }
 
 /// Builds the candidate. `units` are the authorised rows per unit (as the
@@ -103,7 +118,12 @@ pub fn candidate(
             OutputRole::Count => ValueKind::Count,
             OutputRole::Sum => ValueKind::Sum,
             OutputRole::Mean => ValueKind::Mean,
-            _ => ValueKind::Other,
+            OutputRole::Min => ValueKind::Min,
+            OutputRole::Max => ValueKind::Max,
+            OutputRole::Median => ValueKind::Median,
+            OutputRole::Variance => ValueKind::Variance,
+            OutputRole::StdDev => ValueKind::StdDev,
+            OutputRole::Key | OutputRole::Value => ValueKind::Other,
         })
         .collect();
 
@@ -118,14 +138,13 @@ pub fn candidate(
         for r in 0..unit.num_rows as usize {
             let key: Vec<String> =
                 key_cols.iter().map(|c| c.map(|c| text(&unit.columns[c].values, r)).unwrap_or_default()).collect();
-            let acc = groups
-                .entry(key)
-                .or_default()
-                .entry(*digest)
-                .or_insert_with(|| UnitAcc { rows: 0, sums: vec![0.0; vals.len()] });
+            let acc = groups.entry(key).or_default().entry(*digest).or_insert_with(|| UnitAcc::new(vals.len()));
             acc.rows += 1;
-            for (s, c) in acc.sums.iter_mut().zip(&val_cols) {
-                *s += c.and_then(|c| number(&unit.columns[c].values, r)).unwrap_or(0.0);
+            for (values, c) in acc.values.iter_mut().zip(&val_cols) {
+                // Missing (NULL, NaN) values are not values: they neither count nor add.
+                if let Some(v) = c.and_then(|c| number(&unit.columns[c].values, r)).filter(|v| !v.is_nan()) {
+                    values.push(v);
+                }
             }
         }
     }
@@ -152,9 +171,7 @@ pub fn candidate(
             let mut merged: HashMap<u64, UnitAcc> = HashMap::new();
             let mut add = |g: &HashMap<u64, UnitAcc>| {
                 for (u, a) in g {
-                    let m = merged.entry(*u).or_insert_with(|| UnitAcc { rows: 0, sums: vec![0.0; a.sums.len()] });
-                    m.rows += a.rows;
-                    m.sums.iter_mut().zip(&a.sums).for_each(|(x, y)| *x += y);
+                    merged.entry(*u).or_insert_with(|| UnitAcc::new(a.values.len())).add(a);
                 }
             };
             if row.key.iter().any(|v| is_total_marker(v)) {
@@ -191,20 +208,13 @@ fn evidence_of(units: &HashMap<u64, UnitAcc>, kinds: &[ValueKind]) -> CellEviden
     let values = kinds
         .iter()
         .enumerate()
-        .map(|(j, kind)| {
-            let contributions: Vec<f64> = match kind {
-                ValueKind::Count => units.values().map(|a| a.rows as f64).collect(),
-                ValueKind::Sum | ValueKind::Mean => units.values().map(|a| a.sums[j]).collect(),
-                ValueKind::Other => return None,
-            };
-            let total: f64 = contributions.iter().sum();
-            let expected = match kind {
-                ValueKind::Count => Some(rows as f64),
-                ValueKind::Sum => Some(total),
-                _ if rows == 0 => None,
-                _ => Some(total / rows as f64),
-            };
-            Some(summarise(&contributions, expected))
+        .map(|(j, &kind)| match kind {
+            ValueKind::Other => None,
+            ValueKind::Count => {
+                let contributions: Vec<f64> = units.values().map(|a| a.rows as f64).collect();
+                Some(summarise(&contributions, Some(rows as f64)))
+            }
+            _ => Some(value_evidence(units, j, kind)),
         })
         .collect();
     let mut digests: Vec<u64> = units.keys().copied().collect();
@@ -213,6 +223,42 @@ fn evidence_of(units: &HashMap<u64, UnitAcc>, kinds: &[ValueKind]) -> CellEviden
 }
 
 /// Total, absolute total and the three largest contributions by size.
+/// The host's value of statistic `kind` of column `j` over the cell's
+/// non-missing values, with what the rules need.
+fn value_evidence(units: &HashMap<u64, UnitAcc>, j: usize, kind: ValueKind) -> ValueEvidence {
+    let with: Vec<&UnitAcc> = units.values().filter(|a| !a.values[j].is_empty()).collect();
+    let contributions: Vec<f64> = with.iter().map(|a| a.values[j].iter().sum()).collect();
+    let mut all: Vec<f64> = with.iter().flat_map(|a| a.values[j].iter().copied()).collect();
+    all.sort_by(f64::total_cmp);
+    let n = all.len();
+    let total: f64 = all.iter().sum();
+    let mean = total / n as f64;
+    let variance = || all.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let expected = match kind {
+        ValueKind::Sum => Some(total),
+        _ if n == 0 => None,
+        ValueKind::Mean => Some(mean),
+        ValueKind::Min => Some(all[0]),
+        ValueKind::Max => Some(all[n - 1]),
+        ValueKind::Median => Some(if n % 2 == 1 { all[n / 2] } else { (all[n / 2 - 1] + all[n / 2]) / 2.0 }),
+        ValueKind::Variance if n > 1 => Some(variance()),
+        ValueKind::StdDev if n > 1 => Some(variance().sqrt()),
+        _ => None,
+    };
+    let extreme = match kind {
+        ValueKind::Min => all.first(),
+        ValueKind::Max => all.last(),
+        _ => None,
+    };
+    let mut ev = summarise(&contributions, expected);
+    ev.values = n as u64;
+    ev.all_same = n > 0 && all[0] == all[n - 1];
+    ev.extreme_holders = extreme.map_or(0, |x| with.iter().filter(|a| a.values[j].contains(x)).count() as u64);
+    ev
+}
+
+/// The contributions are per unit and every unit has a value (counts, and
+/// callers without row-level values); [`evidence_of`] fills in the rest.
 pub fn summarise(contributions: &[f64], expected: Option<f64>) -> ValueEvidence {
     let mut top: Vec<f64> = Vec::with_capacity(4);
     for &c in contributions {
@@ -226,6 +272,10 @@ pub fn summarise(contributions: &[f64], expected: Option<f64>) -> ValueEvidence 
         abs_total: contributions.iter().map(|c| c.abs()).sum(),
         top,
         negative: contributions.iter().any(|c| *c < 0.0),
+        contributors: contributions.len() as u64,
+        values: contributions.len() as u64,
+        all_same: false,
+        extreme_holders: 0,
     }
 }
 
@@ -311,10 +361,12 @@ mod tests {
     /// is recomputed from what is shown.
     #[test]
     fn a_category_left_out_is_added_hidden() {
-        let mut units: Vec<(u64, UnitRows)> = (0..40).map(|u| (u, unit("a", &[1.0]))).collect();
-        units.extend((40..90).map(|u| (u, unit("b", &[1.0]))));
-        units.extend((90..93).map(|u| (u, unit("c", &[1.0]))));
-        let out = output(&[("a", 40, 40.0), ("b", 50, 50.0), ("合计", 93, 93.0)]);
+        // kWh 1 or 3 by unit: identical values everywhere would be disclosive themselves.
+        let kwh = |u: u64| [1.0 + 2.0 * (u % 2) as f64];
+        let mut units: Vec<(u64, UnitRows)> = (0..40).map(|u| (u, unit("a", &kwh(u)))).collect();
+        units.extend((40..90).map(|u| (u, unit("b", &kwh(u)))));
+        units.extend((90..93).map(|u| (u, unit("c", &kwh(u)))));
+        let out = output(&[("a", 40, 80.0), ("b", 50, 100.0), ("合计", 93, 185.0)]);
         let c = candidate(&manifest(), &units, &out, Grade::General).unwrap();
         assert_eq!(c.domain, vec![vec!["a".to_string(), "b".into(), "c".into()]]);
         assert_eq!(c.absent.len(), 1);
@@ -347,8 +399,9 @@ mod tests {
     /// digits or row order chosen by the module leave.
     #[test]
     fn released_values_are_the_hosts_in_key_order() {
-        let units: Vec<(u64, UnitRows)> = (0..30).map(|u| (u, unit(if u < 15 { "a" } else { "b" }, &[1.25]))).collect();
-        let out = output(&[("b", 15, 18.7500001), ("a", 15, 18.75)]);
+        let kwh = |u: u64| [1.25 * (1 + u % 2) as f64];
+        let units: Vec<(u64, UnitRows)> = (0..30).map(|u| (u, unit(if u < 15 { "a" } else { "b" }, &kwh(u)))).collect();
+        let out = output(&[("b", 15, 28.7500001), ("a", 15, 27.5)]);
         let checked = crate::check(
             &crate::testing::profile(),
             &candidate(&manifest(), &units, &out, Grade::General).unwrap(),
@@ -356,7 +409,7 @@ mod tests {
         );
         let t = &checked.protected;
         assert_eq!(t.rows[0].key, ["a"]);
-        assert_eq!(t.rows[1].values, vec![Some(15.0), Some(18.75)]);
+        assert_eq!(t.rows[1].values, vec![Some(15.0), Some(28.75)]);
     }
 
     #[test]
@@ -366,6 +419,101 @@ mod tests {
         let profile = crate::testing::profile();
         let r = crate::check(&profile, &c, &[]).report;
         assert!(r.findings.iter().any(|f| f.rule == "value_mismatch"), "{:#?}", r.findings);
+    }
+
+    /// Every statistic with its rule: values over the non-missing values
+    /// only, the threshold on the units that have a value, extremes held by
+    /// few units, degrees of freedom, identical values.
+    #[test]
+    fn statistics_beyond_sums_get_their_rules() {
+        use ColumnType::Float64 as F;
+        let col = |name: &str, role| OutputColumn { name: name.into(), data_type: F, role, source: Some("kwh".into()) };
+        let mut m = manifest();
+        m.output_schema.truncate(2);
+        for (name, role) in [
+            ("mean", OutputRole::Mean),
+            ("min", OutputRole::Min),
+            ("max", OutputRole::Max),
+            ("median", OutputRole::Median),
+            ("var", OutputRole::Variance),
+            ("sd", OutputRole::StdDev),
+        ] {
+            m.output_schema.push(col(name, role));
+        }
+        m.validate().unwrap();
+        // District a: 30 households, kWh 1..=30 (max 30 held by one); b: 12 households, 4 with a reading.
+        let mut units: Vec<(u64, UnitRows)> = (0..30).map(|u| (u, unit("a", &[1.0 + u as f64]))).collect();
+        for u in 30..42u64 {
+            let mut r = unit("b", &[5.0 + (u % 4) as f64]);
+            if u >= 34 {
+                r.columns[1].values = ColumnValues::Float64(vec![None]);
+            }
+            units.push((u, r));
+        }
+        let row = |d: &str, n: i64, v: [f64; 6]| {
+            let mut cols = vec![
+                Column { name: "district".into(), values: ColumnValues::Utf8(vec![Some(d.into())]) },
+                Column { name: "households".into(), values: ColumnValues::Int64(vec![Some(n)]) },
+            ];
+            for (c, x) in m.output_schema[2..].iter().zip(v) {
+                cols.push(Column { name: c.name.clone(), values: ColumnValues::Float64(vec![Some(x)]) });
+            }
+            cols
+        };
+        let (a, b) = (
+            row("a", 30, [15.5, 1.0, 30.0, 15.5, 77.5, 77.5f64.sqrt()]),
+            row("b", 12, [6.5, 5.0, 8.0, 6.5, 5.0 / 3.0, (5.0f64 / 3.0).sqrt()]),
+        );
+        let columns = a
+            .into_iter()
+            .zip(b)
+            .map(|(x, y)| {
+                let values = match (x.values, y.values) {
+                    (ColumnValues::Utf8(mut p), ColumnValues::Utf8(q)) => {
+                        p.extend(q);
+                        ColumnValues::Utf8(p)
+                    }
+                    (ColumnValues::Int64(mut p), ColumnValues::Int64(q)) => {
+                        p.extend(q);
+                        ColumnValues::Int64(p)
+                    }
+                    (ColumnValues::Float64(mut p), ColumnValues::Float64(q)) => {
+                        p.extend(q);
+                        ColumnValues::Float64(p)
+                    }
+                    _ => unreachable!(),
+                };
+                Column { name: x.name, values }
+            })
+            .collect();
+        let out = UnitRows { num_rows: 2, columns };
+        let c = candidate(&m, &units, &out, Grade::General).unwrap();
+        let checked = crate::check(&crate::testing::profile(), &c, &[]);
+        let findings = &checked.report.findings;
+        assert!(!findings.iter().any(|f| f.rule == "value_mismatch"), "the host agrees: {findings:#?}");
+        let has = |rule: &str, key: &str, column: &str| {
+            findings.iter().any(|f| {
+                f.rule == rule && f.cell.as_ref().is_some_and(|c| c.key == [key] && c.column.as_deref() == Some(column))
+            })
+        };
+        // b has 12 households but a mean of 4 readings: the threshold is on those 4.
+        assert!(has("threshold", "b", "mean"), "{findings:#?}");
+        assert_eq!(c.evidence[1].values[1].as_ref().unwrap().contributors, 4);
+        // a's minimum and maximum are one household's own reading each.
+        assert!(has("extreme_value", "a", "min") && has("extreme_value", "a", "max"), "{findings:#?}");
+        // b's variance rests on 4 values: 3 degrees of freedom.
+        assert!(has("degrees_of_freedom", "b", "var"), "{findings:#?}");
+        assert!(!has("degrees_of_freedom", "a", "var"), "29 degrees of freedom pass");
+        // Both rows end suppressed (a by its extremes), nothing of them leaves.
+        assert!(checked.protected.rows.iter().all(|r| r.values.iter().all(Option::is_none)));
+
+        // Identical values: their mean discloses every contributor's value.
+        let same: Vec<(u64, UnitRows)> = (0..20).map(|u| (u, unit("a", &[7.0]))).collect();
+        let mut m2 = manifest();
+        m2.output_schema[2].role = OutputRole::Mean;
+        let c = candidate(&m2, &same, &output(&[("a", 20, 7.0)]), Grade::General).unwrap();
+        let r = crate::check(&crate::testing::profile(), &c, &[]).report;
+        assert!(r.findings.iter().any(|f| f.rule == "all_values_same"), "{:#?}", r.findings);
     }
 
     #[test]

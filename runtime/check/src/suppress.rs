@@ -319,7 +319,15 @@ impl<'a> Protection<'a> {
             for (j, kind) in self.candidate.kinds.iter().enumerate() {
                 rows[t].values[j] = match kind {
                     ValueKind::Count | ValueKind::Sum => Some(under.iter().filter_map(|&i| rows[i].values[j]).sum()),
-                    ValueKind::Mean | ValueKind::Other => None,
+                    // Not additive: a total's mean, extreme, median or spread would
+                    // carry the hidden cells' values, and cannot be recomputed without them.
+                    ValueKind::Mean
+                    | ValueKind::Min
+                    | ValueKind::Max
+                    | ValueKind::Median
+                    | ValueKind::Variance
+                    | ValueKind::StdDev
+                    | ValueKind::Other => None,
                 };
             }
         }

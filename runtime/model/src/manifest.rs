@@ -99,8 +99,20 @@ pub enum OutputRole {
     Count,
     /// The sum of the input column `source` over the cell (verified by the host).
     Sum,
-    /// The mean of the input column `source` over the cell (verified by the host).
+    /// The mean of the non-missing values of the input column `source` over
+    /// the cell (verified by the host).
     Mean,
+    /// The smallest value of `source` in the cell. A minimum is often one
+    /// person's value: released only where enough units share it.
+    Min,
+    /// The largest value of `source` in the cell (the same rule as `min`).
+    Max,
+    /// The median of `source` (the mean of the two middle values for an even count).
+    Median,
+    /// The sample variance of `source` (n − 1 in the denominator).
+    Variance,
+    /// The sample standard deviation of `source`.
+    StdDev,
     /// Any other number (a coefficient, a rate): the host cannot verify it,
     /// so reviewers must.
     #[default]
@@ -108,12 +120,22 @@ pub enum OutputRole {
 }
 
 impl OutputRole {
+    /// Whether the role is computed from an input column (`source`).
+    pub fn needs_source(self) -> bool {
+        !matches!(self, OutputRole::Count | OutputRole::Value)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OutputRole::Key => "key",
             OutputRole::Count => "count",
             OutputRole::Sum => "sum",
             OutputRole::Mean => "mean",
+            OutputRole::Min => "min",
+            OutputRole::Max => "max",
+            OutputRole::Median => "median",
+            OutputRole::Variance => "variance",
+            OutputRole::StdDev => "std_dev",
             OutputRole::Value => "value",
         }
     }
@@ -318,13 +340,11 @@ impl Manifest {
                 format!("output column `{name}`: a {role} must be int64 or float64 (text columns must be keys)")
             })?,
         }
-        match (c.role, &c.source) {
-            (OutputRole::Key | OutputRole::Sum | OutputRole::Mean, Some(source)) => {
-                check(self.columns.contains(source), || {
-                    format!("output column `{name}`: source `{source}` is not one of the module's columns")
-                })
-            }
-            (OutputRole::Key | OutputRole::Sum | OutputRole::Mean, None) => {
+        match (c.role.needs_source(), &c.source) {
+            (true, Some(source)) => check(self.columns.contains(source), || {
+                format!("output column `{name}`: source `{source}` is not one of the module's columns")
+            }),
+            (true, None) => {
                 Err(ManifestError(format!("output column `{name}`: a {role} needs a `source` input column")))
             }
             (_, Some(_)) => Err(ManifestError(format!("output column `{name}`: a {role} takes no `source`"))),
