@@ -192,7 +192,13 @@ fn release_writes_a_verifiable_bundle() {
     let receipt = std::fs::read(bundle.join("receipt.json")).unwrap();
     let sig = std::fs::read_to_string(bundle.join("receipt.sig")).unwrap();
     let (signature, key) = sig.trim().split_once('\n').unwrap();
-    keyong_crypto::verify(key, &receipt, signature).unwrap();
+    // The signature covers the domain-tagged receipt, never the bare JSON.
+    let message = keyong_model::api::receipt_signing_message(std::str::from_utf8(&receipt).unwrap());
+    keyong_crypto::verify(key, &message, signature).unwrap();
+    assert!(keyong_crypto::verify(key, &receipt, signature).is_err());
+    let manifest = std::fs::read(bundle.join("manifest.json")).unwrap();
+    let receipt: keyong_model::api::Receipt = serde_json::from_slice(&receipt).unwrap();
+    assert_eq!(receipt.manifest_sm3, keyong_crypto::sm3_hex(&manifest), "the receipt binds the manifest file");
     // A second release into the same directory is refused, and nothing is overwritten.
     let again = keyong()
         .args(["release", "--server", &server.base, "--job", &outcome.job.id, "--token-file"])
@@ -202,5 +208,26 @@ fn release_writes_a_verifiable_bundle() {
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
+
+    // The audit log exported and verified offline, against the platform key.
+    std::fs::write(dir.join("authority"), &outcome.actors.authority).unwrap();
+    let out = keyong()
+        .args(["audit", "export", "--server", &server.base, "--token-file"])
+        .arg(dir.join("authority"))
+        .arg("--out")
+        .arg(dir.join("audit.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let verify = |key: &str| {
+        keyong().args(["audit", "verify", "--public-key", key]).arg(dir.join("audit.json")).output().unwrap()
+    };
+    let out = verify(&outcome.audit.platform_public_key_hex);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("audit log verifies"));
+    let other = keyong_crypto::SigningKey::generate().unwrap().public_key_hex();
+    let out = verify(&other);
+    assert_eq!(out.status.code(), Some(1), "checkpoints signed by another key vouch for nothing");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
     let _ = std::fs::remove_dir_all(&dir);
 }
