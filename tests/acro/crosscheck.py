@@ -52,6 +52,7 @@ CHECK_TO_RULE = {
     "PresenceOfLinkedTableCheck": "linked-table",
     "AllSameValuesCheck": "all-values-are-same",
     "MissingCheck": "missing",
+    "MinimumDoFCheck": "dof",
     "negative": "negative",
     "missing": "missing",
 }
@@ -73,6 +74,7 @@ def read_params() -> dict[str, Any]:
         "k": cfg["safe_nk_k"],
         "p": cfg["safe_pratio_p"],
         "zeros_disclosive": cfg["zeros_are_disclosive"],
+        "dof": cfg["safe_dof_threshold"],
         "check_missing_values": cfg["check_missing_values"],
         "default_yaml": str(path),
     }
@@ -343,7 +345,7 @@ def none_if_nan(x: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
-def run_acro(session: acro.ACRO, table: dict[str, Any]) -> dict[str, Any]:
+def run_acro(session: acro.ACRO, table: dict[str, Any], dof_threshold: int) -> dict[str, Any]:
     df = pd.DataFrame(table["records"])
     row = df["row"].rename("row")
     col = df["col"].rename("col")
@@ -382,14 +384,27 @@ def run_acro(session: acro.ACRO, table: dict[str, Any]) -> dict[str, Any]:
             return "negative"
         return CHECK_TO_RULE.get(check, check)
 
+    counts = df.groupby(["row", "col"]).size()
     cells = []
     mismatches = []
+    dof_corrected = 0
     for i, r in enumerate(out.index):
         for j, c in enumerate(out.columns):
             raw = str(outcome.loc[r, c])
             checks = split_outcome(raw)
             if set(checks) != from_sdc.get((i, j), set()):
                 mismatches.append([str(r), str(c), checks, sorted(from_sdc.get((i, j), set()))])
+            # ACRO's crosstab passes the table of degrees of freedom itself as
+            # MinimumDoFCheck's mask, so every cell with dof > 0 "fails" and a
+            # cell with dof = 0 passes. Apply the rule ACRO documents instead:
+            # dof = records - 1 must reach safe_dof_threshold.
+            if table["aggfunc"] == "std":
+                dof = int(counts.get((str(r), str(c)), 0)) - 1
+                wrong = ("MinimumDoFCheck" in checks) != (dof < dof_threshold)
+                dof_corrected += int(wrong)
+                checks = [x for x in checks if x != "MinimumDoFCheck"]
+                if dof < dof_threshold:
+                    checks.append("MinimumDoFCheck")
             cells.append(
                 {
                     "row": str(r),
@@ -408,6 +423,7 @@ def run_acro(session: acro.ACRO, table: dict[str, Any]) -> dict[str, Any]:
         "acro_check_status": check_status,
         "negatives_present": negatives_present,
         "outcome_sdc_mismatches": mismatches,
+        "dof_corrected": dof_corrected,
         "cells": cells,
     }
 
@@ -425,7 +441,7 @@ def main(argv: list[str]) -> int:
         logging.getLogger("acro").setLevel(logging.WARNING)
         assert session.mitigation == "none", session.mitigation
         for table in tables:
-            table.update(run_acro(session, table))
+            table.update(run_acro(session, table, params["dof"]))
     finally:
         os.chdir(origin)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -441,6 +457,7 @@ def main(argv: list[str]) -> int:
             "k": params["k"],
             "p": params["p"],
             "zeros_disclosive": params["zeros_disclosive"],
+            "dof": params["dof"],
         },
         "check_to_rule": CHECK_TO_RULE,
         "tables": [
@@ -456,6 +473,7 @@ def main(argv: list[str]) -> int:
                 "cols": t["cols"],
                 "cells": t["cells"],
                 "outcome_sdc_mismatches": t["outcome_sdc_mismatches"],
+                "dof_corrected": t["dof_corrected"],
             }
             for t in tables
         ],

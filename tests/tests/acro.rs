@@ -50,6 +50,7 @@ fn profile(params: &Value) -> Profile {
     p.cells.dominance_k = params["k"].as_f64().unwrap();
     p.cells.p_ratio = params["p"].as_f64().unwrap();
     p.cells.zeros_disclosive = params["zeros_disclosive"].as_bool().unwrap();
+    p.cells.min_degrees_of_freedom = params["dof"].as_u64().unwrap();
     p
 }
 
@@ -142,6 +143,7 @@ fn keyong_fails_every_cell_acro_fails() {
     let tables = acro["tables"].as_array().unwrap();
     assert!(tables.len() >= 20, "at least 20 tables");
     let (mut cells, mut acro_fails, mut stricter, mut blocked_tables) = (0, 0, 0, 0);
+    let dof_corrected: u64 = tables.iter().map(|t| t["dof_corrected"].as_u64().unwrap_or(0)).sum();
     let mut stricter_rules: HashMap<String, usize> = HashMap::new();
     for t in tables {
         let name = t["name"].as_str().unwrap();
@@ -186,7 +188,8 @@ fn keyong_fails_every_cell_acro_fails() {
     stricter_rules.sort();
     println!(
         "ACRO {}: {} tables, {cells} cells; ACRO fails {acro_fails}, keyong suppresses or blocks all of them; \
-         keyong is stricter on {stricter} more cells ({blocked_tables} tables blocked whole); rules behind the stricter cells: {stricter_rules:?}",
+         keyong is stricter on {stricter} more cells ({blocked_tables} tables blocked whole); rules behind the stricter cells: {stricter_rules:?}; \
+         ACRO's degrees-of-freedom verdict corrected on {dof_corrected} std cells (its mask is the dof table itself)",
         acro["acro_version"].as_str().unwrap_or("?"),
         tables.len()
     );
