@@ -12,7 +12,7 @@ use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_ipc::writer::StreamWriter;
 
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
-use keyong_sandbox::{JobLog, Limits, Sandbox, World};
+use keyong_sandbox::{JobLog, Limits, Metering, Sandbox, World};
 
 const UNITS: usize = 1_000_000;
 const ROWS_PER_UNIT: usize = 10;
@@ -85,13 +85,24 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
     let instantiate_p50 = samples[samples.len() / 2];
 
     let native_units: Vec<UnitRows> = (0..UNITS).map(|i| unit(i, ROWS_PER_UNIT)).collect();
-    let wasm_units = native_units.clone();
-    let t = Instant::now();
-    let mut wasm_emits = 0usize;
-    for (i, u) in wasm_units.into_iter().enumerate() {
-        wasm_emits += sandbox.map_unit(&module, u, i as u64, &log).map_err(fail)?.len();
+    // The same module and units under fuel metering (the default) and under
+    // the epoch deadline alone, alternating halves so drift hits both alike.
+    let epoch = Sandbox::new(Limits { metering: Metering::Epoch, ..Limits::default() })?;
+    let epoch_module = epoch.prepare("bench", &wasm, World::Aggregate)?;
+    let (mut wasm_s, mut epoch_s, mut wasm_emits, mut epoch_emits) = (0.0, 0.0, 0usize, 0usize);
+    for half in native_units.chunks(UNITS / 2) {
+        let t = Instant::now();
+        for (i, u) in half.iter().cloned().enumerate() {
+            wasm_emits += sandbox.map_unit(&module, u, i as u64, &log).map_err(fail)?.len();
+        }
+        wasm_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for (i, u) in half.iter().cloned().enumerate() {
+            epoch_emits += epoch.map_unit(&epoch_module, u, i as u64, &log).map_err(fail)?.len();
+        }
+        epoch_s += t.elapsed().as_secs_f64();
     }
-    let wasm_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(wasm_emits == epoch_emits, "fuel and epoch runs disagree");
     let t = Instant::now();
     let mut native_emits = 0usize;
     for u in &native_units {
@@ -108,14 +119,18 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
     let ipc_us = t.elapsed().as_secs_f64() * 1e6 / IPC_UNITS as f64;
 
     let per_unit_wasm = wasm_s * 1e6 / UNITS as f64;
+    let per_unit_epoch = epoch_s * 1e6 / UNITS as f64;
     let per_unit_native = native_s * 1e6 / UNITS as f64;
     Ok(serde_json::json!({
         "benchmark": "sandbox",
-        "method": format!("electricity example module (wasm32-wasip2 component, guest profile); {UNITS} units x {ROWS_PER_UNIT} rows; one fresh pooled instance and store per unit (pooling, CoW, pagemap_scan); baseline: the same mapper compiled natively, same process, same units; single thread"),
+        "method": format!("electricity example module (wasm32-wasip2 component, guest profile); {UNITS} units x {ROWS_PER_UNIT} rows; one fresh pooled instance and store per unit (pooling, CoW, pagemap_scan); fuel metering (the default) against the epoch deadline alone on the same module and units, alternating halves; baseline: the same mapper compiled natively, same process, same units; single thread"),
         "units": UNITS,
         "rows_per_unit": ROWS_PER_UNIT,
         "instantiate_us_p50": instantiate_p50,
         "per_unit_us": per_unit_wasm,
+        "per_unit_us_epoch_only": per_unit_epoch,
+        "fuel_cost_us_per_unit": per_unit_wasm - per_unit_epoch,
+        "fuel_vs_epoch": wasm_s / epoch_s,
         "native_per_unit_us": per_unit_native,
         "per_unit_overhead_us": per_unit_wasm - per_unit_native,
         "mapper_vs_native": wasm_s / native_s,

@@ -13,7 +13,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
 
 use crate::stdio::CappedPipe;
-use crate::{ALLOWED_IMPORTS, Error, Limits, Result};
+use crate::{ALLOWED_IMPORTS, Error, Limits, Metering, Result};
 
 mod bindings {
     pub(crate) mod aggregate {
@@ -273,7 +273,7 @@ impl Sandbox {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .memory_init_cow(true)
             .epoch_interruption(true)
-            .consume_fuel(true)
+            .consume_fuel(limits.metering == Metering::Fuel)
             .max_wasm_stack(limits.wasm_stack_bytes)
             .wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| Error::Setup(e.to_string()))?;
@@ -450,7 +450,9 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_fuel(fuel).expect("fuel is enabled on the engine");
+        if self.limits.metering == Metering::Fuel {
+            store.set_fuel(fuel).expect("fuel is enabled on the engine");
+        }
         store.set_epoch_deadline(deadline_ms * TICKS_PER_SECOND / 1000 + 1);
         store.set_hostcall_fuel(self.limits.hostcall_bytes);
         let result = f(&mut store);

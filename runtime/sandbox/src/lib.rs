@@ -22,7 +22,7 @@ mod limits;
 mod stdio;
 
 pub use host::{JobLog, NamedRows, Prepared, Sandbox, UnitFailure, World};
-pub use limits::{ALLOWED_IMPORTS, Limits};
+pub use limits::{ALLOWED_IMPORTS, Limits, Metering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -24,6 +24,22 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:random/insecure-seed",
 ];
 
+/// What ends a call that runs too long.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Metering {
+    /// Fuel (`call_fuel`, `transform_fuel`): deterministic, so whether a call
+    /// finishes depends on the module and its rows only; the epoch deadline
+    /// stays as the wall-clock backstop. The default, and what the DP
+    /// guarantee and `docs/privacy.md` assume.
+    #[default]
+    Fuel,
+    /// The epoch deadline alone (`call_deadline_ms`): cheaper, but whether a
+    /// call finishes then depends on machine load — a timing channel unless
+    /// a release schedule hides run times. Used to measure fuel's cost
+    /// (`cargo xtask bench sandbox`).
+    Epoch,
+}
+
 /// Resource limits of the sandbox. Each default is the value used when the
 /// server's configuration does not override it.
 #[derive(Debug, Clone)]
@@ -47,6 +63,8 @@ pub struct Limits {
     /// a backstop far above what `call_fuel` takes, for work fuel does not
     /// meter (host calls, instantiation); it should never be what ends a call.
     pub call_deadline_ms: u64,
+    /// Fuel (default) or the epoch deadline alone; see [`Metering`].
+    pub metering: Metering,
     /// Instances that may exist at once: the pool size (default 32).
     pub pool_instances: u32,
     /// Captured stdout+stderr per call (default 16 KiB); writes past it are
@@ -74,6 +92,7 @@ impl Default for Limits {
             call_fuel: 500_000_000,
             transform_fuel: 100_000_000_000,
             call_deadline_ms: 10_000,
+            metering: Metering::Fuel,
             pool_instances: 32,
             stdio_bytes_per_call: 16 << 10,
             hostcall_bytes: 1 << 20,
