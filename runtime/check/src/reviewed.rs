@@ -222,7 +222,6 @@ fn evidence_of(units: &HashMap<u64, UnitAcc>, kinds: &[ValueKind]) -> CellEviden
     CellEvidence { contributors: units.len() as u64, values, units: digests }
 }
 
-/// Total, absolute total and the three largest contributions by size.
 /// The host's value of statistic `kind` of column `j` over the cell's
 /// non-missing values, with what the rules need.
 fn value_evidence(units: &HashMap<u64, UnitAcc>, j: usize, kind: ValueKind) -> ValueEvidence {
@@ -257,7 +256,8 @@ fn value_evidence(units: &HashMap<u64, UnitAcc>, j: usize, kind: ValueKind) -> V
     ev
 }
 
-/// The contributions are per unit and every unit has a value (counts, and
+/// Total, absolute total and the three largest contributions by size. The
+/// contributions are per unit and every unit has a value (counts, and
 /// callers without row-level values); [`evidence_of`] fills in the rest.
 pub fn summarise(contributions: &[f64], expected: Option<f64>) -> ValueEvidence {
     let mut top: Vec<f64> = Vec::with_capacity(4);

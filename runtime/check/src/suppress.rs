@@ -307,8 +307,11 @@ impl<'a> Protection<'a> {
             }
             let Some(ev) = self.evidence(i) else { continue };
             for (v, e) in row.values.iter_mut().zip(&ev.values) {
-                if let Some(expected) = e.as_ref().and_then(|e| e.expected) {
-                    *v = Some(expected);
+                // A statistic the host can compute leaves as the host's value, or
+                // not at all (a mean of no values, a variance of one): never as a
+                // number the module chose.
+                if let Some(e) = e {
+                    *v = e.expected;
                 }
             }
         }

@@ -160,9 +160,14 @@ enum AuditCommand {
         /// The export written by `keyong audit export`.
         file: PathBuf,
         /// The platform's SM2 public key (hex) as you obtained it independently;
-        /// without it, the key named in the export is used.
+        /// without it, the key named in the export is used (which proves only
+        /// that the file agrees with itself).
         #[arg(long)]
         public_key: Option<String>,
+        /// An older export you kept: the new one must contain all its entries
+        /// and checkpoints unchanged (catches a rewrite since then).
+        #[arg(long)]
+        against: Option<PathBuf>,
     },
 }
 
@@ -335,18 +340,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { file, public_key } } => {
-            let export: keyong_model::api::AuditExport =
-                serde_json::from_slice(&read(&file)?).context("the file is not a keyong audit export")?;
-            let key = public_key.unwrap_or_else(|| export.platform_public_key_hex.clone());
+        Command::Audit { command: AuditCommand::Verify { file, public_key, against } } => {
+            let load = |path: &PathBuf| -> anyhow::Result<keyong_model::api::AuditExport> {
+                serde_json::from_slice(&read(path)?)
+                    .with_context(|| format!("{} is not a keyong audit export", path.display()))
+            };
+            let export = load(&file)?;
+            if let Some(older) = &against {
+                keyong_client::audit_extends(&load(older)?, &export)
+                    .map_err(|e| anyhow::anyhow!("{} does not extend {}: {e}", file.display(), older.display()))?;
+            }
+            let key = public_key.unwrap_or_else(|| {
+                eprintln!("warning: no --public-key: checking against the key the export names");
+                export.platform_public_key_hex.clone()
+            });
             let v = keyong_client::verify_audit_export(&export, &key);
             match v.first_bad_seq {
                 None => {
                     println!(
-                        "audit log verifies: {} entries, head {}, {} signed checkpoints",
+                        "audit log verifies: {} entries, head {}, {} signed checkpoints (the last vouches for entry {})",
                         v.entries,
                         v.head,
-                        export.checkpoints.len()
+                        export.checkpoints.len(),
+                        v.vouched
                     );
                     Ok(())
                 }

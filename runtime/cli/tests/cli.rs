@@ -229,5 +229,28 @@ fn release_writes_a_verifiable_bundle() {
     let out = verify(&other);
     assert_eq!(out.status.code(), Some(1), "checkpoints signed by another key vouch for nothing");
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
+    // Against an older export: a log that still holds all of it passes; one
+    // whose past differs from what the older export recorded does not.
+    let mut older: keyong_model::api::AuditExport =
+        serde_json::from_slice(&std::fs::read(dir.join("audit.json")).unwrap()).unwrap();
+    std::fs::write(dir.join("older.json"), serde_json::to_vec(&older).unwrap()).unwrap();
+    let against = |older: &str| {
+        keyong()
+            .args(["audit", "verify", "--public-key", &outcome.audit.platform_public_key_hex, "--against"])
+            .arg(dir.join(older))
+            .arg(dir.join("audit.json"))
+            .output()
+            .unwrap()
+    };
+    assert!(against("older.json").status.success());
+    older.entries[2].detail.push(' ');
+    std::fs::write(dir.join("other.json"), serde_json::to_vec(&older).unwrap()).unwrap();
+    let out = against("other.json");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not extend"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -212,12 +212,12 @@ pub fn sign_module(
 }
 
 /// Verifies an exported audit log offline: the hash chain, every
-/// checkpoint's SM2 signature under `public_key_hex` (the platform key, as
-/// the verifier obtained it — not necessarily the one the export names),
-/// and the chain against the latest checkpoint (truncation, re-chaining).
-/// Returns the verification; `first_bad_seq` is `None` when all holds.
+/// checkpoint's SM2 signature under `public_key_hex` (the platform key as the
+/// verifier obtained it — not necessarily the one the export names), the
+/// chain against each checkpoint (truncation, re-chaining) and a checkpoint
+/// at every filing (deleted checkpoints). `first_bad_seq` is `None` when all holds.
 pub fn verify_audit_export(export: &AuditExport, public_key_hex: &str) -> keyong_crypto::audit::Verification {
-    use keyong_crypto::audit::{Checkpoint, Entry, verify_against};
+    use keyong_crypto::audit::{Checkpoint, Entry, verify_checkpoints};
     let entries: Vec<Entry> = export
         .entries
         .iter()
@@ -232,23 +232,36 @@ pub fn verify_audit_export(export: &AuditExport, public_key_hex: &str) -> keyong
             hash: e.hash.clone(),
         })
         .collect();
-    let checkpoint = |c: &AuditCheckpoint| Checkpoint {
-        entries: c.entries,
-        head: c.head_hash.clone(),
-        at: c.at.clone(),
-        signature_hex: c.signature_hex.clone(),
-    };
-    // Every checkpoint must hold, not only the latest: the earliest failure wins.
-    let mut result = verify_against(&entries, None, public_key_hex);
-    for c in &export.checkpoints {
-        let v = verify_against(&entries, Some(&checkpoint(c)), public_key_hex);
-        if let Some(bad) = v.first_bad_seq
-            && result.first_bad_seq.is_none_or(|s| bad < s)
-        {
-            result.first_bad_seq = Some(bad);
+    let checkpoints: Vec<Checkpoint> = export
+        .checkpoints
+        .iter()
+        .map(|c| Checkpoint {
+            entries: c.entries,
+            head: c.head_hash.clone(),
+            at: c.at.clone(),
+            signature_hex: c.signature_hex.clone(),
+        })
+        .collect();
+    verify_checkpoints(&entries, &checkpoints, public_key_hex)
+}
+
+/// Whether `newer` extends `older`: every entry of the older export is in the
+/// newer one unchanged, and so is every checkpoint. What someone who rewrote
+/// the database after `older` was taken cannot fake (they would have to
+/// remove entries or checkpoints the older export holds). Returns the first
+/// difference.
+pub fn audit_extends(older: &AuditExport, newer: &AuditExport) -> Result<(), String> {
+    for (i, e) in older.entries.iter().enumerate() {
+        if newer.entries.get(i) != Some(e) {
+            return Err(format!("entry {} of the older export is missing or changed", e.seq));
         }
     }
-    result
+    for c in &older.checkpoints {
+        if !newer.checkpoints.contains(c) {
+            return Err(format!("the checkpoint at entry {} of the older export is gone", c.entries));
+        }
+    }
+    Ok(())
 }
 
 /// Verifies a release bundle's receipt signature and that the receipt binds the table and the log.

@@ -217,7 +217,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     say(&format!("operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
     let audit = authority.verify_audit().await?;
     let checkpoint = audit.checkpoint_signature_hex.as_deref().unwrap_or_default();
-    let message = keyong_crypto::audit::checkpoint_message(audit.entries, &audit.head_hash);
+    let message = keyong_crypto::audit::attestation_message(audit.entries, &audit.head_hash);
     keyong_crypto::verify(&audit.platform_public_key_hex, &message, checkpoint)
         .map_err(|e| Error::Decode(format!("audit checkpoint does not verify: {e}")))?;
     say(&format!(

@@ -7,9 +7,9 @@
 //! A chain alone cannot tell that its last entries were deleted, nor that
 //! an entry was removed and every later hash recomputed. So the platform
 //! key signs [`Checkpoint`]s — (entries, head hash) — at every filing and
-//! periodically; [`verify_against`] holds a chain to the latest one: fewer
-//! entries than it covers is a truncation, another hash at its position a
-//! rewrite.
+//! periodically; [`verify_checkpoints`] holds a chain to all of them: fewer
+//! entries than one covers is a truncation, another hash at its position a
+//! rewrite, a filing without its checkpoint a deletion.
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -61,6 +61,8 @@ pub struct Verification {
     pub head: String,
     /// The first entry whose link or hash is wrong, if any.
     pub first_bad_seq: Option<i64>,
+    /// The last entry a valid signed checkpoint covers (0 when none does).
+    pub vouched: u64,
 }
 
 /// A signed statement that the chain had `entries` entries ending in `head`.
@@ -73,9 +75,17 @@ pub struct Checkpoint {
     pub signature_hex: String,
 }
 
-/// The bytes a checkpoint's signature covers (domain-tagged).
+/// The bytes a stored checkpoint's signature covers. Only the store signs
+/// these, inside the transaction that appends the entry.
 pub fn checkpoint_message(entries: u64, head_hash: &str) -> Vec<u8> {
-    format!("keyong-audit-v1\n{entries}\n{head_hash}").into_bytes()
+    format!("keyong-audit-checkpoint-v1\n{entries}\n{head_hash}").into_bytes()
+}
+
+/// The bytes of an attestation: what the verify endpoint signs over the
+/// chain it found. Its own tag, so an attestation — which signs whatever the
+/// database holds — can never pass for a checkpoint.
+pub fn attestation_message(entries: u64, head_hash: &str) -> Vec<u8> {
+    format!("keyong-audit-attestation-v1\n{entries}\n{head_hash}").into_bytes()
 }
 
 impl Checkpoint {
@@ -86,30 +96,36 @@ impl Checkpoint {
     }
 }
 
-/// Verifies `entries` (ascending `seq`) as a chain and against `checkpoint`,
-/// whose signature must verify under `public_key_hex`. A bad signature,
-/// fewer entries than the checkpoint covers, or another hash at its position
-/// makes the chain bad from the first entry the checkpoint vouches for that
-/// is missing or different.
-pub fn verify_against(entries: &[Entry], checkpoint: Option<&Checkpoint>, public_key_hex: &str) -> Verification {
+/// Verifies `entries` (ascending `seq`) as a chain and against every
+/// checkpoint, whose signatures must verify under `public_key_hex`: a
+/// checkpoint with a bad signature, one covering more entries than there
+/// are (truncation), or one whose head differs from the entry at its
+/// position (re-chaining) makes the chain bad from that entry. Every
+/// `filing.*` entry must have a checkpoint at its own position, so deleting
+/// checkpoints shows too. `vouched` is the last entry a valid checkpoint covers.
+pub fn verify_checkpoints(entries: &[Entry], checkpoints: &[Checkpoint], public_key_hex: &str) -> Verification {
     let mut v = verify(entries);
-    let Some(cp) = checkpoint else { return v };
-    let signed = crate::verify(public_key_hex, &checkpoint_message(cp.entries, &cp.head), &cp.signature_hex).is_ok();
-    let bad_at = if !signed {
-        Some(1)
-    } else if v.entries < cp.entries {
-        // Truncated, or broken before the checkpoint: the first entry missing or bad.
-        Some(v.first_bad_seq.unwrap_or(v.entries as i64 + 1))
-    } else if entries[cp.entries as usize - 1].hash != cp.head {
-        // Re-chained: find where the stored chain parts from the signed one.
-        Some(cp.entries as i64)
-    } else {
-        None
-    };
-    if let Some(seq) = bad_at {
-        let seq = v.first_bad_seq.map_or(seq, |s| s.min(seq));
-        v.first_bad_seq = Some(seq);
+    let mut bad = v.first_bad_seq;
+    let mut mark = |seq: i64| bad = Some(bad.map_or(seq, |b| b.min(seq)));
+    for cp in checkpoints {
+        let signed = crate::verify(public_key_hex, &checkpoint_message(cp.entries, &cp.head), &cp.signature_hex);
+        if signed.is_err() || cp.entries == 0 {
+            // A checkpoint the platform did not sign vouches for nothing.
+            mark(1);
+        } else if v.entries < cp.entries {
+            mark(v.first_bad_seq.unwrap_or(v.entries as i64 + 1));
+        } else if entries[cp.entries as usize - 1].hash != cp.head {
+            mark(cp.entries as i64);
+        } else {
+            v.vouched = v.vouched.max(cp.entries);
+        }
     }
+    for e in entries.iter().take(v.entries as usize) {
+        if e.action.starts_with("filing.") && !checkpoints.iter().any(|c| c.entries == e.seq as u64) {
+            mark(e.seq);
+        }
+    }
+    v.first_bad_seq = bad;
     v
 }
 
@@ -120,12 +136,12 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Verification 
     for (expected_seq, e) in (1..).zip(entries) {
         let recomputed = entry_hash(&e.prev_hash, e.seq, &e.at, &e.actor, &e.action, &e.subject, &e.detail);
         if e.seq != expected_seq || e.prev_hash != prev || e.hash != recomputed {
-            return Verification { entries: n, head: prev, first_bad_seq: Some(e.seq) };
+            return Verification { entries: n, head: prev, first_bad_seq: Some(e.seq), vouched: 0 };
         }
         prev = e.hash.clone();
         n += 1;
     }
-    Verification { entries: n, head: prev, first_bad_seq: None }
+    Verification { entries: n, head: prev, first_bad_seq: None, vouched: 0 }
 }
 
 #[cfg(test)]
@@ -195,27 +211,37 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_catch_truncation_and_rewrites() {
+    fn checkpoints_catch_truncation_rewrites_and_deletions() {
         let key = crate::SigningKey::generate().unwrap();
         let public = key.public_key_hex();
-        let c = chain(6);
-        let cp = Checkpoint::sign(&key, 4, &c[3].hash, "t").unwrap();
-        assert_eq!(verify_against(&c, Some(&cp), &public).first_bad_seq, None);
+        let mut c = chain(6);
+        c[3].action = "filing.x".into();
+        rechain(&mut c);
+        let cp = vec![Checkpoint::sign(&key, 4, &c[3].hash, "t").unwrap()];
+        let v = verify_checkpoints(&c, &cp, &public);
+        assert_eq!((v.first_bad_seq, v.vouched), (None, 4));
         // The last entries deleted: the chain alone still verifies.
         let truncated = &c[..3];
         assert_eq!(verify(truncated).first_bad_seq, None);
-        assert_eq!(verify_against(truncated, Some(&cp), &public).first_bad_seq, Some(4));
-        // Entries after the checkpoint may still be cut: why checkpoints are frequent.
-        assert_eq!(verify_against(&c[..4], Some(&cp), &public).first_bad_seq, None);
+        assert_eq!(verify_checkpoints(truncated, &cp, &public).first_bad_seq, Some(4));
+        // Entries after the last checkpoint may still be cut: why checkpoints are frequent.
+        assert_eq!(verify_checkpoints(&c[..4], &cp, &public).first_bad_seq, None);
         // One entry removed and the rest re-chained.
         let mut rewritten = c.clone();
         rewritten.remove(1);
         rechain(&mut rewritten);
         assert_eq!(verify(&rewritten).first_bad_seq, None);
-        assert_eq!(verify_against(&rewritten, Some(&cp), &public).first_bad_seq, Some(4));
-        // A checkpoint not signed by the platform key vouches for nothing.
+        assert_eq!(verify_checkpoints(&rewritten, &cp, &public).first_bad_seq, Some(3));
+        // The checkpoint deleted too: the filing has none.
+        assert_eq!(verify_checkpoints(&rewritten, &[], &public).first_bad_seq, Some(3));
+        assert_eq!(verify_checkpoints(&c, &[], &public).first_bad_seq, Some(4));
+        // A checkpoint not signed by the platform key vouches for nothing, and
+        // neither does an attestation's signature over the same numbers.
         let other = crate::SigningKey::generate().unwrap();
-        let forged = Checkpoint::sign(&other, 4, &c[3].hash, "t").unwrap();
-        assert_eq!(verify_against(&c, Some(&forged), &public).first_bad_seq, Some(1));
+        let forged = vec![Checkpoint::sign(&other, 4, &c[3].hash, "t").unwrap()];
+        assert_eq!(verify_checkpoints(&c, &forged, &public).first_bad_seq, Some(1));
+        let attested = key.sign(&attestation_message(4, &c[3].hash)).unwrap();
+        let replayed = vec![Checkpoint { signature_hex: attested, ..cp[0].clone() }];
+        assert_eq!(verify_checkpoints(&c, &replayed, &public).first_bad_seq, Some(1));
     }
 }

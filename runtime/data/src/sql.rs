@@ -391,10 +391,6 @@ fn aggregate(e: &Expr) -> Result<(AggKind, Option<String>)> {
     })
 }
 
-/// A WHERE predicate may use columns, literals, comparisons, arithmetic,
-/// AND/OR/NOT, IN lists, BETWEEN, LIKE and IS [NOT] NULL; nothing else (no
-/// functions, subqueries or casts), so it is a per-row test of authorised
-/// columns.
 /// The checked predicate `e` printed with total semantics, so that no row
 /// can make the query fail (a failure would tell the operator that some row
 /// exists): every sub-expression is parenthesised, and a division is done
@@ -430,6 +426,10 @@ fn total(e: &Expr) -> String {
     }
 }
 
+/// A WHERE predicate may use columns, literals, comparisons, arithmetic,
+/// AND/OR/NOT, IN lists, BETWEEN, LIKE and IS [NOT] NULL; nothing else (no
+/// functions, subqueries or casts), so it is a per-row test of authorised
+/// columns.
 fn check_predicate(e: &Expr, use_column: &mut impl FnMut(&str) -> Result<()>) -> Result<()> {
     use BinaryOperator as B;
     match e {
@@ -469,10 +469,12 @@ fn check_predicate(e: &Expr, use_column: &mut impl FnMut(&str) -> Result<()>) ->
             check_predicate(low, use_column)?;
             check_predicate(high, use_column)
         }
-        Expr::Like { expr, pattern, escape_char: None, any: false, .. } => {
-            check_predicate(expr, use_column)?;
-            check_predicate(pattern, use_column)
-        }
+        // The pattern must be a literal: a pattern taken from a column could
+        // fail to compile on some rows (too long, say).
+        Expr::Like { expr, pattern, escape_char: None, any: false, .. } => match pattern.as_ref() {
+            Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => check_predicate(expr, use_column),
+            _ => Err(refuse("the pattern of LIKE must be a string literal")),
+        },
         other => Err(refuse(format!("`{other}` is not allowed in WHERE (columns, literals, comparisons only)"))),
     }
 }
@@ -555,6 +557,7 @@ mod tests {
             ("SELECT COUNT(*), COUNT(*) FROM electricity_bills", "appears twice"),
             ("SELECT QUANTILE(kwh, 2) FROM electricity_bills", "from 0 to 1"),
             ("SELECT COUNT(*) OVER () FROM electricity_bills", "OVER"),
+            ("SELECT COUNT(*) FROM electricity_bills WHERE district LIKE bill_date", "string literal"),
         ];
         for (sql, why) in cases {
             let err = SqlPlan::compile(&manifest(sql)).unwrap_err().to_string();

@@ -263,6 +263,8 @@ fn infallible_cast(from: &DataType, to: &DataType) -> bool {
         _ if from == to => true,
         (T::Null, _) => true,
         (T::Dictionary(_, values), _) => infallible_cast(values, to),
+        // Bytes to text fails on bytes that are not UTF-8.
+        (T::Binary | T::LargeBinary | T::BinaryView | T::FixedSizeBinary(_), _) => false,
         (_, T::Utf8 | T::LargeUtf8 | T::Utf8View) => true,
         (f, T::Float64) if f.is_numeric() => true,
         (T::Float32, T::Float64) => true,
@@ -339,6 +341,19 @@ pub(crate) mod tests {
             64 << 20,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn only_conversions_that_cannot_fail_count_as_total() {
+        use DataType as T;
+        let dict = T::Dictionary(Box::new(T::Int32), Box::new(T::Utf8));
+        for (from, to) in [(T::Int32, T::Int64), (T::Int64, T::Float64), (T::Float64, T::Utf8), (dict.clone(), T::Utf8)]
+        {
+            assert!(infallible_cast(&from, &to), "{from} → {to}");
+        }
+        for (from, to) in [(T::Utf8, T::Int64), (dict, T::Float64), (T::Binary, T::Utf8), (T::Float64, T::Int64)] {
+            assert!(!infallible_cast(&from, &to), "{from} → {to}");
+        }
     }
 
     #[test]

@@ -563,11 +563,14 @@ pub struct AuditVerification {
     /// Sequence number of the first entry that fails to verify — altered,
     /// missing (truncated), or re-chained behind the latest checkpoint.
     pub first_bad_seq: Option<i64>,
-    /// The latest stored checkpoint the chain was held to.
+    /// The last entry a valid signed checkpoint covers.
+    pub vouched_entries: u64,
+    /// The latest stored checkpoint (the chain is held to all of them).
     pub checkpoint: Option<AuditCheckpoint>,
-    /// A fresh checkpoint over the current head: the platform's SM2
-    /// signature (DER, hex) over `keyong-audit-v1\n{entries}\n{head_hash}`,
-    /// when the chain verifies.
+    /// An attestation of what was verified, when the chain verifies: the
+    /// platform's SM2 signature (DER, hex) over
+    /// `keyong-audit-attestation-v1\n{entries}\n{head_hash}` — a tag of its
+    /// own, so it can never pass for a stored checkpoint.
     pub checkpoint_signature_hex: Option<String>,
     pub platform_public_key_hex: String,
 }

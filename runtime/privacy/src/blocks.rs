@@ -124,8 +124,18 @@ impl BlockAggregator {
         blocks: u32,
         budget: Loss,
     ) -> Result<(Calibrated, Vec<NoiseInfo>)> {
+        Self::plan_fixed(outputs, FixedBounds::with_width("the block outputs", lower, upper)?, blocks, budget)
+    }
+
+    /// [`BlockAggregator::plan`] on the fixed-point bounds the sums were clamped to.
+    fn plan_fixed(
+        outputs: &[String],
+        bounds: FixedBounds,
+        blocks: u32,
+        budget: Loss,
+    ) -> Result<(Calibrated, Vec<NoiseInfo>)> {
         // One unit changes one block's output by at most the width, in every coordinate.
-        let width = FixedBounds::with_width("the block outputs", lower, upper)?.width();
+        let width = bounds.width();
         let d = outputs.len() as f64;
         let (l1, l2) = sensitivities(outputs.len() as u64, width);
         let noise = Calibrated::new(l1, l2, budget)?;
@@ -152,8 +162,16 @@ impl BlockAggregator {
         for s in &mut self.sums {
             *s += missing * mid;
         }
-        let (lo, hi) = (self.lower as f64 / SUM_RESOLUTION, self.upper as f64 / SUM_RESOLUTION);
-        let (noise, info) = Self::plan(&self.outputs, lo, hi, self.blocks, budget)?;
+        let bounds = FixedBounds { lower: self.lower, upper: self.upper };
+        let (lo, hi) = (bounds.lower_f64(), bounds.upper_f64());
+        // Exactly the integers the sums were clamped to; the rounded bounds are
+        // still refused when they have no width.
+        if bounds.width() == 0 {
+            return Err(crate::Error::InvalidParameters(
+                "block output bounds are equal at the host's fixed-point resolution".into(),
+            ));
+        }
+        let (noise, info) = Self::plan_fixed(&self.outputs, bounds, self.blocks, budget)?;
         self.evidence.noise = info;
         let noisy = noise.apply(&self.sums)?;
         let k = self.blocks as f64;

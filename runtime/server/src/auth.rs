@@ -13,18 +13,17 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub(crate) UserRow);
 
-/// SM3 of a token, as stored.
-pub(crate) fn token_hash(token: &str) -> String {
-    keyong_crypto::sm3_hex(token.as_bytes())
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let token = header.and_then(|h| h.strip_prefix("Bearer ")).ok_or(ApiError::Unauthenticated)?;
-        let user = state.store.user_by_token_hash(&token_hash(token.trim())).await?.ok_or(ApiError::Unauthenticated)?;
+        let user = state
+            .store
+            .user_by_token_hash(&state.keys.token_hash(token.trim()))
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         // Two-person rules bind people, not accounts: a reviewer account does
         // nothing until an authority user other than its creator confirms it
         // (and confirmation replaces the token its creator was given).

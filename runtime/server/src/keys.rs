@@ -30,6 +30,13 @@ impl Keys {
     pub(crate) fn report_key(&self) -> [u8; 32] {
         keyong_crypto::hmac_sm3(&self.pseudonym_secret, b"keyong-report-commitment-v1")
     }
+
+    /// A token as stored: HMAC-SM3 under a key derived from the platform
+    /// secret, so someone who can write the database cannot mint a token.
+    pub(crate) fn token_hash(&self, token: &str) -> String {
+        let key = keyong_crypto::hmac_sm3(&self.pseudonym_secret, b"keyong-token-v1");
+        hex::encode(keyong_crypto::hmac_sm3(&key, token.as_bytes()))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,7 +81,7 @@ impl Keys {
 
 /// On first start (no authority user yet) creates the authority organisation
 /// and its first user, and writes that user's token to [`BOOTSTRAP_TOKEN_FILE`].
-pub(crate) async fn bootstrap(store: &Store, root: &Dir) -> Result<(), String> {
+pub(crate) async fn bootstrap(store: &Store, root: &Dir, keys: &Keys) -> Result<(), String> {
     if store.user("authority-admin").await.map_err(|e| e.to_string())?.is_some() {
         return Ok(());
     }
@@ -87,16 +94,9 @@ pub(crate) async fn bootstrap(store: &Store, root: &Dir) -> Result<(), String> {
         agreement_until: None,
     };
     tx.insert_org(&org).await.map_err(|e| e.to_string())?;
-    tx.insert_user(
-        "authority-admin",
-        &org.id,
-        "authority admin",
-        Role::Authority,
-        &crate::auth::token_hash(&token),
-        "system",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    tx.insert_user("authority-admin", &org.id, "authority admin", Role::Authority, &keys.token_hash(&token), "system")
+        .await
+        .map_err(|e| e.to_string())?;
     tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id }))
         .await
         .map_err(|e| e.to_string())?;

@@ -134,7 +134,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         Store::open_sqlite(&config.data_root.join("keyong.db")).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let keys = keys::Keys::load_or_create(&root).map_err(|e| StartError::Setup(e.to_string()))?;
     let store = store.with_checkpoint_key(keys.platform.clone());
-    keys::bootstrap(&store, &root).await.map_err(|e| StartError::Setup(e.to_string()))?;
+    keys::bootstrap(&store, &root, &keys).await.map_err(|e| StartError::Setup(e.to_string()))?;
     let sandbox = Sandbox::new(config.sandbox.clone()).map_err(|e| StartError::Setup(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)
         .await

@@ -12,7 +12,7 @@ mod rows;
 mod tx;
 
 pub use rows::{DatasetRow, JobRow, ModuleRow, ScenarioRow, UserRow};
-pub use tx::{BudgetShortfall, Tx};
+pub use tx::{BudgetLeft, Tx};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -340,13 +340,14 @@ impl Store {
             .collect())
     }
 
-    /// Verifies the chain and holds it to the latest stored checkpoint,
-    /// whose signature must verify under `public_key_hex`. Returns the
-    /// verification and the checkpoint it was held to.
+    /// Verifies the chain and holds it to every stored checkpoint, whose
+    /// signatures must verify under `public_key_hex`. Returns the
+    /// verification and the latest checkpoint.
     pub async fn verify_audit(&self, public_key_hex: &str) -> Result<(audit::Verification, Option<audit::Checkpoint>)> {
         let entries = self.audit_entries().await?;
-        let latest = self.audit_checkpoints().await?.pop();
-        Ok((audit::verify_against(&entries, latest.as_ref(), public_key_hex), latest))
+        let mut checkpoints = self.audit_checkpoints().await?;
+        let v = audit::verify_checkpoints(&entries, &checkpoints, public_key_hex);
+        Ok((v, checkpoints.pop()))
     }
 }
 
@@ -428,7 +429,7 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await.unwrap();
-                match tx.reserve_budget("d", "s1", Charge { rho: 0.05, delta: 0.0 }).await.unwrap() {
+                match tx.reserve_budget("s1", Charge { rho: 0.05, delta: 0.0 }).await.unwrap() {
                     Ok(()) => {
                         tx.commit().await.unwrap();
                         true
@@ -442,12 +443,19 @@ mod tests {
         let s = store.scenario("s1").await.unwrap().unwrap();
         assert!(s.scenario.budget.rho_spent <= 0.5 + 1e-9);
         let d = store.dataset("d").await.unwrap().unwrap();
-        assert!((d.entry.budget.rho_spent - 0.5).abs() < 1e-9, "the dataset is charged exactly as often");
+        assert_eq!(d.entry.budget.rho_spent, 0.0, "jobs draw on their scenario only");
         assert_eq!(d.entry.consent_column.as_deref(), Some("consent"));
         let mut tx = store.begin().await.unwrap();
-        let short = tx.reserve_budget("d", "s1", Charge { rho: 0.05, delta: 0.0 }).await.unwrap().unwrap_err();
-        assert!(short.scenario_rho_left < 1e-9 && (short.dataset_rho_left - 0.5).abs() < 1e-9, "{short:?}");
+        let short = tx.reserve_budget("s1", Charge { rho: 0.05, delta: 0.0 }).await.unwrap().unwrap_err();
+        assert!(short.rho < 1e-9, "{short:?}");
         drop(tx);
+        // Scenarios are set aside from the dataset: 0.6 fits in 1.0 once, not twice.
+        let mut tx = store.begin().await.unwrap();
+        let allocation = Charge { rho: 0.6, delta: 1e-7 };
+        tx.allocate_dataset_budget("d", allocation).await.unwrap().unwrap();
+        let left = tx.allocate_dataset_budget("d", allocation).await.unwrap().unwrap_err();
+        assert!((left.rho - 0.4).abs() < 1e-9, "{left:?}");
+        tx.commit().await.unwrap();
         let _ = std::fs::remove_file(path);
     }
 
@@ -461,7 +469,7 @@ mod tests {
         let mut ok = 0;
         for _ in 0..20 {
             let mut tx = store.begin().await.unwrap();
-            if tx.reserve_budget("d", "s1", charge).await.unwrap().is_ok() {
+            if tx.reserve_budget("s1", charge).await.unwrap().is_ok() {
                 tx.commit().await.unwrap();
                 ok += 1;
             }
@@ -469,11 +477,12 @@ mod tests {
         assert_eq!(ok, 10);
         let s = store.scenario("s1").await.unwrap().unwrap().scenario.budget;
         assert!((s.delta_spent - 1e-8).abs() < 1e-20 && (s.rho_spent - 0.1).abs() < 1e-9, "{s:?}");
-        let d = store.dataset("d").await.unwrap().unwrap().entry.budget;
-        assert!((d.delta_spent - 1e-8).abs() < 1e-20, "the dataset is charged the same δ: {d:?}");
         let mut tx = store.begin().await.unwrap();
-        let short = tx.reserve_budget("d", "s1", charge).await.unwrap().unwrap_err();
-        assert!(short.scenario_delta_left < 1e-18 && short.scenario_rho_left > 9.0, "{short:?}");
+        let short = tx.reserve_budget("s1", charge).await.unwrap().unwrap_err();
+        assert!(short.delta < 1e-18 && short.rho > 9.0, "{short:?}");
+        // A dataset's δ is allocated like its ρ.
+        let left = tx.allocate_dataset_budget("d", Charge { rho: 0.1, delta: 2e-6 }).await.unwrap().unwrap_err();
+        assert!((left.delta - 1e-6).abs() < 1e-18, "{left:?}");
         drop(tx);
         let _ = std::fs::remove_file(path);
     }

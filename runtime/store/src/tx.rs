@@ -20,13 +20,11 @@ pub struct Tx {
 /// A signed audit checkpoint at least every this many entries (and at every filing).
 pub(crate) const CHECKPOINT_EVERY: i64 = 32;
 
-/// What a budget reservation lacked: the ρ and δ left at each level.
+/// What is left of a budget that a charge did not fit.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BudgetShortfall {
-    pub dataset_rho_left: f64,
-    pub scenario_rho_left: f64,
-    pub dataset_delta_left: f64,
-    pub scenario_delta_left: f64,
+pub struct BudgetLeft {
+    pub rho: f64,
+    pub delta: f64,
 }
 
 /// Slack for floating-point accumulation of spent ρ.
@@ -76,6 +74,23 @@ impl Tx {
         if let Some(key) = &self.checkpoint_key
             && (action.starts_with("filing.") || seq % CHECKPOINT_EVERY == 0)
         {
+            // Never sign over a chain that no longer holds its latest checkpoint
+            // (someone rewrote the file): fail closed, the write is refused.
+            let latest: Option<(i64, String)> =
+                sqlx::query_as("SELECT entries, head_hash FROM audit_checkpoints ORDER BY entries DESC LIMIT 1")
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+            if let Some((at, head)) = latest {
+                let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?")
+                    .bind(at)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                if hash.as_deref() != Some(head.as_str()) {
+                    return Err(crate::Error::Corrupt(format!(
+                        "the audit log no longer matches its checkpoint at entry {at}; nothing is signed over it"
+                    )));
+                }
+            }
             let cp = audit::Checkpoint::sign(key, seq as u64, &hash, &self.now).map_err(crate::Error::Checkpoint)?;
             sqlx::query("INSERT INTO audit_checkpoints (entries, head_hash, at, signature) VALUES (?, ?, ?, ?)")
                 .bind(seq)
@@ -444,47 +459,48 @@ impl Tx {
         Ok(())
     }
 
-    /// Charges ρ and δ to the dataset and the scenario, or nothing when any
-    /// of the four would be overspent (writers are serialised, so what is
-    /// read here is what the update sees).
-    pub async fn reserve_budget(
-        &mut self,
-        dataset: &str,
-        scenario: &str,
-        charge: Charge,
-    ) -> Result<Result<(), BudgetShortfall>> {
-        let (d_rho, d_delta): (f64, f64) =
-            sqlx::query_as("SELECT rho_total - rho_spent, delta_total - delta_spent FROM datasets WHERE name = ?")
-                .bind(dataset)
-                .fetch_optional(&mut *self.tx)
-                .await?
-                .unwrap_or((0.0, 0.0));
-        let (s_rho, s_delta): (f64, f64) =
+    /// Charges a job's ρ and δ to its scenario, or nothing when either
+    /// would be overspent (writers are serialised, so what is read here is
+    /// what the update sees). The scenario's whole budget was set aside from
+    /// its datasets when it was approved ([`Tx::allocate_dataset_budget`]), so
+    /// a job never tests what other organisations left of a shared dataset.
+    pub async fn reserve_budget(&mut self, scenario: &str, charge: Charge) -> Result<Result<(), BudgetLeft>> {
+        let (rho, delta): (f64, f64) =
             sqlx::query_as("SELECT rho_total - rho_spent, delta_total - delta_spent FROM scenarios WHERE id = ?")
                 .bind(scenario)
                 .fetch_optional(&mut *self.tx)
                 .await?
                 .unwrap_or((0.0, 0.0));
-        let short = BudgetShortfall {
-            dataset_rho_left: d_rho.max(0.0),
-            scenario_rho_left: s_rho.max(0.0),
-            dataset_delta_left: d_delta.max(0.0),
-            scenario_delta_left: s_delta.max(0.0),
-        };
-        let fits = charge.rho <= d_rho.min(s_rho) + RHO_EPS && charge.delta <= d_delta.min(s_delta) + DELTA_EPS;
-        if !fits {
-            return Ok(Err(short));
+        let left = BudgetLeft { rho: rho.max(0.0), delta: delta.max(0.0) };
+        if charge.rho > rho + RHO_EPS || charge.delta > delta + DELTA_EPS {
+            return Ok(Err(left));
+        }
+        sqlx::query("UPDATE scenarios SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE id = ?")
+            .bind(charge.rho)
+            .bind(charge.delta)
+            .bind(scenario)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(Ok(()))
+    }
+
+    /// Sets a scenario's whole ρ and δ aside from a dataset's budget (at the
+    /// scenario's approval), or nothing when the dataset cannot cover it.
+    pub async fn allocate_dataset_budget(&mut self, dataset: &str, charge: Charge) -> Result<Result<(), BudgetLeft>> {
+        let (rho, delta): (f64, f64) =
+            sqlx::query_as("SELECT rho_total - rho_spent, delta_total - delta_spent FROM datasets WHERE name = ?")
+                .bind(dataset)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .unwrap_or((0.0, 0.0));
+        let left = BudgetLeft { rho: rho.max(0.0), delta: delta.max(0.0) };
+        if charge.rho > rho + RHO_EPS || charge.delta > delta + DELTA_EPS {
+            return Ok(Err(left));
         }
         sqlx::query("UPDATE datasets SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE name = ?")
             .bind(charge.rho)
             .bind(charge.delta)
             .bind(dataset)
-            .execute(&mut *self.tx)
-            .await?;
-        sqlx::query("UPDATE scenarios SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE id = ?")
-            .bind(charge.rho)
-            .bind(charge.delta)
-            .bind(scenario)
             .execute(&mut *self.tx)
             .await?;
         Ok(Ok(()))

@@ -193,7 +193,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BudgetExhausted));
-    assert!(err.to_string().contains("scenario: ρ 1.5"), "{err}");
+    assert!(err.to_string().contains("the scenario has left (ρ 1.5"), "{err}");
     assert!(err.to_string().contains("δ = 0,"), "{err}");
 
     // Review: the released job cannot be voted on again; release needs approval.

@@ -73,13 +73,14 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     let preview = operator.preview(&req).await.unwrap();
     assert!(preview.delta > 0.0 && preview.delta <= 1e-9, "{preview:?}");
     assert!((preview.scenario_delta_left - 1e-7).abs() < 1e-18, "{preview:?}");
+    // The scenario's whole budget was set aside from the dataset at approval.
+    let dataset = agency.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
+    assert_eq!((dataset.budget.rho_spent, dataset.budget.delta_spent), (2.0, 1e-7));
     let job = operator.submit_job(&req).await.unwrap();
     assert_eq!(job.delta, preview.delta);
     let spent = operator.scenario_budget(&scenario).await.unwrap();
     assert_eq!(spent.budget.delta_spent, preview.delta);
     assert_eq!(spent.ledger.iter().map(|e| e.delta).sum::<f64>(), preview.delta);
-    let dataset = agency.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
-    assert_eq!(dataset.budget.delta_spent, preview.delta, "the dataset is charged the same δ");
 
     // Hole 7: an operator sees only its own organisation's spending of the
     // shared dataset budget, and no dataset remainder in a preview.
@@ -129,6 +130,7 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     assert_ne!(b_module.id, outcome.module.id, "module ids are scoped per organisation");
     let again = operator.submit_module(&sign_module(key, &wasm, &outcome.review.manifest).unwrap()).await;
     assert_eq!(code(again), ErrorCode::Conflict, "only the same organisation's own resubmission conflicts");
+    // B's scenario took its ρ from what is left of the dataset (4 − 2 = 2 ≥ 1).
     let b_seen = b.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
     assert_eq!((b_seen.budget.rho_spent, b_seen.budget.delta_spent), (0.0, 0.0), "B sees none of A's spending");
     assert_eq!(b_seen.budget.rho_total, seen.budget.rho_total, "the total is public policy");
@@ -223,10 +225,18 @@ async fn one_officer_cannot_meet_the_two_person_rule() {
     assert_eq!(code(unconfirmed.review_queue().await), ErrorCode::Unauthenticated);
     assert_eq!(code(authority.confirm_reviewer(&created.user.id).await), ErrorCode::InvalidState);
 
-    // Whoever creates a reviewer account cannot confirm it.
-    let own = authority.create_user(&new_reviewer("reviewer 4")).await.unwrap();
-    assert_eq!(code(authority.confirm_reviewer(&own.user.id).await), ErrorCode::PolicyDenied);
+    // Creation and confirmation sit in two organisations: the authority cannot
+    // create a reviewer account (it could then confirm its own).
+    assert_eq!(code(authority.create_user(&new_reviewer("reviewer 4")).await), ErrorCode::Forbidden);
     assert_eq!(code(authority.confirm_reviewer(&a.operator_org).await), ErrorCode::NotFound);
+    // Someone with the database file cannot mint a token: tokens are stored keyed.
+    let db = server.db().await;
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM users WHERE id = ?")
+        .bind(&confirmed.user.id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_ne!(stored, keyong_crypto::sm3_hex(confirmed.token.as_bytes()));
 
     // The filings show who created and who confirmed each reviewer.
     let filings = authority.filings().await.unwrap();

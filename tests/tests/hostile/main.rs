@@ -78,6 +78,14 @@ fn infinite_loop_runs_out_of_fuel() {
     assert!(t.elapsed() < Duration::from_secs(30));
 }
 
+/// Bulk memory operations are charged per byte (wasmtime 48), so a loop of
+/// 16 MiB `memory.fill`s runs out of fuel long before the wall-clock
+/// backstop: machine load never decides it.
+#[test]
+fn bulk_memory_runs_out_of_fuel_not_of_time() {
+    assert_eq!(run("bulk_memory_spin", 1).0, Err(UnitFailure::OutOfFuel));
+}
+
 /// The per-call limit is fuel, so whether a call finishes depends on the
 /// module and its rows only: the same outcome with the other core idle or
 /// saturated, and the wall-clock backstop never decides.

@@ -1,6 +1,6 @@
 //! Organisations, users, signing keys and audit verification.
 
-use keyong_crypto::audit::{self, checkpoint_message};
+use keyong_crypto::audit::{self, attestation_message};
 use keyong_model::api::{
     AuditCheckpoint, AuditEntry, AuditExport, AuditVerification, CreateOrg, CreateUser, CreatedUser, Filing, Org,
     SetSigningKey, User,
@@ -9,7 +9,7 @@ use keyong_model::{OrgKind, Role};
 
 use super::{check_text, format_date, new_id, parse_date, today};
 use crate::AppState;
-use crate::auth::{Caller, token_hash};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use axum::extract::State;
 
@@ -98,10 +98,17 @@ pub(crate) async fn create_user(
     if caller.role() == Role::Agency && req.role == Role::Authority {
         return Err(ApiError::Forbidden("the agency cannot create authority users".into()));
     }
+    // Creation and confirmation sit in two organisations: the agency creates
+    // its reviewers, the authority confirms them.
+    if req.role == Role::Reviewer && caller.role() != Role::Agency {
+        return Err(ApiError::Forbidden(
+            "reviewers are agency staff: the agency creates their accounts and the authority confirms them".into(),
+        ));
+    }
     let token = keyong_crypto::random_hex32().map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = User { id: new_id(), org_id: org.id.clone(), name: req.name.trim().to_string(), role: req.role };
     let mut tx = st.store.begin().await?;
-    tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &token_hash(&token), caller.id()).await?;
+    tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &st.keys.token_hash(&token), caller.id()).await?;
     let detail = serde_json::json!({ "org": user.org_id, "role": user.role, "created_by": caller.id() });
     tx.audit(caller.id(), "user.create", &user.id, detail).await?;
     tx.commit().await?;
@@ -133,7 +140,7 @@ pub(crate) async fn confirm_reviewer(
     }
     let token = keyong_crypto::random_hex32().map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = st.store.begin().await?;
-    if !tx.confirm_reviewer(&id, caller.id(), &token_hash(&token)).await? {
+    if !tx.confirm_reviewer(&id, caller.id(), &st.keys.token_hash(&token)).await? {
         return Err(ApiError::InvalidState("the account changed; try again".into()));
     }
     let detail = serde_json::json!({ "org": user.org_id, "created_by": user.created_by, "confirmed_by": caller.id() });
@@ -193,7 +200,7 @@ pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> 
     let (v, latest) = st.store.verify_audit(&public_key).await?;
     let ok = v.first_bad_seq.is_none();
     let checkpoint_signature_hex = if ok {
-        let msg = checkpoint_message(v.entries, &v.head);
+        let msg = attestation_message(v.entries, &v.head);
         Some(st.keys.platform.sign(&msg).map_err(|e| ApiError::Internal(e.to_string()))?)
     } else {
         None
@@ -203,6 +210,7 @@ pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> 
         entries: v.entries,
         head_hash: v.head,
         first_bad_seq: v.first_bad_seq,
+        vouched_entries: v.vouched,
         checkpoint: latest.map(api_checkpoint),
         checkpoint_signature_hex,
         platform_public_key_hex: public_key,

@@ -203,21 +203,15 @@ pub(crate) async fn submit(
     }
     let charge = charge(&module, req.budget, &outputs);
     if charge != Charge::default()
-        && let Err(short) = tx.reserve_budget(&dataset.entry.name, &scenario.scenario.id, charge).await?
+        && let Err(left) = tx.reserve_budget(&scenario.scenario.id, charge).await?
     {
         drop(tx);
         return Err(ApiError::BudgetExhausted(format!(
-            "this run would charge ρ = {}, δ = {}, more than is left (scenario: ρ {:.6}, δ {}; {}); nothing was charged",
+            "this run would charge ρ = {}, δ = {}, more than the scenario has left (ρ {:.6}, δ {}); nothing was charged",
             charge.rho,
             delta_text(charge.delta),
-            short.scenario_rho_left,
-            delta_text(short.scenario_delta_left),
-            // Operators never learn what other organisations spent of the shared dataset budget.
-            if charge.rho <= short.dataset_rho_left && charge.delta <= short.dataset_delta_left {
-                "the dataset's shared budget covers it"
-            } else {
-                "or the dataset's shared budget cannot cover it"
-            },
+            left.rho,
+            delta_text(left.delta),
         )));
     }
     let id = new_id();

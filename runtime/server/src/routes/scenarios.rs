@@ -163,6 +163,21 @@ async fn decide(
     if !tx.set_scenario_status(id, from, to, &valid_until).await? {
         return Err(ApiError::InvalidState(format!("scenario is {}, not {from}", row.scenario.status)));
     }
+    if to == ScenarioStatus::Approved {
+        // The scenario's whole ρ and δ are set aside from each of its datasets
+        // now, so its jobs never test what other organisations left of them.
+        let b = &row.scenario.budget;
+        let allocation = keyong_model::Charge { rho: b.rho_total, delta: b.delta_total };
+        for d in &row.scenario.datasets {
+            if let Err(left) = tx.allocate_dataset_budget(&d.name, allocation).await? {
+                return Err(ApiError::BudgetExhausted(format!(
+                    "dataset `{}` has ρ {:.6} and δ {:e} left to allocate; this scenario needs ρ {} and δ {:e}; \
+                     nothing was decided",
+                    d.name, left.rho, left.delta, allocation.rho, allocation.delta
+                )));
+            }
+        }
+    }
     let detail = serde_json::json!({ "decision": req.decision, "comment": req.comment, "status": to });
     // 备案: every scenario decision is filed with the authority.
     tx.audit_and_file(caller.id(), action, "filing.scenario", id, detail).await?;

@@ -129,6 +129,21 @@ mod imp {
     }
 }
 
+/// `bulk_memory_spin`: burns time in `memory.fill` (16 MiB at a time), the
+/// operation fuel would under-count if it charged per instruction, not per byte.
+#[cfg(feature = "bulk_memory_spin")]
+mod imp {
+    pub(crate) fn behave(_: &super::Rows, _: &mut super::Emitter) {
+        let mut buf = vec![0u8; 16 << 20];
+        let mut i = 0u8;
+        loop {
+            buf.fill(i);
+            i = i.wrapping_add(1);
+            std::hint::black_box(&buf);
+        }
+    }
+}
+
 #[cfg(feature = "memory_bomb")]
 mod imp {
     pub(crate) fn behave(_: &super::Rows, out: &mut super::Emitter) {
@@ -340,6 +355,7 @@ mod imp {
 #[cfg(not(any(
     feature = "infinite_loop",
     feature = "spin_on_some_units",
+    feature = "bulk_memory_spin",
     feature = "memory_bomb",
     feature = "deep_recursion",
     feature = "huge_output",
