@@ -27,6 +27,13 @@ pub struct BudgetLeft {
     pub delta: f64,
 }
 
+/// The two budgets a privacy loss is charged to.
+#[derive(Debug, Clone, Copy)]
+enum Ledger {
+    Dataset,
+    Scenario,
+}
+
 /// Slack for floating-point accumulation of spent ρ.
 const RHO_EPS: f64 = 1e-12;
 /// Slack for floating-point accumulation of spent δ (δs are ~1e-9).
@@ -465,44 +472,32 @@ impl Tx {
     /// its datasets when it was approved ([`Tx::allocate_dataset_budget`]), so
     /// a job never tests what other organisations left of a shared dataset.
     pub async fn reserve_budget(&mut self, scenario: &str, charge: Charge) -> Result<Result<(), BudgetLeft>> {
-        let (rho, delta): (f64, f64) =
-            sqlx::query_as("SELECT rho_total - rho_spent, delta_total - delta_spent FROM scenarios WHERE id = ?")
-                .bind(scenario)
-                .fetch_optional(&mut *self.tx)
-                .await?
-                .unwrap_or((0.0, 0.0));
-        let left = BudgetLeft { rho: rho.max(0.0), delta: delta.max(0.0) };
-        if charge.rho > rho + RHO_EPS || charge.delta > delta + DELTA_EPS {
-            return Ok(Err(left));
-        }
-        sqlx::query("UPDATE scenarios SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE id = ?")
-            .bind(charge.rho)
-            .bind(charge.delta)
-            .bind(scenario)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(Ok(()))
+        self.take(Ledger::Scenario, scenario, charge).await
     }
 
     /// Sets a scenario's whole ρ and δ aside from a dataset's budget (at the
     /// scenario's approval), or nothing when the dataset cannot cover it.
     pub async fn allocate_dataset_budget(&mut self, dataset: &str, charge: Charge) -> Result<Result<(), BudgetLeft>> {
+        self.take(Ledger::Dataset, dataset, charge).await
+    }
+
+    async fn take(&mut self, ledger: Ledger, name: &str, charge: Charge) -> Result<Result<(), BudgetLeft>> {
+        let (left, spend) = match ledger {
+            Ledger::Dataset => (
+                "SELECT rho_total - rho_spent, delta_total - delta_spent FROM datasets WHERE name = ?",
+                "UPDATE datasets SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE name = ?",
+            ),
+            Ledger::Scenario => (
+                "SELECT rho_total - rho_spent, delta_total - delta_spent FROM scenarios WHERE id = ?",
+                "UPDATE scenarios SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE id = ?",
+            ),
+        };
         let (rho, delta): (f64, f64) =
-            sqlx::query_as("SELECT rho_total - rho_spent, delta_total - delta_spent FROM datasets WHERE name = ?")
-                .bind(dataset)
-                .fetch_optional(&mut *self.tx)
-                .await?
-                .unwrap_or((0.0, 0.0));
-        let left = BudgetLeft { rho: rho.max(0.0), delta: delta.max(0.0) };
+            sqlx::query_as(left).bind(name).fetch_optional(&mut *self.tx).await?.unwrap_or((0.0, 0.0));
         if charge.rho > rho + RHO_EPS || charge.delta > delta + DELTA_EPS {
-            return Ok(Err(left));
+            return Ok(Err(BudgetLeft { rho: rho.max(0.0), delta: delta.max(0.0) }));
         }
-        sqlx::query("UPDATE datasets SET rho_spent = rho_spent + ?, delta_spent = delta_spent + ? WHERE name = ?")
-            .bind(charge.rho)
-            .bind(charge.delta)
-            .bind(dataset)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(spend).bind(charge.rho).bind(charge.delta).bind(name).execute(&mut *self.tx).await?;
         Ok(Ok(()))
     }
 }

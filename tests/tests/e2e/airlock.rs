@@ -12,9 +12,7 @@ use keyong_model::report::{Outcome, Verdict};
 use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Manifest, Mode, Role};
 use keyong_tests::{TestServer, example_manifest, example_wasm, hostile_wasm, policies_with};
 
-fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
-    r.unwrap_err().code().expect("an API error with a code")
-}
+use super::code;
 
 /// The example reviewed module's manifest, in `scenario`, named `name`, with key column `key`.
 fn reviewed(scenario: &str, name: &str, key: &str) -> Manifest {

@@ -4,6 +4,8 @@ use keyong_model::api::{DecisionRequest, IngestRequest, SubmitJob};
 use keyong_model::{Decision, Loss, Role};
 use keyong_tests::{TestServer, example_wasm, hostile_wasm};
 
+use super::code;
+
 /// Sends a raw body and returns (status, error code).
 async fn raw(base: &str, token: &str, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
     let resp = reqwest::Client::new()
@@ -17,10 +19,6 @@ async fn raw(base: &str, token: &str, method: reqwest::Method, path: &str, body:
     let status = resp.status().as_u16();
     let json: serde_json::Value = resp.json().await.unwrap();
     (status, json["code"].as_str().unwrap_or_default().to_string())
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
-    r.unwrap_err().code().expect("an API error with a code")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,3 +8,8 @@ mod flood;
 mod life_cycle;
 mod privacy;
 mod soundness;
+
+/// The stable error code of a failed API call.
+fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> keyong_model::ErrorCode {
+    r.unwrap_err().code().expect("an API error with a code")
+}

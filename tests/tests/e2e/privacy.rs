@@ -9,9 +9,7 @@ use keyong_model::api::SubmitJob;
 use keyong_model::{ErrorCode, JobStatus, Loss, Mode, ValueSpec};
 use keyong_tests::{TestServer, hostile_wasm};
 
-fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
-    r.unwrap_err().code().expect("an API error with a code")
-}
+use super::code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_and_blocks_jobs_with_preview_replay_and_ledger() {

@@ -12,9 +12,7 @@ use keyong_model::api::{CreateOrg, CreateUser, DecisionRequest, ScenarioDataset,
 use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Mode, OrgKind, Role, ValueSpec};
 use keyong_tests::{TestServer, hostile_wasm};
 
-fn code<T: std::fmt::Debug>(r: Result<T, keyong_client::Error>) -> ErrorCode {
-    r.unwrap_err().code().expect("an API error with a code")
-}
+use super::code;
 
 /// Every file and directory keyong created under `root` is its owner's
 /// alone (the landing zone is the city platform's, written before keyong runs).
