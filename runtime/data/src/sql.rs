@@ -37,6 +37,9 @@ pub struct SqlPlan {
     pub columns: Vec<String>,
 }
 
+/// Longest LIKE pattern: far below what could fail to compile on evaluation.
+const MAX_LIKE_PATTERN: usize = 200;
+
 fn refuse(msg: impl Into<String>) -> Error {
     Error::BadInput(format!("the query is outside the sql-mode subset: {}", msg.into()))
 }
@@ -472,8 +475,12 @@ fn check_predicate(e: &Expr, use_column: &mut impl FnMut(&str) -> Result<()>) ->
         // The pattern must be a literal: a pattern taken from a column could
         // fail to compile on some rows (too long, say).
         Expr::Like { expr, pattern, escape_char: None, any: false, .. } => match pattern.as_ref() {
-            Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => check_predicate(expr, use_column),
-            _ => Err(refuse("the pattern of LIKE must be a string literal")),
+            Expr::Value(v) if matches!(&v.value, Value::SingleQuotedString(p) if p.chars().count() <= MAX_LIKE_PATTERN) => {
+                check_predicate(expr, use_column)
+            }
+            _ => Err(refuse(format!(
+                "the pattern of LIKE must be a string literal of at most {MAX_LIKE_PATTERN} characters"
+            ))),
         },
         other => Err(refuse(format!("`{other}` is not allowed in WHERE (columns, literals, comparisons only)"))),
     }

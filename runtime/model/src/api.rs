@@ -561,7 +561,7 @@ pub struct AuditVerification {
     pub entries: u64,
     pub head_hash: String,
     /// Sequence number of the first entry that fails to verify — altered,
-    /// missing (truncated), or re-chained behind the latest checkpoint.
+    /// missing (truncated), re-chained behind a checkpoint, or a filing whose checkpoint is gone.
     pub first_bad_seq: Option<i64>,
     /// The last entry a valid signed checkpoint covers.
     pub vouched_entries: u64,

@@ -151,22 +151,24 @@ impl Store {
         row.map(|r| JobRow::from_row(&r)).transpose()
     }
 
-    /// What one organisation's jobs have charged to `dataset` (ρ, δ): all an
-    /// operator may see of a dataset budget that other organisations share.
-    pub async fn org_spend(&self, org: &str, dataset: &str) -> Result<keyong_model::Charge> {
-        let rows = sqlx::query("SELECT rho, delta, inputs_json FROM jobs WHERE operator_org = ?")
+    /// What `dataset` has set aside for one organisation's approved
+    /// scenarios (ρ, δ): all an operator may see of a budget other
+    /// organisations share.
+    pub async fn org_allocation(&self, org: &str, dataset: &str) -> Result<keyong_model::Charge> {
+        let rows = sqlx::query("SELECT * FROM scenarios WHERE operator_org = ? AND status = ?")
             .bind(org)
+            .bind(keyong_model::ScenarioStatus::Approved.as_str())
             .fetch_all(&self.pool)
             .await?;
-        let mut spent = keyong_model::Charge::default();
-        for r in rows {
-            let inputs: Vec<keyong_model::api::InputVersion> = json("job inputs", r.get("inputs_json"))?;
-            if inputs.iter().any(|i| i.name == dataset) {
-                spent.rho += r.get::<f64, _>("rho");
-                spent.delta += r.get::<f64, _>("delta");
+        let mut set_aside = keyong_model::Charge::default();
+        for r in &rows {
+            let s = ScenarioRow::from_row(r)?.scenario;
+            if s.datasets.iter().any(|d| d.name == dataset) {
+                set_aside.rho += s.budget.rho_total;
+                set_aside.delta += s.budget.delta_total;
             }
         }
-        Ok(spent)
+        Ok(set_aside)
     }
 
     /// The jobs of a scenario, oldest first: its budget ledger.

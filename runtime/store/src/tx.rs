@@ -83,20 +83,35 @@ impl Tx {
         {
             // Never sign over a chain that no longer holds its latest checkpoint
             // (someone rewrote the file): fail closed, the write is refused.
-            let latest: Option<(i64, String)> =
-                sqlx::query_as("SELECT entries, head_hash FROM audit_checkpoints ORDER BY entries DESC LIMIT 1")
-                    .fetch_optional(&mut *self.tx)
-                    .await?;
-            if let Some((at, head)) = latest {
-                let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?")
-                    .bind(at)
-                    .fetch_optional(&mut *self.tx)
-                    .await?;
-                if hash.as_deref() != Some(head.as_str()) {
-                    return Err(crate::Error::Corrupt(format!(
-                        "the audit log no longer matches its checkpoint at entry {at}; nothing is signed over it"
-                    )));
+            let latest: Option<(i64, String, String)> = sqlx::query_as(
+                "SELECT entries, head_hash, signature FROM audit_checkpoints ORDER BY entries DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            let intact = match latest {
+                Some((at, head, signature)) => {
+                    let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?")
+                        .bind(at)
+                        .fetch_optional(&mut *self.tx)
+                        .await?;
+                    let message = audit::checkpoint_message(at as u64, &head);
+                    hash.as_deref() == Some(head.as_str())
+                        && keyong_crypto::verify(&key.public_key_hex(), &message, &signature).is_ok()
                 }
+                // Every filing has a checkpoint: none at all after a filing means they were deleted.
+                None => {
+                    let filings: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE action LIKE 'filing.%' AND seq < ?")
+                            .bind(seq)
+                            .fetch_one(&mut *self.tx)
+                            .await?;
+                    filings == 0
+                }
+            };
+            if !intact {
+                return Err(crate::Error::Corrupt(
+                    "the audit log no longer matches its signed checkpoints; nothing more is signed over it".into(),
+                ));
             }
             let cp = audit::Checkpoint::sign(key, seq as u64, &hash, &self.now).map_err(crate::Error::Checkpoint)?;
             sqlx::query("INSERT INTO audit_checkpoints (entries, head_hash, at, signature) VALUES (?, ?, ?, ?)")

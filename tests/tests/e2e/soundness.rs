@@ -83,7 +83,7 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     // Hole 7: an operator sees only its own organisation's spending of the
     // shared dataset budget, and no dataset remainder in a preview.
     let seen = operator.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
-    assert_eq!(seen.budget.rho_spent, spent.budget.rho_spent, "one organisation: its spending is all there is");
+    assert_eq!((seen.budget.rho_spent, seen.budget.delta_spent), (2.0, 1e-7), "what was set aside for A's scenario");
     assert_eq!((preview.dataset_rho_left, preview.dataset_delta_left), (None, None));
     assert!(agency.preview(&req).await.is_err(), "only operators submit or preview");
 
@@ -102,25 +102,29 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     let b = base.as_user(&b.token);
     let b_key = keyong_crypto::SigningKey::generate().unwrap();
     b.set_signing_key(&b_key.public_key_hex()).await.unwrap();
-    let b_scenario = b
-        .apply_scenario(&ScenarioRequest {
-            title: "B".into(),
-            purpose: "the same analysis by another organisation".into(),
-            datasets: vec![ScenarioDataset {
-                name: "electricity_bills".into(),
-                columns: outcome.review.manifest.columns.clone(),
-                row_filter: None,
-            }],
-            modes: vec![Mode::Aggregate],
-            rho_budget: 1.0,
-            delta_budget: 0.0,
-            valid_days: 30,
-        })
-        .await
-        .unwrap();
+    let b_request = |rho_budget: f64| ScenarioRequest {
+        title: "B".into(),
+        purpose: "the same analysis by another organisation".into(),
+        datasets: vec![ScenarioDataset {
+            name: "electricity_bills".into(),
+            columns: outcome.review.manifest.columns.clone(),
+            row_filter: None,
+        }],
+        modes: vec![Mode::Aggregate],
+        rho_budget,
+        delta_budget: 0.0,
+        valid_days: 30,
+    };
+    let b_scenario = b.apply_scenario(&b_request(1.0)).await.unwrap();
     let approve = DecisionRequest::new(Decision::Approve, "ok");
     agency.agency_review(&b_scenario.id, &approve).await.unwrap();
     authority.authority_approve(&b_scenario.id, &approve).await.unwrap();
+    // The dataset has 4 − 2 − 1 = 1 left: a scenario asking 1.5 is refused at
+    // approval (to the authority), and nothing is decided.
+    let too_big = b.apply_scenario(&b_request(1.5)).await.unwrap();
+    agency.agency_review(&too_big.id, &approve).await.unwrap();
+    assert_eq!(code(authority.authority_approve(&too_big.id, &approve).await), ErrorCode::BudgetExhausted);
+    assert_eq!(b.scenario(&too_big.id).await.unwrap().status, keyong_model::ScenarioStatus::AgencyApproved);
     let mut b_manifest = outcome.review.manifest.clone();
     b_manifest.scenario = b_scenario.id.clone();
     let wasm = keyong_tests::example_wasm("electricity");
@@ -130,7 +134,7 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     assert_eq!(code(again), ErrorCode::Conflict, "only the same organisation's own resubmission conflicts");
     // B's scenario took its ρ from what is left of the dataset (4 − 2 = 2 ≥ 1).
     let b_seen = b.catalog().await.unwrap().into_iter().find(|d| d.name == "electricity_bills").unwrap();
-    assert_eq!((b_seen.budget.rho_spent, b_seen.budget.delta_spent), (0.0, 0.0), "B sees none of A's spending");
+    assert_eq!((b_seen.budget.rho_spent, b_seen.budget.delta_spent), (1.0, 0.0), "B sees its own 1.0, none of A's 2.0");
     assert_eq!(b_seen.budget.rho_total, seen.budget.rho_total, "the total is public policy");
     assert_eq!(code(b.job(&job.id).await), ErrorCode::NotFound);
 

@@ -192,8 +192,9 @@ pub(crate) async fn filings(State(st): State<AppState>, caller: Caller) -> ApiRe
     ))
 }
 
-/// Verifies the audit chain and holds it to the latest stored checkpoint
-/// (so truncation and re-chaining are caught, not only alteration).
+/// Verifies the audit chain and holds it to every stored checkpoint, with
+/// one required at every filing (so truncation, re-chaining and deleted
+/// checkpoints are caught, not only alteration).
 pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     let public_key = st.keys.platform.public_key_hex();

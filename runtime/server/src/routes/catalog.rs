@@ -109,13 +109,14 @@ pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResul
 }
 
 /// A dataset's budget as `caller` may see it. Every organisation's
-/// scenarios draw on it, so an operator sees the totals (public policy) and
-/// its own organisation's spending only — never what others spent.
+/// scenarios are set aside from it, so an operator sees the totals (public
+/// policy) and what was set aside for its own organisation's approved
+/// scenarios only — never what others hold.
 pub(crate) async fn budget_as_seen(st: &AppState, caller: &Caller, dataset: &str, budget: Budget) -> ApiResult<Budget> {
     if caller.role() != Role::Operator {
         return Ok(budget);
     }
-    let own = st.store.org_spend(caller.org(), dataset).await?;
+    let own = st.store.org_allocation(caller.org(), dataset).await?;
     let left = (budget.rho_total - own.rho).max(0.0);
     Ok(Budget {
         rho_spent: own.rho,

@@ -58,6 +58,11 @@ pub(crate) async fn apply(
         return Err(ApiError::PolicyDenied("the scenario cannot outlast your authorisation agreement".into()));
     }
     let (mut max_rho, mut max_delta) = (f64::INFINITY, keyong_model::api::MAX_DELTA);
+    let mut names: Vec<&str> = req.datasets.iter().map(|d| d.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ApiError::BadRequest("name each dataset of a scenario once".into()));
+    }
     for d in &req.datasets {
         let row = st
             .store
