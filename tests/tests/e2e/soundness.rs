@@ -138,48 +138,69 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     assert_eq!(b_seen.budget.rho_total, seen.budget.rho_total, "the total is public policy");
     assert_eq!(code(b.job(&job.id).await), ErrorCode::NotFound);
 
-    // Hole 2: a module that spins on some households (a row-dependent run
-    // time) and its honest twin show the operator the same status sequence
-    // and the same times; the spinning units are dropped by their fuel limit.
+    // Hole 2: in aggregate and in blocks mode, a module that spins on some
+    // households (a row-dependent run time) and its honest twin show the
+    // operator the same status sequence and the same times; the spinning
+    // calls are ended by their fuel limit and count as failed units/blocks.
     let mut spin = outcome.review.manifest.clone();
     spin.name = "spin-on-some".into();
     let spin = operator.submit_module(&sign_module(key, &hostile_wasm("spin_on_some_units"), &spin).unwrap()).await;
-    let spin = spin.unwrap();
-    let jobs = [
-        operator.submit_job(&SubmitJob { module_id: spin.id.clone(), budget: Loss::Zcdp { rho: 0.2 } }).await.unwrap(),
-        operator
-            .submit_job(&SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.2 } })
-            .await
-            .unwrap(),
+    let mut blocks = outcome.review.manifest.clone();
+    blocks.mode = Mode::Blocks;
+    (blocks.key_dimensions, blocks.statistics, blocks.max_keys_per_unit, blocks.max_emits_per_unit) =
+        (vec![], vec![], 0, 0);
+    blocks.outputs = vec!["rows".into(), "mean_kwh".into()];
+    blocks.value = Some(ValueSpec { name: "coordinate".into(), lower: 0.0, upper: 1000.0 });
+    blocks.blocks = 20;
+    let (mut honest_blocks, mut spin_blocks) = (blocks.clone(), blocks);
+    (honest_blocks.name, spin_blocks.name) = ("block-profile".into(), "block-spin".into());
+    let honest_blocks = sign_module(key, &hostile_wasm("blocks_profile"), &honest_blocks).unwrap();
+    let spin_blocks = sign_module(key, &hostile_wasm("blocks_spin_on_some"), &spin_blocks).unwrap();
+    let pairs = [
+        (spin.unwrap().id, outcome.module.id.clone()),
+        (
+            operator.submit_module(&spin_blocks).await.unwrap().id,
+            operator.submit_module(&honest_blocks).await.unwrap().id,
+        ),
     ];
-    let mut seen_statuses = [Vec::new(), Vec::new()];
-    for _ in 0..600 {
-        let mut done = true;
-        for (i, j) in jobs.iter().enumerate() {
-            let v = operator.job(&j.id).await.unwrap();
-            assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
-            if seen_statuses[i].last() != Some(&v.status) {
-                seen_statuses[i].push(v.status);
+    for (spinning, honest) in pairs {
+        let submit = |module_id: String| SubmitJob { module_id, budget: Loss::Zcdp { rho: 0.2 } };
+        let jobs = [
+            operator.submit_job(&submit(spinning)).await.unwrap(),
+            operator.submit_job(&submit(honest)).await.unwrap(),
+        ];
+        let mut seen_statuses = [Vec::new(), Vec::new()];
+        for _ in 0..600 {
+            let mut done = true;
+            for (i, j) in jobs.iter().enumerate() {
+                let v = operator.job(&j.id).await.unwrap();
+                assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
+                if seen_statuses[i].last() != Some(&v.status) {
+                    seen_statuses[i].push(v.status);
+                }
+                done &= r1.job(&j.id).await.unwrap().status == JobStatus::UnderReview;
             }
-            done &= r1.job(&j.id).await.unwrap().status == JobStatus::UnderReview;
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if done {
-            break;
+        let failed = |id: &str| {
+            let r1 = r1.clone();
+            let id = id.to_string();
+            async move { r1.review(&id).await.unwrap().evidence.units_failed }
+        };
+        assert!(failed(&jobs[0].id).await > 0, "some calls spun out of fuel");
+        assert_eq!(failed(&jobs[1].id).await, 0);
+        for (i, j) in jobs.iter().enumerate() {
+            for r in [&r1, &r2] {
+                r.vote(&j.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
+            }
+            seen_statuses[i].push(operator.job(&j.id).await.unwrap().status);
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(seen_statuses[0], seen_statuses[1]);
+        assert_eq!(seen_statuses[0], vec![JobStatus::Pending, JobStatus::Approved]);
     }
-    let reviews = [r1.review(&jobs[0].id).await.unwrap(), r1.review(&jobs[1].id).await.unwrap()];
-    assert!(reviews[0].evidence.units_failed > 0, "some households spun out of fuel");
-    assert_eq!(reviews[1].evidence.units_failed, 0);
-    for j in &jobs {
-        for r in [&r1, &r2] {
-            r.vote(&j.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
-        }
-        let v = operator.job(&j.id).await.unwrap();
-        seen_statuses[jobs.iter().position(|x| x.id == j.id).unwrap()].push(v.status);
-    }
-    assert_eq!(seen_statuses[0], seen_statuses[1]);
-    assert_eq!(seen_statuses[0], vec![JobStatus::Pending, JobStatus::Approved]);
 
     // Hole 8: the receipt binds the manifest and is signed under a domain tag;
     // everything at rest is the service account's alone.

@@ -8,6 +8,7 @@
 #[cfg(not(any(
     feature = "wrong_world",
     feature = "blocks_profile",
+    feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
     feature = "reviewed_leaky"
@@ -24,6 +25,7 @@ struct Hostile;
 #[cfg(not(any(
     feature = "wrong_world",
     feature = "blocks_profile",
+    feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
     feature = "reviewed_leaky"
@@ -37,22 +39,31 @@ impl AggregateModule for Hostile {
 #[cfg(not(any(
     feature = "wrong_world",
     feature = "blocks_profile",
+    feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
     feature = "reviewed_leaky"
 )))]
 keyong_udf_sdk::aggregate_module!(Hostile);
 
-#[cfg(feature = "blocks_profile")]
+#[cfg(any(feature = "blocks_profile", feature = "blocks_spin_on_some"))]
 mod imp {
     use keyong_udf_sdk::{BlocksModule, Rows};
 
-    /// Rows in the block and their mean kWh.
+    /// Rows in the block and their mean kWh; with `blocks_spin_on_some` it
+    /// spins forever on blocks holding a bill over 700 kWh (a run time that
+    /// depends on the rows).
     struct Profile;
 
     impl BlocksModule for Profile {
         fn map_block(rows: &Rows) -> Vec<f64> {
             let kwh: Vec<f64> = rows.float64("kwh").map(|k| k.iter().flatten().copied().collect()).unwrap_or_default();
+            if cfg!(feature = "blocks_spin_on_some") && kwh.iter().any(|&k| k > 700.0) {
+                let mut x = 0u64;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
             vec![rows.num_rows() as f64, kwh.iter().sum::<f64>() / kwh.len().max(1) as f64]
         }
     }
@@ -376,6 +387,7 @@ mod imp {
     feature = "unknown_import",
     feature = "wrong_world",
     feature = "blocks_profile",
+    feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
     feature = "reviewed_leaky",
