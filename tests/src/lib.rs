@@ -93,6 +93,20 @@ pub fn example_manifest(name: &str) -> Manifest {
     serde_json::from_slice(&std::fs::read(path).expect("manifest exists")).expect("manifest parses")
 }
 
+/// A blocks-mode manifest named `name` over the same input and columns as
+/// `like`: 20 blocks, outputs `rows` and `mean_kwh` in [0, 1000] (what the
+/// `blocks_profile` hostile guest returns).
+pub fn blocks_manifest(like: &Manifest, name: &str) -> Manifest {
+    let mut m = like.clone();
+    m.name = name.into();
+    m.mode = keyong_model::Mode::Blocks;
+    (m.key_dimensions, m.statistics, m.max_keys_per_unit, m.max_emits_per_unit) = (vec![], vec![], 0, 0);
+    m.outputs = vec!["rows".into(), "mean_kwh".into()];
+    m.value = Some(keyong_model::ValueSpec { name: "coordinate".into(), lower: 0.0, upper: 1000.0 });
+    m.blocks = 20;
+    m
+}
+
 /// The electricity feed the tests use.
 pub fn electricity_config() -> UtilityConfig {
     UtilityConfig { households: 600, months: 4, year: 2025, seed: 11, ..Default::default() }

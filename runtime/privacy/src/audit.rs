@@ -47,8 +47,7 @@ mod tests {
     use super::*;
     use crate::{AggKind, Aggregate, Bounded, Calibrated};
     use crate::{BlockAggregator, Grouped, GroupedSpec, Loss, Reducer, rho_to_epsilon};
-    use keyong_model::manifest::MANIFEST_FORMAT;
-    use keyong_model::{Dimension, Emit, Manifest, Mode, Statistic, ValueSpec};
+    use keyong_model::{Dimension, Emit, Manifest, Statistic, ValueSpec};
 
     /// Runs per side; ρ is chosen so the declared ε (δ = 1e-6) is about 1.
     const RUNS: usize = 4000;
@@ -75,25 +74,10 @@ mod tests {
     }
 
     fn manifest() -> Manifest {
-        Manifest {
-            format: MANIFEST_FORMAT.into(),
-            name: "audit".into(),
-            mode: Mode::Aggregate,
-            scenario: "s".into(),
-            input: "d".into(),
-            columns: vec!["x".into()],
-            key_dimensions: vec![Dimension { name: "k".into(), values: vec!["a".into(), "b".into()] }],
-            value: Some(ValueSpec { name: "v".into(), lower: 0.0, upper: 10.0 }),
-            statistics: vec![Statistic::Sum],
-            max_keys_per_unit: 1,
-            max_emits_per_unit: 2,
-            max_rows_per_key: 0,
-            outputs: vec![],
-            blocks: 0,
-            sql: String::new(),
-            bounds: vec![],
-            output_schema: vec![],
-        }
+        let mut m = crate::reducer::tests::manifest(1);
+        m.key_dimensions = vec![Dimension { name: "k".into(), values: vec!["a".into(), "b".into()] }];
+        (m.statistics, m.max_emits_per_unit) = (vec![Statistic::Sum], 2);
+        m
     }
 
     /// The extra unit of D' pushes as hard as a module can: a huge value,

@@ -11,8 +11,7 @@
 //!    integers the host accumulates, never exceeds the L1/L2 (or L0/L∞)
 //!    sensitivity the calibration used, and no calibration has a zero scale.
 
-use keyong_model::manifest::MANIFEST_FORMAT;
-use keyong_model::{Dimension, Emit, Manifest, Mode, Statistic, ValueSpec};
+use keyong_model::{Dimension, Emit, Manifest, Statistic, ValueSpec};
 
 use crate::blocks::mix;
 use crate::grouped::{CountNoise, Exact};
@@ -289,23 +288,11 @@ fn aggregate_case(rng: &mut Rng) -> Manifest {
         _ => vec![Statistic::Count, Statistic::Sum, Statistic::Mean],
     };
     Manifest {
-        format: MANIFEST_FORMAT.into(),
-        name: "p".into(),
-        mode: Mode::Aggregate,
-        scenario: "s".into(),
-        input: "d".into(),
-        columns: vec!["x".into()],
         key_dimensions,
         value: Some(ValueSpec { name: "v".into(), lower, upper }),
         statistics,
-        max_keys_per_unit: 1 + rng.below(cells as u64) as u32,
         max_emits_per_unit: rng.pick(&[1, 3, 50, 10_000]),
-        max_rows_per_key: 0,
-        outputs: vec![],
-        blocks: 0,
-        sql: String::new(),
-        bounds: vec![],
-        output_schema: vec![],
+        ..crate::reducer::tests::manifest(1 + rng.below(cells as u64) as u32)
     }
 }
 

@@ -244,13 +244,15 @@ pub struct Planned {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use keyong_model::manifest::MANIFEST_FORMAT;
     use keyong_model::{Dimension, Mode, ValueSpec};
 
     use super::*;
 
-    fn manifest(max_keys: u32) -> Manifest {
+    /// The aggregate-mode manifest the crate's tests start from: keys a, b, c,
+    /// values in [0, 10], count and sum, 4 emits per unit.
+    pub(crate) fn manifest(max_keys: u32) -> Manifest {
         Manifest {
             format: MANIFEST_FORMAT.into(),
             name: "t".into(),

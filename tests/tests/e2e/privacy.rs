@@ -7,7 +7,7 @@ use std::time::Duration;
 use keyong_client::{Client, sign_module, walkthrough};
 use keyong_model::api::SubmitJob;
 use keyong_model::{ErrorCode, JobStatus, Loss, Mode, ValueSpec};
-use keyong_tests::{TestServer, hostile_wasm};
+use keyong_tests::{TestServer, blocks_manifest, hostile_wasm};
 
 use super::code;
 
@@ -69,14 +69,7 @@ async fn sql_and_blocks_jobs_with_preview_replay_and_ledger() {
     assert_eq!(operator.scenario_budget(&outcome.scenario.id).await.unwrap(), spent);
 
     // A blocks module: sample-and-aggregate over 20 blocks.
-    let mut blocks = outcome.review.manifest.clone();
-    blocks.name = "block-profile".into();
-    blocks.mode = Mode::Blocks;
-    (blocks.key_dimensions, blocks.statistics, blocks.max_keys_per_unit, blocks.max_emits_per_unit) =
-        (vec![], vec![], 0, 0);
-    blocks.outputs = vec!["rows".into(), "mean_kwh".into()];
-    blocks.value = Some(ValueSpec { name: "coordinate".into(), lower: 0.0, upper: 1000.0 });
-    blocks.blocks = 20;
+    let blocks = blocks_manifest(&outcome.review.manifest, "block-profile");
     let module = operator.submit_module(&sign_module(key, &hostile_wasm("blocks_profile"), &blocks).unwrap()).await;
     let module = module.unwrap();
     let job = operator

@@ -10,7 +10,7 @@ use std::time::Duration;
 use keyong_client::{Client, sign_module, verify_bundle, walkthrough};
 use keyong_model::api::{CreateOrg, CreateUser, DecisionRequest, ScenarioDataset, ScenarioRequest, SubmitJob};
 use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Mode, OrgKind, Role, ValueSpec};
-use keyong_tests::{TestServer, hostile_wasm};
+use keyong_tests::{TestServer, blocks_manifest, hostile_wasm};
 
 use super::code;
 
@@ -145,15 +145,8 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     let mut spin = outcome.review.manifest.clone();
     spin.name = "spin-on-some".into();
     let spin = operator.submit_module(&sign_module(key, &hostile_wasm("spin_on_some_units"), &spin).unwrap()).await;
-    let mut blocks = outcome.review.manifest.clone();
-    blocks.mode = Mode::Blocks;
-    (blocks.key_dimensions, blocks.statistics, blocks.max_keys_per_unit, blocks.max_emits_per_unit) =
-        (vec![], vec![], 0, 0);
-    blocks.outputs = vec!["rows".into(), "mean_kwh".into()];
-    blocks.value = Some(ValueSpec { name: "coordinate".into(), lower: 0.0, upper: 1000.0 });
-    blocks.blocks = 20;
-    let (mut honest_blocks, mut spin_blocks) = (blocks.clone(), blocks);
-    (honest_blocks.name, spin_blocks.name) = ("block-profile".into(), "block-spin".into());
+    let honest_blocks = blocks_manifest(&outcome.review.manifest, "block-profile");
+    let spin_blocks = blocks_manifest(&outcome.review.manifest, "block-spin");
     let honest_blocks = sign_module(key, &hostile_wasm("blocks_profile"), &honest_blocks).unwrap();
     let spin_blocks = sign_module(key, &hostile_wasm("blocks_spin_on_some"), &spin_blocks).unwrap();
     let pairs = [
