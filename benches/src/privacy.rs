@@ -77,6 +77,7 @@ fn manifest() -> Manifest {
         sql: QUERY.into(),
         bounds: vec![ValueSpec { name: "kwh".into(), lower: 0.0, upper: 1000.0 }],
         output_schema: vec![],
+        fuel_per_call: 0,
     }
 }
 
@@ -220,7 +221,7 @@ fn aggregate_throughput(
     let rows: u64 = units.iter().map(|(_, u)| u.num_rows as u64).sum();
     let id = keyong_crypto::sm3_hex(&wasm);
     let prepared = sandbox.prepare(&id, &wasm, keyong_sandbox::World::Aggregate)?;
-    let log = Arc::new(std::sync::Mutex::new(keyong_sandbox::JobLog::new(1 << 20)));
+    let log = keyong_sandbox::Job::new(None, 1 << 20);
     let t = Instant::now();
     let mut reducer = keyong_privacy::Reducer::new(&manifest);
     for (i, (_, unit)) in units.into_iter().enumerate() {

@@ -5,14 +5,14 @@
 //! even starts decoding it.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_ipc::writer::StreamWriter;
 
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
-use keyong_sandbox::{JobLog, Limits, Metering, Sandbox, World};
+use keyong_sandbox::{Job, Limits, Metering, Sandbox, World};
 
 const UNITS: usize = 1_000_000;
 const ROWS_PER_UNIT: usize = 10;
@@ -71,7 +71,7 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
     let wasm = guest()?;
     let sandbox = Sandbox::new(Limits::default())?;
     let module = sandbox.prepare("bench", &wasm, World::Aggregate)?;
-    let log = Arc::new(Mutex::new(JobLog::new(1 << 20)));
+    let log = Job::new(None, 1 << 20);
     let fail = |f| anyhow::anyhow!("call failed: {f:?}");
 
     let mut samples = Vec::with_capacity(EMPTY_CALLS);

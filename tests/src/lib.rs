@@ -112,6 +112,28 @@ pub fn electricity_config() -> UtilityConfig {
     UtilityConfig { households: 600, months: 4, year: 2025, seed: 11, ..Default::default() }
 }
 
+/// The compile worker the test suites give the sandbox: this package's
+/// `keyong-compile-worker` binary, which cargo builds next to the test
+/// executables' `deps/` directory before it runs them.
+pub fn compile_worker() -> keyong_sandbox::CompileWorker {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let dir = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps");
+    let program = dir.join(format!("keyong-compile-worker{}", std::env::consts::EXE_SUFFIX));
+    assert!(program.exists(), "{} is missing: build the keyong-tests package's binaries", program.display());
+    keyong_sandbox::CompileWorker { program, args: vec![] }
+}
+
+/// The server configuration of the tests: loopback on a free port, the
+/// repository's policies, a pool of 8, the test compile worker.
+fn test_config(data_root: &Path) -> keyong_server::Config {
+    let mut config = keyong_server::Config::new(data_root.to_path_buf());
+    config.policies = workspace().join("policies");
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.sandbox.pool_instances = 8;
+    config.sandbox.compile_worker = Some(compile_worker());
+    config
+}
+
 /// A running server with its own data root, removed on drop.
 pub struct TestServer {
     pub base: String,
@@ -136,10 +158,7 @@ impl TestServer {
         let f = std::fs::File::create(data_root.join("landing/electricity_bills.parquet")).unwrap();
         let cfg = electricity_config();
         write_parquet(utility_schema(cfg.utility), utility_batches(&cfg).unwrap(), f).unwrap();
-        let mut config = keyong_server::Config::new(data_root.clone());
-        config.policies = workspace().join("policies");
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.sandbox.pool_instances = 8;
+        let mut config = test_config(&data_root);
         adjust(&mut config);
         let server = keyong_server::start(config).await.expect("server starts");
         let bootstrap_token = std::fs::read_to_string(data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE)).unwrap();
@@ -150,10 +169,7 @@ impl TestServer {
     /// stored state carries over), with `adjust` applied to the configuration.
     pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut keyong_server::Config)) {
         self.server.abort();
-        let mut config = keyong_server::Config::new(self.data_root.clone());
-        config.policies = workspace().join("policies");
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.sandbox.pool_instances = 8;
+        let mut config = test_config(&self.data_root);
         adjust(&mut config);
         self.server = keyong_server::start(config).await.expect("server restarts");
         self.base = format!("http://{}", self.server.addr);

@@ -81,6 +81,7 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate
         }
     };
     sandbox.prepare(&module_id, &wasm, world).context("keyong would refuse this module at submission")?;
+    let job = keyong_server::pipeline::job(&sandbox, &manifest);
     let run = Run {
         sandbox,
         table: ViewTable {
@@ -105,6 +106,7 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate
         view_memory_bytes: 512 << 20,
         grade: policy.grade,
         seed: args.seed,
+        job,
     };
     run.run(&datasets).await.map_err(|e| anyhow::anyhow!(e))
 }
@@ -167,8 +169,11 @@ pub(crate) async fn run(args: DevRun) -> anyhow::Result<()> {
         println!("\nprotected (as it would leave after approval):\n");
         print!("{}", render_table(&checked.protected));
     }
-    if !out.logs.is_empty() {
-        println!("\nmodule log (reviewers read it; on real data it never leaves):\n{}", out.logs);
+    if !out.logs.module.is_empty() {
+        println!("\nmodule log (reviewers read it; on real data it never leaves):\n{}", out.logs.module);
+    }
+    for note in &out.logs.host {
+        println!("[keyong: {note}]");
     }
     println!("=== SYNTHETIC ===");
     Ok(())

@@ -138,6 +138,12 @@ enum Command {
         #[arg(long, default_value_t = 0.5)]
         rho: f64,
     },
+    /// (Internal) compile a module read on stdin under the compile limits; `serve` runs it.
+    #[command(hide = true)]
+    CompileWorker {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -245,6 +251,7 @@ fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::CompileWorker { .. } => unreachable!("handled in main"),
         Command::Serve { data_root, policies, listen, min_contributors } => {
             let mut config = keyong_server::Config::new(data_root.clone());
             config.policies = policies;
@@ -421,13 +428,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The compile worker is a short-lived child of `serve`: no runtime, no threads.
+    if let Command::CompileWorker { args } = &cli.command {
+        return keyong_sandbox::compile::worker_main(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KEYONG_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -514,6 +514,7 @@ mod tests {
             sql: sql.into(),
             bounds: vec![ValueSpec { name: "kwh".into(), lower: 0.0, upper: 1000.0 }],
             output_schema: vec![],
+            fuel_per_call: 0,
         }
     }
 

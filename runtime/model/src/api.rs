@@ -375,6 +375,18 @@ pub struct NoiseInfo {
     pub delta: f64,
 }
 
+/// A job's sealed log, as reviewers see it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModuleLog {
+    /// What the module wrote (its `log` lines and captured stdout/stderr),
+    /// as data: control characters and bidirectional overrides escaped as
+    /// `\u{…}`. Nothing in it comes from keyong.
+    pub module: String,
+    /// keyong's own notes about the run (bytes dropped at a cap, …): a field
+    /// the module cannot write.
+    pub host: Vec<String>,
+}
+
 /// What a reviewer sees of a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReviewView {
@@ -389,8 +401,8 @@ pub struct ReviewView {
     pub evidence: Evidence,
     /// How the module differs from the last version of it that was approved.
     pub diff: Option<ModuleDiff>,
-    /// The module's captured stdout/stderr and host log lines (sealed from the operator).
-    pub logs: String,
+    /// The module's log (sealed from the operator).
+    pub logs: ModuleLog,
     /// Decisions so far; hidden until the caller has voted (blind review).
     pub votes: Option<Vec<VoteRecord>>,
 }

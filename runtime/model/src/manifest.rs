@@ -214,9 +214,21 @@ pub struct Manifest {
     /// Reviewed: the declared output schema.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_schema: Vec<OutputColumn>,
+    /// Aggregate, blocks, reviewed: fuel (≈ WebAssembly operators) one call
+    /// of the module may burn — per unit, per block, or the reviewed call —
+    /// where lower than the platform's limit; 0 means the platform's limit.
+    /// Public, like every other parameter: with the dataset's row count it
+    /// sets the longest the run can take, and so when the operator sees
+    /// decisions (`docs/privacy.md`, the release schedule).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub fuel_per_call: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -265,6 +277,9 @@ impl Manifest {
         }
         if self.mode != Mode::Blocks {
             unused("blocks", self.blocks != 0)?;
+        }
+        if self.mode == Mode::Sql {
+            unused("fuel_per_call", self.fuel_per_call != 0)?;
         }
         match self.mode {
             Mode::Aggregate => {
@@ -426,6 +441,7 @@ mod tests {
             sql: String::new(),
             bounds: vec![],
             output_schema: vec![],
+            fuel_per_call: 0,
         }
     }
 

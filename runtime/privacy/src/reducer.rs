@@ -271,6 +271,7 @@ pub(crate) mod tests {
             sql: String::new(),
             bounds: vec![],
             output_schema: vec![],
+            fuel_per_call: 0,
         }
     }
 

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
+use keyong_model::api::ModuleLog;
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
 
 use crate::stdio::CappedPipe;
+use crate::compile::{compile_config, precheck, probe};
 use crate::{ALLOWED_IMPORTS, Error, Limits, Metering, Result};
 
 mod bindings {
@@ -87,7 +89,22 @@ pub enum UnitFailure {
     ResourceLimit,
     /// The module returned something malformed (e.g. a ragged table).
     InvalidOutput,
+    /// The host ended the job (withdrawn, closed, or past its backstop)
+    /// while the call ran; the call stopped within one epoch tick.
+    Cancelled,
 }
+
+/// The error an epoch callback raises when the job was cancelled.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the job was cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// A module compiled, validated and pre-linked, ready to instantiate.
 #[derive(Clone)]
@@ -143,43 +160,99 @@ impl Drop for Sandbox {
     }
 }
 
-/// The sealed log of one job: host `log` lines and captured stdio.
+/// What one job's calls share: the fuel each call may burn, the sealed
+/// log, and the flag the host sets when the job ends, which stops a running
+/// call within one epoch tick (10 ms).
+#[derive(Debug)]
+pub struct Job {
+    fuel: Option<u64>,
+    log: Mutex<JobLog>,
+    cancelled: AtomicBool,
+}
+
+impl Job {
+    /// A job whose calls get the sandbox's fuel limits, or `fuel` where it is
+    /// lower (a module's declared fuel), and a log capped at `log_cap` bytes.
+    pub fn new(fuel: Option<u64>, log_cap: usize) -> Arc<Self> {
+        Arc::new(Self { fuel, log: Mutex::new(JobLog::new(log_cap)), cancelled: AtomicBool::new(false) })
+    }
+
+    /// Stops the job's calls: the running one traps at the next epoch tick,
+    /// later ones fail at once.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The log so far (and empties it).
+    pub fn take_log(&self) -> ModuleLog {
+        std::mem::take(&mut *self.log.lock().expect("log lock")).finish()
+    }
+
+    fn note(&self, note: String) {
+        self.log.lock().expect("log lock").notes.push(note);
+    }
+}
+
+/// The sealed log of one job: what the module wrote (host `log` lines and
+/// captured stdio), as data, and the host's notes, which the module cannot
+/// write.
 #[derive(Debug, Default)]
-pub struct JobLog {
+struct JobLog {
     text: String,
+    notes: Vec<String>,
     dropped_bytes: u64,
     cap: usize,
 }
 
 impl JobLog {
-    pub fn new(cap: usize) -> Self {
-        Self { text: String::new(), dropped_bytes: 0, cap }
+    fn new(cap: usize) -> Self {
+        Self { cap, ..Self::default() }
     }
 
     fn push(&mut self, line: &str) {
+        let line = escape(line);
         if self.text.len() + line.len() + 1 > self.cap {
             self.dropped_bytes += line.len() as u64 + 1;
             return;
         }
-        self.text.push_str(line);
+        self.text.push_str(&line);
         self.text.push('\n');
     }
 
-    /// The log text, with a note of how much was dropped past the cap.
-    pub fn finish(self) -> String {
-        let mut t = self.text;
+    fn finish(mut self) -> ModuleLog {
         if self.dropped_bytes > 0 {
-            t.push_str(&format!("[keyong: {} further bytes of log dropped at the cap]\n", self.dropped_bytes));
+            self.notes.push(format!("{} further bytes of module log dropped at the per-job cap", self.dropped_bytes));
         }
-        t
+        ModuleLog { module: self.text, host: self.notes }
     }
+}
+
+/// A module's text as data: control characters (terminal escapes, carriage
+/// returns, C1 controls) and bidirectional overrides are written as
+/// `\u{…}`, so a line can neither move a reviewer's cursor nor reorder what
+/// they read. Line breaks separate lines; tabs stay.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
+        if (c.is_control() && c != '\n' && c != '\t') || bidi {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(crate) struct UnitState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
-    log: Arc<Mutex<JobLog>>,
+    job: Arc<Job>,
 }
 
 /// Store limits that remember whether the module ran into one.
@@ -222,7 +295,7 @@ impl WasiView for UnitState {
 
 impl bindings::aggregate::keyong::udf::host::Host for UnitState {
     fn log(&mut self, message: String) {
-        self.log.lock().expect("log lock").push(&message);
+        self.job.log.lock().expect("log lock").push(&message);
     }
 }
 
@@ -268,14 +341,8 @@ impl Sandbox {
             .pagemap_scan(Enabled::Auto)
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(1 << 16);
-        let mut config = Config::new();
-        config
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .memory_init_cow(true)
-            .epoch_interruption(true)
-            .consume_fuel(limits.metering == Metering::Fuel)
-            .max_wasm_stack(limits.wasm_stack_bytes)
-            .wasm_component_model(true);
+        let mut config = compile_config(&limits);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool)).memory_init_cow(true);
         let engine = Engine::new(&config).map_err(|e| Error::Setup(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Setup(e.to_string()))?;
@@ -305,9 +372,12 @@ impl Sandbox {
     }
 
     /// Validates and compiles `wasm` for `world`, caching the result under
-    /// `hash` (the SM3 of the bytes, computed by the caller). Compiled code
-    /// lives only in this process's memory; nothing precompiled is ever
-    /// loaded from outside.
+    /// `hash` (the SM3 of the bytes, computed by the caller). The static
+    /// limits are checked first, then the compile worker (where configured)
+    /// compiles the bytes under its time and memory limits, and only then
+    /// are they compiled here (see [`crate::compile`]). Compiled code lives
+    /// only in this process's memory; nothing precompiled is ever loaded
+    /// from outside.
     pub fn prepare(&self, hash: &str, wasm: &[u8], world: World) -> Result<Prepared> {
         let key = (hash.to_string(), world);
         if let Some(p) = self.compiled.lock().expect("cache lock").get(&key) {
@@ -328,6 +398,10 @@ impl Sandbox {
             return Err(Error::InvalidModule(
                 "this is a core WebAssembly module; keyong needs a component (build for wasm32-wasip2)".into(),
             ));
+        }
+        precheck(wasm, &self.limits)?;
+        if let Some(worker) = &self.limits.compile_worker {
+            probe(worker, wasm, &self.limits)?;
         }
         let component = Component::new(&self.engine, wasm)
             .map_err(|e| Error::InvalidModule(format!("not a valid component: {}", e.root_cause())))?;
@@ -357,33 +431,21 @@ impl Sandbox {
     }
 
     /// Aggregate mode: calls the mapper on one unit's rows.
-    pub fn map_unit(
-        &self,
-        module: &Prepared,
-        rows: UnitRows,
-        seed: u64,
-        log: &Arc<Mutex<JobLog>>,
-    ) -> Result<Vec<Emit>, UnitFailure> {
+    pub fn map_unit(&self, module: &Prepared, rows: UnitRows, seed: u64, job: &Arc<Job>) -> Result<Vec<Emit>, UnitFailure> {
         let PreparedWorld::Aggregate(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
         let (fuel, deadline) = (self.limits.call_fuel, self.limits.call_deadline_ms);
         let emits = self
-            .call(seed, log, fuel, deadline, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &rows))?;
+            .call(seed, job, fuel, deadline, |store| pre.instantiate(&mut *store)?.call_map_unit(&mut *store, &rows))?;
         Ok(emits.into_iter().map(|e| Emit { key: e.key, value: e.value }).collect())
     }
 
     /// Blocks mode: calls the module on one block of units' rows.
-    pub fn map_block(
-        &self,
-        module: &Prepared,
-        rows: UnitRows,
-        seed: u64,
-        log: &Arc<Mutex<JobLog>>,
-    ) -> Result<Vec<f64>, UnitFailure> {
+    pub fn map_block(&self, module: &Prepared, rows: UnitRows, seed: u64, job: &Arc<Job>) -> Result<Vec<f64>, UnitFailure> {
         let PreparedWorld::Blocks(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
         let (fuel, deadline) = (self.limits.call_fuel, self.limits.call_deadline_ms);
-        self.call(seed, log, fuel, deadline, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &rows))
+        self.call(seed, job, fuel, deadline, |store| pre.instantiate(&mut *store)?.call_map_block(&mut *store, &rows))
     }
 
     /// Reviewed mode: calls the module on the authorised tables.
@@ -392,14 +454,14 @@ impl Sandbox {
         module: &Prepared,
         tables: Vec<NamedRows>,
         seed: u64,
-        log: &Arc<Mutex<JobLog>>,
+        job: &Arc<Job>,
     ) -> Result<UnitRows, UnitFailure> {
         let PreparedWorld::Reviewed(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let tables: Vec<wit::Table> =
             tables.into_iter().map(|t| wit::Table { name: t.name, rows: to_wit(t.rows) }).collect();
         // One call over every row: it gets the job's limits, not a mapper's.
         let (fuel, deadline) = (self.limits.transform_fuel, self.limits.job_deadline_ms);
-        let rows = self.call(seed, log, fuel, deadline, |store| {
+        let rows = self.call(seed, job, fuel, deadline, |store| {
             pre.instantiate(&mut *store)?.call_transform(&mut *store, &tables)
         })?;
         let rows = from_wit(rows);
@@ -410,18 +472,23 @@ impl Sandbox {
     }
 
     /// Runs `f` against a fresh store (and so a fresh instance) with every
-    /// limit applied, `fuel` to burn and an epoch deadline of `deadline_ms`
-    /// (the wall-clock backstop). `seed` seeds the
+    /// limit applied, `fuel` to burn (or the job's lower fuel) and an epoch
+    /// deadline of `deadline_ms` (the wall-clock backstop), checking at
+    /// every epoch tick whether the job was cancelled. `seed` seeds the
     /// module's random numbers (the host chooses it). Blocks while every pool
     /// slot is in use.
     fn call<R>(
         &self,
         seed: u64,
-        log: &Arc<Mutex<JobLog>>,
+        job: &Arc<Job>,
         fuel: u64,
         deadline_ms: u64,
         f: impl FnOnce(&mut Store<UnitState>) -> wasmtime::Result<R>,
     ) -> Result<R, UnitFailure> {
+        if job.is_cancelled() {
+            return Err(UnitFailure::Cancelled);
+        }
+        let fuel = job.fuel.map_or(fuel, |f| f.min(fuel));
         let _slot = self.slots.acquire();
         let stdio = CappedPipe::new(self.limits.stdio_bytes_per_call);
         let mut wasi = WasiCtx::builder();
@@ -446,26 +513,36 @@ impl Sandbox {
                     .build(),
                 hit: false,
             },
-            log: log.clone(),
+            job: job.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         if self.limits.metering == Metering::Fuel {
             store.set_fuel(fuel).expect("fuel is enabled on the engine");
         }
-        store.set_epoch_deadline(deadline_ms * TICKS_PER_SECOND / 1000 + 1);
+        // Wake at every tick: stop a cancelled job at once, and end the call
+        // when its backstop has passed.
+        let mut ticks_left = deadline_ms * TICKS_PER_SECOND / 1000 + 1;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |ctx| {
+            if ctx.data().job.is_cancelled() {
+                return Err(Cancelled.into());
+            }
+            ticks_left = ticks_left.saturating_sub(1);
+            Ok(if ticks_left == 0 { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
+        });
         store.set_hostcall_fuel(self.limits.hostcall_bytes);
         let result = f(&mut store);
         let (captured, dropped) = stdio.take();
-        if !captured.is_empty() || dropped > 0 {
-            let mut log = log.lock().expect("log lock");
-            log.push(String::from_utf8_lossy(&captured).trim_end());
-            if dropped > 0 {
-                log.push(&format!("[keyong: {dropped} bytes of stdout/stderr dropped at the per-call cap]"));
-            }
+        if !captured.is_empty() {
+            job.log.lock().expect("log lock").push(String::from_utf8_lossy(&captured).trim_end());
+        }
+        if dropped > 0 {
+            job.note(format!("{dropped} bytes of stdout/stderr dropped at the per-call cap"));
         }
         match result {
             Ok(r) => Ok(r),
+            Err(e) if e.downcast_ref::<Cancelled>().is_some() => Err(UnitFailure::Cancelled),
             Err(_) if store.data().limiter.hit => Err(UnitFailure::ResourceLimit),
             Err(e) => Err(match e.downcast_ref::<Trap>() {
                 Some(Trap::OutOfFuel) => UnitFailure::OutOfFuel,
@@ -567,12 +644,19 @@ mod tests {
     }
 
     #[test]
-    fn job_log_is_capped() {
+    fn job_log_is_capped_and_notes_are_the_hosts_own() {
         let mut log = JobLog::new(10);
         log.push("12345");
         log.push("123456789");
         let t = log.finish();
-        assert!(t.starts_with("12345\n"));
-        assert!(t.contains("10 further bytes"));
+        assert_eq!(t.module, "12345\n");
+        assert_eq!(t.host, ["10 further bytes of module log dropped at the per-job cap"]);
+    }
+
+    #[test]
+    fn module_text_is_shown_as_data() {
+        assert_eq!(escape("ok\tfine\nnext"), "ok\tfine\nnext");
+        assert_eq!(escape("\x1b[2J\rforged"), "\\u{1b}[2J\\u{d}forged");
+        assert_eq!(escape("a\u{202e}b\u{9b}c"), "a\\u{202e}b\\u{9b}c");
     }
 }

@@ -15,13 +15,17 @@
 //! - per-instance memory, table and instance limits, a wasm stack limit,
 //!   fuel per call (the deterministic limit) and an epoch deadline as the
 //!   wall-clock backstop;
-//! - in aggregate mode a fresh instance (and store) per privacy unit.
+//! - in aggregate mode a fresh instance (and store) per privacy unit;
+//! - compilation only after static limits and a bounded worker process
+//!   ([`compile`]), and a cancel flag per job checked at every epoch tick.
 
+pub mod compile;
 mod host;
 mod limits;
 mod stdio;
 
-pub use host::{JobLog, NamedRows, Prepared, Sandbox, UnitFailure, World};
+pub use compile::CompileWorker;
+pub use host::{Job, NamedRows, Prepared, Sandbox, UnitFailure, World, escape};
 pub use limits::{ALLOWED_IMPORTS, Limits, Metering};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,5 @@
+use crate::CompileWorker;
+
 /// Import interfaces (by name, without the `@version`) a module may have.
 /// Everything else fails validation before the module ever runs.
 pub const ALLOWED_IMPORTS: &[&str] = &[
@@ -80,6 +82,25 @@ pub struct Limits {
     /// Total sealed log per job, host `log` and stdio together (default 256 KiB);
     /// lines past it are dropped and counted.
     pub log_bytes_per_job: usize,
+    /// Functions per core module, checked before anything compiles (default 100,000).
+    pub max_functions: u32,
+    /// Locals one function may declare (default 5,000; the examples use at
+    /// most 27, and wasmparser's own limit is 50,000).
+    pub max_locals_per_function: u32,
+    /// Bytes of one function body (default 1 MiB).
+    pub max_function_bytes: u32,
+    /// Targets of one `br_table` (default 65,536).
+    pub max_br_table_targets: u32,
+    /// Wall time the compile worker may take, in milliseconds, before it is
+    /// killed (default 20,000; the examples take about 30 ms in release).
+    pub compile_timeout_ms: u64,
+    /// Address space of the compile worker (default 2 GiB).
+    pub compile_memory_bytes: u64,
+    /// The compile worker ([`CompileWorker`]). `None` compiles in this
+    /// process after the static checks only, with no time or memory bound:
+    /// for the sandbox's own tests, benchmarks and `keyong dev run` on a
+    /// developer's machine, never for a server.
+    pub compile_worker: Option<CompileWorker>,
 }
 
 impl Default for Limits {
@@ -98,6 +119,13 @@ impl Default for Limits {
             hostcall_bytes: 1 << 20,
             job_deadline_ms: 600_000,
             log_bytes_per_job: 256 << 10,
+            max_functions: 100_000,
+            max_locals_per_function: 5_000,
+            max_function_bytes: 1 << 20,
+            max_br_table_targets: 65_536,
+            compile_timeout_ms: 20_000,
+            compile_memory_bytes: 2 << 30,
+            compile_worker: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use cap_std::fs::Dir;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use keyong_sandbox::{Limits, Sandbox};
+use keyong_sandbox::{CompileWorker, Limits, Sandbox};
 use keyong_store::Store;
 
 pub use error::ApiError;
@@ -56,7 +56,15 @@ impl Config {
             data_root,
             policies: PathBuf::from("policies"),
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
-            sandbox: Limits::default(),
+            // This process's own executable as the compile worker: right for
+            // the `keyong` binary (`keyong compile-worker`); an embedding
+            // process sets its own.
+            sandbox: Limits {
+                compile_worker: std::env::current_exe()
+                    .ok()
+                    .map(|program| CompileWorker { program, args: vec!["compile-worker".into()] }),
+                ..Limits::default()
+            },
             min_contributors: 10,
             view_memory_bytes: 512 << 20,
             auto_approval_after: std::time::Duration::from_millis(Limits::default().job_deadline_ms + 60_000),
@@ -76,6 +84,8 @@ pub(crate) struct AppState {
     pub(crate) outbound: Arc<outbound::Outbound>,
     /// One permit per concurrently running job (sized to the sandbox pool).
     pub(crate) job_slots: Arc<Semaphore>,
+    /// The sandbox side of every job now running, to cancel it when the job ends.
+    pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<keyong_sandbox::Job>>>>,
 }
 
 /// Errors that stop the server from starting.
@@ -135,6 +145,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let keys = keys::Keys::load_or_create(&root).map_err(|e| StartError::Setup(e.to_string()))?;
     let store = store.with_checkpoint_key(keys.platform.clone());
     keys::bootstrap(&store, &root, &keys).await.map_err(|e| StartError::Setup(e.to_string()))?;
+    if config.sandbox.compile_worker.is_none() {
+        return Err(StartError::Setup("the sandbox has no compile worker: a server compiles modules only under its limits".into()));
+    }
     let sandbox = Sandbox::new(config.sandbox.clone()).map_err(|e| StartError::Setup(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -143,6 +156,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let state = AppState {
         store,
         job_slots: Arc::new(Semaphore::new(config.sandbox.pool_instances as usize)),
+        running: Arc::default(),
         sandbox: Arc::new(sandbox),
         keys: Arc::new(keys),
         root: Arc::new(root),

@@ -5,7 +5,7 @@
 //! (reviewed) the module once over all authorised rows, no noise. Every run
 //! also yields the release candidate for the outbound checks.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cap_std::fs::Dir;
@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use keyong_check::{Candidate, CellEvidence, ValueKind};
 use keyong_data::{AuthorisedView, SqlPlan, ViewTable};
-use keyong_model::api::{Evidence, NoiseInfo, ResultTable};
+use keyong_model::api::{Evidence, ModuleLog, NoiseInfo, ResultTable};
 use keyong_model::{Column, ColumnValues, Grade, Loss, Manifest, Mode, UnitRows};
 use keyong_privacy::{BlockAggregator, Reducer, Release, block_of, unit_seed};
-use keyong_sandbox::{JobLog, NamedRows, Sandbox, World};
+use keyong_sandbox::{Job, NamedRows, Sandbox, World};
 
 /// Extra time the outer timeout allows beyond the job's own time limit.
 const BACKSTOP_GRACE: Duration = Duration::from_secs(30);
@@ -26,7 +26,7 @@ const BACKSTOP_GRACE: Duration = Duration::from_secs(30);
 pub struct Output {
     pub table: ResultTable,
     pub evidence: Evidence,
-    pub logs: String,
+    pub logs: ModuleLog,
 }
 
 /// The noise a run of `manifest` at `budget` would add to each output: the
@@ -101,6 +101,16 @@ pub struct Run {
     /// digest, block `i` of the declared blocks gets `seed + i`), the block
     /// assignment and the bounding hashes.
     pub seed: u64,
+    /// The sandbox's view of the job ([`job`]): its fuel, its log, and the
+    /// flag whoever ends the job sets to stop the module at once.
+    pub job: Arc<Job>,
+}
+
+/// The sandbox job for a run of `manifest`: the module's declared fuel per
+/// call (where set) and the sandbox's log cap.
+pub fn job(sandbox: &Sandbox, manifest: &Manifest) -> Arc<Job> {
+    let fuel = (manifest.fuel_per_call > 0).then_some(manifest.fuel_per_call);
+    Job::new(fuel, sandbox.limits().log_bytes_per_job)
 }
 
 impl Run {
@@ -130,7 +140,7 @@ impl Run {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            return Ok((Output { table: release.table, evidence: release.evidence, logs: String::new() }, None));
+            return Ok((Output { table: release.table, evidence: release.evidence, logs: ModuleLog::default() }, None));
         }
         let units = view.units(&self.manifest.input, &self.manifest.columns).await.map_err(|e| e.to_string())?;
         // Every call is bounded by its fuel (deterministic) and, as a
@@ -138,6 +148,7 @@ impl Run {
         // quantities: calls × the per-call limit. This outer timeout follows
         // from them too and can only fire when the platform itself misbehaves.
         let backstop = job_backstop(self.sandbox.limits(), self.manifest.mode, self.manifest.blocks, units.len());
+        let job = self.job.clone();
         let work = tokio::task::spawn_blocking(move || {
             if self.manifest.mode == Mode::Reviewed {
                 self.run_reviewed(units).map(|(o, c)| (o, Some(c)))
@@ -145,10 +156,19 @@ impl Run {
                 self.run_module(units).map(|o| (o, None))
             }
         });
-        match tokio::time::timeout(backstop, work).await {
+        let outcome = match tokio::time::timeout(backstop, work).await {
             Ok(joined) => joined.map_err(|e| e.to_string())?,
             Err(_) => Err(format!("the job did not finish within {backstop:?}")),
-        }
+        };
+        // Whatever ended the run, nothing of it keeps running.
+        job.cancel();
+        outcome
+    }
+
+    /// Fails a run whose job was cancelled while it ran: its output would
+    /// be that of a partial run.
+    fn not_cancelled(&self) -> Result<(), String> {
+        if self.job.is_cancelled() { Err("the job was cancelled while it ran".into()) } else { Ok(()) }
     }
 
     /// Reviewed mode: the module once over every authorised row (no unit
@@ -156,26 +176,25 @@ impl Run {
     fn run_reviewed(self, units: Vec<(u64, UnitRows)>) -> Result<(Output, Candidate), String> {
         let sandbox = &self.sandbox;
         let prepared = sandbox.prepare(&self.module_id, &self.wasm, World::Reviewed).map_err(|e| e.to_string())?;
-        let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
         let rows = concat(&self.manifest.columns, units.iter().map(|(_, u)| u.clone()).collect());
         let tables = vec![NamedRows { name: self.manifest.input.clone(), rows }];
-        let out =
-            sandbox.transform(&prepared, tables, self.seed, &log).map_err(|e| format!("the module failed: {e:?}"))?;
+        let out = sandbox
+            .transform(&prepared, tables, self.seed, &self.job)
+            .map_err(|e| format!("the module failed: {e:?}"))?;
         let candidate = keyong_check::reviewed_candidate(&self.manifest, &units, &out, self.grade)?;
-        let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
         let evidence = Evidence {
             units_total: units.len() as u64,
             contributors: candidate.evidence.iter().map(|e| e.contributors).collect(),
             ..Evidence::default()
         };
-        Ok((Output { table: candidate.table.clone(), evidence, logs: logs.finish() }, candidate))
+        Ok((Output { table: candidate.table.clone(), evidence, logs: self.job.take_log() }, candidate))
     }
 
     fn run_module(self, units: Vec<(u64, UnitRows)>) -> Result<Output, String> {
         let sandbox = &self.sandbox;
         let world = if self.manifest.mode == Mode::Blocks { World::Blocks } else { World::Aggregate };
         let prepared = sandbox.prepare(&self.module_id, &self.wasm, world).map_err(|e| e.to_string())?;
-        let log = Arc::new(Mutex::new(JobLog::new(sandbox.limits().log_bytes_per_job)));
+        let job = &self.job;
         let release: Release = if self.manifest.mode == Mode::Blocks {
             let k = self.manifest.blocks;
             let mut blocks: Vec<Vec<UnitRows>> = vec![Vec::new(); k as usize];
@@ -187,7 +206,7 @@ impl Run {
             for (i, block) in blocks.into_iter().enumerate() {
                 let n = block.len() as u64;
                 let rows = concat(&self.manifest.columns, block);
-                let out = sandbox.map_block(&prepared, rows, self.seed.wrapping_add(i as u64), &log).ok();
+                let out = sandbox.map_block(&prepared, rows, self.seed.wrapping_add(i as u64), job).ok();
                 agg.add_block(n, out.as_deref());
             }
             agg.release(self.budget)
@@ -195,7 +214,7 @@ impl Run {
             let mut reducer = Reducer::new(&self.manifest);
             for (digest, unit) in units {
                 // A failed call (fuel, trap, limit) drops this unit only.
-                match sandbox.map_unit(&prepared, unit, unit_seed(self.seed, digest), &log) {
+                match sandbox.map_unit(&prepared, unit, unit_seed(self.seed, digest), job) {
                     Ok(emits) => reducer.add_unit(&emits),
                     Err(_) => reducer.unit_failed(),
                 }
@@ -203,8 +222,8 @@ impl Run {
             reducer.release(self.budget, self.min_contributors)
         }
         .map_err(|e| e.to_string())?;
-        let logs = Arc::try_unwrap(log).map_err(|_| "log still shared")?.into_inner().map_err(|e| e.to_string())?;
-        Ok(Output { table: release.table, evidence: release.evidence, logs: logs.finish() })
+        self.not_cancelled()?;
+        Ok(Output { table: release.table, evidence: release.evidence, logs: self.job.take_log() })
     }
 }
 

@@ -13,7 +13,7 @@ use keyong_store::JobRow;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::outbound::{self, Sealed};
-use crate::pipeline::Run;
+use crate::pipeline::{self, Run};
 
 pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Sealed, ApiError> {
     let sealed = job.sealed_output.as_ref().ok_or_else(|| ApiError::InvalidState("the job has no output".into()))?;
@@ -23,6 +23,36 @@ pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Sealed, ApiErro
         .open(sealed, job.view.id.as_bytes())
         .map_err(|_| ApiError::Internal(format!("sealed output of job {} does not open", job.view.id)))?;
     serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// A running job's entry in [`AppState::running`], removed when the run
+/// ends however it ends.
+struct Running<'a> {
+    st: &'a AppState,
+    id: String,
+}
+
+impl<'a> Running<'a> {
+    fn register(st: &'a AppState, id: &str, job: std::sync::Arc<keyong_sandbox::Job>) -> Self {
+        st.running.lock().expect("running lock").insert(id.to_string(), job);
+        Self { st, id: id.to_string() }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(job) = self.st.running.lock().expect("running lock").remove(&self.id) {
+            job.cancel();
+        }
+    }
+}
+
+/// Stops a job's module at once, if it is running (the job was withdrawn or
+/// closed): its CPU work ends within one epoch tick.
+pub(crate) fn cancel(st: &AppState, job_id: &str) {
+    if let Some(job) = st.running.lock().expect("running lock").get(job_id) {
+        job.cancel();
+    }
 }
 
 /// Runs a queued job in the background.
@@ -92,6 +122,8 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         row_filters.push(RowFilter { column: column.clone(), values: vec![CONSENT_GIVEN.into()] });
     }
     let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
+    let sandbox_job = pipeline::job(&st.sandbox, &module.manifest);
+    let _running = Running::register(st, job_id, sandbox_job.clone());
     let run = Run {
         sandbox: st.sandbox.clone(),
         table: ViewTable {
@@ -109,6 +141,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         view_memory_bytes: st.config.view_memory_bytes,
         grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::Core),
         seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
+        job: sandbox_job,
     };
     let (output, candidate) = run.run(&datasets).await?;
     let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;

@@ -2,12 +2,13 @@
 //! built from source (`tests/guests/hostile`, one feature per behaviour) and
 //! run through the real sandbox, each with its exact outcome asserted.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keyong_model::api::ModuleLog;
 use keyong_model::{Column, ColumnValues, Emit, Manifest, UnitRows};
 use keyong_privacy::Reducer;
-use keyong_sandbox::{Error, JobLog, Limits, NamedRows, Prepared, Sandbox, UnitFailure, World};
+use keyong_sandbox::{Error, Job, Limits, NamedRows, Prepared, Sandbox, UnitFailure, World};
 use keyong_tests::{example_manifest, example_wasm, hostile_wasm};
 
 fn limits() -> Limits {
@@ -48,13 +49,13 @@ fn prepare(s: &Sandbox, feature: &str) -> Prepared {
 }
 
 /// Runs one unit through `feature`; returns the outcome and the sealed log.
-fn run(feature: &str, seed: u64) -> (Result<Vec<Emit>, UnitFailure>, String) {
+fn run(feature: &str, seed: u64) -> (Result<Vec<Emit>, UnitFailure>, ModuleLog) {
     let s = sandbox();
     let m = prepare(&s, feature);
-    let log = Arc::new(Mutex::new(JobLog::new(s.limits().log_bytes_per_job)));
+    let log = Job::new(None, s.limits().log_bytes_per_job);
     let out = s.map_unit(&m, unit(), seed, &log);
     drop(m);
-    (out, Arc::try_unwrap(log).unwrap().into_inner().unwrap().finish())
+    (out, log.take_log())
 }
 
 fn refused(wasm: &[u8]) -> String {
@@ -93,7 +94,7 @@ fn bulk_memory_runs_out_of_fuel_not_of_time() {
 fn whether_a_unit_finishes_does_not_depend_on_machine_load() {
     let s = sandbox();
     let m = prepare(&s, "spin_on_some_units");
-    let log = Arc::new(Mutex::new(JobLog::new(1 << 16)));
+    let log = Job::new(None, 1 << 16);
     let unit = |kwh: f64| UnitRows {
         num_rows: 2,
         columns: vec![
@@ -146,7 +147,7 @@ fn big_emit_lists_trap_at_the_byte_cap_or_are_capped_by_the_host() {
     // With the byte cap raised, the reducer still reads only `max_emits_per_unit`.
     let s = Sandbox::new(Limits { hostcall_bytes: 128 << 20, ..limits() }).unwrap();
     let m = prepare(&s, "big_emit_list");
-    let log = Arc::new(Mutex::new(JobLog::new(1024)));
+    let log = Job::new(None, 1024);
     let emits = s.map_unit(&m, unit(), 1, &log).unwrap();
     assert_eq!(emits.len(), 100_000);
     let ev = reduce(&emits);
@@ -158,16 +159,16 @@ fn big_emit_lists_trap_at_the_byte_cap_or_are_capped_by_the_host() {
 fn stdout_flood_is_truncated_not_fatal() {
     let (out, log) = run("stdout_flood", 1);
     assert_eq!(out.unwrap().len(), 1);
-    assert!(log.len() <= (8 << 10) + 200, "log is {} bytes", log.len());
-    assert!(log.contains("bytes of stdout/stderr dropped at the per-call cap"), "{}", &log[log.len() - 200..]);
+    assert!(log.module.len() <= (8 << 10) + 200, "log is {} bytes", log.module.len());
+    assert!(log.host.iter().any(|n| n.contains("bytes of stdout/stderr dropped at the per-call cap")), "{:?}", log.host);
 }
 
 #[test]
 fn log_flood_is_capped() {
     let (out, log) = run("log_flood", 1);
     assert_eq!(out.unwrap().len(), 1);
-    assert!(log.len() <= (32 << 10) + 200);
-    assert!(log.ends_with("further bytes of log dropped at the cap]\n"));
+    assert!(log.module.len() <= 32 << 10);
+    assert!(log.host.last().unwrap().ends_with("further bytes of module log dropped at the per-job cap"), "{:?}", log.host);
 }
 
 #[test]
@@ -217,14 +218,14 @@ fn randomness_comes_from_the_host_seed() {
 fn panics_trap_and_are_logged_under_seal() {
     let (out, log) = run("panic", 1);
     assert_eq!(out, Err(UnitFailure::Trap));
-    assert!(log.contains("hostile panic after reading 3 rows"), "{log}");
+    assert!(log.module.contains("hostile panic after reading 3 rows"), "{log:?}");
 }
 
 #[test]
 fn no_state_survives_between_units() {
     let s = sandbox();
     let m = prepare(&s, "state_keeper");
-    let log = Arc::new(Mutex::new(JobLog::new(1024)));
+    let log = Job::new(None, 1024);
     for seed in 0..50 {
         let emits = s.map_unit(&m, unit(), seed, &log).unwrap();
         assert_eq!(emits[0].value, 2.0, "unit {seed} saw state from an earlier unit");
@@ -259,7 +260,7 @@ fn a_hundred_hostile_calls_in_parallel_do_not_disturb_a_good_one() {
         ["infinite_loop", "memory_bomb", "deep_recursion", "panic"].iter().map(|f| prepare(&s, f)).collect();
     let good_wasm = example_wasm("electricity");
     let good = s.prepare("good", &good_wasm, World::Aggregate).unwrap();
-    let log = Arc::new(Mutex::new(JobLog::new(1 << 20)));
+    let log = Job::new(None, 1 << 20);
     let threads: Vec<_> = (0..100)
         .map(|i| {
             let (s, m, log) = (s.clone(), hostile[i % hostile.len()].clone(), log.clone());
@@ -278,7 +279,7 @@ fn a_hundred_hostile_calls_in_parallel_do_not_disturb_a_good_one() {
 #[test]
 fn blocks_and_reviewed_worlds_run_and_are_checked() {
     let s = sandbox();
-    let log = Arc::new(Mutex::new(JobLog::new(1024)));
+    let log = Job::new(None, 1024);
     let blocks = hostile_wasm("blocks_profile");
     let m = s.prepare(&keyong_crypto::sm3_hex(&blocks), &blocks, World::Blocks).unwrap();
     assert_eq!(s.map_block(&m, unit(), 1, &log).unwrap(), vec![3.0, 75.25]);
@@ -300,4 +301,59 @@ fn blocks_and_reviewed_worlds_run_and_are_checked() {
     let ragged = hostile_wasm("reviewed_ragged");
     let m = s.prepare(&keyong_crypto::sm3_hex(&ragged), &ragged, World::Reviewed).unwrap();
     assert_eq!(s.transform(&m, tables(), 1, &log), Err(UnitFailure::InvalidOutput));
+}
+
+/// A sandbox with the compile worker and the given compile limits.
+fn with_worker(adjust: impl FnOnce(&mut Limits)) -> Sandbox {
+    let mut limits = Limits { compile_worker: Some(keyong_tests::compile_worker()), ..limits() };
+    adjust(&mut limits);
+    Sandbox::new(limits).unwrap()
+}
+
+fn refused_by(s: &Sandbox, wasm: &[u8]) -> (String, Duration) {
+    let t = Instant::now();
+    match s.prepare(&keyong_crypto::sm3_hex(wasm), wasm, World::Aggregate) {
+        Err(Error::InvalidModule(m)) => (m, t.elapsed()),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a compile bomb was accepted"),
+    }
+}
+
+#[test]
+fn compile_bomb_past_the_static_limits_is_refused_before_compiling() {
+    let s = with_worker(|_| {});
+    let (why, took) = refused_by(&s, &keyong_sandbox::compile::compile_bomb(1, 20_000));
+    assert!(why.contains("declares 20000 locals (the limit is 5000)"), "{why}");
+    assert!(took < Duration::from_millis(500), "the static check took {took:?}");
+}
+
+#[test]
+fn compile_bomb_within_the_static_limits_is_killed_at_the_compile_timeout() {
+    let s = with_worker(|l| l.compile_timeout_ms = 2_000);
+    // 5,000 locals: within the static limit, about 27 s to compile in a debug build.
+    let (why, took) = refused_by(&s, &keyong_sandbox::compile::compile_bomb(1, 5_000));
+    assert!(why.contains("took longer than 2 s"), "{why}");
+    assert!(took < Duration::from_millis(3_500), "refused after {took:?}");
+}
+
+#[test]
+fn compile_bomb_is_stopped_at_the_compile_memory_limit() {
+    let s = with_worker(|l| {
+        (l.compile_memory_bytes, l.max_locals_per_function, l.max_function_bytes) = (64 << 20, 50_000, 4 << 20)
+    });
+    let (why, took) = refused_by(&s, &keyong_sandbox::compile::compile_bomb(1, 49_000));
+    assert!(why.contains("needed more than the compile limits (64 MiB"), "{why}");
+    assert!(took < Duration::from_secs(10), "refused after {took:?}");
+    // The same limit leaves room for a real module.
+    let wasm = example_wasm("electricity");
+    s.prepare(&keyong_crypto::sm3_hex(&wasm), &wasm, World::Aggregate).expect("the example compiles in 64 MiB");
+}
+
+#[test]
+fn the_compile_worker_accepts_real_modules_and_reports_invalid_ones() {
+    let s = with_worker(|_| {});
+    let wasm = example_wasm("electricity");
+    s.prepare(&keyong_crypto::sm3_hex(&wasm), &wasm, World::Aggregate).expect("the example compiles in the worker");
+    let (why, _) = refused_by(&s, b"\0asm\x0d\0\x01\0\xff\xff");
+    assert!(why.contains("not a valid component"), "{why}");
 }

@@ -336,6 +336,7 @@ pub(crate) async fn withdraw(
     let detail = serde_json::json!({ "status": JobStatus::Withdrawn });
     tx.audit_and_file(caller.id(), "job.withdraw", "filing.outbound_review", &id, detail).await?;
     tx.commit().await?;
+    runner::cancel(&st, &id);
     let job = visible(&st, &caller, &id).await?;
     Ok(Json(view(&st, &caller, job).await?))
 }
