@@ -314,6 +314,7 @@ mod tests {
                 col("households", ColumnType::Int64, OutputRole::Count, None),
                 col("kwh", ColumnType::Float64, OutputRole::Sum, Some("kwh")),
             ],
+            fuel_per_call: 0,
         }
     }
 
