@@ -104,6 +104,7 @@ pub fn blocks_manifest(like: &Manifest, name: &str) -> Manifest {
     m.outputs = vec!["rows".into(), "mean_kwh".into()];
     m.value = Some(keyong_model::ValueSpec { name: "coordinate".into(), lower: 0.0, upper: 1000.0 });
     m.blocks = 20;
+    m.fuel_per_call = 0;
     m
 }
 
@@ -131,6 +132,20 @@ fn test_config(data_root: &Path) -> keyong_server::Config {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.sandbox.pool_instances = 8;
     config.sandbox.compile_worker = Some(compile_worker());
+    // Periods of seconds, not minutes: a fast fuel rate and a short
+    // allowance (the e2e data has 2,400 rows; an example's period is about
+    // 2 s). Tests of the schedule itself set their own.
+    config.schedule = keyong_server::Schedule {
+        fuel_per_second: 1_000_000_000,
+        per_call_us: 500,
+        allowance: std::time::Duration::from_secs(1),
+        ..keyong_server::Schedule::default()
+    };
+    config.quotas = keyong_server::Quotas {
+        jobs_in_flight_per_operator: 1_000,
+        jobs_in_flight_per_scenario: 1_000,
+        ..keyong_server::Quotas::default()
+    };
     config
 }
 

@@ -194,6 +194,7 @@ pub fn check(profile: &Profile, candidate: &Candidate, earlier: &[Earlier]) -> C
     }
     let mut protection = suppress::Protection::new(candidate);
     if !candidate.dp {
+        special_values(&candidate.table, &mut findings);
         cells::verify_values(candidate, &mut findings);
         cells::verify_keys(candidate, &mut findings);
         protection.fill_grid(profile, &mut findings);
@@ -208,13 +209,44 @@ pub fn check(profile: &Profile, candidate: &Candidate, earlier: &[Earlier]) -> C
         let known = if profile.differencing { protection.unions_of(earlier) } else { Vec::new() };
         protection.secondary(profile, &known, &mut findings)
     };
-    let (protected, totals) = protection.protected_table();
+    let (mut protected, totals) = protection.protected_table();
+    // −0.0 leaves as 0: a sign bit is not a figure.
+    protected.rows.iter_mut().flat_map(|r| r.values.iter_mut().flatten()).for_each(|v| *v += 0.0);
     let released = protection.released_cells();
     if !candidate.dp && profile.differencing {
         differencing::check(profile, &released, earlier, &mut findings);
     }
     let primary = protection.primary_count();
     finish(profile, candidate, findings, protected, released, (primary, secondary, totals))
+}
+
+/// A module's own numbers that cannot be published as they are: NaN and
+/// ±inf (as JSON they would be empty cells, indistinguishable from
+/// suppressed ones) block the output; −0.0 is published as 0 and flagged.
+fn special_values(table: &ResultTable, findings: &mut Vec<Finding>) {
+    for (i, row) in table.rows.iter().enumerate() {
+        for (j, v) in row.values.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            let column = Some(table.columns[j].as_str());
+            if !v.is_finite() {
+                findings.push(finding(
+                    "non_finite_value",
+                    serde_json::json!({}),
+                    Some(row_ref(table, i, column)),
+                    format!("the module returned {v} here; NaN and infinities cannot be published"),
+                    Outcome::Block,
+                ));
+            } else if v == 0.0 && v.is_sign_negative() {
+                findings.push(finding(
+                    "negative_zero",
+                    serde_json::json!({}),
+                    Some(row_ref(table, i, column)),
+                    "the module returned −0 here; it is published as 0".into(),
+                    Outcome::Info,
+                ));
+            }
+        }
+    }
 }
 
 /// The differencing guard alone, for a release decision: the findings of
@@ -381,5 +413,23 @@ mod tests {
         let r = check(&profile(), &counts(&refs), &[]).report;
         assert_eq!(r.verdict, Verdict::Block);
         assert!(r.findings.iter().any(|f| f.rule == "size_cap"));
+    }
+    #[test]
+    fn non_finite_values_block_and_negative_zero_leaves_as_zero() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut c = counts(&[(&["a"], 20), (&["b"], 30)]);
+            c.table.rows[1].values[0] = Some(bad);
+            let r = check(&profile(), &c, &[]).report;
+            assert_eq!(r.verdict, Verdict::Block, "{bad}");
+            let f = r.findings.iter().find(|f| f.rule == "non_finite_value").expect("flagged");
+            assert_eq!(f.cell.as_ref().unwrap().key, ["b"]);
+        }
+        let mut c = counts(&[(&["a"], 20), (&["b"], 30)]);
+        c.table.rows[0].values[0] = Some(-0.0);
+        c.evidence[0].values[0].as_mut().unwrap().expected = Some(0.0);
+        let checked = check(&profile(), &c, &[]);
+        assert!(checked.report.findings.iter().any(|f| f.rule == "negative_zero" && f.outcome == Outcome::Info));
+        let v = checked.protected.rows[0].values[0].unwrap_or(1.0);
+        assert!(v == 0.0 && v.is_sign_positive(), "published as {v:?}");
     }
 }

@@ -68,7 +68,13 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate
         }
     }
 
-    let sandbox = Arc::new(Sandbox::new(Limits::default())?);
+    // The compile worker a server would use: this binary, `keyong compile-worker`.
+    let worker = std::env::current_exe()
+        .ok()
+        .map(|program| keyong_sandbox::CompileWorker { program, args: vec!["compile-worker".into()] });
+    let limits = Limits { compile_worker: worker, ..Limits::default() };
+    let backstop = keyong_server::Schedule::default().period(&limits, &manifest, twin.row_count);
+    let sandbox = Arc::new(Sandbox::new(limits)?);
     let module_id = keyong_crypto::sm3_hex(&wasm);
     let world = match manifest.mode {
         keyong_model::Mode::Blocks => World::Blocks,
@@ -107,6 +113,7 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate
         grade: policy.grade,
         seed: args.seed,
         job,
+        backstop,
     };
     run.run(&datasets).await.map_err(|e| anyhow::anyhow!(e))
 }

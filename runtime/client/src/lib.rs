@@ -181,6 +181,20 @@ impl Client {
     /// Polls a job until it leaves `queued`/`running` (or `timeout` passes).
     /// Operators see `pending` until a reviewer decides, so poll as the
     /// agency, a reviewer or the authority.
+    /// As the operator: polls until the job shows something other than
+    /// `pending` — decisions appear only at the release schedule's slots
+    /// (`created_at + k × decision_period_seconds`) — or `timeout` passes.
+    pub async fn wait_for_decision(&self, id: &str, timeout: std::time::Duration) -> Result<JobView> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await?;
+            if job.status != keyong_model::JobStatus::Pending || tokio::time::Instant::now() > deadline {
+                return Ok(job);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     pub async fn wait_for_job(&self, id: &str, timeout: std::time::Duration) -> Result<JobView> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

@@ -211,6 +211,12 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         say(&format!("the output derives from 重要 data: the authority signed it off; job is {}", job.status));
     }
     seen.push(json(&operator.job(&job.id).await?));
+    let period = job.decision_period_seconds;
+    say(&format!("the operator sees the decision at the job's next slot of its release schedule (every {period} s)"));
+    let shown = operator.wait_for_decision(&job.id, Duration::from_secs(2 * period + 60)).await?;
+    if shown.status != JobStatus::Approved {
+        return Err(Error::Decode(format!("the operator sees the job {} instead of approved", shown.status)));
+    }
 
     let bundle = operator.release(&job.id).await?;
     verify_bundle(&bundle).map_err(|e| Error::Decode(format!("receipt does not verify: {e}")))?;

@@ -317,8 +317,13 @@ pub struct JobView {
     /// δ charged to the ledger.
     pub delta: f64,
     pub created_at: String,
-    /// Operators see the creation time here too (run times depend on the data).
+    /// Operators see the creation time here, or the decision slot once a
+    /// decision is visible (run times depend on the data).
     pub updated_at: String,
+    /// The release schedule's period: the operator sees decisions at
+    /// `created_at + k × period` (k ≥ 1), never between.
+    #[serde(default)]
+    pub decision_period_seconds: u64,
     /// Reviewers' public comments, shown once the job is decided.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comments: Vec<String>,

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     Conflict,
     /// A server-side resource limit was hit.
     ResourceExhausted,
+    /// A per-operator or per-scenario quota (jobs in flight, run or compile
+    /// time per day, reviewed jobs) would be exceeded.
+    QuotaExceeded,
     /// A bug or an unexpected server-side failure.
     Internal,
 }
@@ -54,6 +57,7 @@ impl ErrorCode {
             Self::IdentifierDetected => "identifier_detected",
             Self::Conflict => "conflict",
             Self::ResourceExhausted => "resource_exhausted",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::Internal => "internal",
         }
     }

@@ -36,6 +36,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Details go to the server log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,6 +61,7 @@ impl IntoResponse for ApiError {
             ApiError::IdentifierDetected(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::IdentifierDetected),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             ApiError::ResourceExhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ResourceExhausted),
+            ApiError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::QuotaExceeded),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)

@@ -11,6 +11,7 @@ mod outbound;
 pub mod pipeline;
 mod routes;
 mod runner;
+mod schedule;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use keyong_store::Store;
 
 pub use error::ApiError;
 pub use keys::BOOTSTRAP_TOKEN_FILE;
+pub use schedule::{Quotas, Schedule};
 
 /// Server configuration. Each default is documented on its field.
 #[derive(Debug, Clone)]
@@ -43,11 +45,10 @@ pub struct Config {
     pub min_contributors: u64,
     /// DataFusion memory pool per job view (default 512 MiB).
     pub view_memory_bytes: usize,
-    /// How long after submission an auto-approved job shows as approved to
-    /// its operator (before, it shows as `pending` and cannot be released),
-    /// so the moment reveals neither the run time nor the verdict (default:
-    /// the job time limit plus a minute, 660 s).
-    pub auto_approval_after: std::time::Duration,
+    /// When operators see decisions ([`Schedule`]).
+    pub schedule: Schedule,
+    /// Limits on the work one operator or scenario may ask for ([`Quotas`]).
+    pub quotas: Quotas,
 }
 
 impl Config {
@@ -67,7 +68,8 @@ impl Config {
             },
             min_contributors: 10,
             view_memory_bytes: 512 << 20,
-            auto_approval_after: std::time::Duration::from_millis(Limits::default().job_deadline_ms + 60_000),
+            schedule: Schedule::default(),
+            quotas: Quotas::default(),
         }
     }
 }
@@ -82,7 +84,9 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<Config>,
     /// The outbound rule profiles and association rules (read at start-up).
     pub(crate) outbound: Arc<outbound::Outbound>,
-    /// One permit per concurrently running job (sized to the sandbox pool).
+    /// One permit per concurrently running job: one per core (at most the
+    /// sandbox pool), so a running job has about a core, as the schedule's
+    /// fuel rate assumes.
     pub(crate) job_slots: Arc<Semaphore>,
     /// The sandbox side of every job now running, to cancel it when the job ends.
     pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<keyong_sandbox::Job>>>>,
@@ -155,7 +159,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
     let state = AppState {
         store,
-        job_slots: Arc::new(Semaphore::new(config.sandbox.pool_instances as usize)),
+        job_slots: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(config.sandbox.pool_instances as usize),
+        )),
         running: Arc::default(),
         sandbox: Arc::new(sandbox),
         keys: Arc::new(keys),

@@ -18,9 +18,6 @@ use keyong_model::{Column, ColumnValues, Grade, Loss, Manifest, Mode, UnitRows};
 use keyong_privacy::{BlockAggregator, Reducer, Release, block_of, unit_seed};
 use keyong_sandbox::{Job, NamedRows, Sandbox, World};
 
-/// Extra time the outer timeout allows beyond the job's own time limit.
-const BACKSTOP_GRACE: Duration = Duration::from_secs(30);
-
 /// What a run produced: the table to review, the host's evidence, the sealed log.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Output {
@@ -104,6 +101,11 @@ pub struct Run {
     /// The sandbox's view of the job ([`job`]): its fuel, its log, and the
     /// flag whoever ends the job sets to stop the module at once.
     pub job: Arc<Job>,
+    /// Wall-clock bound of the sandbox work, from public quantities only
+    /// (the server passes the job's schedule period): every call is bounded
+    /// by its fuel, so only a machine slower than the schedule assumes
+    /// reaches it.
+    pub backstop: Duration,
 }
 
 /// The sandbox job for a run of `manifest`: the module's declared fuel per
@@ -147,8 +149,7 @@ impl Run {
         // backstop, its epoch deadline, so the job's work is bounded by public
         // quantities: calls × the per-call limit. This outer timeout follows
         // from them too and can only fire when the platform itself misbehaves.
-        let backstop = job_backstop(self.sandbox.limits(), self.manifest.mode, self.manifest.blocks, units.len());
-        let job = self.job.clone();
+        let (backstop, job) = (self.backstop, self.job.clone());
         let work = tokio::task::spawn_blocking(move || {
             if self.manifest.mode == Mode::Reviewed {
                 self.run_reviewed(units).map(|(o, c)| (o, Some(c)))
@@ -225,19 +226,6 @@ impl Run {
         self.not_cancelled()?;
         Ok(Output { table: release.table, evidence: release.evidence, logs: self.job.take_log() })
     }
-}
-
-/// The wall-clock backstop of a job's sandbox work, from public quantities
-/// only (the mode, the declared blocks, the number of units and the
-/// limits): every call is bounded by its own limit, so the job cannot need
-/// more unless the platform misbehaves.
-fn job_backstop(limits: &keyong_sandbox::Limits, mode: Mode, blocks: u32, units: usize) -> Duration {
-    let calls = match mode {
-        Mode::Reviewed => return Duration::from_millis(limits.job_deadline_ms) + BACKSTOP_GRACE,
-        Mode::Blocks => u64::from(blocks),
-        _ => units as u64,
-    };
-    Duration::from_millis(limits.call_deadline_ms.saturating_mul(calls.max(1))) + BACKSTOP_GRACE
 }
 
 /// The rows of several units as one table (a block), columns in `names` order.

@@ -142,6 +142,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::Core),
         seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
         job: sandbox_job,
+        backstop: std::time::Duration::from_millis(job.period_ms),
     };
     let (output, candidate) = run.run(&datasets).await?;
     let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;

@@ -11,7 +11,7 @@
 mod rows;
 mod tx;
 
-pub use rows::{DatasetRow, JobRow, ModuleRow, ScenarioRow, UserRow};
+pub use rows::{DatasetRow, JobLoad, JobRow, ModuleRow, ScenarioRow, UserRow};
 pub use tx::{BudgetLeft, Tx};
 
 use std::str::FromStr;
@@ -53,7 +53,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema version this code writes (`PRAGMA user_version`; the
 /// statement in [`Store::open_sqlite`] spells the same number).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// A released product and what the public list shows of it.
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ impl Store {
             )));
         }
         sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
-        sqlx::raw_sql("PRAGMA user_version = 3").execute(&pool).await?;
+        sqlx::raw_sql("PRAGMA user_version = 4").execute(&pool).await?;
         Ok(Self { pool, checkpoint_key: None })
     }
 
@@ -144,6 +144,29 @@ impl Store {
     pub async fn module(&self, id: &str) -> Result<Option<ModuleRow>> {
         let row = sqlx::query("SELECT * FROM modules WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| ModuleRow::from_row(&r)).transpose()
+    }
+
+    /// Why the sandbox refused these bytes from this organisation before, if it did.
+    pub async fn refused_module(&self, org: &str, wasm_sm3: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT reason FROM refused_modules WHERE operator_org = ? AND wasm_sm3 = ?")
+            .bind(org)
+            .bind(wasm_sm3)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Milliseconds of compiling the organisation's submissions (accepted
+    /// and refused) took since `since` (RFC 3339).
+    pub async fn compile_ms_since(&self, org: &str, since: &str) -> Result<u64> {
+        let ms: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT SUM(compile_ms) FROM modules WHERE operator_org = ?1 AND created_at > ?2), 0) \
+                  + COALESCE((SELECT SUM(compile_ms) FROM refused_modules WHERE operator_org = ?1 AND created_at > ?2), 0)",
+        )
+        .bind(org)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ms as u64)
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>> {

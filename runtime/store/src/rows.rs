@@ -173,6 +173,22 @@ pub struct JobRow {
     pub verdict: Option<keyong_model::report::Verdict>,
     /// The earlier job whose approval this one inherited (auto-approval).
     pub auto_approved_as: Option<String>,
+    /// The release schedule's period in milliseconds.
+    pub period_ms: u64,
+}
+
+/// An organisation's and a scenario's jobs, as their quotas count them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobLoad {
+    /// Jobs (not withdrawn) whose first decision slot has not come yet.
+    pub org_in_flight: u64,
+    pub scenario_in_flight: u64,
+    /// Schedule periods of the jobs submitted in the last 24 hours: the
+    /// most run time they can have taken.
+    pub org_run_ms_today: u64,
+    pub scenario_run_ms_today: u64,
+    /// Reviewed-mode jobs ever submitted in the scenario.
+    pub scenario_reviewed: u64,
 }
 
 impl JobRow {
@@ -189,6 +205,7 @@ impl JobRow {
                 delta: r.get("delta"),
                 created_at: r.get("created_at"),
                 updated_at: r.get("updated_at"),
+                decision_period_seconds: (r.get::<i64, _>("period_ms") as u64).div_ceil(1000),
                 comments: Vec::new(),
             },
             operator_org: r.get("operator_org"),
@@ -201,6 +218,7 @@ impl JobRow {
                 .transpose()
                 .map_err(|e| crate::Error::Corrupt(format!("job verdict: {e}")))?,
             auto_approved_as: r.get("auto_approved_as"),
+            period_ms: r.get::<i64, _>("period_ms") as u64,
         })
     }
 }

@@ -64,7 +64,21 @@ CREATE TABLE IF NOT EXISTS modules (
     manifest_json TEXT NOT NULL,
     signature TEXT NOT NULL,
     wasm BLOB NOT NULL,
+    -- Wall time compiling it took (worker and server), charged to the
+    -- operator's daily compile quota.
+    compile_ms INTEGER NOT NULL,
     created_at TEXT NOT NULL
+);
+-- Modules the sandbox refused, by organisation and the SM3 of their bytes:
+-- a re-send is refused at once, without compiling again (per organisation,
+-- so one cannot learn what another sent).
+CREATE TABLE IF NOT EXISTS refused_modules (
+    operator_org TEXT NOT NULL REFERENCES orgs(id),
+    wasm_sm3 TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    compile_ms INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (operator_org, wasm_sm3)
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -85,6 +99,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     -- Set when policy approved the job without reviewers: the earlier job
     -- (same module, budget and inputs, two reviewers' approval) it matched.
     auto_approved_as TEXT,
+    -- The release schedule's period (public: from the module's declared
+    -- limits and the input's row count): decisions become visible to the
+    -- operator at created_at + k × period, k ≥ 1.
+    period_ms INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );

@@ -9,7 +9,7 @@ use keyong_model::api::{CatalogEntry, Incident, InputVersion, Org, Scenario, Vot
 use keyong_model::report::Verdict;
 use keyong_model::{Charge, JobStatus, Loss, Manifest, Role, ScenarioStatus};
 
-use crate::{Result, now};
+use crate::{JobLoad, Result, now};
 
 pub struct Tx {
     tx: Transaction<'static, Sqlite>,
@@ -288,8 +288,9 @@ impl Tx {
         manifest: &Manifest,
         signature: &str,
         wasm: &[u8],
+        compile_ms: u64,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO modules (id, operator_org, uploaded_by, scenario, manifest_json, signature, wasm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO modules (id, operator_org, uploaded_by, scenario, manifest_json, signature, wasm, compile_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(id)
             .bind(org)
             .bind(user)
@@ -297,10 +298,59 @@ impl Tx {
             .bind(serde_json::to_string(manifest).expect("serialisable"))
             .bind(signature)
             .bind(wasm)
+            .bind(compile_ms as i64)
             .bind(&self.now)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    /// Remembers bytes the sandbox refused (the first refusal's reason stays).
+    pub async fn insert_refused_module(&mut self, wasm_sm3: &str, org: &str, reason: &str, compile_ms: u64) -> Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO refused_modules (wasm_sm3, operator_org, reason, compile_ms, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(wasm_sm3)
+            .bind(org)
+            .bind(reason)
+            .bind(compile_ms as i64)
+            .bind(&self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// What an organisation and a scenario have in flight and have used,
+    /// for their quotas: every figure from public quantities only
+    /// (submission times and schedule periods), never from how far a run
+    /// has got. A job is in flight until its first decision slot.
+    pub async fn job_load(&mut self, org: &str, scenario: &str) -> Result<JobLoad> {
+        macro_rules! load_of {
+            ($column:literal) => {
+                concat!(
+                    "SELECT \
+                       COALESCE(SUM(CASE WHEN status != 'withdrawn' \
+                         AND julianday(created_at) + period_ms / 86400000.0 > julianday(?1) THEN 1 ELSE 0 END), 0), \
+                       COALESCE(SUM(CASE WHEN julianday(created_at) > julianday(?1) - 1.0 THEN period_ms ELSE 0 END), 0) \
+                     FROM jobs WHERE ",
+                    $column,
+                    " = ?2"
+                )
+            };
+        }
+        let mut load = JobLoad::default();
+        let (flight, ms): (i64, i64) =
+            sqlx::query_as(load_of!("operator_org")).bind(&self.now).bind(org).fetch_one(&mut *self.tx).await?;
+        (load.org_in_flight, load.org_run_ms_today) = (flight as u64, ms as u64);
+        let (flight, ms): (i64, i64) =
+            sqlx::query_as(load_of!("scenario")).bind(&self.now).bind(scenario).fetch_one(&mut *self.tx).await?;
+        (load.scenario_in_flight, load.scenario_run_ms_today) = (flight as u64, ms as u64);
+        load.scenario_reviewed = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM jobs j JOIN modules m ON m.id = j.module \
+             WHERE j.scenario = ? AND json_extract(m.manifest_json, '$.mode') = 'reviewed'",
+        )
+        .bind(scenario)
+        .fetch_one(&mut *self.tx)
+        .await? as u64;
+        Ok(load)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -315,9 +365,10 @@ impl Tx {
         charge: Charge,
         replay_key: &str,
         inputs: &[InputVersion],
+        period_ms: u64,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, delta, budget_json, replay_key, status, inputs_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, delta, budget_json, replay_key, status, inputs_json, period_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(scenario)
@@ -330,6 +381,7 @@ impl Tx {
         .bind(replay_key)
         .bind(JobStatus::Queued.as_str())
         .bind(serde_json::to_string(inputs).expect("serialisable"))
+        .bind(period_ms as i64)
         .bind(&self.now)
         .bind(&self.now)
         .execute(&mut *self.tx)

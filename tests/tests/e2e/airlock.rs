@@ -79,7 +79,8 @@ async fn reviewed_outputs_pass_the_airlock() {
     let changed =
         r2.vote(&job.id, &with_public(Decision::RequestChanges, "merge the two smallest districts")).await.unwrap();
     assert_eq!(changed.status, JobStatus::ChangesRequested);
-    let seen = operator.job(&job.id).await.unwrap();
+    // The operator sees the decision (and its public comment) at the job's next slot.
+    let seen = operator.wait_for_decision(&job.id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(
         (seen.status, seen.comments.clone()),
         (JobStatus::ChangesRequested, vec!["merge the two smallest districts".to_string()])
@@ -95,6 +96,7 @@ async fn reviewed_outputs_pass_the_airlock() {
     r1.vote(&job.id, &decide(Decision::Approve)).await.unwrap();
     let approved = r2.vote(&job.id, &with_public(Decision::Approve, "aggregates only")).await.unwrap();
     assert_eq!(approved.status, JobStatus::Approved);
+    operator.wait_for_decision(&job.id, Duration::from_secs(30)).await.unwrap();
     let bundle = operator.release(&job.id).await.unwrap();
     verify_bundle(&bundle).unwrap();
     let view = r1.review(&job.id).await.unwrap();
@@ -142,7 +144,7 @@ async fn reviewed_outputs_pass_the_airlock() {
     }
     assert_eq!(code(r1.vote(&job.id, &decide(Decision::Approve)).await), ErrorCode::PolicyDenied);
     r1.vote(&job.id, &with_public(Decision::Reject, "direct identifiers in the output")).await.unwrap();
-    let seen = operator.job(&job.id).await.unwrap();
+    let seen = operator.wait_for_decision(&job.id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(seen.status, JobStatus::Rejected);
     let body = serde_json::to_string(&seen).unwrap();
     assert!(!body.contains("11010519491231002X") && !body.contains("finding"), "the operator sees no findings: {body}");
@@ -162,7 +164,8 @@ async fn reviewed_outputs_pass_the_airlock() {
     assert_eq!(code(agency.close(&job.id, &DecisionRequest::new(Decision::Approve, "")).await), ErrorCode::BadRequest);
     let closed = agency.close(&job.id, &with_public(Decision::Reject, "the run produced no output")).await.unwrap();
     assert_eq!(closed.status, JobStatus::Rejected);
-    assert_eq!(operator.job(&job.id).await.unwrap().comments, vec!["the run produced no output".to_string()]);
+    let seen = operator.wait_for_decision(&job.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((seen.status, seen.comments), (JobStatus::Rejected, vec!["the run produced no output".to_string()]));
     let job = operator.submit_job(&failing(0.2)).await.unwrap();
     assert_eq!(operator.withdraw(&job.id).await.unwrap().status, JobStatus::Withdrawn);
     assert_eq!(code(operator.withdraw(&job.id).await), ErrorCode::InvalidState);
@@ -232,8 +235,10 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
 /// to make the identical request run again, as it would over a new version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identical_passing_output_is_auto_approved() {
-    let mut server = TestServer::start_with(|c| c.auto_approval_after = Duration::from_secs(3600)).await;
+    let mut server = TestServer::start().await;
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    // Jobs submitted from now on are scheduled with an hour's allowance.
+    server.restart_with(|c| c.schedule.allowance = Duration::from_secs(3600)).await;
     assert_eq!(outcome.review.report.verdict, Verdict::Pass, "{:#?}", outcome.review.report.findings);
     let db =
         sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_root.join("keyong.db").display())).await.unwrap();
@@ -252,14 +257,17 @@ async fn an_identical_passing_output_is_auto_approved() {
     assert_ne!(job.id, outcome.job.id);
     assert_eq!(r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Approved);
     assert!(!r1.review_queue().await.unwrap().iter().any(|j| j.id == job.id), "no reviewer needed");
-    // The operator learns of it only at a fixed time after submission (not
-    // when the run ended): an hour here; then the same server with no delay.
-    assert_eq!(operator.job(&job.id).await.unwrap().status, JobStatus::Pending);
+    // The operator learns of it only at the job's first slot (not when the
+    // run ended): an hour here; then the same job with a period of a second.
+    let seen = operator.job(&job.id).await.unwrap();
+    assert_eq!(seen.status, JobStatus::Pending);
+    assert!(seen.decision_period_seconds > 3600, "{seen:?}");
     assert_eq!(code(operator.release(&job.id).await), ErrorCode::InvalidState);
-    server.restart_with(|c| c.auto_approval_after = Duration::ZERO).await;
-    let base = Client::new(&server.base);
-    let (operator, r1) = (base.as_user(&a.operator), base.as_user(&a.reviewers[0]));
-    assert_eq!(operator.job(&job.id).await.unwrap().status, JobStatus::Approved);
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_root.join("keyong.db").display())).await.unwrap();
+    sqlx::query("UPDATE jobs SET period_ms = 1000 WHERE id = ?").bind(&job.id).execute(&db).await.unwrap();
+    db.close().await;
+    assert_eq!(operator.wait_for_decision(&job.id, Duration::from_secs(10)).await.unwrap().status, JobStatus::Approved);
     let bundle = operator.release(&job.id).await.unwrap();
     verify_bundle(&bundle).unwrap();
     assert_eq!(bundle.receipt.auto_approved_as.as_deref(), Some(outcome.job.id.as_str()));

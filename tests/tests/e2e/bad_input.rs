@@ -138,6 +138,12 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         code(operator.submit_module(&sign_module(key, b"definitely not wasm", &manifest).unwrap()).await),
         ErrorCode::InvalidModule
     );
+    // Refused bytes are remembered: a re-send (under any manifest) is refused at once.
+    let mut renamed = manifest.clone();
+    renamed.name = "another-name".into();
+    let again = operator.submit_module(&sign_module(key, b"definitely not wasm", &renamed).unwrap()).await.unwrap_err();
+    assert_eq!(again.code(), Some(ErrorCode::InvalidModule));
+    assert!(again.to_string().contains("these bytes were refused before: not a WebAssembly binary"), "{again}");
     let mut blocks = manifest.clone();
     blocks.mode = keyong_model::Mode::Blocks;
     (blocks.key_dimensions, blocks.statistics, blocks.max_keys_per_unit, blocks.max_emits_per_unit) =
@@ -198,8 +204,11 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     assert_eq!(code(reviewer.vote(&outcome.job.id, &approve).await), ErrorCode::InvalidState);
     assert_eq!(code(operator.release("no-such-job").await), ErrorCode::NotFound);
 
-    // Nothing was half-written: no audit entry, no budget spent, no module stored.
-    assert_eq!(authority.verify_audit().await.unwrap().entries, entries_before);
+    // Nothing was half-written: no budget spent, no module stored, and no
+    // audit entry but the three refusals the sandbox remembers.
+    let export = authority.export_audit().await.unwrap();
+    let new: Vec<&str> = export.entries.iter().skip(entries_before as usize).map(|e| e.action.as_str()).collect();
+    assert_eq!(new, ["module.refused"; 3]);
     assert_eq!(operator.scenario(&outcome.scenario.id).await.unwrap(), scenario_before);
     let tampered_id = keyong_crypto::sm3_hex(&tampered_wasm);
     assert_eq!(

@@ -23,7 +23,7 @@ async fn sql_and_blocks_jobs_with_preview_replay_and_ledger() {
     // An sql module: no code, a query with declared bounds and key domain.
     let mut sql = outcome.review.manifest.clone();
     sql.name = "mean-kwh-sql".into();
-    sql.mode = Mode::Sql;
+    (sql.mode, sql.fuel_per_call) = (Mode::Sql, 0);
     sql.sql = "SELECT district, COUNT(*) AS bills, AVG(kwh) AS mean_kwh FROM electricity_bills \
                WHERE kwh >= 0 GROUP BY district"
         .into();

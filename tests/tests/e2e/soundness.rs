@@ -14,6 +14,23 @@ use keyong_tests::{TestServer, blocks_manifest, hostile_wasm};
 
 use super::code;
 
+fn at(rfc3339: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// Whole seconds from `a` to `b`.
+fn seconds_between(a: &str, b: &str) -> i64 {
+    (at(b) - at(a)).whole_seconds()
+}
+
+/// Sleeps until 300 ms after the next slot boundary of a job created at `created`.
+async fn after_next_slot(created: &str, period: Duration) {
+    let elapsed = (time::OffsetDateTime::now_utc() - at(created)).as_seconds_f64();
+    let next = (elapsed / period.as_secs_f64()).floor() + 1.0;
+    let wait = next * period.as_secs_f64() - elapsed + 0.3;
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+}
+
 /// Every file and directory keyong created under `root` is its owner's
 /// alone (the landing zone is the city platform's, written before keyong runs).
 fn assert_private(root: &std::path::Path) {
@@ -46,7 +63,7 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     // Hole 1: kWh bounds of [0, 0.0004] round to 0 in fixed point; the sum's
     // noise would have been 0 and the counts exact. Refused before anything runs.
     let mut sql = outcome.review.manifest.clone();
-    (sql.name, sql.mode) = ("tiny-bounds".into(), Mode::Sql);
+    (sql.name, sql.mode, sql.fuel_per_call) = ("tiny-bounds".into(), Mode::Sql, 0);
     sql.sql = "SELECT district, COUNT(*) AS n, SUM(kwh) AS total FROM electricity_bills GROUP BY district".into();
     sql.bounds = vec![ValueSpec { name: "kwh".into(), lower: 0.0, upper: 0.0004 }];
     (sql.value, sql.statistics, sql.max_emits_per_unit, sql.max_keys_per_unit, sql.max_rows_per_key) =
@@ -185,14 +202,27 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
         };
         assert!(failed(&jobs[0].id).await > 0, "some calls spun out of fuel");
         assert_eq!(failed(&jobs[1].id).await, 0);
-        for (i, j) in jobs.iter().enumerate() {
+        // Both twins have the same public period; vote on both just after a
+        // slot boundary, so both decisions fall in the same slot.
+        assert_eq!(jobs[0].decision_period_seconds, jobs[1].decision_period_seconds);
+        let period = Duration::from_secs(jobs[0].decision_period_seconds);
+        after_next_slot(&jobs[1].created_at, period).await;
+        for j in &jobs {
             for r in [&r1, &r2] {
                 r.vote(&j.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
             }
-            seen_statuses[i].push(operator.job(&j.id).await.unwrap().status);
+        }
+        let mut offsets = Vec::new();
+        for (i, j) in jobs.iter().enumerate() {
+            let v = operator.wait_for_decision(&j.id, 3 * period).await.unwrap();
+            seen_statuses[i].push(v.status);
+            offsets.push(seconds_between(&v.created_at, &v.updated_at));
         }
         assert_eq!(seen_statuses[0], seen_statuses[1]);
         assert_eq!(seen_statuses[0], vec![JobStatus::Pending, JobStatus::Approved]);
+        // The operator sees the decision at the same slot of each twin's schedule.
+        assert_eq!(offsets[0], offsets[1], "{offsets:?}");
+        assert_eq!(offsets[0] % period.as_secs() as i64, 0, "{offsets:?} is not a slot of {period:?}");
     }
 
     // Hole 8: the receipt binds the manifest and is signed under a domain tag;
@@ -200,6 +230,7 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     for r in [&r1, &r2] {
         r.vote(&job.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
     }
+    operator.wait_for_decision(&job.id, Duration::from_secs(60)).await.unwrap();
     let bundle = operator.release(&job.id).await.unwrap();
     verify_bundle(&bundle).unwrap();
     assert_eq!(bundle.receipt.delta_spent, job.delta);

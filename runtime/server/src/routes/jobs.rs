@@ -22,7 +22,7 @@ use crate::outbound::{self, Sealed};
 use crate::routes::catalog::budget_as_seen;
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::{agreement_in_force, visible as visible_scenario};
-use crate::{pipeline, runner};
+use crate::{pipeline, runner, schedule};
 
 /// Largest ρ one job may ask for.
 const MAX_JOB_RHO: f64 = 10.0;
@@ -101,24 +101,17 @@ fn replay_key(module: &str, budget: Loss, inputs: &[InputVersion]) -> String {
     keyong_crypto::sm3_hex(canonical.to_string().as_bytes())
 }
 
-/// Whether an auto-approved job is still shown to its operator as pending:
-/// until a fixed time after submission ([`crate::Config::auto_approval_after`]).
-fn auto_approval_hidden(st: &AppState, job: &JobRow) -> bool {
-    if job.auto_approved_as.is_none() || job.view.status != JobStatus::Approved {
-        return false;
-    }
-    let Ok(created) = time::OffsetDateTime::parse(&job.view.created_at, &time::format_description::well_known::Rfc3339)
-    else {
-        return true;
-    };
-    time::OffsetDateTime::now_utc() < created + st.config.auto_approval_after
+/// The job's status as its operator sees it now ([`schedule::as_seen`]).
+fn seen_by_operator(job: &JobRow) -> (JobStatus, String) {
+    schedule::as_seen(job, time::OffsetDateTime::now_utc())
 }
 
 /// What the caller may see of a job. Operators see `pending` and no timings
-/// until the job is decided (run times, failures and the checks depend on
-/// the data); once decided, everyone sees the reviewers' public comments.
+/// until a decision's slot in the release schedule (run times, failures and
+/// the checks depend on the data); once decided, everyone sees the
+/// reviewers' public comments.
 pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResult<JobView> {
-    let hidden = caller.role() == Role::Operator && auto_approval_hidden(st, &job);
+    let (seen, seen_at) = seen_by_operator(&job);
     let mut v = job.view;
     let decided = matches!(
         v.status,
@@ -132,16 +125,10 @@ pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResu
     if caller.role() != Role::Operator {
         return Ok(v);
     }
-    let status = match v.status {
-        JobStatus::Approved if hidden => JobStatus::Pending,
-        JobStatus::Queued
-        | JobStatus::Running
-        | JobStatus::UnderReview
-        | JobStatus::AwaitingSignoff
-        | JobStatus::Failed => JobStatus::Pending,
-        decided => decided,
-    };
-    Ok(JobView { status, updated_at: v.created_at.clone(), ..v })
+    if seen == JobStatus::Pending {
+        v.comments.clear();
+    }
+    Ok(JobView { status: seen, updated_at: seen_at, ..v })
 }
 
 /// 关联汇聚风险: whether this job would complete a forbidden combination of
@@ -214,9 +201,23 @@ pub(crate) async fn submit(
             delta_text(left.delta),
         )));
     }
+    let period = period(&st, &module, &dataset)?;
+    quotas(&st, &mut tx, &caller, &module, period).await?;
     let id = new_id();
-    tx.insert_job(&id, &scenario.scenario.id, &module.id, caller.org(), caller.id(), req.budget, charge, &key, &inputs)
-        .await?;
+    let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+    tx.insert_job(
+        &id,
+        &scenario.scenario.id,
+        &module.id,
+        caller.org(),
+        caller.id(),
+        req.budget,
+        charge,
+        &key,
+        &inputs,
+        period_ms,
+    )
+    .await?;
     tx.audit(
         caller.id(),
         "job.submit",
@@ -228,6 +229,74 @@ pub(crate) async fn submit(
     runner::spawn(st.clone(), id.clone());
     let job = st.store.job(&id).await?.ok_or_else(|| ApiError::Internal("job vanished".into()))?;
     Ok((StatusCode::ACCEPTED, Json(view(&st, &caller, job).await?)))
+}
+
+/// The job's period in the release schedule, in whole seconds, from public
+/// quantities only; refused when longer than the schedule allows.
+fn period(st: &AppState, module: &ModuleRow, dataset: &DatasetRow) -> ApiResult<std::time::Duration> {
+    let schedule = &st.config.schedule;
+    let p = schedule.period(st.sandbox.limits(), &module.manifest, dataset.entry.row_count);
+    if p > schedule.max_period {
+        return Err(ApiError::PolicyDenied(format!(
+            "with its declared fuel per call over {} rows, this module's run could take up to {} s, longer than the \
+             {} s keyong schedules; declare a smaller `fuel_per_call` in the manifest",
+            dataset.entry.row_count,
+            p.as_secs(),
+            schedule.max_period.as_secs()
+        )));
+    }
+    Ok(std::time::Duration::from_secs(p.as_millis().div_ceil(1000) as u64))
+}
+
+/// Refuses the job when it would pass a quota of its operator or scenario.
+/// Every count is of public quantities (submission times, schedule periods,
+/// modes), so a refusal says nothing about any run.
+async fn quotas(
+    st: &AppState,
+    tx: &mut Tx,
+    caller: &Caller,
+    module: &ModuleRow,
+    period: std::time::Duration,
+) -> ApiResult<()> {
+    let q = &st.config.quotas;
+    let load = tx.job_load(caller.org(), &module.scenario).await?;
+    let secs = |ms: u64| ms.div_ceil(1000);
+    let over = |what: String| Err(ApiError::QuotaExceeded(format!("{what}; nothing was charged")));
+    if load.org_in_flight >= q.jobs_in_flight_per_operator {
+        return over(format!(
+            "your organisation has {} jobs before their first decision slot, the most it may have",
+            load.org_in_flight
+        ));
+    }
+    if load.scenario_in_flight >= q.jobs_in_flight_per_scenario {
+        return over(format!(
+            "scenario `{}` has {} jobs before their first decision slot, the most it may have",
+            module.scenario, load.scenario_in_flight
+        ));
+    }
+    let p = period.as_secs();
+    if secs(load.org_run_ms_today) + p > q.run_seconds_per_day_per_operator {
+        return over(format!(
+            "this job is scheduled for {p} s; with your organisation's jobs of the last 24 hours ({} s) that passes its {} s a day",
+            secs(load.org_run_ms_today),
+            q.run_seconds_per_day_per_operator
+        ));
+    }
+    if secs(load.scenario_run_ms_today) + p > q.run_seconds_per_day_per_scenario {
+        return over(format!(
+            "this job is scheduled for {p} s; with scenario `{}`'s jobs of the last 24 hours ({} s) that passes its {} s a day",
+            module.scenario,
+            secs(load.scenario_run_ms_today),
+            q.run_seconds_per_day_per_scenario
+        ));
+    }
+    if module.manifest.mode == Mode::Reviewed && load.scenario_reviewed >= q.reviewed_jobs_per_scenario {
+        return over(format!(
+            "scenario `{}` has run its {} reviewed-mode jobs; use a DP mode, or ask the agency for a new scenario",
+            module.scenario, q.reviewed_jobs_per_scenario
+        ));
+    }
+    Ok(())
 }
 
 /// The accuracy preview: the noise every output would get, and the budget
@@ -313,15 +382,9 @@ pub(crate) async fn withdraw(
     let mut tx = loop {
         let job = visible(&st, &caller, &id).await?;
         let from = job.view.status;
-        let open = matches!(
-            from,
-            JobStatus::Queued
-                | JobStatus::Running
-                | JobStatus::UnderReview
-                | JobStatus::AwaitingSignoff
-                | JobStatus::Approved
-                | JobStatus::Failed
-        );
+        // Whatever the operator still sees as pending can be withdrawn (a
+        // decision not yet visible included: refusing would reveal it).
+        let open = from == JobStatus::Approved || seen_by_operator(&job).0 == JobStatus::Pending;
         if !open {
             let shown = view(&st, &caller, job).await?.status;
             return Err(ApiError::InvalidState(format!(
@@ -402,7 +465,7 @@ pub(crate) async fn release(
     let job = visible(&st, &caller, &id).await?;
     let module = st.store.module(&job.view.module).await?.ok_or_else(|| ApiError::Internal("module missing".into()))?;
     match job.view.status {
-        JobStatus::Approved if !auto_approval_hidden(&st, &job) => {}
+        JobStatus::Approved if seen_by_operator(&job).0 == JobStatus::Approved => {}
         JobStatus::Released => {
             let (receipt, sig) =
                 st.store.release(&id).await?.ok_or_else(|| ApiError::Internal("release record missing".into()))?;
@@ -440,6 +503,7 @@ pub(crate) async fn release(
             return Err(ApiError::InvalidState("job is rejected; only approved jobs can be released".into()));
         }
     }
+    let decided_at = schedule::decision_slot(&job);
     let receipt = Receipt {
         id: new_id(),
         job_id: id.clone(),
@@ -452,13 +516,14 @@ pub(crate) async fn release(
         profile_hash: sealed.report.profile_hash.clone(),
         report_commitment: hex::encode(keyong_crypto::hmac_sm3(&st.keys.report_key(), &report_json)),
         result_hash: keyong_crypto::sm3_hex(&table_json),
-        approvals: approvals.iter().map(Approval::from).collect(),
-        signoff: signoff.as_ref().map(Approval::from),
+        // Decisions carry the slot the operator saw them at, no finer.
+        approvals: approvals.iter().map(|v| Approval { at: decided_at.clone(), ..Approval::from(v) }).collect(),
+        signoff: signoff.as_ref().map(|v| Approval { at: decided_at.clone(), ..Approval::from(v) }),
         auto_approved_as: job.auto_approved_as.clone(),
         rho_spent: job.view.rho,
         delta_spent: job.view.delta,
         derived_grade: sealed.report.derived_grade,
-        released_at: tx.now().to_string(),
+        released_at: released_at(tx.now()),
     };
     let receipt_json = serde_json::to_string(&receipt).expect("serialisable");
     let signature = st
@@ -479,6 +544,15 @@ pub(crate) async fn release(
     tx.audit_and_file(caller.id(), "job.release", "filing.release", &id, detail).await?;
     tx.commit().await?;
     Ok(Json(bundle(&st, &receipt_json, signature, sealed, module.manifest)?))
+}
+
+/// The release time to the second: the operator's own act, but no finer.
+fn released_at(now: &str) -> String {
+    let rfc = &time::format_description::well_known::Rfc3339;
+    match time::OffsetDateTime::parse(now, rfc) {
+        Ok(t) => t.replace_nanosecond(0).expect("0 is valid").format(rfc).expect("formattable"),
+        Err(_) => now.to_string(),
+    }
 }
 
 /// The public list of released data products (no authentication).

@@ -29,6 +29,47 @@ pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
     Ok(())
 }
 
+/// Compiles the module under the sandbox's limits and the operator's daily
+/// compile quota; returns the milliseconds it took. Bytes the sandbox
+/// refused are remembered (by their SM3) and refused again at once.
+async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: World) -> ApiResult<u64> {
+    // Per world: bytes refused for one world may be right for another.
+    let wasm_sm3 = format!("{world:?}:{}", keyong_crypto::sm3_hex(wasm));
+    if let Some(reason) = st.store.refused_module(caller.org(), &wasm_sm3).await? {
+        return Err(ApiError::InvalidModule(format!("these bytes were refused before: {reason}")));
+    }
+    let quota_ms = st.config.quotas.compile_seconds_per_day_per_operator.saturating_mul(1000);
+    let day_ago = (time::OffsetDateTime::now_utc() - time::Duration::DAY)
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formattable");
+    let used_ms = st.store.compile_ms_since(caller.org(), &day_ago).await?;
+    if used_ms >= quota_ms {
+        return Err(ApiError::QuotaExceeded(format!(
+            "your organisation's submissions took {} s of compiling in the last 24 hours, its {} s a day; try again later",
+            used_ms / 1000,
+            quota_ms / 1000
+        )));
+    }
+    let (sandbox, bytes, h) = (st.sandbox.clone(), wasm.to_vec(), id.to_string());
+    let started = std::time::Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes, world))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match outcome {
+        Ok(_) => Ok(took_ms),
+        Err(keyong_sandbox::Error::InvalidModule(reason)) => {
+            let mut tx = st.store.begin().await?;
+            tx.insert_refused_module(&wasm_sm3, caller.org(), &reason, took_ms).await?;
+            let detail = serde_json::json!({ "wasm_sm3": wasm_sm3, "reason": reason, "compile_ms": took_ms });
+            tx.audit(caller.id(), "module.refused", id, detail).await?;
+            tx.commit().await?;
+            Err(ApiError::InvalidModule(reason))
+        }
+        Err(other) => Err(ApiError::Internal(other.to_string())),
+    }
+}
+
 /// SM3 over a domain tag, the organisation and the signed message.
 fn module_id(org: &str, signed: &[u8]) -> String {
     keyong_crypto::sm3_hex(&[b"keyong-module-id-v1\n", org.as_bytes(), b"\n", signed].concat())
@@ -52,6 +93,15 @@ pub(crate) async fn submit(
         return Err(ApiError::PolicyDenied(format!(
             "scenario `{}` does not allow the {} mode",
             m.scenario,
+            m.mode.as_str()
+        )));
+    }
+    let limits = st.sandbox.limits();
+    let fuel_limit = if m.mode == Mode::Reviewed { limits.transform_fuel } else { limits.call_fuel };
+    if m.fuel_per_call > fuel_limit {
+        return Err(ApiError::InvalidManifest(format!(
+            "fuel_per_call is {}; this platform allows at most {fuel_limit} per call in the {} mode (0 means that limit)",
+            m.fuel_per_call,
             m.mode.as_str()
         )));
     }
@@ -94,18 +144,12 @@ pub(crate) async fn submit(
     if st.store.module(&hash).await?.is_some() {
         return Err(ApiError::Conflict(format!("module {hash} was already submitted")));
     }
-    if let Some(world) = world {
-        let (sandbox, bytes, h) = (st.sandbox.clone(), wasm.clone(), hash.clone());
-        tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes, world))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| match e {
-                keyong_sandbox::Error::InvalidModule(msg) => ApiError::InvalidModule(msg),
-                other => ApiError::Internal(other.to_string()),
-            })?;
-    }
+    let compile_ms = match world {
+        Some(world) => compile(&st, &caller, &hash, &wasm, world).await?,
+        None => 0,
+    };
     let mut tx = st.store.begin().await?;
-    tx.insert_module(&hash, caller.org(), caller.id(), m, &req.signature_hex, &wasm).await?;
+    tx.insert_module(&hash, caller.org(), caller.id(), m, &req.signature_hex, &wasm, compile_ms).await?;
     tx.audit(caller.id(), "module.submit", &hash, serde_json::json!({ "name": m.name, "mode": m.mode, "scenario": m.scenario, "bytes": wasm.len(), "signature": req.signature_hex }))
         .await?;
     tx.commit().await?;

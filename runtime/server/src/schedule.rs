@@ -1,0 +1,198 @@
+//! The release schedule and the quotas: when an operator may see what
+//! became of a job, and how much work one operator or scenario may ask for.
+//!
+//! A run's length depends on the rows (a module may spin on some of them),
+//! so the moment a decision exists must not reach the operator. Every job
+//! gets a period computed at submission from public quantities only — the
+//! mode, the module's declared fuel per call, the input's row count, the
+//! sandbox limits — no shorter than the longest the run can take. Decisions
+//! become visible at `created + k × period` for the first `k ≥ 1` at or
+//! after the decision; the operator's own acts (withdrawal, release) show at
+//! once. Quotas count the same public quantities. See `docs/privacy.md`.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use keyong_model::{JobStatus, Manifest, Mode};
+use keyong_sandbox::Limits;
+use keyong_store::JobRow;
+
+/// How the schedule turns declared limits into time. Each default is
+/// documented on its field.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Fuel the slowest machine keyong runs on burns per second (default
+    /// 100,000,000, about a third of what this project's 2-core machine
+    /// measures; `cargo xtask bench sandbox` prints the rate). A machine
+    /// slower than this could let a run outlast its period.
+    pub fuel_per_second: u64,
+    /// Host work per call that fuel does not meter (instantiation, copying
+    /// rows), in microseconds (default 1,000).
+    pub per_call_us: u64,
+    /// Added to every period for loading the view, the checks and queueing
+    /// (default 60 s).
+    pub allowance: Duration,
+    /// Longest period a job may have (default 7 days): a module whose
+    /// declared fuel over the input's rows would need more is refused at
+    /// submission (declare a smaller `fuel_per_call`).
+    pub max_period: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            fuel_per_second: 100_000_000,
+            per_call_us: 1_000,
+            allowance: Duration::from_secs(60),
+            max_period: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Per-operator and per-scenario limits on work. Each default is
+/// documented on its field; every count is of public quantities.
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    /// Jobs of one operator organisation in flight (before their first
+    /// decision slot) at once (default 4).
+    pub jobs_in_flight_per_operator: u64,
+    /// Jobs of one scenario in flight at once (default 2).
+    pub jobs_in_flight_per_scenario: u64,
+    /// Run time one operator's jobs of the last 24 hours may be scheduled
+    /// for, each counted at its full period (default 24 h).
+    pub run_seconds_per_day_per_operator: u64,
+    /// The same per scenario (default 12 h).
+    pub run_seconds_per_day_per_scenario: u64,
+    /// Compile time of one operator's submissions in the last 24 hours,
+    /// refused ones included (default 600 s).
+    pub compile_seconds_per_day_per_operator: u64,
+    /// Reviewed-mode jobs one scenario may ever run (default 20): each
+    /// reveals, through the reviewers' decision, a little the noise of the
+    /// DP modes would hide (`docs/privacy.md`).
+    pub reviewed_jobs_per_scenario: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            jobs_in_flight_per_operator: 4,
+            jobs_in_flight_per_scenario: 2,
+            run_seconds_per_day_per_operator: 24 * 3600,
+            run_seconds_per_day_per_scenario: 12 * 3600,
+            compile_seconds_per_day_per_operator: 600,
+            reviewed_jobs_per_scenario: 20,
+        }
+    }
+}
+
+impl Schedule {
+    /// The longest a run of `manifest` over an input of `rows` rows can take
+    /// in the sandbox: calls × (declared fuel ÷ the fuel rate, at most the
+    /// call's wall-clock backstop, plus host work per call). Public.
+    pub fn run_bound(&self, limits: &Limits, manifest: &Manifest, rows: u64) -> Duration {
+        let (calls, limit, backstop_ms) = match manifest.mode {
+            Mode::Aggregate => (rows, limits.call_fuel, limits.call_deadline_ms),
+            Mode::Blocks => (u64::from(manifest.blocks), limits.call_fuel, limits.call_deadline_ms),
+            Mode::Reviewed => (1, limits.transform_fuel, limits.job_deadline_ms),
+            Mode::Sql => return Duration::ZERO,
+        };
+        let fuel = if manifest.fuel_per_call == 0 { limit } else { manifest.fuel_per_call.min(limit) };
+        let fuel_us = u128::from(fuel) * 1_000_000 / u128::from(self.fuel_per_second.max(1));
+        let per_call_us = fuel_us.min(u128::from(backstop_ms) * 1000) + u128::from(self.per_call_us);
+        let total_us = per_call_us.saturating_mul(u128::from(calls.max(1)));
+        Duration::from_micros(u64::try_from(total_us).unwrap_or(u64::MAX))
+    }
+
+    /// The job's period: its run bound plus the allowance.
+    pub fn period(&self, limits: &Limits, manifest: &Manifest, rows: u64) -> Duration {
+        self.run_bound(limits, manifest, rows).saturating_add(self.allowance)
+    }
+}
+
+fn parse(at: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(at, &Rfc3339).ok()
+}
+
+fn format(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).expect("formattable")
+}
+
+/// The first slot `created + k × period` (k ≥ 1) at or after `at`.
+fn slot(created: OffsetDateTime, period: Duration, at: OffsetDateTime) -> OffsetDateTime {
+    let period_ms = period.as_millis().max(1);
+    let elapsed_ms = u128::try_from((at - created).whole_milliseconds().max(0)).unwrap_or(0);
+    let k = elapsed_ms.div_ceil(period_ms).max(1);
+    let offset = u64::try_from(k * period_ms).unwrap_or(u64::MAX);
+    created + Duration::from_millis(offset)
+}
+
+/// What the operator sees of the job's state at `now`: its status
+/// (`pending` for everything inside the platform and for decisions whose
+/// slot has not come) and the time it last changed as they may know it (the
+/// slot, or the creation time).
+pub(crate) fn as_seen(job: &JobRow, now: OffsetDateTime) -> (JobStatus, String) {
+    let v = &job.view;
+    let pending = (JobStatus::Pending, v.created_at.clone());
+    match v.status {
+        // The operator's own acts.
+        JobStatus::Withdrawn | JobStatus::Released => (v.status, v.updated_at.clone()),
+        JobStatus::Approved | JobStatus::ChangesRequested | JobStatus::Rejected => {
+            let (Some(created), Some(decided)) = (parse(&v.created_at), parse(&v.updated_at)) else { return pending };
+            let shown = slot(created, Duration::from_millis(job.period_ms), decided);
+            if shown <= now { (v.status, format(shown)) } else { pending }
+        }
+        JobStatus::Queued
+        | JobStatus::Running
+        | JobStatus::UnderReview
+        | JobStatus::AwaitingSignoff
+        | JobStatus::Failed
+        | JobStatus::Pending => pending,
+    }
+}
+
+/// The decision slot of a decided job (the time the operator first saw
+/// the decision), for the receipt: no finer than the schedule.
+pub(crate) fn decision_slot(job: &JobRow) -> String {
+    match (parse(&job.view.created_at), parse(&job.view.updated_at)) {
+        (Some(created), Some(decided)) => format(slot(created, Duration::from_millis(job.period_ms), decided)),
+        _ => job.view.created_at.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> OffsetDateTime {
+        parse(s).unwrap()
+    }
+
+    #[test]
+    fn decisions_land_on_the_first_slot_after_them() {
+        let created = t("2026-01-01T00:00:00Z");
+        let p = Duration::from_secs(100);
+        assert_eq!(slot(created, p, t("2026-01-01T00:00:00.5Z")), t("2026-01-01T00:01:40Z"));
+        assert_eq!(slot(created, p, t("2026-01-01T00:01:40Z")), t("2026-01-01T00:01:40Z"));
+        assert_eq!(slot(created, p, t("2026-01-01T00:01:40.001Z")), t("2026-01-01T00:03:20Z"));
+        // A clock that went backwards still gives the first slot.
+        assert_eq!(slot(created, p, t("2025-12-31T23:00:00Z")), t("2026-01-01T00:01:40Z"));
+    }
+
+    #[test]
+    fn the_run_bound_follows_declared_fuel_and_rows_only() {
+        let s = Schedule { fuel_per_second: 1_000_000, per_call_us: 0, ..Schedule::default() };
+        let limits = Limits::default();
+        let mut m: keyong_model::Manifest =
+            serde_json::from_str(include_str!("../../../udf-sdk/examples/electricity/manifest.json")).unwrap();
+        m.fuel_per_call = 2_000_000;
+        assert_eq!(s.run_bound(&limits, &m, 10), Duration::from_secs(20));
+        // Declared fuel above the platform's is the platform's; its
+        // wall-clock backstop caps a call.
+        m.fuel_per_call = u64::MAX;
+        assert_eq!(s.run_bound(&limits, &m, 1), Duration::from_millis(limits.call_deadline_ms));
+        m.mode = Mode::Sql;
+        assert_eq!(s.period(&limits, &m, 1_000_000), s.allowance);
+    }
+}
