@@ -81,10 +81,8 @@ async fn withdrawn_jobs_stop_bombs_are_refused_and_quotas_hold() {
         operator.submit_job(&SubmitJob { module_id: honest.clone(), budget }).await.unwrap();
     }
     let before = operator.scenario_budget(&outcome.scenario.id).await.unwrap();
-    let err = operator
-        .submit_job(&SubmitJob { module_id: honest, budget: Loss::Zcdp { rho: 0.002 } })
-        .await
-        .unwrap_err();
+    let err =
+        operator.submit_job(&SubmitJob { module_id: honest, budget: Loss::Zcdp { rho: 0.002 } }).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::QuotaExceeded));
     assert!(err.to_string().contains("3 jobs before their first decision slot"), "{err}");
     assert_eq!(operator.scenario_budget(&outcome.scenario.id).await.unwrap().budget, before.budget);

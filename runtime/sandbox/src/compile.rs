@@ -49,7 +49,8 @@ pub(crate) fn compile_config(limits: &Limits) -> wasmtime::Config {
 /// Refuses a component any of whose core modules passes a static limit,
 /// from a parse only (nothing is compiled). The message names the limit.
 pub(crate) fn precheck(wasm: &[u8], limits: &Limits) -> Result<()> {
-    let refuse = |what: String| Err(Error::InvalidModule(format!("{what}; keyong refuses modules this costly to compile")));
+    let refuse =
+        |what: String| Err(Error::InvalidModule(format!("{what}; keyong refuses modules this costly to compile")));
     let mut functions: u64 = 0;
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(|e| Error::InvalidModule(format!("not a valid component: {e}")))?;
@@ -69,7 +70,8 @@ pub(crate) fn precheck(wasm: &[u8], limits: &Limits) -> Result<()> {
                     ));
                 }
                 let mut locals: u64 = 0;
-                let invalid = |e: wasmparser::BinaryReaderError| Error::InvalidModule(format!("not a valid component: {e}"));
+                let invalid =
+                    |e: wasmparser::BinaryReaderError| Error::InvalidModule(format!("not a valid component: {e}"));
                 for entry in body.get_locals_reader().map_err(invalid)? {
                     locals += u64::from(entry.map_err(invalid)?.0);
                 }
@@ -197,7 +199,9 @@ pub fn worker_main(args: &[String]) -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: compile-worker [--metering fuel|epoch] [--wasm-stack-bytes N] [--memory-bytes N] [--cpu-seconds N] < component.wasm");
+    eprintln!(
+        "usage: compile-worker [--metering fuel|epoch] [--wasm-stack-bytes N] [--memory-bytes N] [--cpu-seconds N] < component.wasm"
+    );
     ExitCode::from(64)
 }
 

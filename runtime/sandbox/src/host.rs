@@ -13,8 +13,8 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 use keyong_model::api::ModuleLog;
 use keyong_model::{Column, ColumnValues, Emit, UnitRows};
 
-use crate::stdio::CappedPipe;
 use crate::compile::{compile_config, precheck, probe};
+use crate::stdio::CappedPipe;
 use crate::{ALLOWED_IMPORTS, Error, Limits, Metering, Result};
 
 mod bindings {
@@ -238,7 +238,8 @@ impl JobLog {
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
+        let bidi =
+            matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
         if (c.is_control() && c != '\n' && c != '\t') || bidi {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
@@ -431,7 +432,13 @@ impl Sandbox {
     }
 
     /// Aggregate mode: calls the mapper on one unit's rows.
-    pub fn map_unit(&self, module: &Prepared, rows: UnitRows, seed: u64, job: &Arc<Job>) -> Result<Vec<Emit>, UnitFailure> {
+    pub fn map_unit(
+        &self,
+        module: &Prepared,
+        rows: UnitRows,
+        seed: u64,
+        job: &Arc<Job>,
+    ) -> Result<Vec<Emit>, UnitFailure> {
         let PreparedWorld::Aggregate(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
         let (fuel, deadline) = (self.limits.call_fuel, self.limits.call_deadline_ms);
@@ -441,7 +448,13 @@ impl Sandbox {
     }
 
     /// Blocks mode: calls the module on one block of units' rows.
-    pub fn map_block(&self, module: &Prepared, rows: UnitRows, seed: u64, job: &Arc<Job>) -> Result<Vec<f64>, UnitFailure> {
+    pub fn map_block(
+        &self,
+        module: &Prepared,
+        rows: UnitRows,
+        seed: u64,
+        job: &Arc<Job>,
+    ) -> Result<Vec<f64>, UnitFailure> {
         let PreparedWorld::Blocks(pre) = &module.0 else { return Err(UnitFailure::Trap) };
         let rows = to_wit(rows);
         let (fuel, deadline) = (self.limits.call_fuel, self.limits.call_deadline_ms);

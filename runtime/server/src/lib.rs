@@ -150,7 +150,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let store = store.with_checkpoint_key(keys.platform.clone());
     keys::bootstrap(&store, &root, &keys).await.map_err(|e| StartError::Setup(e.to_string()))?;
     if config.sandbox.compile_worker.is_none() {
-        return Err(StartError::Setup("the sandbox has no compile worker: a server compiles modules only under its limits".into()));
+        return Err(StartError::Setup(
+            "the sandbox has no compile worker: a server compiles modules only under its limits".into(),
+        ));
     }
     let sandbox = Sandbox::new(config.sandbox.clone()).map_err(|e| StartError::Setup(e.to_string()))?;
     let listener = TcpListener::bind(config.listen)

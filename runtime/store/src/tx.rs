@@ -280,6 +280,7 @@ impl Tx {
         Ok(r.rows_affected() == 1)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_module(
         &mut self,
         id: &str,
@@ -306,7 +307,13 @@ impl Tx {
     }
 
     /// Remembers bytes the sandbox refused (the first refusal's reason stays).
-    pub async fn insert_refused_module(&mut self, wasm_sm3: &str, org: &str, reason: &str, compile_ms: u64) -> Result<()> {
+    pub async fn insert_refused_module(
+        &mut self,
+        wasm_sm3: &str,
+        org: &str,
+        reason: &str,
+        compile_ms: u64,
+    ) -> Result<()> {
         sqlx::query("INSERT OR IGNORE INTO refused_modules (wasm_sm3, operator_org, reason, compile_ms, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(wasm_sm3)
             .bind(org)

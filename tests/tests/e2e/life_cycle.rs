@@ -93,7 +93,18 @@ async fn a_job_goes_from_raw_feed_to_signed_release() {
     let job_fields: Vec<&String> = outcome.operator_responses[3].as_object().unwrap().keys().collect();
     assert_eq!(
         job_fields,
-        ["budget", "created_at", "decision_period_seconds", "delta", "id", "module", "rho", "scenario", "status", "updated_at"]
+        [
+            "budget",
+            "created_at",
+            "decision_period_seconds",
+            "delta",
+            "id",
+            "module",
+            "rho",
+            "scenario",
+            "status",
+            "updated_at"
+        ]
     );
     // Until a reviewer decides, the operator sees `pending` and no run time.
     for body in &outcome.operator_responses[3..5] {

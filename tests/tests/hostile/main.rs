@@ -160,7 +160,11 @@ fn stdout_flood_is_truncated_not_fatal() {
     let (out, log) = run("stdout_flood", 1);
     assert_eq!(out.unwrap().len(), 1);
     assert!(log.module.len() <= (8 << 10) + 200, "log is {} bytes", log.module.len());
-    assert!(log.host.iter().any(|n| n.contains("bytes of stdout/stderr dropped at the per-call cap")), "{:?}", log.host);
+    assert!(
+        log.host.iter().any(|n| n.contains("bytes of stdout/stderr dropped at the per-call cap")),
+        "{:?}",
+        log.host
+    );
 }
 
 #[test]
@@ -168,7 +172,11 @@ fn log_flood_is_capped() {
     let (out, log) = run("log_flood", 1);
     assert_eq!(out.unwrap().len(), 1);
     assert!(log.module.len() <= 32 << 10);
-    assert!(log.host.last().unwrap().ends_with("further bytes of module log dropped at the per-job cap"), "{:?}", log.host);
+    assert!(
+        log.host.last().unwrap().ends_with("further bytes of module log dropped at the per-job cap"),
+        "{:?}",
+        log.host
+    );
 }
 
 #[test]
