@@ -250,6 +250,80 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
 /// Hole 5: one officer holding two reviewer accounts could meet the
 /// two-person rule alone. A reviewer account takes effect only when an
 /// authority user other than its creator confirms it, with a fresh token.
+/// Reviewed mode: a module that traps when some bill is over 700 kWh and
+/// its twin that does not give the operator the same statuses and times —
+/// `pending` with the submission time until the slot, then the decision at
+/// the same slot of each schedule. The failed run is closed by the agency
+/// as a rejection, like the reviewers' rejection of the twin: the decision
+/// is the one thing a reviewed job reveals (`docs/privacy.md`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewed_module_that_traps_on_some_rows_looks_like_a_rejection() {
+    let server = TestServer::start().await;
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    let base = Client::new(&server.base);
+    let a = &outcome.actors;
+    let (operator, agency, r1) = (base.as_user(&a.operator), base.as_user(&a.agency), base.as_user(&a.reviewers[0]));
+    let mut manifest = keyong_tests::example_manifest("district_table");
+    manifest.scenario = outcome.scenario.id.clone();
+    // The inventory's key (a table name) claims the district column as its
+    // source: the checks block it, so reviewers can only reject.
+    let column = |name: &str, data_type, role, source: Option<&str>| keyong_model::OutputColumn {
+        name: name.into(),
+        data_type,
+        role,
+        source: source.map(String::from),
+    };
+    manifest.output_schema = vec![
+        column("table", keyong_model::ColumnType::Utf8, keyong_model::OutputRole::Key, Some("district")),
+        column("rows", keyong_model::ColumnType::Int64, keyong_model::OutputRole::Count, None),
+    ];
+    let mut modules = Vec::new();
+    for feature in ["reviewed_trap_on_some", "reviewed_inventory"] {
+        manifest.name = feature.replace('_', "-");
+        let signed = sign_module(&a.operator_key, &hostile_wasm(feature), &manifest).unwrap();
+        modules.push(operator.submit_module(&signed).await.unwrap().id);
+    }
+    let mut jobs = Vec::new();
+    for m in &modules {
+        jobs.push(
+            operator.submit_job(&SubmitJob { module_id: m.clone(), budget: Loss::Zcdp { rho: 0.1 } }).await.unwrap(),
+        );
+    }
+    assert_eq!(jobs[0].decision_period_seconds, jobs[1].decision_period_seconds);
+    let period = Duration::from_secs(jobs[0].decision_period_seconds);
+    let mut seen = [Vec::new(), Vec::new()];
+    loop {
+        for (i, j) in jobs.iter().enumerate() {
+            let v = operator.job(&j.id).await.unwrap();
+            assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
+            if seen[i].last() != Some(&v.status) {
+                seen[i].push(v.status);
+            }
+        }
+        let (trap, twin) = (agency.job(&jobs[0].id).await.unwrap(), agency.job(&jobs[1].id).await.unwrap());
+        if trap.status == JobStatus::Failed && twin.status == JobStatus::UnderReview {
+            break;
+        }
+        assert!(!matches!(trap.status, JobStatus::UnderReview), "the trapping module should fail");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reject =
+        DecisionRequest { public_comment: "not releasable".into(), ..DecisionRequest::new(Decision::Reject, "") };
+    after_next_slot(&jobs[1].created_at, period).await;
+    agency.close(&jobs[0].id, &reject).await.unwrap();
+    r1.vote(&jobs[1].id, &reject).await.unwrap();
+    let mut offsets = Vec::new();
+    for (i, j) in jobs.iter().enumerate() {
+        let v = operator.wait_for_decision(&j.id, 3 * period).await.unwrap();
+        seen[i].push(v.status);
+        assert_eq!(v.comments, ["not releasable"]);
+        offsets.push(seconds_between(&v.created_at, &v.updated_at));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], [JobStatus::Pending, JobStatus::Rejected]);
+    assert_eq!(offsets[0], offsets[1], "{offsets:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_officer_cannot_meet_the_two_person_rule() {
     let server = TestServer::start().await;

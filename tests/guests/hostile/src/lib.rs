@@ -1,7 +1,8 @@
 //! Hostile modules: each feature turns this crate into one deliberately
 //! malicious or broken aggregate-mode module. The hostile suite in
 //! `tests/tests/hostile` builds every variant and asserts the exact outcome.
-//! `blocks_profile`, `reviewed_inventory` and `reviewed_ragged` export the
+//! `blocks_profile`, `reviewed_inventory`, `reviewed_ragged` and
+//! `reviewed_trap_on_some` export the
 //! other two worlds. Without a feature the module is a harmless no-op (so
 //! the workspace builds).
 
@@ -11,6 +12,7 @@
     feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
+    feature = "reviewed_trap_on_some",
     feature = "reviewed_leaky"
 )))]
 use keyong_udf_sdk::{AggregateModule, Emitter, Rows};
@@ -28,6 +30,7 @@ struct Hostile;
     feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
+    feature = "reviewed_trap_on_some",
     feature = "reviewed_leaky"
 )))]
 impl AggregateModule for Hostile {
@@ -42,6 +45,7 @@ impl AggregateModule for Hostile {
     feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
+    feature = "reviewed_trap_on_some",
     feature = "reviewed_leaky"
 )))]
 keyong_udf_sdk::aggregate_module!(Hostile);
@@ -71,14 +75,20 @@ mod imp {
     keyong_udf_sdk::blocks_module!(Profile);
 }
 
-#[cfg(any(feature = "reviewed_inventory", feature = "reviewed_ragged"))]
+#[cfg(any(feature = "reviewed_inventory", feature = "reviewed_ragged", feature = "reviewed_trap_on_some"))]
 mod imp {
     use keyong_udf_sdk::{ReviewedModule, Table, TableBuilder};
 
+    /// Each table's name and row count; `reviewed_trap_on_some` traps
+    /// instead when some bill is over 700 kWh (a failure that depends on the rows).
     struct Inventory;
 
     impl ReviewedModule for Inventory {
         fn transform(tables: &[Table]) -> TableBuilder {
+            let over = |t: &Table| t.rows.float64("kwh").is_ok_and(|k| k.iter().flatten().any(|&k| k > 700.0));
+            if cfg!(feature = "reviewed_trap_on_some") && tables.iter().any(over) {
+                panic!("a bill over 700 kWh");
+            }
             let b = TableBuilder::default()
                 .utf8("table", tables.iter().map(|t| Some(t.name.clone())).collect())
                 .int64("rows", tables.iter().map(|t| Some(t.rows.num_rows() as i64)).collect());
@@ -390,6 +400,7 @@ mod imp {
     feature = "blocks_spin_on_some",
     feature = "reviewed_inventory",
     feature = "reviewed_ragged",
+    feature = "reviewed_trap_on_some",
     feature = "reviewed_leaky",
 )))]
 mod imp {
