@@ -134,16 +134,19 @@ fn test_config(data_root: &Path) -> keyong_server::Config {
     config.sandbox.compile_worker = Some(compile_worker());
     // Periods of seconds, not minutes: a fast fuel rate and a short
     // allowance (the e2e data has 2,400 rows; an example's period is about
-    // 2 s). Tests of the schedule itself set their own.
+    // 4 s). Tests of the schedule itself set their own; run-time quotas are
+    // out of the way (the containment test checks quotas).
     config.schedule = keyong_server::Schedule {
         fuel_per_second: 1_000_000_000,
         per_call_us: 500,
-        allowance: std::time::Duration::from_secs(1),
+        allowance: std::time::Duration::from_secs(2),
         ..keyong_server::Schedule::default()
     };
     config.quotas = keyong_server::Quotas {
         jobs_in_flight_per_operator: 1_000,
         jobs_in_flight_per_scenario: 1_000,
+        run_seconds_per_day_per_operator: 1 << 40,
+        run_seconds_per_day_per_scenario: 1 << 40,
         ..keyong_server::Quotas::default()
     };
     config

@@ -73,7 +73,8 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate
         .ok()
         .map(|program| keyong_sandbox::CompileWorker { program, args: vec!["compile-worker".into()] });
     let limits = Limits { compile_worker: worker, ..Limits::default() };
-    let backstop = keyong_server::Schedule::default().period(&limits, &manifest, twin.row_count);
+    let backstop =
+        keyong_server::Schedule::default().period(&limits, &manifest, twin.row_count, std::time::Duration::ZERO);
     let sandbox = Arc::new(Sandbox::new(limits)?);
     let module_id = keyong_crypto::sm3_hex(&wasm);
     let world = match manifest.mode {

@@ -178,9 +178,6 @@ impl Client {
         self.call(Method::GET, "/v1/audit/export", None::<&()>).await
     }
 
-    /// Polls a job until it leaves `queued`/`running` (or `timeout` passes).
-    /// Operators see `pending` until a reviewer decides, so poll as the
-    /// agency, a reviewer or the authority.
     /// As the operator: polls until the job shows something other than
     /// `pending` — decisions appear only at the release schedule's slots
     /// (`created_at + k × decision_period_seconds`) — or `timeout` passes.
@@ -195,16 +192,33 @@ impl Client {
         }
     }
 
+    /// Polls a job until it leaves `queued`/`running` and its first slot in
+    /// the release schedule has come — reviewers, the authority and the
+    /// agency decide only from then — or `timeout` passes. Operators see
+    /// `pending` until a decision's slot, so poll as the agency, a reviewer
+    /// or the authority.
     pub async fn wait_for_job(&self, id: &str, timeout: std::time::Duration) -> Result<JobView> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let job = self.job(id).await?;
-            if !matches!(job.status, keyong_model::JobStatus::Queued | keyong_model::JobStatus::Running)
-                || tokio::time::Instant::now() > deadline
-            {
+            let ran = !matches!(job.status, keyong_model::JobStatus::Queued | keyong_model::JobStatus::Running);
+            let rfc = &time::format_description::well_known::Rfc3339;
+            let open_in = time::OffsetDateTime::parse(&job.created_at, rfc)
+                .map(|c| {
+                    c + time::Duration::seconds(job.decision_period_seconds as i64) - time::OffsetDateTime::now_utc()
+                })
+                .ok()
+                .and_then(|left| std::time::Duration::try_from(left).ok())
+                .unwrap_or_default();
+            if (ran && open_in.is_zero()) || tokio::time::Instant::now() > deadline {
                 return Ok(job);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let pause = if ran {
+                open_in.min(std::time::Duration::from_millis(500))
+            } else {
+                std::time::Duration::from_millis(100)
+            };
+            tokio::time::sleep(pause.max(std::time::Duration::from_millis(10))).await;
         }
     }
 }

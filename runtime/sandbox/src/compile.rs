@@ -9,7 +9,8 @@
 //!    `br_table`s pass the static limits in [`Limits`];
 //! 2. [`probe`] compiles the bytes once in a separate worker process (the
 //!    `keyong compile-worker` command, [`worker_main`]) with an address-space
-//!    limit, a CPU limit and a wall-clock timeout after which it is killed.
+//!    limit and a CPU limit (a far longer wall-clock bound only catches a
+//!    starved worker, as a platform error).
 //!    Only bytes the worker compiled within budget are compiled again here,
 //!    from the same bytes with the same settings — nothing compiled
 //!    elsewhere is ever loaded.
@@ -103,12 +104,22 @@ pub(crate) fn precheck(wasm: &[u8], limits: &Limits) -> Result<()> {
 /// Exit code of a worker whose bytes do not compile (the message is on stdout).
 const EXIT_INVALID: u8 = 2;
 
-/// Compiles `wasm` in the worker process under the compile limits. `Ok`
-/// means it compiled within them; otherwise the refusal says which limit.
-pub(crate) fn probe(worker: &CompileWorker, wasm: &[u8], limits: &Limits) -> Result<()> {
+/// `ms` as people read a limit: `20 s`, `0.5 s`.
+fn seconds(ms: u64) -> String {
+    if ms % 1000 == 0 { format!("{} s", ms / 1000) } else { format!("{} s", ms as f64 / 1000.0) }
+}
+
+/// Compiles `wasm` in the worker process under the compile limits, and
+/// returns with the outcome the CPU milliseconds to charge: what the worker
+/// reports having used, or the whole CPU limit when a limit ended it.
+/// Whether bytes pass is decided by the worker's CPU time and memory (the
+/// module's doing), not by wall time: a worker that is merely slow because
+/// the machine is busy is a platform error (`Error::Setup`), never a
+/// refusal, and is not charged.
+pub(crate) fn probe(worker: &CompileWorker, wasm: &[u8], limits: &Limits) -> (Result<()>, u64) {
     let setup = |e: std::io::Error| Error::Setup(format!("cannot run the compile worker: {e}"));
-    let timeout = Duration::from_millis(limits.compile_timeout_ms);
-    let mut child = Command::new(&worker.program)
+    let cpu_ms = limits.compile_timeout_ms.max(1);
+    let mut child = match Command::new(&worker.program)
         .args(&worker.args)
         .args([
             "--metering",
@@ -118,54 +129,87 @@ pub(crate) fn probe(worker: &CompileWorker, wasm: &[u8], limits: &Limits) -> Res
             "--memory-bytes",
             &limits.compile_memory_bytes.to_string(),
             "--cpu-seconds",
-            &timeout.as_secs().saturating_add(1).to_string(),
+            &cpu_ms.div_ceil(1000).to_string(),
         ])
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(setup)?;
+    {
+        Ok(child) => child,
+        Err(e) => return (Err(setup(e)), 0),
+    };
+    // stdout is drained while the worker runs, so it can never block on it.
+    let mut stdout = child.stdout.take().expect("piped");
+    let said = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = (&mut stdout).take(4096).read_to_string(&mut text);
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        text
+    });
     // A worker that dies early (a limit) closes its stdin: that is its exit
     // status's to report, not a write error's.
     let _ = child.stdin.take().expect("piped").write_all(wasm);
+    // The wall-clock bound only catches a starved or stuck worker: the CPU
+    // limit is what ends a costly compilation.
+    let wall = Duration::from_millis(cpu_ms.saturating_mul(3)) + Duration::from_secs(5);
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(setup)? {
-            break status;
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() <= wall => std::thread::sleep(Duration::from_millis(5)),
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let why = match other {
+                    Err(e) => format!("cannot wait for the compile worker: {e}"),
+                    _ => format!(
+                        "the compile worker did not finish within {}; the machine is overloaded",
+                        seconds(wall.as_millis() as u64)
+                    ),
+                };
+                return (Err(Error::Setup(why)), 0);
+            }
         }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::InvalidModule(format!(
-                "compiling the module took longer than {} s; keyong refuses modules this costly to compile",
-                timeout.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(5));
     };
-    let mut said = String::new();
-    let _ = child.stdout.take().expect("piped").take(4096).read_to_string(&mut said);
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(c) if c == i32::from(EXIT_INVALID) => Err(Error::InvalidModule(said.trim().to_string())),
-        // Killed by its CPU or memory limit, or by an allocation it could not make.
-        _ => Err(Error::InvalidModule(format!(
-            "compiling the module needed more than the compile limits ({} MiB of memory, {} s of CPU); \
-             keyong refuses modules this costly to compile",
-            limits.compile_memory_bytes >> 20,
-            timeout.as_secs()
-        ))),
+    let said = said.join().unwrap_or_default();
+    let mut lines = said.lines();
+    let used = lines.next().and_then(|l| l.strip_prefix("cpu_ms ")).and_then(|n| n.parse::<u64>().ok());
+    let message = lines.collect::<Vec<_>>().join("\n");
+    match (status.code(), used) {
+        (Some(0), Some(ms)) => (Ok(()), ms),
+        (Some(c), Some(ms)) if c == i32::from(EXIT_INVALID) => (Err(Error::InvalidModule(message)), ms),
+        // Ended by its CPU or memory limit (a signal, or an allocation it could not make).
+        _ => (
+            Err(Error::InvalidModule(format!(
+                "compiling the module needed more than the compile limits ({} MiB of memory, {} of CPU); \
+                 keyong refuses modules this costly to compile",
+                limits.compile_memory_bytes >> 20,
+                seconds(cpu_ms)
+            ))),
+            cpu_ms,
+        ),
     }
 }
 
+/// CPU milliseconds this process has used (user + system, `/proc/self/stat`).
+fn own_cpu_ms() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime, in clock ticks of 1/100 s on Linux.
+    (ticks(11) + ticks(12)) * 10
+}
+
 /// The compile worker: reads a component on stdin, limits its own address
-/// space and CPU time, compiles it with the server's settings and exits 0
-/// (compiled), 2 (invalid, the reason on stdout) or by a limit. `args` are
-/// the options [`probe`] passes.
+/// space, CPU time and core dumps, compiles it with the server's settings,
+/// prints `cpu_ms N` (and on failure the reason) and exits 0 (compiled), 2
+/// (invalid) or by a limit. `args` are the options [`probe`] passes.
 pub fn worker_main(args: &[String]) -> ExitCode {
     let mut limits = Limits::default();
-    let (mut memory, mut cpu) = (limits.compile_memory_bytes, limits.compile_timeout_ms / 1000 + 1);
+    let (mut memory, mut cpu) = (limits.compile_memory_bytes, limits.compile_timeout_ms.div_ceil(1000));
     for pair in args.chunks(2) {
         let [flag, value] = pair else { return usage() };
         let number = value.parse::<u64>();
@@ -179,8 +223,12 @@ pub fn worker_main(args: &[String]) -> ExitCode {
         }
     }
     use rustix::process::{Resource, Rlimit, setrlimit};
-    let limit = |n: u64| Rlimit { current: Some(n), maximum: Some(n) };
-    if setrlimit(Resource::As, limit(memory)).is_err() || setrlimit(Resource::Cpu, limit(cpu)).is_err() {
+    let limit = |soft: u64, hard: u64| Rlimit { current: Some(soft), maximum: Some(hard) };
+    // SIGXCPU at the soft CPU limit, SIGKILL a second later; no core files.
+    if setrlimit(Resource::Core, limit(0, 0)).is_err()
+        || setrlimit(Resource::As, limit(memory, memory)).is_err()
+        || setrlimit(Resource::Cpu, limit(cpu.max(1), cpu.max(1) + 1)).is_err()
+    {
         return ExitCode::FAILURE;
     }
     let mut wasm = Vec::new();
@@ -189,6 +237,7 @@ pub fn worker_main(args: &[String]) -> ExitCode {
     }
     let outcome = wasmtime::Engine::new(&compile_config(&limits))
         .and_then(|engine| wasmtime::component::Component::new(&engine, &wasm).map(drop));
+    println!("cpu_ms {}", own_cpu_ms());
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -123,6 +123,7 @@ pub struct Sandbox {
     linker: Linker<UnitState>,
     limits: Limits,
     compiled: Mutex<HashMap<(String, World), Prepared>>,
+    compiling: Mutex<()>,
     stop_ticker: Arc<AtomicBool>,
     slots: Slots,
 }
@@ -238,9 +239,22 @@ impl JobLog {
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let bidi =
-            matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
-        if (c.is_control() && c != '\n' && c != '\t') || bidi {
+        // Bidirectional overrides and marks, zero-width characters, line and
+        // paragraph separators: they reorder, hide or break what a reviewer reads.
+        let invisible = matches!(
+            c,
+            '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{feff}'
+        );
+        if c == '\\' {
+            // So a module cannot print something that looks like an escape.
+            out.push_str("\\\\");
+        } else if (c.is_control() && c != '\n' && c != '\t') || invisible {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
@@ -365,7 +379,8 @@ impl Sandbox {
             })
             .map_err(|e| Error::Setup(e.to_string()))?;
         let slots = Slots { free: Mutex::new(limits.pool_instances), released: std::sync::Condvar::new() };
-        Ok(Self { engine, linker, limits, compiled: Mutex::new(HashMap::new()), stop_ticker, slots })
+        let compiled = Mutex::new(HashMap::new());
+        Ok(Self { engine, linker, limits, compiled, compiling: Mutex::new(()), stop_ticker, slots })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -380,10 +395,47 @@ impl Sandbox {
     /// only in this process's memory; nothing precompiled is ever loaded
     /// from outside.
     pub fn prepare(&self, hash: &str, wasm: &[u8], world: World) -> Result<Prepared> {
+        self.prepare_charged(hash, wasm, world).0
+    }
+
+    /// [`Sandbox::prepare`], with the CPU milliseconds the compile worker
+    /// spent (the compile limit where it was killed), for compile quotas:
+    /// a figure that depends on the module, not on how busy the machine is.
+    pub fn prepare_charged(&self, hash: &str, wasm: &[u8], world: World) -> (Result<Prepared>, u64) {
         let key = (hash.to_string(), world);
         if let Some(p) = self.compiled.lock().expect("cache lock").get(&key) {
+            return (Ok(p.clone()), 0);
+        }
+        // One compilation at a time: compiles cannot add up past the memory limit.
+        let _one = self.compiling.lock().expect("compile lock");
+        if let Err(e) = self.checks(wasm) {
+            return (Err(e), 0);
+        }
+        let cpu_ms = match &self.limits.compile_worker {
+            Some(worker) => match probe(worker, wasm, &self.limits) {
+                (Ok(()), ms) => ms,
+                (Err(e), ms) => return (Err(e), ms),
+            },
+            None => 0,
+        };
+        (self.compile(hash, wasm, world), cpu_ms)
+    }
+
+    /// Compiles a module the sandbox accepted before (stored at submission,
+    /// so it passed the static checks and the compile worker): after a
+    /// restart the in-memory cache is empty, and a run must not fail
+    /// because the worker was slow under load.
+    pub fn prepare_accepted(&self, hash: &str, wasm: &[u8], world: World) -> Result<Prepared> {
+        if let Some(p) = self.compiled.lock().expect("cache lock").get(&(hash.to_string(), world)) {
             return Ok(p.clone());
         }
+        let _one = self.compiling.lock().expect("compile lock");
+        self.checks(wasm)?;
+        self.compile(hash, wasm, world)
+    }
+
+    /// The checks before anything compiles: size, magic, component layer, static limits.
+    fn checks(&self, wasm: &[u8]) -> Result<()> {
         if wasm.len() > self.limits.max_module_bytes {
             return Err(Error::InvalidModule(format!(
                 "module is {} bytes; the limit is {}",
@@ -400,10 +452,11 @@ impl Sandbox {
                 "this is a core WebAssembly module; keyong needs a component (build for wasm32-wasip2)".into(),
             ));
         }
-        precheck(wasm, &self.limits)?;
-        if let Some(worker) = &self.limits.compile_worker {
-            probe(worker, wasm, &self.limits)?;
-        }
+        precheck(wasm, &self.limits)
+    }
+
+    fn compile(&self, hash: &str, wasm: &[u8], world: World) -> Result<Prepared> {
+        let key = (hash.to_string(), world);
         let component = Component::new(&self.engine, wasm)
             .map_err(|e| Error::InvalidModule(format!("not a valid component: {}", e.root_cause())))?;
         let ty = component.component_type();
@@ -670,6 +723,7 @@ mod tests {
     fn module_text_is_shown_as_data() {
         assert_eq!(escape("ok\tfine\nnext"), "ok\tfine\nnext");
         assert_eq!(escape("\x1b[2J\rforged"), "\\u{1b}[2J\\u{d}forged");
-        assert_eq!(escape("a\u{202e}b\u{9b}c"), "a\\u{202e}b\\u{9b}c");
+        assert_eq!(escape("a\u{202e}b\u{9b}c\u{200b}\u{2028}"), "a\\u{202e}b\\u{9b}c\\u{200b}\\u{2028}");
+        assert_eq!(escape("\\u{1b}"), "\\\\u{1b}", "a literal backslash is not an escape");
     }
 }

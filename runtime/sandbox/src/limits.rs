@@ -91,7 +91,7 @@ pub struct Limits {
     pub max_function_bytes: u32,
     /// Targets of one `br_table` (default 65,536).
     pub max_br_table_targets: u32,
-    /// Wall time the compile worker may take, in milliseconds, before it is
+    /// CPU time the compile worker may use, in milliseconds, before it is
     /// killed (default 20,000; the examples take about 30 ms in release).
     pub compile_timeout_ms: u64,
     /// Address space of the compile worker (default 2 GiB).

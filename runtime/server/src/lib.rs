@@ -88,6 +88,11 @@ pub(crate) struct AppState {
     /// sandbox pool), so a running job has about a core, as the schedule's
     /// fuel rate assumes.
     pub(crate) job_slots: Arc<Semaphore>,
+    /// How many permits `job_slots` has.
+    pub(crate) job_slots_total: usize,
+    /// Held while a submission is checked against its compile quota,
+    /// compiled and charged: one at a time.
+    pub(crate) compiling: Arc<tokio::sync::Mutex<()>>,
     /// The sandbox side of every job now running, to cancel it when the job ends.
     pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<keyong_sandbox::Job>>>>,
 }
@@ -159,12 +164,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .await
         .map_err(|source| StartError::Io { what: format!("listen address {}", config.listen), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
+    let job_slots =
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(config.sandbox.pool_instances as usize).max(1);
     let state = AppState {
         store,
-        job_slots: Arc::new(Semaphore::new(
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(config.sandbox.pool_instances as usize),
-        )),
+        job_slots: Arc::new(Semaphore::new(job_slots)),
+        job_slots_total: job_slots,
         running: Arc::default(),
+        compiling: Arc::default(),
         sandbox: Arc::new(sandbox),
         keys: Arc::new(keys),
         root: Arc::new(root),

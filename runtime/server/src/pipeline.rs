@@ -137,7 +137,19 @@ impl Run {
             .map_err(|e| e.to_string())?;
         if self.manifest.mode == Mode::Sql {
             let plan = SqlPlan::compile(&self.manifest).map_err(|e| e.to_string())?;
-            let grouped = plan.accumulate(&view, &self.manifest.input, self.seed).await.map_err(|e| e.to_string())?;
+            let accumulate = plan.accumulate(&view, &self.manifest.input, self.seed);
+            let cancelled = async {
+                while !self.job.is_cancelled() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            // Dropping the query's future stops DataFusion's work.
+            let grouped = tokio::select! {
+                done = tokio::time::timeout(self.backstop, accumulate) => done
+                    .map_err(|_| format!("the query did not finish within {:?}", self.backstop))?
+                    .map_err(|e| e.to_string())?,
+                () = cancelled => return Err("the job was cancelled while it ran".into()),
+            };
             let release = tokio::task::spawn_blocking(move || grouped.release(self.budget, self.min_contributors))
                 .await
                 .map_err(|e| e.to_string())?
@@ -176,7 +188,8 @@ impl Run {
     /// column: it cannot print pseudonyms), then the host's own evidence.
     fn run_reviewed(self, units: Vec<(u64, UnitRows)>) -> Result<(Output, Candidate), String> {
         let sandbox = &self.sandbox;
-        let prepared = sandbox.prepare(&self.module_id, &self.wasm, World::Reviewed).map_err(|e| e.to_string())?;
+        let prepared =
+            sandbox.prepare_accepted(&self.module_id, &self.wasm, World::Reviewed).map_err(|e| e.to_string())?;
         let rows = concat(&self.manifest.columns, units.iter().map(|(_, u)| u.clone()).collect());
         let tables = vec![NamedRows { name: self.manifest.input.clone(), rows }];
         let out = sandbox
@@ -194,7 +207,7 @@ impl Run {
     fn run_module(self, units: Vec<(u64, UnitRows)>) -> Result<Output, String> {
         let sandbox = &self.sandbox;
         let world = if self.manifest.mode == Mode::Blocks { World::Blocks } else { World::Aggregate };
-        let prepared = sandbox.prepare(&self.module_id, &self.wasm, world).map_err(|e| e.to_string())?;
+        let prepared = sandbox.prepare_accepted(&self.module_id, &self.wasm, world).map_err(|e| e.to_string())?;
         let job = &self.job;
         let release: Release = if self.manifest.mode == Mode::Blocks {
             let k = self.manifest.blocks;

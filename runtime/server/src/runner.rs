@@ -102,6 +102,10 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
     let module = st.store.module(&job.view.module).await.map_err(e)?.ok_or("module missing")?;
     let mode = module.manifest.mode;
     let dataset = st.store.dataset(&module.manifest.input).await.map_err(e)?.ok_or("dataset missing")?;
+    // Registered before the job is running, so a withdrawal that lands
+    // from here on finds it and stops it.
+    let sandbox_job = pipeline::job(&st.sandbox, &module.manifest);
+    let _running = Running::register(st, job_id, sandbox_job.clone());
     let mut tx = st.store.begin().await.map_err(e)?;
     if !tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Running).await.map_err(e)? {
         return Ok(());
@@ -122,8 +126,6 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         row_filters.push(RowFilter { column: column.clone(), values: vec![CONSENT_GIVEN.into()] });
     }
     let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
-    let sandbox_job = pipeline::job(&st.sandbox, &module.manifest);
-    let _running = Running::register(st, job_id, sandbox_job.clone());
     let run = Run {
         sandbox: st.sandbox.clone(),
         table: ViewTable {
@@ -142,7 +144,12 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::Core),
         seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
         job: sandbox_job,
-        backstop: std::time::Duration::from_millis(job.period_ms),
+        // Until the first slot, however long the job waited to start.
+        backstop: crate::schedule::first_slot(&job)
+            .map(|t| t - time::OffsetDateTime::now_utc())
+            .and_then(|left| std::time::Duration::try_from(left).ok())
+            .unwrap_or_default()
+            .max(std::time::Duration::from_secs(1)),
     };
     let (output, candidate) = run.run(&datasets).await?;
     let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use keyong_model::{JobStatus, Manifest, Mode};
-use keyong_sandbox::Limits;
+use keyong_sandbox::{Limits, Metering};
 use keyong_store::JobRow;
 
 /// How the schedule turns declared limits into time. Each default is
@@ -31,6 +31,10 @@ pub struct Schedule {
     /// Host work per call that fuel does not meter (instantiation, copying
     /// rows), in microseconds (default 1,000).
     pub per_call_us: u64,
+    /// Rows per second the slowest machine's sql mode reads, filters and
+    /// bounds (default 1,000,000; `cargo xtask bench privacy` measures about
+    /// 5.5 million on this project's 2-core machine).
+    pub sql_rows_per_second: u64,
     /// Added to every period for loading the view, the checks and queueing
     /// (default 60 s).
     pub allowance: Duration,
@@ -45,6 +49,7 @@ impl Default for Schedule {
         Self {
             fuel_per_second: 100_000_000,
             per_call_us: 1_000,
+            sql_rows_per_second: 1_000_000,
             allowance: Duration::from_secs(60),
             max_period: Duration::from_secs(7 * 24 * 3600),
         }
@@ -68,10 +73,11 @@ pub struct Quotas {
     /// Compile time of one operator's submissions in the last 24 hours,
     /// refused ones included (default 600 s).
     pub compile_seconds_per_day_per_operator: u64,
-    /// Reviewed-mode jobs one scenario may ever run (default 20): each
-    /// reveals, through the reviewers' decision, a little the noise of the
-    /// DP modes would hide (`docs/privacy.md`).
-    pub reviewed_jobs_per_scenario: u64,
+    /// Reviewed-mode jobs one operator organisation may ever run over one
+    /// dataset, across all its scenarios (default 20): each reveals, through
+    /// the reviewers' decision, a little the noise of the DP modes would
+    /// hide (`docs/privacy.md`).
+    pub reviewed_jobs_per_dataset: u64,
 }
 
 impl Default for Quotas {
@@ -82,32 +88,45 @@ impl Default for Quotas {
             run_seconds_per_day_per_operator: 24 * 3600,
             run_seconds_per_day_per_scenario: 12 * 3600,
             compile_seconds_per_day_per_operator: 600,
-            reviewed_jobs_per_scenario: 20,
+            reviewed_jobs_per_dataset: 20,
         }
     }
 }
 
 impl Schedule {
-    /// The longest a run of `manifest` over an input of `rows` rows can take
-    /// in the sandbox: calls × (declared fuel ÷ the fuel rate, at most the
-    /// call's wall-clock backstop, plus host work per call). Public.
+    /// The longest a run of `manifest` over an input of `rows` rows can take:
+    /// in the sandbox, calls × (declared fuel ÷ the fuel rate, at most the
+    /// call's wall-clock backstop, plus host work per call); in sql mode,
+    /// the rows at the sql rate. Public.
     pub fn run_bound(&self, limits: &Limits, manifest: &Manifest, rows: u64) -> Duration {
         let (calls, limit, backstop_ms) = match manifest.mode {
             Mode::Aggregate => (rows, limits.call_fuel, limits.call_deadline_ms),
             Mode::Blocks => (u64::from(manifest.blocks), limits.call_fuel, limits.call_deadline_ms),
             Mode::Reviewed => (1, limits.transform_fuel, limits.job_deadline_ms),
-            Mode::Sql => return Duration::ZERO,
+            Mode::Sql => {
+                let us = u128::from(rows) * 1_000_000 / u128::from(self.sql_rows_per_second.max(1));
+                return Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX));
+            }
         };
         let fuel = if manifest.fuel_per_call == 0 { limit } else { manifest.fuel_per_call.min(limit) };
         let fuel_us = u128::from(fuel) * 1_000_000 / u128::from(self.fuel_per_second.max(1));
-        let per_call_us = fuel_us.min(u128::from(backstop_ms) * 1000) + u128::from(self.per_call_us);
+        // Without fuel metering, only the wall-clock backstop bounds a call.
+        let call_us = if limits.metering == Metering::Fuel {
+            fuel_us.min(u128::from(backstop_ms) * 1000)
+        } else {
+            u128::from(backstop_ms) * 1000
+        };
+        let per_call_us = call_us + u128::from(self.per_call_us);
         let total_us = per_call_us.saturating_mul(u128::from(calls.max(1)));
         Duration::from_micros(u64::try_from(total_us).unwrap_or(u64::MAX))
     }
 
-    /// The job's period: its run bound plus the allowance.
-    pub fn period(&self, limits: &Limits, manifest: &Manifest, rows: u64) -> Duration {
-        self.run_bound(limits, manifest, rows).saturating_add(self.allowance)
+    /// The job's period: its run bound plus the allowance, or, where more,
+    /// plus `queued` — the run bounds of the jobs already in flight shared
+    /// over the job slots (booked figures, so public), the longest it can
+    /// wait to start. The allowance absorbs short queues.
+    pub fn period(&self, limits: &Limits, manifest: &Manifest, rows: u64, queued: Duration) -> Duration {
+        self.run_bound(limits, manifest, rows).saturating_add(self.allowance.max(queued))
     }
 }
 
@@ -121,11 +140,22 @@ fn format(at: OffsetDateTime) -> String {
 
 /// The first slot `created + k × period` (k ≥ 1) at or after `at`.
 fn slot(created: OffsetDateTime, period: Duration, at: OffsetDateTime) -> OffsetDateTime {
-    let period_ms = period.as_millis().max(1);
-    let elapsed_ms = u128::try_from((at - created).whole_milliseconds().max(0)).unwrap_or(0);
-    let k = elapsed_ms.div_ceil(period_ms).max(1);
-    let offset = u64::try_from(k * period_ms).unwrap_or(u64::MAX);
-    created + Duration::from_millis(offset)
+    let period_ns = period.as_nanos().max(1);
+    let elapsed_ns = u128::try_from((at - created).whole_nanoseconds().max(0)).unwrap_or(0);
+    let k = elapsed_ns.div_ceil(period_ns).max(1);
+    created + Duration::from_nanos(u64::try_from(k * period_ns).unwrap_or(u64::MAX))
+}
+
+/// When the job's first slot comes: reviewers, the authority and the
+/// agency decide on a job only from then, so no human decision can be
+/// timed by when its run ended (the run always ends before it).
+pub(crate) fn first_slot(job: &JobRow) -> Option<OffsetDateTime> {
+    parse(&job.view.created_at).map(|c| c + Duration::from_millis(job.period_ms))
+}
+
+/// Whether humans may decide on the job now (see [`first_slot`]).
+pub(crate) fn open_for_decision(job: &JobRow, now: OffsetDateTime) -> bool {
+    first_slot(job).is_some_and(|t| t <= now)
 }
 
 /// What the operator sees of the job's state at `now`: its status
@@ -136,8 +166,11 @@ pub(crate) fn as_seen(job: &JobRow, now: OffsetDateTime) -> (JobStatus, String) 
     let v = &job.view;
     let pending = (JobStatus::Pending, v.created_at.clone());
     match v.status {
-        // The operator's own acts.
-        JobStatus::Withdrawn | JobStatus::Released => (v.status, v.updated_at.clone()),
+        // The operator's own acts, to the second.
+        JobStatus::Withdrawn | JobStatus::Released => (
+            v.status,
+            parse(&v.updated_at).map_or(v.updated_at.clone(), |t| format(t.replace_nanosecond(0).expect("0 is valid"))),
+        ),
         JobStatus::Approved | JobStatus::ChangesRequested | JobStatus::Rejected => {
             let (Some(created), Some(decided)) = (parse(&v.created_at), parse(&v.updated_at)) else { return pending };
             let shown = slot(created, Duration::from_millis(job.period_ms), decided);
@@ -176,6 +209,7 @@ mod tests {
         assert_eq!(slot(created, p, t("2026-01-01T00:00:00.5Z")), t("2026-01-01T00:01:40Z"));
         assert_eq!(slot(created, p, t("2026-01-01T00:01:40Z")), t("2026-01-01T00:01:40Z"));
         assert_eq!(slot(created, p, t("2026-01-01T00:01:40.001Z")), t("2026-01-01T00:03:20Z"));
+        assert_eq!(slot(created, p, t("2026-01-01T00:01:40.000000001Z")), t("2026-01-01T00:03:20Z"));
         // A clock that went backwards still gives the first slot.
         assert_eq!(slot(created, p, t("2025-12-31T23:00:00Z")), t("2026-01-01T00:01:40Z"));
     }
@@ -193,6 +227,13 @@ mod tests {
         m.fuel_per_call = u64::MAX;
         assert_eq!(s.run_bound(&limits, &m, 1), Duration::from_millis(limits.call_deadline_ms));
         m.mode = Mode::Sql;
-        assert_eq!(s.period(&limits, &m, 1_000_000), s.allowance);
+        let s = Schedule { sql_rows_per_second: 500_000, ..s };
+        assert_eq!(s.period(&limits, &m, 1_000_000, Duration::ZERO), s.allowance + Duration::from_secs(2));
+        let long_queue = s.allowance + Duration::from_secs(5);
+        assert_eq!(
+            s.period(&limits, &m, 1_000_000, long_queue),
+            long_queue + Duration::from_secs(2),
+            "a queue longer than the allowance lengthens the period"
+        );
     }
 }

@@ -155,15 +155,17 @@ impl Store {
             .await?)
     }
 
-    /// Milliseconds of compiling the organisation's submissions (accepted
-    /// and refused) took since `since` (RFC 3339).
-    pub async fn compile_ms_since(&self, org: &str, since: &str) -> Result<u64> {
+    /// Compile CPU milliseconds of the organisation's submissions (accepted
+    /// and refused) in the last `days` days.
+    pub async fn compile_ms_since(&self, org: &str, days: f64) -> Result<u64> {
         let ms: i64 = sqlx::query_scalar(
-            "SELECT COALESCE((SELECT SUM(compile_ms) FROM modules WHERE operator_org = ?1 AND created_at > ?2), 0) \
-                  + COALESCE((SELECT SUM(compile_ms) FROM refused_modules WHERE operator_org = ?1 AND created_at > ?2), 0)",
+            "SELECT COALESCE((SELECT SUM(compile_ms) FROM modules \
+                              WHERE operator_org = ?1 AND julianday(created_at) > julianday('now') - ?2), 0) \
+                  + COALESCE((SELECT SUM(compile_ms) FROM refused_modules \
+                              WHERE operator_org = ?1 AND julianday(created_at) > julianday('now') - ?2), 0)",
         )
         .bind(org)
-        .bind(since)
+        .bind(days)
         .fetch_one(&self.pool)
         .await?;
         Ok(ms as u64)

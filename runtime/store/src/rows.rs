@@ -187,8 +187,12 @@ pub struct JobLoad {
     /// most run time they can have taken.
     pub org_run_ms_today: u64,
     pub scenario_run_ms_today: u64,
-    /// Reviewed-mode jobs ever submitted in the scenario.
-    pub scenario_reviewed: u64,
+    /// Reviewed-mode jobs the organisation ever submitted over the dataset
+    /// (in any of its scenarios).
+    pub reviewed_on_dataset: u64,
+    /// Run bounds of every job in flight, all organisations: the booked
+    /// work ahead of a new job.
+    pub all_in_flight_run_ms: u64,
 }
 
 impl JobRow {

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS modules (
     manifest_json TEXT NOT NULL,
     signature TEXT NOT NULL,
     wasm BLOB NOT NULL,
-    -- Wall time compiling it took (worker and server), charged to the
+    -- CPU milliseconds the compile worker used on it, charged to the
     -- operator's daily compile quota.
     compile_ms INTEGER NOT NULL,
     created_at TEXT NOT NULL
@@ -103,6 +103,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     -- limits and the input's row count): decisions become visible to the
     -- operator at created_at + k × period, k ≥ 1.
     period_ms INTEGER NOT NULL,
+    -- The longest its run can take (public, the same quantities): the
+    -- booked work later jobs may queue behind.
+    run_ms INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );

@@ -329,7 +329,7 @@ impl Tx {
     /// for their quotas: every figure from public quantities only
     /// (submission times and schedule periods), never from how far a run
     /// has got. A job is in flight until its first decision slot.
-    pub async fn job_load(&mut self, org: &str, scenario: &str) -> Result<JobLoad> {
+    pub async fn job_load(&mut self, org: &str, scenario: &str, dataset: &str) -> Result<JobLoad> {
         macro_rules! load_of {
             ($column:literal) => {
                 concat!(
@@ -350,11 +350,20 @@ impl Tx {
         let (flight, ms): (i64, i64) =
             sqlx::query_as(load_of!("scenario")).bind(&self.now).bind(scenario).fetch_one(&mut *self.tx).await?;
         (load.scenario_in_flight, load.scenario_run_ms_today) = (flight as u64, ms as u64);
-        load.scenario_reviewed = sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM jobs j JOIN modules m ON m.id = j.module \
-             WHERE j.scenario = ? AND json_extract(m.manifest_json, '$.mode') = 'reviewed'",
+        load.all_in_flight_run_ms = sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(SUM(run_ms), 0) FROM jobs WHERE status != 'withdrawn' \
+             AND julianday(created_at) + period_ms / 86400000.0 > julianday(?)",
         )
-        .bind(scenario)
+        .bind(&self.now)
+        .fetch_one(&mut *self.tx)
+        .await? as u64;
+        load.reviewed_on_dataset = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM jobs j JOIN modules m ON m.id = j.module \
+             WHERE j.operator_org = ? AND json_extract(m.manifest_json, '$.input') = ? \
+             AND json_extract(m.manifest_json, '$.mode') = 'reviewed'",
+        )
+        .bind(org)
+        .bind(dataset)
         .fetch_one(&mut *self.tx)
         .await? as u64;
         Ok(load)
@@ -372,10 +381,10 @@ impl Tx {
         charge: Charge,
         replay_key: &str,
         inputs: &[InputVersion],
-        period_ms: u64,
+        (period_ms, run_ms): (u64, u64),
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, delta, budget_json, replay_key, status, inputs_json, period_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, scenario, module, operator_org, submitted_by, rho, delta, budget_json, replay_key, status, inputs_json, period_ms, run_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(scenario)
@@ -389,6 +398,7 @@ impl Tx {
         .bind(JobStatus::Queued.as_str())
         .bind(serde_json::to_string(inputs).expect("serialisable"))
         .bind(period_ms as i64)
+        .bind(run_ms as i64)
         .bind(&self.now)
         .bind(&self.now)
         .execute(&mut *self.tx)

@@ -7,19 +7,25 @@ use keyong_tests::{TestServer, hostile_wasm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
-    let server = TestServer::start_with(|c| {
+    let limits = |c: &mut keyong_server::Config| {
         // Fuel bounds every call (a spinning unit ends after 5 M units of
         // fuel, a few ms); an honest electricity unit needs far less. The wall
         // deadline is only the backstop.
         c.sandbox.call_fuel = 5_000_000;
         c.sandbox.call_deadline_ms = 2_000;
         c.sandbox.memory_bytes = 32 << 20;
-        // Under this flood the machine is slower than the tests' usual
-        // schedule assumes: a rate it keeps, so no job outlasts its period.
-        c.schedule.fuel_per_second = 10_000_000;
-    })
-    .await;
+    };
+    let mut server = TestServer::start_with(limits).await;
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    // Under the flood the machine is slower than the tests' usual schedule
+    // assumes: the jobs are scheduled at a rate it keeps, so none outlasts
+    // its period.
+    server
+        .restart_with(|c| {
+            limits(c);
+            c.schedule.fuel_per_second = 10_000_000;
+        })
+        .await;
     let base = Client::new(&server.base);
     let operator = base.as_user(&outcome.actors.operator);
     let reviewer = base.as_user(&outcome.actors.reviewers[0]);

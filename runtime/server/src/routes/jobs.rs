@@ -12,7 +12,7 @@ use keyong_model::api::{
 };
 use keyong_model::report::Outcome;
 use keyong_model::{Charge, Grade, JobStatus, Loss, Mode, Role};
-use keyong_store::{DatasetRow, JobRow, ModuleRow, ScenarioRow, Tx};
+use keyong_store::{DatasetRow, JobLoad, JobRow, ModuleRow, ScenarioRow, Tx};
 
 use super::{check_comments, new_id};
 use crate::AppState;
@@ -99,6 +99,15 @@ fn delta_text(delta: f64) -> String {
 fn replay_key(module: &str, budget: Loss, inputs: &[InputVersion]) -> String {
     let canonical = serde_json::json!({ "module": module, "budget": budget, "inputs": inputs });
     keyong_crypto::sm3_hex(canonical.to_string().as_bytes())
+}
+
+/// The refusal of a decision before the job's first slot.
+pub(crate) fn not_yet_open(job: &JobRow) -> ApiError {
+    let at = schedule::first_slot(job).map(|t| t.to_string()).unwrap_or_default();
+    ApiError::InvalidState(format!(
+        "job {} opens for decisions at its first slot ({at}), so that no decision can be timed by its run",
+        job.view.id
+    ))
 }
 
 /// The job's status as its operator sees it now ([`schedule::as_seen`]).
@@ -201,10 +210,11 @@ pub(crate) async fn submit(
             delta_text(left.delta),
         )));
     }
-    let period = period(&st, &module, &dataset)?;
-    quotas(&st, &mut tx, &caller, &module, period).await?;
+    let load = tx.job_load(caller.org(), &module.scenario, &dataset.entry.name).await?;
+    let (period, run) = period(&st, &module, &dataset, &load)?;
+    quotas(&st, &module, &load, period)?;
     let id = new_id();
-    let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     tx.insert_job(
         &id,
         &scenario.scenario.id,
@@ -215,7 +225,7 @@ pub(crate) async fn submit(
         charge,
         &key,
         &inputs,
-        period_ms,
+        (ms(period), ms(run)),
     )
     .await?;
     tx.audit(
@@ -231,35 +241,37 @@ pub(crate) async fn submit(
     Ok((StatusCode::ACCEPTED, Json(view(&st, &caller, job).await?)))
 }
 
-/// The job's period in the release schedule, in whole seconds, from public
-/// quantities only; refused when longer than the schedule allows.
-fn period(st: &AppState, module: &ModuleRow, dataset: &DatasetRow) -> ApiResult<std::time::Duration> {
+/// The job's period in the release schedule, in whole seconds, and its run
+/// bound, from public quantities only; refused when the period would be
+/// longer than the schedule allows.
+fn period(
+    st: &AppState,
+    module: &ModuleRow,
+    dataset: &DatasetRow,
+    load: &JobLoad,
+) -> ApiResult<(std::time::Duration, std::time::Duration)> {
     let schedule = &st.config.schedule;
-    let p = schedule.period(st.sandbox.limits(), &module.manifest, dataset.entry.row_count);
+    let (limits, rows) = (st.sandbox.limits(), dataset.entry.row_count);
+    let run = schedule.run_bound(limits, &module.manifest, rows);
+    let queued = std::time::Duration::from_millis(load.all_in_flight_run_ms / st.job_slots_total as u64);
+    let p = schedule.period(limits, &module.manifest, rows, queued);
     if p > schedule.max_period {
         return Err(ApiError::PolicyDenied(format!(
-            "with its declared fuel per call over {} rows, this module's run could take up to {} s, longer than the \
-             {} s keyong schedules; declare a smaller `fuel_per_call` in the manifest",
-            dataset.entry.row_count,
+            "with its declared fuel per call over {rows} rows and the work queued ahead of it, this module's run \
+             could take up to {} s, longer than the {} s keyong schedules; declare a smaller `fuel_per_call` in the \
+             manifest",
             p.as_secs(),
             schedule.max_period.as_secs()
         )));
     }
-    Ok(std::time::Duration::from_secs(p.as_millis().div_ceil(1000) as u64))
+    Ok((std::time::Duration::from_secs(p.as_millis().div_ceil(1000) as u64), run))
 }
 
 /// Refuses the job when it would pass a quota of its operator or scenario.
 /// Every count is of public quantities (submission times, schedule periods,
 /// modes), so a refusal says nothing about any run.
-async fn quotas(
-    st: &AppState,
-    tx: &mut Tx,
-    caller: &Caller,
-    module: &ModuleRow,
-    period: std::time::Duration,
-) -> ApiResult<()> {
+fn quotas(st: &AppState, module: &ModuleRow, load: &JobLoad, period: std::time::Duration) -> ApiResult<()> {
     let q = &st.config.quotas;
-    let load = tx.job_load(caller.org(), &module.scenario).await?;
     let secs = |ms: u64| ms.div_ceil(1000);
     let over = |what: String| Err(ApiError::QuotaExceeded(format!("{what}; nothing was charged")));
     if load.org_in_flight >= q.jobs_in_flight_per_operator {
@@ -290,10 +302,10 @@ async fn quotas(
             q.run_seconds_per_day_per_scenario
         ));
     }
-    if module.manifest.mode == Mode::Reviewed && load.scenario_reviewed >= q.reviewed_jobs_per_scenario {
+    if module.manifest.mode == Mode::Reviewed && load.reviewed_on_dataset >= q.reviewed_jobs_per_dataset {
         return over(format!(
-            "scenario `{}` has run its {} reviewed-mode jobs; use a DP mode, or ask the agency for a new scenario",
-            module.scenario, q.reviewed_jobs_per_scenario
+            "your organisation has run its {} reviewed-mode jobs over `{}`; use a DP mode",
+            q.reviewed_jobs_per_dataset, module.manifest.input
         ));
     }
     Ok(())
@@ -420,6 +432,9 @@ pub(crate) async fn close(
     let job = visible(&st, &caller, &id).await?;
     if job.view.status != JobStatus::Failed {
         return Err(ApiError::InvalidState(format!("job is {}; only failed runs are closed", job.view.status)));
+    }
+    if !schedule::open_for_decision(&job, time::OffsetDateTime::now_utc()) {
+        return Err(not_yet_open(&job));
     }
     let mut tx = st.store.begin().await?;
     if !tx.set_job_status(&id, JobStatus::Failed, JobStatus::Rejected).await? {

@@ -30,44 +30,50 @@ pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
 }
 
 /// Compiles the module under the sandbox's limits and the operator's daily
-/// compile quota; returns the milliseconds it took. Bytes the sandbox
-/// refused are remembered (by their SM3) and refused again at once.
+/// compile quota; returns the CPU milliseconds the worker used. One
+/// submission compiles at a time, and its quota check, compile and charge
+/// run in a task of their own, so neither concurrent submissions nor a
+/// client that hangs up escape the charge. Bytes the sandbox refused are
+/// remembered (per organisation and world) and refused again at once.
 async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: World) -> ApiResult<u64> {
-    // Per world: bytes refused for one world may be right for another.
-    let wasm_sm3 = format!("{world:?}:{}", keyong_crypto::sm3_hex(wasm));
-    if let Some(reason) = st.store.refused_module(caller.org(), &wasm_sm3).await? {
-        return Err(ApiError::InvalidModule(format!("these bytes were refused before: {reason}")));
-    }
-    let quota_ms = st.config.quotas.compile_seconds_per_day_per_operator.saturating_mul(1000);
-    let day_ago = (time::OffsetDateTime::now_utc() - time::Duration::DAY)
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formattable");
-    let used_ms = st.store.compile_ms_since(caller.org(), &day_ago).await?;
-    if used_ms >= quota_ms {
-        return Err(ApiError::QuotaExceeded(format!(
-            "your organisation's submissions took {} s of compiling in the last 24 hours, its {} s a day; try again later",
-            used_ms / 1000,
-            quota_ms / 1000
-        )));
-    }
-    let (sandbox, bytes, h) = (st.sandbox.clone(), wasm.to_vec(), id.to_string());
-    let started = std::time::Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || sandbox.prepare(&h, &bytes, world))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    match outcome {
-        Ok(_) => Ok(took_ms),
-        Err(keyong_sandbox::Error::InvalidModule(reason)) => {
-            let mut tx = st.store.begin().await?;
-            tx.insert_refused_module(&wasm_sm3, caller.org(), &reason, took_ms).await?;
-            let detail = serde_json::json!({ "wasm_sm3": wasm_sm3, "reason": reason, "compile_ms": took_ms });
-            tx.audit(caller.id(), "module.refused", id, detail).await?;
-            tx.commit().await?;
-            Err(ApiError::InvalidModule(reason))
+    let (st, org, user, id, wasm) =
+        (st.clone(), caller.org().to_string(), caller.id().to_string(), id.to_string(), wasm.to_vec());
+    tokio::spawn(async move {
+        let _one = st.compiling.lock().await;
+        // Per world: bytes refused for one world may be right for another.
+        let wasm_sm3 = format!("{world:?}:{}", keyong_crypto::sm3_hex(&wasm));
+        if let Some(reason) = st.store.refused_module(&org, &wasm_sm3).await? {
+            return Err(ApiError::InvalidModule(format!("these bytes were refused before: {reason}")));
         }
-        Err(other) => Err(ApiError::Internal(other.to_string())),
-    }
+        let quota_ms = st.config.quotas.compile_seconds_per_day_per_operator.saturating_mul(1000);
+        let used_ms = st.store.compile_ms_since(&org, 1.0).await?;
+        if used_ms >= quota_ms {
+            return Err(ApiError::QuotaExceeded(format!(
+                "your organisation's submissions used {} s of compile CPU in the last 24 hours, its {} s a day; try again later",
+                used_ms / 1000,
+                quota_ms / 1000
+            )));
+        }
+        let sandbox = st.sandbox.clone();
+        let (outcome, cpu_ms) = tokio::task::spawn_blocking(move || sandbox.prepare_charged(&id, &wasm, world))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        match outcome {
+            Ok(_) => Ok(cpu_ms),
+            Err(keyong_sandbox::Error::InvalidModule(reason)) => {
+                let mut tx = st.store.begin().await?;
+                tx.insert_refused_module(&wasm_sm3, &org, &reason, cpu_ms).await?;
+                let detail = serde_json::json!({ "wasm_sm3": wasm_sm3, "reason": reason, "compile_cpu_ms": cpu_ms });
+                tx.audit(&user, "module.refused", &wasm_sm3, detail).await?;
+                tx.commit().await?;
+                Err(ApiError::InvalidModule(reason))
+            }
+            // The platform could not compile (an overloaded machine): nothing is remembered.
+            Err(other) => Err(ApiError::ResourceExhausted(format!("{other}; try again later"))),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 /// SM3 over a domain tag, the organisation and the signed message.

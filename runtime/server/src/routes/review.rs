@@ -18,8 +18,8 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::routes::check_comments;
-use crate::routes::jobs::{view, visible};
-use crate::runner;
+use crate::routes::jobs::{not_yet_open, view, visible};
+use crate::{runner, schedule};
 
 fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
     if caller.org() == job_org {
@@ -39,8 +39,9 @@ pub(crate) async fn queue(State(st): State<AppState>, caller: Caller) -> ApiResu
         }
         return Ok(Json(out));
     }
+    let now = time::OffsetDateTime::now_utc();
     for job in st.store.jobs_with_status(JobStatus::UnderReview).await? {
-        if job.operator_org == caller.org() {
+        if job.operator_org == caller.org() || !schedule::open_for_decision(&job, now) {
             continue;
         }
         if st.store.votes(&job.view.id).await?.iter().any(|v| v.reviewer == caller.id()) {
@@ -125,6 +126,9 @@ pub(crate) async fn vote(
     not_own_org(&caller, &job.operator_org)?;
     if job.view.status != JobStatus::UnderReview {
         return Err(ApiError::InvalidState(format!("job is {}, not under review", job.view.status)));
+    }
+    if !schedule::open_for_decision(&job, time::OffsetDateTime::now_utc()) {
+        return Err(not_yet_open(&job));
     }
     if req.decision == Decision::Approve && job.verdict == Some(Verdict::Block) {
         return Err(ApiError::PolicyDenied(
