@@ -54,8 +54,8 @@ async fn withdrawn_jobs_stop_bombs_are_refused_and_quotas_hold() {
         assert!(started.elapsed() < Duration::from_secs(60), "the job never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let busy = cpu_over(Duration::from_secs(1)).await;
-    assert!(busy > 0.7, "the spinning job should hold a core, used {busy:.2} s of CPU in 1 s");
+    let busy = cpu_over(Duration::from_secs(2)).await;
+    assert!(busy > 1.0, "the spinning job should hold a core, used {busy:.2} s of CPU in 2 s");
     assert_eq!(operator.withdraw(&job.id).await.unwrap().status, JobStatus::Withdrawn);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let after = cpu_over(Duration::from_secs(1)).await;

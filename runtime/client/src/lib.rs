@@ -192,6 +192,22 @@ impl Client {
         }
     }
 
+    /// Polls a job until it leaves `queued`/`running` (or `timeout` passes),
+    /// as the agency, a reviewer or the authority; decisions may still have
+    /// to wait for its first slot ([`Client::wait_for_job`]).
+    pub async fn wait_for_run(&self, id: &str, timeout: std::time::Duration) -> Result<JobView> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await?;
+            if !matches!(job.status, keyong_model::JobStatus::Queued | keyong_model::JobStatus::Running)
+                || tokio::time::Instant::now() > deadline
+            {
+                return Ok(job);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls a job until it leaves `queued`/`running` and its first slot in
     /// the release schedule has come — reviewers, the authority and the
     /// agency decide only from then — or `timeout` passes. Operators see

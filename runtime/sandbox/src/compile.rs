@@ -106,7 +106,7 @@ const EXIT_INVALID: u8 = 2;
 
 /// `ms` as people read a limit: `20 s`, `0.5 s`.
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{} s", ms / 1000) } else { format!("{} s", ms as f64 / 1000.0) }
+    if ms.is_multiple_of(1000) { format!("{} s", ms / 1000) } else { format!("{} s", ms as f64 / 1000.0) }
 }
 
 /// Compiles `wasm` in the worker process under the compile limits, and
@@ -177,10 +177,16 @@ pub(crate) fn probe(worker: &CompileWorker, wasm: &[u8], limits: &Limits) -> (Re
     let mut lines = said.lines();
     let used = lines.next().and_then(|l| l.strip_prefix("cpu_ms ")).and_then(|n| n.parse::<u64>().ok());
     let message = lines.collect::<Vec<_>>().join("\n");
+    use std::os::unix::process::ExitStatusExt;
     match (status.code(), used) {
         (Some(0), Some(ms)) => (Ok(()), ms),
         (Some(c), Some(ms)) if c == i32::from(EXIT_INVALID) => (Err(Error::InvalidModule(message)), ms),
-        // Ended by its CPU or memory limit (a signal, or an allocation it could not make).
+        // Any other exit is the worker's own trouble (it could not set its
+        // limits or read its input): a platform error, never a refusal.
+        (Some(c), _) => (Err(Error::Setup(format!("the compile worker failed (exit status {c})"))), 0),
+        // Killed by a signal: its CPU limit (SIGXCPU, SIGKILL) or an
+        // allocation past its memory limit (SIGABRT).
+        _ if status.signal().is_none() => (Err(Error::Setup("the compile worker ended oddly".into())), 0),
         _ => (
             Err(Error::InvalidModule(format!(
                 "compiling the module needed more than the compile limits ({} MiB of memory, {} of CPU); \

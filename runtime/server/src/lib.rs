@@ -84,9 +84,9 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<Config>,
     /// The outbound rule profiles and association rules (read at start-up).
     pub(crate) outbound: Arc<outbound::Outbound>,
-    /// One permit per concurrently running job: one per core (at most the
-    /// sandbox pool), so a running job has about a core, as the schedule's
-    /// fuel rate assumes.
+    /// One permit per concurrently running job: one per core but one (at
+    /// most the sandbox pool), so a running job has about a core, as the
+    /// schedule's fuel rate assumes.
     pub(crate) job_slots: Arc<Semaphore>,
     /// How many permits `job_slots` has.
     pub(crate) job_slots_total: usize,
@@ -164,8 +164,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .await
         .map_err(|source| StartError::Io { what: format!("listen address {}", config.listen), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
-    let job_slots =
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(config.sandbox.pool_instances as usize).max(1);
+    // One core stays free for compiling and the API: a submission's
+    // compile time must not show how busy the jobs keep the machine.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let job_slots = cores.saturating_sub(1).min(config.sandbox.pool_instances as usize).max(1);
     let state = AppState {
         store,
         job_slots: Arc::new(Semaphore::new(job_slots)),

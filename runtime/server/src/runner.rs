@@ -58,7 +58,20 @@ pub(crate) fn cancel(st: &AppState, job_id: &str) {
 /// Runs a queued job in the background.
 pub(crate) fn spawn(st: AppState, job_id: String) {
     tokio::spawn(async move {
-        if let Err(e) = run(&st, &job_id).await {
+        // One deadline for everything until the job's state is committed —
+        // waiting for a slot, loading the view, the run, the checks: the
+        // job's first slot. A job that misses it fails; it is never
+        // decided late (which would show as a later slot).
+        let left = match st.store.job(&job_id).await {
+            Ok(Some(job)) => crate::schedule::first_slot(&job)
+                .map(|t| t - time::OffsetDateTime::now_utc())
+                .map_or(std::time::Duration::ZERO, |d| std::time::Duration::try_from(d).unwrap_or_default()),
+            _ => std::time::Duration::ZERO,
+        };
+        let outcome = tokio::time::timeout(left, run(&st, &job_id))
+            .await
+            .unwrap_or_else(|_| Err("the job did not finish before its first slot; the platform is overloaded".into()));
+        if let Err(e) = outcome {
             tracing::error!(job = %job_id, error = %e, "job failed");
             if let Ok(mut tx) = st.store.begin().await {
                 let moved = tx.set_job_status(&job_id, JobStatus::Running, JobStatus::Failed).await.unwrap_or(false)
@@ -144,12 +157,11 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::Core),
         seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
         job: sandbox_job,
-        // Until the first slot, however long the job waited to start.
+        // The first slot (the whole job is held to it too, in `spawn`).
         backstop: crate::schedule::first_slot(&job)
             .map(|t| t - time::OffsetDateTime::now_utc())
             .and_then(|left| std::time::Duration::try_from(left).ok())
-            .unwrap_or_default()
-            .max(std::time::Duration::from_secs(1)),
+            .unwrap_or_default(),
     };
     let (output, candidate) = run.run(&datasets).await?;
     let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;

@@ -8,7 +8,10 @@
 //! sandbox limits — no shorter than the longest the run can take. Decisions
 //! become visible at `created + k × period` for the first `k ≥ 1` at or
 //! after the decision; the operator's own acts (withdrawal, release) show at
-//! once. Quotas count the same public quantities. See `docs/privacy.md`.
+//! once. People decide (vote, close a failed run) only from the first slot,
+//! and a job that has not reached a decision-ready state by then fails, so
+//! nothing a person or the platform does is timed by the run. Quotas count
+//! the same public quantities. See `docs/privacy.md`.
 
 use std::time::Duration;
 
@@ -66,7 +69,7 @@ pub struct Quotas {
     /// Jobs of one scenario in flight at once (default 2).
     pub jobs_in_flight_per_scenario: u64,
     /// Run time one operator's jobs of the last 24 hours may be scheduled
-    /// for, each counted at its full period (default 24 h).
+    /// for, each counted at its run bound (default 24 h).
     pub run_seconds_per_day_per_operator: u64,
     /// The same per scenario (default 12 h).
     pub run_seconds_per_day_per_scenario: u64,
@@ -121,12 +124,12 @@ impl Schedule {
         Duration::from_micros(u64::try_from(total_us).unwrap_or(u64::MAX))
     }
 
-    /// The job's period: its run bound plus the allowance, or, where more,
-    /// plus `queued` — the run bounds of the jobs already in flight shared
-    /// over the job slots (booked figures, so public), the longest it can
-    /// wait to start. The allowance absorbs short queues.
+    /// The job's period: its run bound, the allowance (view, checks), and
+    /// `queued` — the run bounds of the jobs already in flight shared over
+    /// the job slots (booked figures, so public): the longest it can wait
+    /// to start.
     pub fn period(&self, limits: &Limits, manifest: &Manifest, rows: u64, queued: Duration) -> Duration {
-        self.run_bound(limits, manifest, rows).saturating_add(self.allowance.max(queued))
+        self.run_bound(limits, manifest, rows).saturating_add(self.allowance).saturating_add(queued)
     }
 }
 
@@ -229,11 +232,10 @@ mod tests {
         m.mode = Mode::Sql;
         let s = Schedule { sql_rows_per_second: 500_000, ..s };
         assert_eq!(s.period(&limits, &m, 1_000_000, Duration::ZERO), s.allowance + Duration::from_secs(2));
-        let long_queue = s.allowance + Duration::from_secs(5);
         assert_eq!(
-            s.period(&limits, &m, 1_000_000, long_queue),
-            long_queue + Duration::from_secs(2),
-            "a queue longer than the allowance lengthens the period"
+            s.period(&limits, &m, 1_000_000, Duration::from_secs(5)),
+            s.allowance + Duration::from_secs(7),
+            "work queued ahead lengthens the period"
         );
     }
 }

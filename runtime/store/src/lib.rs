@@ -155,14 +155,11 @@ impl Store {
             .await?)
     }
 
-    /// Compile CPU milliseconds of the organisation's submissions (accepted
-    /// and refused) in the last `days` days.
+    /// Compile CPU milliseconds charged to the organisation in the last `days` days.
     pub async fn compile_ms_since(&self, org: &str, days: f64) -> Result<u64> {
         let ms: i64 = sqlx::query_scalar(
-            "SELECT COALESCE((SELECT SUM(compile_ms) FROM modules \
-                              WHERE operator_org = ?1 AND julianday(created_at) > julianday('now') - ?2), 0) \
-                  + COALESCE((SELECT SUM(compile_ms) FROM refused_modules \
-                              WHERE operator_org = ?1 AND julianday(created_at) > julianday('now') - ?2), 0)",
+            "SELECT COALESCE(SUM(cpu_ms), 0) FROM compile_charges \
+             WHERE operator_org = ?1 AND julianday(created_at) > julianday('now') - ?2",
         )
         .bind(org)
         .bind(days)

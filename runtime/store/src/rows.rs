@@ -183,8 +183,8 @@ pub struct JobLoad {
     /// Jobs (not withdrawn) whose first decision slot has not come yet.
     pub org_in_flight: u64,
     pub scenario_in_flight: u64,
-    /// Schedule periods of the jobs submitted in the last 24 hours: the
-    /// most run time they can have taken.
+    /// Run bounds of the jobs submitted in the last 24 hours: the most run
+    /// time they can have taken.
     pub org_run_ms_today: u64,
     pub scenario_run_ms_today: u64,
     /// Reviewed-mode jobs the organisation ever submitted over the dataset

@@ -64,9 +64,14 @@ CREATE TABLE IF NOT EXISTS modules (
     manifest_json TEXT NOT NULL,
     signature TEXT NOT NULL,
     wasm BLOB NOT NULL,
-    -- CPU milliseconds the compile worker used on it, charged to the
-    -- operator's daily compile quota.
-    compile_ms INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+-- Every compilation a submission caused, accepted or refused: the CPU
+-- milliseconds the compile worker used, charged to the organisation's
+-- daily compile quota.
+CREATE TABLE IF NOT EXISTS compile_charges (
+    operator_org TEXT NOT NULL REFERENCES orgs(id),
+    cpu_ms INTEGER NOT NULL,
     created_at TEXT NOT NULL
 );
 -- Modules the sandbox refused, by organisation and the SM3 of their bytes:
@@ -76,7 +81,6 @@ CREATE TABLE IF NOT EXISTS refused_modules (
     operator_org TEXT NOT NULL REFERENCES orgs(id),
     wasm_sm3 TEXT NOT NULL,
     reason TEXT NOT NULL,
-    compile_ms INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (operator_org, wasm_sm3)
 );

@@ -280,7 +280,6 @@ impl Tx {
         Ok(r.rows_affected() == 1)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn insert_module(
         &mut self,
         id: &str,
@@ -289,9 +288,8 @@ impl Tx {
         manifest: &Manifest,
         signature: &str,
         wasm: &[u8],
-        compile_ms: u64,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO modules (id, operator_org, uploaded_by, scenario, manifest_json, signature, wasm, compile_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO modules (id, operator_org, uploaded_by, scenario, manifest_json, signature, wasm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(id)
             .bind(org)
             .bind(user)
@@ -299,7 +297,6 @@ impl Tx {
             .bind(serde_json::to_string(manifest).expect("serialisable"))
             .bind(signature)
             .bind(wasm)
-            .bind(compile_ms as i64)
             .bind(&self.now)
             .execute(&mut *self.tx)
             .await?;
@@ -307,18 +304,24 @@ impl Tx {
     }
 
     /// Remembers bytes the sandbox refused (the first refusal's reason stays).
-    pub async fn insert_refused_module(
-        &mut self,
-        wasm_sm3: &str,
-        org: &str,
-        reason: &str,
-        compile_ms: u64,
-    ) -> Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO refused_modules (wasm_sm3, operator_org, reason, compile_ms, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(wasm_sm3)
+    pub async fn insert_refused_module(&mut self, wasm_sm3: &str, org: &str, reason: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO refused_modules (wasm_sm3, operator_org, reason, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(wasm_sm3)
+        .bind(org)
+        .bind(reason)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Charges one compilation's CPU milliseconds to the organisation.
+    pub async fn charge_compile(&mut self, org: &str, cpu_ms: u64) -> Result<()> {
+        sqlx::query("INSERT INTO compile_charges (operator_org, cpu_ms, created_at) VALUES (?, ?, ?)")
             .bind(org)
-            .bind(reason)
-            .bind(compile_ms as i64)
+            .bind(cpu_ms as i64)
             .bind(&self.now)
             .execute(&mut *self.tx)
             .await?;
@@ -336,7 +339,7 @@ impl Tx {
                     "SELECT \
                        COALESCE(SUM(CASE WHEN status != 'withdrawn' \
                          AND julianday(created_at) + period_ms / 86400000.0 > julianday(?1) THEN 1 ELSE 0 END), 0), \
-                       COALESCE(SUM(CASE WHEN julianday(created_at) > julianday(?1) - 1.0 THEN period_ms ELSE 0 END), 0) \
+                       COALESCE(SUM(CASE WHEN julianday(created_at) > julianday(?1) - 1.0 THEN run_ms ELSE 0 END), 0) \
                      FROM jobs WHERE ",
                     $column,
                     " = ?2"
@@ -418,6 +421,19 @@ impl Tx {
     }
 
     /// Moves a job from `from` to `to`; false if it was not in `from`.
+    /// Moves a job from `from` to `to` without touching `updated_at` (the
+    /// time its operator saw it last change): for a change that follows
+    /// from the operator's own act on a decision it already sees.
+    pub async fn set_job_status_in_place(&mut self, id: &str, from: JobStatus, to: JobStatus) -> Result<bool> {
+        let r = sqlx::query("UPDATE jobs SET status = ? WHERE id = ? AND status = ?")
+            .bind(to.as_str())
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn set_job_status(&mut self, id: &str, from: JobStatus, to: JobStatus) -> Result<bool> {
         let r = sqlx::query("UPDATE jobs SET status = ?, updated_at = ? WHERE id = ? AND status = ?")
             .bind(to.as_str())

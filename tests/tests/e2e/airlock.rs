@@ -255,8 +255,7 @@ async fn an_identical_passing_output_is_auto_approved() {
     let req = SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.25 } };
     let job = operator.submit_job(&req).await.unwrap();
     assert_ne!(job.id, outcome.job.id);
-    assert_eq!(r1.wait_for_job(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Approved);
-    assert!(!r1.review_queue().await.unwrap().iter().any(|j| j.id == job.id), "no reviewer needed");
+    assert_eq!(r1.wait_for_run(&job.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::Approved);
     // The operator learns of it only at the job's first slot (not when the
     // run ended): an hour here; then the same job with a period of a second.
     let seen = operator.job(&job.id).await.unwrap();
@@ -268,6 +267,7 @@ async fn an_identical_passing_output_is_auto_approved() {
     sqlx::query("UPDATE jobs SET period_ms = 1000 WHERE id = ?").bind(&job.id).execute(&db).await.unwrap();
     db.close().await;
     assert_eq!(operator.wait_for_decision(&job.id, Duration::from_secs(10)).await.unwrap().status, JobStatus::Approved);
+    assert!(!r1.review_queue().await.unwrap().iter().any(|j| j.id == job.id), "no reviewer needed");
     let bundle = operator.release(&job.id).await.unwrap();
     verify_bundle(&bundle).unwrap();
     assert_eq!(bundle.receipt.auto_approved_as.as_deref(), Some(outcome.job.id.as_str()));
@@ -275,7 +275,7 @@ async fn an_identical_passing_output_is_auto_approved() {
 
     // A different budget is a different request: it goes to the reviewers.
     let other = operator.submit_job(&SubmitJob { budget: Loss::Zcdp { rho: 0.2 }, ..req }).await.unwrap();
-    assert_eq!(r1.wait_for_job(&other.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::UnderReview);
+    assert_eq!(r1.wait_for_run(&other.id, Duration::from_secs(300)).await.unwrap().status, JobStatus::UnderReview);
 }
 
 /// Nothing derived from 核心 data leaves: such a dataset cannot even be

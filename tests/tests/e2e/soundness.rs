@@ -23,14 +23,6 @@ fn seconds_between(a: &str, b: &str) -> i64 {
     (at(b) - at(a)).whole_seconds()
 }
 
-/// Sleeps until 300 ms after the next slot boundary of a job created at `created`.
-async fn after_next_slot(created: &str, period: Duration) {
-    let elapsed = (time::OffsetDateTime::now_utc() - at(created)).as_seconds_f64();
-    let next = (elapsed / period.as_secs_f64()).floor() + 1.0;
-    let wait = next * period.as_secs_f64() - elapsed + 0.3;
-    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-}
-
 /// Every file and directory keyong created under `root` is its owner's
 /// alone (the landing zone is the city platform's, written before keyong runs).
 fn assert_private(root: &std::path::Path) {
@@ -174,55 +166,37 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
         ),
     ];
     for (spinning, honest) in pairs {
-        let submit = |module_id: String| SubmitJob { module_id, budget: Loss::Zcdp { rho: 0.2 } };
-        let jobs = [
-            operator.submit_job(&submit(spinning)).await.unwrap(),
-            operator.submit_job(&submit(honest)).await.unwrap(),
-        ];
-        let mut seen_statuses = [Vec::new(), Vec::new()];
-        for _ in 0..600 {
-            let mut done = true;
-            for (i, j) in jobs.iter().enumerate() {
-                let v = operator.job(&j.id).await.unwrap();
+        // Each twin in turn through the same steps: what the operator sees
+        // while it runs, and the slot at which it sees the decision.
+        let mut seen = Vec::new();
+        let mut units_failed = Vec::new();
+        for module_id in [spinning, honest] {
+            let job = operator.submit_job(&SubmitJob { module_id, budget: Loss::Zcdp { rho: 0.2 } }).await.unwrap();
+            let mut statuses = Vec::new();
+            while r1.job(&job.id).await.unwrap().status != JobStatus::UnderReview {
+                let v = operator.job(&job.id).await.unwrap();
                 assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
-                if seen_statuses[i].last() != Some(&v.status) {
-                    seen_statuses[i].push(v.status);
+                if statuses.last() != Some(&v.status) {
+                    statuses.push(v.status);
                 }
-                done &= r1.job(&j.id).await.unwrap().status == JobStatus::UnderReview;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if done {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let failed = |id: &str| {
-            let r1 = r1.clone();
-            let id = id.to_string();
-            async move { r1.review(&id).await.unwrap().evidence.units_failed }
-        };
-        assert!(failed(&jobs[0].id).await > 0, "some calls spun out of fuel");
-        assert_eq!(failed(&jobs[1].id).await, 0);
-        // Both twins have the same public period; vote on both just after a
-        // slot boundary, so both decisions fall in the same slot.
-        assert_eq!(jobs[0].decision_period_seconds, jobs[1].decision_period_seconds);
-        let period = Duration::from_secs(jobs[0].decision_period_seconds);
-        after_next_slot(&jobs[1].created_at, period).await;
-        for j in &jobs {
+            units_failed.push(r1.review(&job.id).await.unwrap().evidence.units_failed);
+            r1.wait_for_job(&job.id, Duration::from_secs(120)).await.unwrap();
             for r in [&r1, &r2] {
-                r.vote(&j.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
+                r.vote(&job.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
             }
+            let period = job.decision_period_seconds as i64;
+            let v = operator.wait_for_decision(&job.id, Duration::from_secs(3 * period as u64 + 10)).await.unwrap();
+            statuses.push(v.status);
+            let offset = seconds_between(&v.created_at, &v.updated_at);
+            assert_eq!(offset % period, 0, "{offset} s is not a slot of {period} s");
+            seen.push((statuses, offset / period));
         }
-        let mut offsets = Vec::new();
-        for (i, j) in jobs.iter().enumerate() {
-            let v = operator.wait_for_decision(&j.id, 3 * period).await.unwrap();
-            seen_statuses[i].push(v.status);
-            offsets.push(seconds_between(&v.created_at, &v.updated_at));
-        }
-        assert_eq!(seen_statuses[0], seen_statuses[1]);
-        assert_eq!(seen_statuses[0], vec![JobStatus::Pending, JobStatus::Approved]);
-        // The operator sees the decision at the same slot of each twin's schedule.
-        assert_eq!(offsets[0], offsets[1], "{offsets:?}");
-        assert_eq!(offsets[0] % period.as_secs() as i64, 0, "{offsets:?} is not a slot of {period:?}");
+        assert!(units_failed[0] > 0, "some calls spun out of fuel");
+        assert_eq!(units_failed[1], 0);
+        assert_eq!(seen[0], seen[1], "the twins look the same to the operator");
+        assert_eq!(seen[0], (vec![JobStatus::Pending, JobStatus::Approved], 2), "decided after slot 1, seen at slot 2");
     }
 
     // Hole 8: the receipt binds the manifest and is signed under a domain tag;
@@ -283,45 +257,42 @@ async fn a_reviewed_module_that_traps_on_some_rows_looks_like_a_rejection() {
         let signed = sign_module(&a.operator_key, &hostile_wasm(feature), &manifest).unwrap();
         modules.push(operator.submit_module(&signed).await.unwrap().id);
     }
-    let mut jobs = Vec::new();
-    for m in &modules {
-        jobs.push(
-            operator.submit_job(&SubmitJob { module_id: m.clone(), budget: Loss::Zcdp { rho: 0.1 } }).await.unwrap(),
-        );
-    }
-    assert_eq!(jobs[0].decision_period_seconds, jobs[1].decision_period_seconds);
-    let period = Duration::from_secs(jobs[0].decision_period_seconds);
-    let mut seen = [Vec::new(), Vec::new()];
-    loop {
-        for (i, j) in jobs.iter().enumerate() {
-            let v = operator.job(&j.id).await.unwrap();
-            assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
-            if seen[i].last() != Some(&v.status) {
-                seen[i].push(v.status);
-            }
-        }
-        let (trap, twin) = (agency.job(&jobs[0].id).await.unwrap(), agency.job(&jobs[1].id).await.unwrap());
-        if trap.status == JobStatus::Failed && twin.status == JobStatus::UnderReview {
-            break;
-        }
-        assert!(!matches!(trap.status, JobStatus::UnderReview), "the trapping module should fail");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let reject =
         DecisionRequest { public_comment: "not releasable".into(), ..DecisionRequest::new(Decision::Reject, "") };
-    after_next_slot(&jobs[1].created_at, period).await;
-    agency.close(&jobs[0].id, &reject).await.unwrap();
-    r1.vote(&jobs[1].id, &reject).await.unwrap();
-    let mut offsets = Vec::new();
-    for (i, j) in jobs.iter().enumerate() {
-        let v = operator.wait_for_decision(&j.id, 3 * period).await.unwrap();
-        seen[i].push(v.status);
+    let mut seen = Vec::new();
+    for (module_id, ran) in modules.into_iter().zip([JobStatus::Failed, JobStatus::UnderReview]) {
+        let job = operator.submit_job(&SubmitJob { module_id, budget: Loss::Zcdp { rho: 0.1 } }).await.unwrap();
+        let mut statuses = Vec::new();
+        loop {
+            let v = operator.job(&job.id).await.unwrap();
+            assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
+            if statuses.last() != Some(&v.status) {
+                statuses.push(v.status);
+            }
+            let real = agency.job(&job.id).await.unwrap().status;
+            if real == ran {
+                break;
+            }
+            assert!(matches!(real, JobStatus::Queued | JobStatus::Running), "ended {real}, not {ran}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The agency closes the failed run, a reviewer rejects the twin: both from the first slot.
+        agency.wait_for_job(&job.id, Duration::from_secs(120)).await.unwrap();
+        if ran == JobStatus::Failed {
+            agency.close(&job.id, &reject).await.unwrap();
+        } else {
+            r1.vote(&job.id, &reject).await.unwrap();
+        }
+        let period = job.decision_period_seconds as i64;
+        let v = operator.wait_for_decision(&job.id, Duration::from_secs(3 * period as u64 + 10)).await.unwrap();
+        statuses.push(v.status);
         assert_eq!(v.comments, ["not releasable"]);
-        offsets.push(seconds_between(&v.created_at, &v.updated_at));
+        let offset = seconds_between(&v.created_at, &v.updated_at);
+        assert_eq!(offset % period, 0, "{offset} s is not a slot of {period} s");
+        seen.push((statuses, offset / period));
     }
-    assert_eq!(seen[0], seen[1]);
-    assert_eq!(seen[0], [JobStatus::Pending, JobStatus::Rejected]);
-    assert_eq!(offsets[0], offsets[1], "{offsets:?}");
+    assert_eq!(seen[0], seen[1], "the trapping module and its twin look the same to the operator");
+    assert_eq!(seen[0], (vec![JobStatus::Pending, JobStatus::Rejected], 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -341,7 +341,8 @@ fn compile_bomb_within_the_static_limits_is_killed_at_the_compile_cpu_limit() {
     // 5,000 locals: within the static limit, about 27 s to compile in a debug build.
     let (why, took) = refused_by(&s, &keyong_sandbox::compile::compile_bomb(1, 5_000));
     assert!(why.contains("2 s of CPU"), "{why}");
-    assert!(took < Duration::from_millis(3_500), "refused after {took:?}");
+    // A CPU limit: on a busy machine the wall time is longer, never past the worker's wall bound.
+    assert!(took < Duration::from_secs(11), "refused after {took:?}");
 }
 
 #[test]

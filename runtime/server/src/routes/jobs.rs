@@ -126,16 +126,15 @@ pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResu
         v.status,
         JobStatus::Approved | JobStatus::ChangesRequested | JobStatus::Rejected | JobStatus::Released
     );
-    if decided {
+    // For the operator, only decisions it may see cost a lookup (the cost
+    // of answering must not tell a hidden decision).
+    if decided && (caller.role() != Role::Operator || seen != JobStatus::Pending) {
         let votes = st.store.votes(&v.id).await?;
         let signoff = st.store.signoff(&v.id).await?;
         v.comments = votes.iter().chain(&signoff).map(|c| c.public_comment.clone()).filter(|c| !c.is_empty()).collect();
     }
     if caller.role() != Role::Operator {
         return Ok(v);
-    }
-    if seen == JobStatus::Pending {
-        v.comments.clear();
     }
     Ok(JobView { status: seen, updated_at: seen_at, ..v })
 }
@@ -253,7 +252,7 @@ fn period(
     let schedule = &st.config.schedule;
     let (limits, rows) = (st.sandbox.limits(), dataset.entry.row_count);
     let run = schedule.run_bound(limits, &module.manifest, rows);
-    let queued = std::time::Duration::from_millis(load.all_in_flight_run_ms / st.job_slots_total as u64);
+    let queued = std::time::Duration::from_millis(load.all_in_flight_run_ms / st.job_slots_total.max(1) as u64);
     let p = schedule.period(limits, &module.manifest, rows, queued);
     if p > schedule.max_period {
         return Err(ApiError::PolicyDenied(format!(
@@ -509,7 +508,9 @@ pub(crate) async fn release(
         let profile = st.outbound.profile(sealed.report.derived_grade);
         let findings = keyong_check::differencing(profile, &sealed.released_cells, &earlier);
         if findings.iter().any(|f| f.outcome == Outcome::Block) {
-            if !tx.set_job_status(&id, JobStatus::Approved, JobStatus::Rejected).await? {
+            // The operator's own release attempt decided it, on an approval it
+            // already sees: shown at once (the approval's slot stays).
+            if !tx.set_job_status_in_place(&id, JobStatus::Approved, JobStatus::Rejected).await? {
                 return Err(ApiError::InvalidState("job changed state; try again".into()));
             }
             let detail = serde_json::json!({ "status": JobStatus::Rejected, "rule": "differencing" });

@@ -30,12 +30,12 @@ pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
 }
 
 /// Compiles the module under the sandbox's limits and the operator's daily
-/// compile quota; returns the CPU milliseconds the worker used. One
+/// compile quota, and charges the CPU milliseconds the worker used. One
 /// submission compiles at a time, and its quota check, compile and charge
 /// run in a task of their own, so neither concurrent submissions nor a
 /// client that hangs up escape the charge. Bytes the sandbox refused are
 /// remembered (per organisation and world) and refused again at once.
-async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: World) -> ApiResult<u64> {
+async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: World) -> ApiResult<()> {
     let (st, org, user, id, wasm) =
         (st.clone(), caller.org().to_string(), caller.id().to_string(), id.to_string(), wasm.to_vec());
     tokio::spawn(async move {
@@ -58,18 +58,26 @@ async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: W
         let (outcome, cpu_ms) = tokio::task::spawn_blocking(move || sandbox.prepare_charged(&id, &wasm, world))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
+        // Charged here, under the lock and whatever became of the request.
+        let mut tx = st.store.begin().await?;
+        tx.charge_compile(&org, cpu_ms).await?;
         match outcome {
-            Ok(_) => Ok(cpu_ms),
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(())
+            }
             Err(keyong_sandbox::Error::InvalidModule(reason)) => {
-                let mut tx = st.store.begin().await?;
-                tx.insert_refused_module(&wasm_sm3, &org, &reason, cpu_ms).await?;
+                tx.insert_refused_module(&wasm_sm3, &org, &reason).await?;
                 let detail = serde_json::json!({ "wasm_sm3": wasm_sm3, "reason": reason, "compile_cpu_ms": cpu_ms });
                 tx.audit(&user, "module.refused", &wasm_sm3, detail).await?;
                 tx.commit().await?;
                 Err(ApiError::InvalidModule(reason))
             }
             // The platform could not compile (an overloaded machine): nothing is remembered.
-            Err(other) => Err(ApiError::ResourceExhausted(format!("{other}; try again later"))),
+            Err(other) => {
+                tx.commit().await?;
+                Err(ApiError::ResourceExhausted(format!("{other}; try again later")))
+            }
         }
     })
     .await
@@ -150,12 +158,11 @@ pub(crate) async fn submit(
     if st.store.module(&hash).await?.is_some() {
         return Err(ApiError::Conflict(format!("module {hash} was already submitted")));
     }
-    let compile_ms = match world {
-        Some(world) => compile(&st, &caller, &hash, &wasm, world).await?,
-        None => 0,
-    };
+    if let Some(world) = world {
+        compile(&st, &caller, &hash, &wasm, world).await?;
+    }
     let mut tx = st.store.begin().await?;
-    tx.insert_module(&hash, caller.org(), caller.id(), m, &req.signature_hex, &wasm, compile_ms).await?;
+    tx.insert_module(&hash, caller.org(), caller.id(), m, &req.signature_hex, &wasm).await?;
     tx.audit(caller.id(), "module.submit", &hash, serde_json::json!({ "name": m.name, "mode": m.mode, "scenario": m.scenario, "bytes": wasm.len(), "signature": req.signature_hex }))
         .await?;
     tx.commit().await?;
