@@ -141,6 +141,12 @@ fn format(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).expect("formattable")
 }
 
+/// A time the operator's own act set (a release, a withdrawal), to the
+/// second: no finer than it needs to be.
+pub(crate) fn to_the_second(at: &str) -> String {
+    parse(at).map_or_else(|| at.to_string(), |t| format(t.replace_nanosecond(0).expect("0 is valid")))
+}
+
 /// The first slot `created + k × period` (k ≥ 1) at or after `at`.
 fn slot(created: OffsetDateTime, period: Duration, at: OffsetDateTime) -> OffsetDateTime {
     let period_ns = period.as_nanos().max(1);
@@ -170,10 +176,7 @@ pub(crate) fn as_seen(job: &JobRow, now: OffsetDateTime) -> (JobStatus, String) 
     let pending = (JobStatus::Pending, v.created_at.clone());
     match v.status {
         // The operator's own acts, to the second.
-        JobStatus::Withdrawn | JobStatus::Released => (
-            v.status,
-            parse(&v.updated_at).map_or(v.updated_at.clone(), |t| format(t.replace_nanosecond(0).expect("0 is valid"))),
-        ),
+        JobStatus::Withdrawn | JobStatus::Released => (v.status, to_the_second(&v.updated_at)),
         JobStatus::Approved | JobStatus::ChangesRequested | JobStatus::Rejected => {
             let (Some(created), Some(decided)) = (parse(&v.created_at), parse(&v.updated_at)) else { return pending };
             let shown = slot(created, Duration::from_millis(job.period_ms), decided);

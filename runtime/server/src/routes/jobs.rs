@@ -211,7 +211,7 @@ pub(crate) async fn submit(
     }
     let load = tx.job_load(caller.org(), &module.scenario, &dataset.entry.name).await?;
     let (period, run) = period(&st, &module, &dataset, &load)?;
-    quotas(&st, &module, &load, period)?;
+    quotas(&st, &module, &load, run)?;
     let id = new_id();
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     tx.insert_job(
@@ -267,9 +267,9 @@ fn period(
 }
 
 /// Refuses the job when it would pass a quota of its operator or scenario.
-/// Every count is of public quantities (submission times, schedule periods,
-/// modes), so a refusal says nothing about any run.
-fn quotas(st: &AppState, module: &ModuleRow, load: &JobLoad, period: std::time::Duration) -> ApiResult<()> {
+/// Every count is of public quantities (submission times, periods and run
+/// bounds, modes), so a refusal says nothing about any run.
+fn quotas(st: &AppState, module: &ModuleRow, load: &JobLoad, run: std::time::Duration) -> ApiResult<()> {
     let q = &st.config.quotas;
     let secs = |ms: u64| ms.div_ceil(1000);
     let over = |what: String| Err(ApiError::QuotaExceeded(format!("{what}; nothing was charged")));
@@ -285,17 +285,17 @@ fn quotas(st: &AppState, module: &ModuleRow, load: &JobLoad, period: std::time::
             module.scenario, load.scenario_in_flight
         ));
     }
-    let p = period.as_secs();
+    let p = run.as_millis().div_ceil(1000) as u64;
     if secs(load.org_run_ms_today) + p > q.run_seconds_per_day_per_operator {
         return over(format!(
-            "this job is scheduled for {p} s; with your organisation's jobs of the last 24 hours ({} s) that passes its {} s a day",
+            "this job's run is bounded at {p} s; with your organisation's jobs of the last 24 hours ({} s) that passes its {} s a day",
             secs(load.org_run_ms_today),
             q.run_seconds_per_day_per_operator
         ));
     }
     if secs(load.scenario_run_ms_today) + p > q.run_seconds_per_day_per_scenario {
         return over(format!(
-            "this job is scheduled for {p} s; with scenario `{}`'s jobs of the last 24 hours ({} s) that passes its {} s a day",
+            "this job's run is bounded at {p} s; with scenario `{}`'s jobs of the last 24 hours ({} s) that passes its {} s a day",
             module.scenario,
             secs(load.scenario_run_ms_today),
             q.run_seconds_per_day_per_scenario
@@ -539,7 +539,7 @@ pub(crate) async fn release(
         rho_spent: job.view.rho,
         delta_spent: job.view.delta,
         derived_grade: sealed.report.derived_grade,
-        released_at: released_at(tx.now()),
+        released_at: schedule::to_the_second(tx.now()),
     };
     let receipt_json = serde_json::to_string(&receipt).expect("serialisable");
     let signature = st
@@ -560,15 +560,6 @@ pub(crate) async fn release(
     tx.audit_and_file(caller.id(), "job.release", "filing.release", &id, detail).await?;
     tx.commit().await?;
     Ok(Json(bundle(&st, &receipt_json, signature, sealed, module.manifest)?))
-}
-
-/// The release time to the second: the operator's own act, but no finer.
-fn released_at(now: &str) -> String {
-    let rfc = &time::format_description::well_known::Rfc3339;
-    match time::OffsetDateTime::parse(now, rfc) {
-        Ok(t) => t.replace_nanosecond(0).expect("0 is valid").format(rfc).expect("formattable"),
-        Err(_) => now.to_string(),
-    }
 }
 
 /// The public list of released data products (no authentication).
