@@ -106,6 +106,35 @@ impl std::fmt::Display for Cancelled {
 
 impl std::error::Error for Cancelled {}
 
+/// Compiled modules by (module id, world), the oldest dropped past the
+/// limit (a dropped module is compiled again when next needed).
+struct Cache<V = Prepared> {
+    modules: HashMap<(String, World), V>,
+    order: std::collections::VecDeque<(String, World)>,
+}
+
+impl<V> Default for Cache<V> {
+    fn default() -> Self {
+        Self { modules: HashMap::new(), order: std::collections::VecDeque::new() }
+    }
+}
+
+impl<V> Cache<V> {
+    fn get(&self, key: &(String, World)) -> Option<&V> {
+        self.modules.get(key)
+    }
+
+    fn insert(&mut self, key: (String, World), prepared: V, limit: usize) {
+        if self.modules.insert(key.clone(), prepared).is_none() {
+            self.order.push_back(key);
+        }
+        while self.modules.len() > limit.max(1) {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.modules.remove(&oldest);
+        }
+    }
+}
+
 /// A module compiled, validated and pre-linked, ready to instantiate.
 #[derive(Clone)]
 pub struct Prepared(PreparedWorld);
@@ -122,7 +151,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<UnitState>,
     limits: Limits,
-    compiled: Mutex<HashMap<(String, World), Prepared>>,
+    compiled: Mutex<Cache>,
     compiling: Mutex<()>,
     stop_ticker: Arc<AtomicBool>,
     slots: Slots,
@@ -379,7 +408,7 @@ impl Sandbox {
             })
             .map_err(|e| Error::Setup(e.to_string()))?;
         let slots = Slots { free: Mutex::new(limits.pool_instances), released: std::sync::Condvar::new() };
-        let compiled = Mutex::new(HashMap::new());
+        let compiled = Mutex::new(Cache::default());
         Ok(Self { engine, linker, limits, compiled, compiling: Mutex::new(()), stop_ticker, slots })
     }
 
@@ -481,7 +510,7 @@ impl Sandbox {
             World::Blocks => PreparedWorld::Blocks(bindings::blocks::BlocksPre::new(pre).map_err(wrong)?),
             World::Reviewed => PreparedWorld::Reviewed(bindings::reviewed::ReviewedPre::new(pre).map_err(wrong)?),
         });
-        self.compiled.lock().expect("cache lock").insert(key, prepared.clone());
+        self.compiled.lock().expect("cache lock").insert(key, prepared.clone(), self.limits.compiled_modules);
         Ok(prepared)
     }
 
@@ -718,6 +747,16 @@ mod tests {
         let t = log.finish();
         assert_eq!(t.module, "12345\n");
         assert_eq!(t.host, ["10 further bytes of module log dropped at the per-job cap"]);
+    }
+
+    #[test]
+    fn the_compiled_cache_keeps_the_newest() {
+        let mut cache = Cache::default();
+        let key = |h: &str| (h.to_string(), World::Aggregate);
+        for (i, h) in ["a", "b", "a", "c"].iter().enumerate() {
+            cache.insert(key(h), i, 2);
+        }
+        assert_eq!((cache.get(&key("a")), cache.get(&key("b")), cache.get(&key("c"))), (None, Some(&1), Some(&3)));
     }
 
     #[test]

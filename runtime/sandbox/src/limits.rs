@@ -101,6 +101,9 @@ pub struct Limits {
     /// for the sandbox's own tests, benchmarks and `keyong dev run` on a
     /// developer's machine, never for a server.
     pub compile_worker: Option<CompileWorker>,
+    /// Compiled modules kept in memory (default 256); past it the oldest is
+    /// dropped and compiled again when next needed.
+    pub compiled_modules: usize,
 }
 
 impl Default for Limits {
@@ -126,6 +129,7 @@ impl Default for Limits {
             compile_timeout_ms: 20_000,
             compile_memory_bytes: 2 << 30,
             compile_worker: None,
+            compiled_modules: 256,
         }
     }
 }
