@@ -214,28 +214,16 @@ impl Client {
     /// `pending` until a decision's slot, so poll as the agency, a reviewer
     /// or the authority.
     pub async fn wait_for_job(&self, id: &str, timeout: std::time::Duration) -> Result<JobView> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let job = self.job(id).await?;
-            let ran = !matches!(job.status, keyong_model::JobStatus::Queued | keyong_model::JobStatus::Running);
-            let rfc = &time::format_description::well_known::Rfc3339;
-            let open_in = time::OffsetDateTime::parse(&job.created_at, rfc)
-                .map(|c| {
-                    c + time::Duration::seconds(job.decision_period_seconds as i64) - time::OffsetDateTime::now_utc()
-                })
-                .ok()
-                .and_then(|left| std::time::Duration::try_from(left).ok())
-                .unwrap_or_default();
-            if (ran && open_in.is_zero()) || tokio::time::Instant::now() > deadline {
-                return Ok(job);
-            }
-            let pause = if ran {
-                open_in.min(std::time::Duration::from_millis(500))
-            } else {
-                std::time::Duration::from_millis(100)
-            };
-            tokio::time::sleep(pause.max(std::time::Duration::from_millis(10))).await;
-        }
+        let job = self.wait_for_run(id, timeout).await?;
+        let rfc = &time::format_description::well_known::Rfc3339;
+        let open_in = time::OffsetDateTime::parse(&job.created_at, rfc)
+            .map(|c| c + time::Duration::seconds(job.decision_period_seconds as i64) - time::OffsetDateTime::now_utc())
+            .ok()
+            .and_then(|left| std::time::Duration::try_from(left).ok())
+            .unwrap_or_default();
+        // A little past the slot, so the server's clock has reached it too.
+        tokio::time::sleep(open_in.min(timeout) + std::time::Duration::from_millis(10)).await;
+        self.job(id).await
     }
 }
 

@@ -63,9 +63,7 @@ pub(crate) fn spawn(st: AppState, job_id: String) {
         // job's first slot. A job that misses it fails; it is never
         // decided late (which would show as a later slot).
         let left = match st.store.job(&job_id).await {
-            Ok(Some(job)) => crate::schedule::first_slot(&job)
-                .map(|t| t - time::OffsetDateTime::now_utc())
-                .map_or(std::time::Duration::ZERO, |d| std::time::Duration::try_from(d).unwrap_or_default()),
+            Ok(Some(job)) => crate::schedule::until_first_slot(&job),
             _ => std::time::Duration::ZERO,
         };
         let outcome = tokio::time::timeout(left, run(&st, &job_id))
@@ -158,10 +156,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
         job: sandbox_job,
         // The first slot (the whole job is held to it too, in `spawn`).
-        backstop: crate::schedule::first_slot(&job)
-            .map(|t| t - time::OffsetDateTime::now_utc())
-            .and_then(|left| std::time::Duration::try_from(left).ok())
-            .unwrap_or_default(),
+        backstop: crate::schedule::until_first_slot(&job),
     };
     let (output, candidate) = run.run(&datasets).await?;
     let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;

@@ -162,6 +162,15 @@ pub(crate) fn first_slot(job: &JobRow) -> Option<OffsetDateTime> {
     parse(&job.view.created_at).map(|c| c + Duration::from_millis(job.period_ms))
 }
 
+/// How long until the job's first slot (zero once it has come): the
+/// deadline the whole job is held to.
+pub(crate) fn until_first_slot(job: &JobRow) -> Duration {
+    first_slot(job)
+        .map(|t| t - OffsetDateTime::now_utc())
+        .and_then(|left| Duration::try_from(left).ok())
+        .unwrap_or_default()
+}
+
 /// Whether humans may decide on the job now (see [`first_slot`]).
 pub(crate) fn open_for_decision(job: &JobRow, now: OffsetDateTime) -> bool {
     first_slot(job).is_some_and(|t| t <= now)
