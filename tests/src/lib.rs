@@ -1,6 +1,9 @@
 //! Shared fixtures for the end-to-end tests: a real keyong server on
 //! loopback with a fresh data root, the example module, simulated data.
 
+// The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,6 +116,14 @@ pub fn electricity_config() -> UtilityConfig {
     UtilityConfig { households: 600, months: 4, year: 2025, seed: 11, ..Default::default() }
 }
 
+/// Writes the electricity feed the tests use into `data_root`'s landing zone.
+pub fn write_electricity_feed(data_root: &Path) {
+    std::fs::create_dir_all(data_root.join("landing")).unwrap();
+    let f = std::fs::File::create(data_root.join("landing/electricity_bills.parquet")).unwrap();
+    let cfg = electricity_config();
+    write_parquet(utility_schema(cfg.utility), utility_batches(&cfg).unwrap(), f).unwrap();
+}
+
 /// The compile worker the test suites give the sandbox: this package's
 /// `keyong-compile-worker` binary, which cargo builds next to the test
 /// executables' `deps/` directory before it runs them.
@@ -126,21 +137,22 @@ pub fn compile_worker() -> keyong_sandbox::CompileWorker {
 
 /// The server configuration of the tests: loopback on a free port, the
 /// repository's policies, a pool of 8, the test compile worker.
-fn test_config(data_root: &Path) -> keyong_server::Config {
-    let mut config = keyong_server::Config::new(data_root.to_path_buf());
-    config.policies = workspace().join("policies");
-    config.listen = "127.0.0.1:0".parse().unwrap();
+fn test_config(data_root: &Path) -> keyong_server::Settings {
+    let mut config = keyong_server::Settings::default();
+    config.server.data_root = data_root.to_path_buf();
+    config.server.policies = workspace().join("policies");
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.sandbox.pool_instances = 8;
     config.sandbox.compile_worker = Some(compile_worker());
     // Periods of seconds, not minutes: a fast fuel rate and a short
     // allowance (the e2e data has 2,400 rows; an example's period is about
     // 4 s). Tests of the schedule itself set their own; run-time quotas are
     // out of the way (the containment test checks quotas).
-    config.schedule = keyong_server::Schedule {
+    config.schedule = keyong_engine::Schedule {
         fuel_per_second: 1_000_000_000,
         per_call_us: 500,
         allowance: std::time::Duration::from_secs(2),
-        ..keyong_server::Schedule::default()
+        ..keyong_engine::Schedule::default()
     };
     config.quotas = keyong_server::Quotas {
         jobs_in_flight_per_operator: 1_000,
@@ -167,15 +179,12 @@ impl TestServer {
     }
 
     /// Like [`TestServer::start`], with `adjust` applied to the configuration.
-    pub async fn start_with(adjust: impl FnOnce(&mut keyong_server::Config)) -> Self {
+    pub async fn start_with(adjust: impl FnOnce(&mut keyong_server::Settings)) -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data_root = std::env::temp_dir().join(format!("keyong-e2e-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_root);
-        std::fs::create_dir_all(data_root.join("landing")).unwrap();
-        let f = std::fs::File::create(data_root.join("landing/electricity_bills.parquet")).unwrap();
-        let cfg = electricity_config();
-        write_parquet(utility_schema(cfg.utility), utility_batches(&cfg).unwrap(), f).unwrap();
+        write_electricity_feed(&data_root);
         let mut config = test_config(&data_root);
         adjust(&mut config);
         let server = keyong_server::start(config).await.expect("server starts");
@@ -185,7 +194,7 @@ impl TestServer {
 
     /// Stops the server and starts a new one on the same data root (the
     /// stored state carries over), with `adjust` applied to the configuration.
-    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut keyong_server::Config)) {
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut keyong_server::Settings)) {
         self.server.abort();
         let mut config = test_config(&self.data_root);
         adjust(&mut config);

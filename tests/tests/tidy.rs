@@ -1,9 +1,15 @@
 //! Tidy: invariants of the workspace that a test can hold, as rust-analyzer
-//! does. For now the crate graph: every internal dependency edge in
-//! `Cargo.toml` is the one `docs/ARCHITECTURE.md`'s table states, and the
-//! table names no edge the manifests lack.
+//! does: the crate graph is `docs/ARCHITECTURE.md`'s table; every module
+//! opens with a `//!` header; no test is ignored or expected to panic; no
+//! library function returns `Result<_, String>`; ambient authority
+//! (clippy.toml's bans) is allowed only where ARCHITECTURE.md lists it;
+//! no source file grows past the size where it should be split.
+
+// The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use keyong_tests::workspace;
@@ -71,4 +77,151 @@ fn the_crate_graph_is_the_documented_one() {
             assert!(documented.contains_key(name), "`{name}` is missing from ARCHITECTURE.md's table");
         }
     }
+}
+
+/// Every Rust source file of the workspace (not `target/`), relative to it.
+fn sources() -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                if !(name == "target" || name.starts_with('.') || name == "node_modules") {
+                    walk(&path, root, out);
+                }
+            } else if name.ends_with(".rs") {
+                out.push(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let root = workspace();
+    let mut out = Vec::new();
+    for top in ["runtime", "udf-sdk", "datasets-sim", "tests", "benches", "xtask"] {
+        walk(&root.join(top), &root, &mut out);
+    }
+    out.sort();
+    assert!(out.len() > 50, "the sources were not found: {out:?}");
+    out
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(workspace().join(path)).unwrap()
+}
+
+/// Files of library crates: what may not return `Result<_, String>`.
+fn is_library(path: &Path) -> bool {
+    let p = path.to_string_lossy();
+    let runtime_lib = p.starts_with("runtime/") && p.contains("/src/") && !p.starts_with("runtime/cli/");
+    runtime_lib || p.starts_with("udf-sdk/src/") || p.starts_with("datasets-sim/src/")
+}
+
+#[test]
+fn every_module_opens_with_a_header() {
+    let missing: Vec<_> = sources().into_iter().filter(|p| !read(p).starts_with("//!")).collect();
+    assert!(missing.is_empty(), "these files lack a `//!` header saying what they are: {missing:?}");
+}
+
+#[test]
+fn no_test_is_ignored_or_expected_to_panic() {
+    // Spelled in pieces, so this file does not find itself.
+    let needles = [format!("#[{}", "ignore"), format!("{}_panic", "should")];
+    let found: Vec<String> = sources()
+        .into_iter()
+        .flat_map(|p| {
+            let text = read(&p);
+            needles
+                .iter()
+                .filter(|n| text.contains(n.as_str()))
+                .map(|n| format!("{}: {n}", p.display()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(found.is_empty(), "a test that cannot fail hides a red one: {found:?}");
+}
+
+/// The last top-level generic argument of every `Result<...>` in `text`.
+fn result_error_types(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("Result<") {
+        let before = rest[..i].chars().last();
+        rest = &rest[i + "Result<".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue; // `IoResult<`, `ApiResult<`: another name
+        }
+        let (mut depth, mut last_comma, mut end) = (1, None, None);
+        for (j, c) in rest.char_indices() {
+            match c {
+                '<' | '(' | '[' => depth += 1,
+                '>' | ')' | ']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(j);
+                        break;
+                    }
+                }
+                ',' if depth == 1 => last_comma = Some(j),
+                _ => {}
+            }
+        }
+        if let (Some(comma), Some(end)) = (last_comma, end) {
+            out.push(rest[comma + 1..end].split_whitespace().collect::<String>());
+        }
+    }
+    out
+}
+
+#[test]
+fn no_library_function_returns_a_string_error() {
+    assert_eq!(result_error_types("fn f() -> Result<Vec<(u8, u8)>, String> {"), ["String"]);
+    assert_eq!(result_error_types("fn f() -> ApiResult<()> { Result<u8, E> }"), ["E"]);
+    let found: Vec<_> = sources()
+        .into_iter()
+        .filter(|p| is_library(p))
+        .filter(|p| {
+            let text = read(p);
+            result_error_types(&text).iter().any(|e| e == "String" || e == "std::string::String")
+                || text.contains("type Err = String")
+        })
+        .collect();
+    assert!(found.is_empty(), "errors are typed (a thiserror enum with its cause), never a String: {found:?}");
+}
+
+/// The files ARCHITECTURE.md's "Ambient authority" section lists.
+fn ambient_allowed() -> BTreeSet<String> {
+    let text = read(Path::new("docs/ARCHITECTURE.md"));
+    let section = text.split("### Ambient authority").nth(1).expect("ARCHITECTURE.md has an Ambient authority section");
+    let section = section.split("\n#").next().unwrap();
+    section.lines().filter(|l| l.starts_with("- `")).map(|l| l.split('`').nth(1).unwrap().to_string()).collect()
+}
+
+#[test]
+fn ambient_authority_is_allowed_only_where_the_architecture_says() {
+    let allowed = ambient_allowed();
+    assert!(allowed.len() >= 5, "the list was not found: {allowed:?}");
+    let needle = format!("allow(clippy::{}", "disallowed_methods");
+    let mut using = BTreeSet::new();
+    for p in sources() {
+        let text = read(&p);
+        if text.contains(&needle) {
+            let p = p.to_string_lossy().to_string();
+            // A crate-wide allow under `cfg(test)` covers unit tests only.
+            let only_tests = text.lines().filter(|l| l.contains(&needle)).all(|l| l.contains("cfg_attr(test"));
+            if !only_tests {
+                assert!(allowed.contains(&p), "{p} allows ambient authority; ARCHITECTURE.md does not list it");
+            }
+            using.insert(p);
+        }
+    }
+    for p in &allowed {
+        assert!(using.contains(p), "ARCHITECTURE.md lists {p}, which allows nothing: remove it from the list");
+    }
+}
+
+#[test]
+fn no_source_file_outgrows_a_split() {
+    const MAX_LINES: usize = 700;
+    let long: Vec<_> =
+        sources().into_iter().map(|p| (read(&p).lines().count(), p)).filter(|(n, _)| *n > MAX_LINES).collect();
+    assert!(long.is_empty(), "split these along their seams (at most {MAX_LINES} lines): {long:?}");
 }

@@ -36,6 +36,9 @@ pub enum Error {
     Parse(String),
     #[error("outbound policy is invalid: {0}")]
     Invalid(String),
+    /// A reviewed-mode module's output does not match its manifest.
+    #[error("{0}")]
+    Output(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use keyong_model::api::{ResultRow, ResultTable};
 use keyong_model::{ColumnType, ColumnValues, Grade, Manifest, OutputRole, UnitRows};
 
-use crate::{Candidate, CellEvidence, ValueEvidence, ValueKind, is_total_marker};
+use crate::{Candidate, CellEvidence, Error, Result, ValueEvidence, ValueKind, is_total_marker};
 
 /// Largest integer an `f64` holds exactly.
 const F64_EXACT: i64 = 1 << 53;
@@ -72,21 +72,21 @@ impl UnitAcc {
 /// Builds the candidate. `units` are the authorised rows per unit (as the
 /// module saw them), `output` what the module returned. Errors mean the
 /// output does not match the declared schema.
-pub fn candidate(
-    manifest: &Manifest,
-    units: &[(u64, UnitRows)],
-    output: &UnitRows,
-    grade: Grade,
-) -> Result<Candidate, String> {
+pub fn candidate(manifest: &Manifest, units: &[(u64, UnitRows)], output: &UnitRows, grade: Grade) -> Result<Candidate> {
     let schema = &manifest.output_schema;
     let names: Vec<&str> = output.columns.iter().map(|c| c.name.as_str()).collect();
     let declared: Vec<&str> = schema.iter().map(|c| c.name.as_str()).collect();
     if names != declared {
-        return Err(format!("the module returned columns {names:?}; its manifest declares {declared:?}"));
+        return Err(Error::Output(format!(
+            "the module returned columns {names:?}; its manifest declares {declared:?}"
+        )));
     }
     for (c, s) in output.columns.iter().zip(schema) {
         if type_of(&c.values) != s.data_type {
-            return Err(format!("output column `{}` is not of the declared type {:?}", s.name, s.data_type));
+            return Err(Error::Output(format!(
+                "output column `{}` is not of the declared type {:?}",
+                s.name, s.data_type
+            )));
         }
     }
     let keys: Vec<usize> = (0..schema.len()).filter(|&j| schema[j].role == OutputRole::Key).collect();
@@ -521,6 +521,6 @@ mod tests {
     fn output_must_match_the_schema() {
         let mut out = output(&[("a", 1, 1.0)]);
         out.columns.swap(1, 2);
-        assert!(candidate(&manifest(), &[], &out, Grade::General).unwrap_err().contains("declares"));
+        assert!(candidate(&manifest(), &[], &out, Grade::General).unwrap_err().to_string().contains("declares"));
     }
 }

@@ -10,13 +10,11 @@ use anyhow::{Context, bail};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use keyong_check::{Candidate, Checked, Profile};
 use keyong_client::walkthrough::render_table;
-use keyong_data::ViewTable;
+use keyong_engine::{Engine, Input, JobSpec, Outbound, Output, RunSettings, Schedule, Sealed};
 use keyong_model::Manifest;
 use keyong_policy::DatasetPolicy;
-use keyong_sandbox::{Limits, Sandbox, World};
-use keyong_server::pipeline::{Output, Run};
+use keyong_sandbox::{Limits, Sandbox};
 
 pub(crate) struct DevRun {
     pub(crate) wasm: PathBuf,
@@ -42,8 +40,10 @@ fn open(path: &Path) -> anyhow::Result<Dir> {
     Ok(Dir::open_ambient_dir(path, ambient_authority())?)
 }
 
-/// Builds the twin and runs the module on it.
-pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate)> {
+/// Builds the twin, runs the module on it and checks the result, as the
+/// server would: the same engine, the same outbound profiles. Also says
+/// whether the output is differentially private.
+pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Sealed, bool)> {
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(&args.manifest).context("cannot read the manifest")?)
             .context("the manifest does not parse")?;
@@ -53,6 +53,9 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate
     let policy = DatasetPolicy::parse(
         &std::fs::read_to_string(&policy_path).with_context(|| format!("no policy for `{}`", manifest.input))?,
     )?;
+    let Some(world) = keyong_engine::world(manifest.mode) else {
+        bail!("an sql-mode manifest has no module to run; `keyong dev run` runs aggregate, blocks and reviewed modules")
+    };
 
     let scratch = Scratch(std::env::temp_dir().join(format!("keyong-dev-{}-{}", std::process::id(), args.seed)));
     let (landing, datasets) = (open(&scratch.0.join("landing"))?, open(&scratch.0.join("datasets"))?);
@@ -73,63 +76,31 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Output, Candidate
         .ok()
         .map(|program| keyong_sandbox::CompileWorker { program, args: vec!["compile-worker".into()] });
     let limits = Limits { compile_worker: worker, ..Limits::default() };
-    let backstop =
-        keyong_server::Schedule::default().period(&limits, &manifest, twin.row_count, std::time::Duration::ZERO);
+    let backstop = Schedule::default().period(&limits, &manifest, twin.row_count, std::time::Duration::ZERO);
     let sandbox = Arc::new(Sandbox::new(limits)?);
     let module_id = keyong_crypto::sm3_hex(&wasm);
-    let world = match manifest.mode {
-        keyong_model::Mode::Blocks => World::Blocks,
-        keyong_model::Mode::Aggregate => World::Aggregate,
-        keyong_model::Mode::Reviewed => World::Reviewed,
-        keyong_model::Mode::Sql => {
-            bail!(
-                "an sql-mode manifest has no module to run; `keyong dev run` runs aggregate, blocks and reviewed modules"
-            )
-        }
-    };
     sandbox.prepare(&module_id, &wasm, world).context("keyong would refuse this module at submission")?;
-    let job = keyong_server::pipeline::job(&sandbox, &manifest);
-    let run = Run {
-        sandbox,
-        table: ViewTable {
-            name: manifest.input.clone(),
-            file: twin.file.clone(),
-            unit_column: policy.unit_column.clone(),
-            columns: manifest.columns.clone(),
-            row_filters: policy
-                .consent_column
-                .iter()
-                .map(|c| keyong_model::api::RowFilter {
-                    column: c.clone(),
-                    values: vec![keyong_policy::CONSENT_GIVEN.into()],
-                })
-                .collect(),
-        },
+    let outbound = Outbound::load(&Dir::open_ambient_dir(&args.policies, ambient_authority())?)?;
+    let engine = Engine::new(sandbox, datasets, keyong_crypto::SealKey::generate()?, outbound, RunSettings::default());
+    let job = engine.job(&manifest);
+    let spec = JobSpec {
+        input: Input::from_policy(&manifest.input, &policy, &twin.file),
         manifest,
         module_id,
         wasm,
         budget: keyong_model::Loss::Zcdp { rho: args.rho },
-        min_contributors: 10,
-        view_memory_bytes: 512 << 20,
-        grade: policy.grade,
+        scenario_filters: Vec::new(),
         seed: args.seed,
-        job,
         backstop,
     };
-    run.run(&datasets).await.map_err(|e| anyhow::anyhow!(e))
-}
-
-/// The outbound checks the server would run, with the profile of the twin's grade.
-fn check(policies: &Path, candidate: &Candidate) -> anyhow::Result<Checked> {
-    let path = policies.join(format!("outbound/{}.toml", candidate.grade));
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let profile = Profile::parse(&text, keyong_crypto::sm3_hex(text.as_bytes()))?;
-    Ok(keyong_check::check(&profile, candidate, &[]))
+    let (output, candidate) = engine.run(spec, job).await?;
+    let dp = candidate.dp;
+    Ok((engine.check(output, candidate, Vec::new()).await?, dp))
 }
 
 pub(crate) async fn run(args: DevRun) -> anyhow::Result<()> {
-    let (out, candidate) = simulate(&args).await?;
-    let checked = check(&args.policies, &candidate)?;
+    let (checked, dp) = simulate(&args).await?;
+    let out: &Output = &checked.output;
     if args.json {
         let json = serde_json::json!({
             "synthetic": true,
@@ -142,7 +113,7 @@ pub(crate) async fn run(args: DevRun) -> anyhow::Result<()> {
     }
     let ev = &out.evidence;
     println!("=== SYNTHETIC — a generated twin of the input (seed {}); no real row was used ===", args.seed);
-    if candidate.dp {
+    if dp {
         println!("This is what would be submitted for review (noise drawn with ρ = {}):\n", args.rho);
     } else {
         println!("This is what would be submitted for review (reviewed mode: no noise):\n");

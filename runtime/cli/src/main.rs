@@ -1,5 +1,8 @@
 //! `keyong` — the server and the operator's command line.
 
+// The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,26 +23,74 @@ mod dev;
     about = "keyong (可用): run untrusted analysis modules on public data that can be used but not seen (数据可用不可见)."
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text` or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where `serve` and `config show` take their settings from.
+#[derive(clap::Args)]
+struct SettingsArgs {
+    /// A TOML settings file (`[server]`, `[sandbox]`, `[run]`, `[schedule]`,
+    /// `[quotas]`); `KEYONG__SECTION__KEY` environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where keyong keeps its database, keys, landing zone and datasets
+    /// (overrides `server.data_root`).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Directory of policy files (overrides `server.policies`).
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (overrides `server.listen`).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+impl SettingsArgs {
+    /// Defaults → the file → the environment → these flags, validated.
+    fn load(&self) -> anyhow::Result<keyong_server::Settings> {
+        let file = match &self.config {
+            Some(path) => {
+                Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)
+            }
+            None => None,
+        };
+        let mut settings = keyong_server::Settings::layered(file.as_deref(), std::env::vars())
+            .map_err(|e| anyhow::anyhow!(keyong_model::error_chain(&e)))?;
+        let server = &mut settings.server;
+        if let Some(p) = &self.data_root {
+            server.data_root.clone_from(p);
+        }
+        if let Some(p) = &self.policies {
+            server.policies.clone_from(p);
+        }
+        if let Some(a) = self.listen {
+            server.listen = a;
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the keyong server (HTTP API under /v1) on the embedded default: SQLite + a local data root.
     Serve {
-        /// Where keyong keeps its database, keys, landing zone and datasets.
-        #[arg(long, env = "KEYONG_DATA_ROOT", default_value = "keyong-data")]
-        data_root: PathBuf,
-        /// Directory of policy files.
-        #[arg(long, env = "KEYONG_POLICIES", default_value = "policies")]
-        policies: PathBuf,
-        /// Address to listen on. Use port 0 to pick a free port.
-        #[arg(long, env = "KEYONG_LISTEN", default_value = "127.0.0.1:7878")]
-        listen: SocketAddr,
-        /// Cells whose noisy contributor count is below this are suppressed.
-        #[arg(long, env = "KEYONG_MIN_CONTRIBUTORS", default_value_t = 10)]
-        min_contributors: u64,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// The server's settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Export and verify the audit log (全程可记录).
     Audit {
@@ -143,6 +194,16 @@ enum Command {
     CompileWorker {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective settings (defaults, the file, the environment,
+    /// the flags) as TOML, after validating them.
+    Show {
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
 }
 
@@ -252,12 +313,19 @@ fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CompileWorker { .. } => unreachable!("handled in main"),
-        Command::Serve { data_root, policies, listen, min_contributors } => {
-            let mut config = keyong_server::Config::new(data_root.clone());
-            config.policies = policies;
-            config.listen = listen;
-            config.min_contributors = min_contributors;
-            let server = keyong_server::start(config).await?;
+        Command::Config { command: ConfigCommand::Show { settings } } => {
+            print!("{}", settings.load()?.to_toml());
+            Ok(())
+        }
+        Command::Serve { settings } => {
+            let mut settings = settings.load()?;
+            // This binary compiles modules as `keyong compile-worker`.
+            let program = std::env::current_exe().context("cannot locate the keyong binary (the compile worker)")?;
+            settings.sandbox.compile_worker =
+                Some(keyong_sandbox::CompileWorker { program, args: vec!["compile-worker".into()] });
+            let data_root = settings.server.data_root.clone();
+            let server =
+                keyong_server::start(settings).await.map_err(|e| anyhow::anyhow!(keyong_model::error_chain(&e)))?;
             // The first line is machine-read (`cargo xtask demo`). Write errors (a closed
             // pipe) are ignored: the server keeps serving.
             use std::io::Write as _;
@@ -434,10 +502,16 @@ fn main() -> ExitCode {
     if let Command::CompileWorker { args } = &cli.command {
         return keyong_sandbox::compile::worker_main(args);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KEYONG_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYONG_LOG").unwrap_or_else(|_| "warn".into());
+    // Spans log when they close, with their durations (`time.busy`, `time.idle`).
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => log.json().init(),
+        LogFormat::Text => log.init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

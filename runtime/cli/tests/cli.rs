@@ -1,5 +1,8 @@
 //! The `keyong` binary as an operator uses it.
 
+// The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::process::Command;
 
 use keyong_tests::{example_wasm, hostile_wasm, workspace};
@@ -252,5 +255,86 @@ fn release_writes_a_verifiable_bundle() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A whole job's life against `keyong serve --log-format json` at `info`:
+/// the logs hold the request and job-phase spans, and none of the tokens,
+/// key material, pseudonyms or identifiers that passed through the server.
+#[test]
+fn logs_of_a_whole_run_hold_no_secret() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("keyong-cli-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data_root = dir.join("data");
+    keyong_tests::write_electricity_feed(&data_root);
+    let log_path = dir.join("server.log");
+    let mut server = keyong()
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-root")
+        .arg(&data_root)
+        .arg("--policies")
+        .arg(workspace().join("policies"))
+        // The tests' schedule: periods of seconds (see keyong_tests::test_config).
+        .env("KEYONG__SCHEDULE__FUEL_PER_SECOND", "1000000000")
+        .env("KEYONG__SCHEDULE__PER_CALL_US", "500")
+        .env("KEYONG__SCHEDULE__ALLOWANCE", "2s")
+        .env("KEYONG_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let base = first.trim().strip_prefix("keyong listening on ").expect("the server says where it listens").to_string();
+    let bootstrap = std::fs::read_to_string(data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE)).unwrap();
+    let inputs = keyong_client::walkthrough::Inputs {
+        base,
+        bootstrap_token: bootstrap.clone(),
+        source: "electricity_bills.parquet".into(),
+        policy: "electricity_bills".into(),
+        wasm: example_wasm("electricity"),
+        manifest: keyong_tests::example_manifest("electricity"),
+        rho: 0.25,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(keyong_client::walkthrough::run(inputs, &mut |_| {}));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let outcome = outcome.unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+
+    // The log is there and says what happened.
+    assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "one JSON object a line");
+    for expected in [
+        "\"route\":\"/v1/jobs\"",
+        "\"role\":\"operator\"",
+        "\"view\"",
+        "\"run\"",
+        "\"reduce\"",
+        "\"check\"",
+        "\"seal\"",
+        "time.busy",
+    ] {
+        assert!(log.contains(expected), "the log lacks {expected}");
+    }
+    // No token, no key.
+    let a = &outcome.actors;
+    let keys: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data_root.join("keys/platform.json")).unwrap()).unwrap();
+    let mut secrets: Vec<String> =
+        vec![bootstrap.trim().into(), a.authority.clone(), a.agency.clone(), a.operator.clone()];
+    secrets.extend(a.reviewers.iter().cloned());
+    secrets.push(a.operator_key.secret_hex());
+    secrets.extend(keys.as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()));
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log holds a token or key");
+    }
+    // No pseudonym, hash or key of any kind: no run of 32 or more hex digits.
+    let longest_hex = log.split(|c: char| !c.is_ascii_hexdigit()).map(str::len).max().unwrap_or(0);
+    assert!(longest_hex < 32, "the log holds a run of {longest_hex} hex digits");
+    // No direct identifier (身份证, mobile, 统一社会信用代码, bank card, …).
+    let found = keyong_policy::detect::scan_output(&log);
+    assert!(found.is_empty(), "the log holds identifiers: {found:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

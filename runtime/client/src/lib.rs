@@ -15,10 +15,26 @@ pub enum Error {
     /// The server answered with an error body.
     #[error("HTTP {status}: {} — {}", .error.code, .error.message)]
     Api { status: u16, error: ApiError },
-    #[error("cannot reach the server: {0}")]
-    Transport(String),
-    #[error("unexpected response: {0}")]
-    Decode(String),
+    #[error("cannot reach the server")]
+    Transport(#[from] reqwest::Error),
+    /// The body is not the JSON the API documents.
+    #[error("unexpected response")]
+    Decode(#[from] serde_json::Error),
+    /// Signing failed, or a receipt or checkpoint signature does not verify.
+    #[error("a signature could not be made or does not verify")]
+    Crypto(#[from] keyong_crypto::Error),
+    /// The server moved a job somewhere a walkthrough did not expect.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// Where a newer audit export departs from an older one.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditDeparture {
+    #[error("entry {0} of the older export is missing or changed")]
+    Entry(i64),
+    #[error("the checkpoint at entry {0} of the older export is gone")]
+    Checkpoint(u64),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -66,22 +82,20 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| Error::Transport(e.to_string()))?;
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| Error::Transport(e.to_string()))?;
-        let json = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
-        Ok((status, json))
+        let bytes = resp.bytes().await?;
+        Ok((status, serde_json::from_slice(&bytes)?))
     }
 
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T> {
         let body = body.map(|b| serde_json::to_value(b).expect("serialisable"));
         let (status, json) = self.raw(method, path, body).await?;
         if !(200..300).contains(&status) {
-            let error: ApiError = serde_json::from_value(json).map_err(|e| Error::Decode(e.to_string()))?;
+            let error: ApiError = serde_json::from_value(json)?;
             return Err(Error::Api { status, error });
         }
-        serde_json::from_value(json).map_err(|e| Error::Decode(e.to_string()))
+        Ok(serde_json::from_value(json)?)
     }
 
     pub async fn me(&self) -> Result<User> {
@@ -217,7 +231,7 @@ impl Client {
         let job = self.wait_for_run(id, timeout).await?;
         let rfc = &time::format_description::well_known::Rfc3339;
         let open_in = time::OffsetDateTime::parse(&job.created_at, rfc)
-            .map(|c| c + time::Duration::seconds(job.decision_period_seconds as i64) - time::OffsetDateTime::now_utc())
+            .map(|c| c + time::Duration::seconds(job.decision_period_seconds as i64) - now())
             .ok()
             .and_then(|left| std::time::Duration::try_from(left).ok())
             .unwrap_or_default();
@@ -282,15 +296,15 @@ pub fn verify_audit_export(export: &AuditExport, public_key_hex: &str) -> keyong
 /// the database after `older` was taken cannot fake (they would have to
 /// remove entries or checkpoints the older export holds). Returns the first
 /// difference.
-pub fn audit_extends(older: &AuditExport, newer: &AuditExport) -> Result<(), String> {
+pub fn audit_extends(older: &AuditExport, newer: &AuditExport) -> Result<(), AuditDeparture> {
     for (i, e) in older.entries.iter().enumerate() {
         if newer.entries.get(i) != Some(e) {
-            return Err(format!("entry {} of the older export is missing or changed", e.seq));
+            return Err(AuditDeparture::Entry(e.seq));
         }
     }
     for c in &older.checkpoints {
         if !newer.checkpoints.contains(c) {
-            return Err(format!("the checkpoint at entry {} of the older export is gone", c.entries));
+            return Err(AuditDeparture::Checkpoint(c.entries));
         }
     }
     Ok(())
@@ -308,4 +322,10 @@ pub fn verify_bundle(bundle: &ReleaseBundle) -> Result<(), keyong_crypto::Error>
         return Err(keyong_crypto::Error::Verification);
     }
     Ok(())
+}
+
+/// The current time: the client's one clock (the caller's own machine).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }

@@ -80,7 +80,7 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         reviewers.push(authority.confirm_reviewer(&created.user.id).await?.token);
     }
     say("agency created two reviewer accounts; the authority confirmed each (filed) and issued their tokens");
-    let until = time::OffsetDateTime::now_utc().date() + time::Duration::days(730);
+    let until = crate::now().date() + time::Duration::days(730);
     let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable");
     let op_org = agency_client
         .create_org(&CreateOrg {
@@ -91,7 +91,7 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         .await?;
     let operator = agency_client.create_user(&user(&op_org.id, "operator developer", Role::Operator)).await?;
     say(&format!("agency admitted operator `{}` (agreement until {until}, filed with the authority)", op_org.name));
-    let key = SigningKey::generate().map_err(|e| Error::Decode(e.to_string()))?;
+    let key = SigningKey::generate()?;
     base.as_user(&operator.token).set_signing_key(&key.public_key_hex()).await?;
     say("operator registered its SM2 public key");
     Ok(Actors {
@@ -156,8 +156,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
 
     let mut manifest = inputs.manifest.clone();
     manifest.scenario = scenario.id.clone();
-    let submission =
-        sign_module(&actors.operator_key, &inputs.wasm, &manifest).map_err(|e| Error::Decode(e.to_string()))?;
+    let submission = sign_module(&actors.operator_key, &inputs.wasm, &manifest)?;
     let module = operator.submit_module(&submission).await?;
     seen.push(json(&module));
     say(&format!(
@@ -176,7 +175,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let job = r1.wait_for_job(&job.id, Duration::from_secs(600)).await?;
     seen.push(json(&operator.job(&job.id).await?));
     if job.status != JobStatus::UnderReview {
-        return Err(Error::Decode(format!("job ended {} instead of under_review", job.status)));
+        return Err(Error::Unexpected(format!("job ended {} instead of under_review", job.status)));
     }
     say(
         "sandbox ran the mapper once per privacy unit, each in a fresh instance; the host added DP noise; output sealed for review",
@@ -184,7 +183,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
 
     let queue = r1.review_queue().await?;
     if !queue.iter().any(|j| j.id == job.id) {
-        return Err(Error::Decode("job missing from the review queue".into()));
+        return Err(Error::Unexpected("job missing from the review queue".into()));
     }
     let review = r1.review(&job.id).await?;
     say(&format!(
@@ -215,17 +214,16 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     say(&format!("the operator sees the decision at the job's next slot of its release schedule (every {period} s)"));
     let shown = operator.wait_for_decision(&job.id, Duration::from_secs(2 * period + 60)).await?;
     if shown.status != JobStatus::Approved {
-        return Err(Error::Decode(format!("the operator sees the job {} instead of approved", shown.status)));
+        return Err(Error::Unexpected(format!("the operator sees the job {} instead of approved", shown.status)));
     }
 
     let bundle = operator.release(&job.id).await?;
-    verify_bundle(&bundle).map_err(|e| Error::Decode(format!("receipt does not verify: {e}")))?;
+    verify_bundle(&bundle)?;
     say(&format!("operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
     let audit = authority.verify_audit().await?;
     let checkpoint = audit.checkpoint_signature_hex.as_deref().unwrap_or_default();
     let message = keyong_crypto::audit::attestation_message(audit.entries, &audit.head_hash);
-    keyong_crypto::verify(&audit.platform_public_key_hex, &message, checkpoint)
-        .map_err(|e| Error::Decode(format!("audit checkpoint does not verify: {e}")))?;
+    keyong_crypto::verify(&audit.platform_public_key_hex, &message, checkpoint)?;
     say(&format!(
         "authority verified the SM3 audit chain ({} entries, ok = {}) and its SM2-signed checkpoint",
         audit.entries, audit.ok

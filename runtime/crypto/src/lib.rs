@@ -86,6 +86,8 @@ pub fn hmac_sm3(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 /// Fills `buf` from the OS random source.
+// The one place keyong draws from the operating system's CSPRNG.
+#[allow(clippy::disallowed_methods)]
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|_| Error::Random)
 }

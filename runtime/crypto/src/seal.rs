@@ -1,3 +1,6 @@
+//! SM4-GCM sealing at rest: outputs, logs and released cells are sealed
+//! under the platform key with the job id as associated data.
+
 use aes_gcm::aead::{Aead, KeyInit, consts::U12};
 use sm4::Sm4;
 

@@ -1,3 +1,6 @@
+//! SM2 signatures (GB/T 32918, distinguishing ID `1234567812345678`):
+//! release receipts, audit checkpoints and operators' module signatures.
+
 use sm2::dsa::signature::{Signer, Verifier};
 use sm2::dsa::{Signature, VerifyingKey};
 

@@ -1,3 +1,5 @@
+//! The stable wire error codes, and how an error and its causes are written.
+
 use serde::{Deserialize, Serialize};
 
 /// Stable, machine-readable error codes returned by the API.
@@ -79,5 +81,31 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
+    }
+}
+
+/// An error and its causes, outermost first, joined by `: `: how a failure
+/// is written to the log and the audit (the wire gets the safe message).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn every_cause_is_written() {
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(super::chain(&e), "outer: inner");
     }
 }

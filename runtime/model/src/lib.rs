@@ -12,9 +12,9 @@ pub mod report;
 mod rows;
 mod types;
 
-pub use error::ErrorCode;
+pub use error::{ErrorCode, chain as error_chain};
 pub use manifest::{
     ColumnType, Dimension, Manifest, ManifestError, Mode, OutputColumn, OutputRole, Statistic, ValueSpec,
 };
 pub use rows::{Column, ColumnValues, Emit, UnitRows};
-pub use types::{Charge, Decision, Grade, JobStatus, Loss, OrgKind, Role, ScenarioStatus};
+pub use types::{Charge, Decision, Grade, JobStatus, Loss, OrgKind, Role, ScenarioStatus, UnknownValue};

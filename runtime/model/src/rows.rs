@@ -1,3 +1,6 @@
+//! Rows as the data plane hands them to the sandbox and the sandbox's
+//! emits as they come back: engine-neutral, columnar and typed.
+
 use serde::{Deserialize, Serialize};
 
 /// One column of a privacy unit's rows, columnar and typed.

@@ -1,4 +1,15 @@
+//! The small closed vocabularies every crate shares — roles, grades,
+//! statuses, modes, decisions — with their wire and stored spelling.
+
 use serde::{Deserialize, Serialize};
+
+/// A spelling that names no value of a vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+}
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
@@ -15,11 +26,11 @@ macro_rules! wire_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
                 match s {
                     $($s => Ok(Self::$variant),)+
-                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
+                    other => Err(UnknownValue { kind: stringify!($name), value: other.to_string() }),
                 }
             }
         }
@@ -112,6 +123,34 @@ wire_enum! {
         Failed = "failed",
         /// What an operator sees for queued, running, under-review and failed jobs.
         Pending = "pending",
+    }
+}
+
+impl JobStatus {
+    /// The job life cycle as one table: whether a stored job may move from
+    /// `from` to `to`. The store refuses every other write, so an illegal
+    /// transition cannot be written. `Pending` is never stored (it is what
+    /// an operator is shown), so nothing moves to or from it.
+    pub fn can_move(from: JobStatus, to: JobStatus) -> bool {
+        use JobStatus::*;
+        match from {
+            // The runner claims it, it fails, or the operator withdraws it.
+            Queued => matches!(to, Running | Failed | Withdrawn),
+            // Checked (under review, or auto-approved), failed, or withdrawn.
+            Running => matches!(to, UnderReview | Approved | Failed | Withdrawn),
+            // A vote decides, or decides nothing yet (the job stays under review).
+            UnderReview => {
+                matches!(to, UnderReview | AwaitingSignoff | Approved | ChangesRequested | Rejected | Withdrawn)
+            }
+            AwaitingSignoff => matches!(to, Approved | Rejected | Withdrawn),
+            // Released; rejected by the differencing guard at release; withdrawn.
+            Approved => matches!(to, Released | Rejected | Withdrawn),
+            // A decision the operator does not see yet can still be withdrawn
+            // (refusing would reveal it); the agency closes a failed run.
+            ChangesRequested | Rejected => to == Withdrawn,
+            Failed => matches!(to, Rejected | Withdrawn),
+            Withdrawn | Released | Pending => false,
+        }
     }
 }
 
@@ -220,5 +259,33 @@ mod tests {
             assert_eq!(s.parse::<JobStatus>().unwrap().as_str(), s);
         }
         assert!("bogus".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn the_job_life_cycle_ends_at_release_or_withdrawal() {
+        use JobStatus::*;
+        let all = [
+            Queued,
+            Running,
+            UnderReview,
+            AwaitingSignoff,
+            Approved,
+            ChangesRequested,
+            Rejected,
+            Withdrawn,
+            Released,
+            Failed,
+            Pending,
+        ];
+        for s in all {
+            assert!(!JobStatus::can_move(Released, s) && !JobStatus::can_move(Withdrawn, s), "{s}");
+            assert!(!JobStatus::can_move(s, Pending) && !JobStatus::can_move(Pending, s), "{s}");
+            assert!(!JobStatus::can_move(s, Queued), "nothing goes back to the queue: {s}");
+        }
+        // Only an approval is released; only the runner runs.
+        assert_eq!(all.iter().filter(|&&s| JobStatus::can_move(s, Released)).count(), 1);
+        assert_eq!(all.iter().filter(|&&s| JobStatus::can_move(s, Running)).collect::<Vec<_>>(), [&Queued]);
+        assert!(!JobStatus::can_move(Failed, Approved), "a failed run is never approved");
+        assert!(!JobStatus::can_move(Rejected, Approved) && !JobStatus::can_move(ChangesRequested, Approved));
     }
 }

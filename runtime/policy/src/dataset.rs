@@ -1,3 +1,7 @@
+//! A dataset's policy (`policies/datasets/*.toml`): column tags per
+//! GB/T 37964-2019, the treatment of each column at ingest, the unit column,
+//! consent and grade; validated before any row is read.
+
 use serde::Deserialize;
 
 use keyong_model::Grade;

@@ -1,3 +1,6 @@
+//! Aggregate mode's trusted reducer: bounds each unit's emits, sums in
+//! fixed point, and releases counts and sums with calibrated noise.
+
 use std::collections::HashMap;
 
 use keyong_model::api::{Evidence, NoiseInfo, ResultRow, ResultTable};

@@ -116,6 +116,8 @@ fn seconds(ms: u64) -> String {
 /// module's doing), not by wall time: a worker that is merely slow because
 /// the machine is busy is a platform error (`Error::Setup`), never a
 /// refusal, and is not charged.
+// The one process keyong starts: the compile worker.
+#[allow(clippy::disallowed_methods)]
 pub(crate) fn probe(worker: &CompileWorker, wasm: &[u8], limits: &Limits) -> (Result<()>, u64) {
     let setup = |e: std::io::Error| Error::Setup(format!("cannot run the compile worker: {e}"));
     let cpu_ms = limits.compile_timeout_ms.max(1);
@@ -200,6 +202,8 @@ pub(crate) fn probe(worker: &CompileWorker, wasm: &[u8], limits: &Limits) -> (Re
 }
 
 /// CPU milliseconds this process has used (user + system, `/proc/self/stat`).
+// The worker reads its own accounting from procfs, the one file it opens by path.
+#[allow(clippy::disallowed_methods)]
 fn own_cpu_ms() -> u64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
     let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0 };

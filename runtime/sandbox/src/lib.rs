@@ -21,11 +21,13 @@
 
 pub mod compile;
 mod host;
+mod job;
 mod limits;
 mod stdio;
 
 pub use compile::CompileWorker;
-pub use host::{Job, NamedRows, Prepared, Sandbox, UnitFailure, World, escape};
+pub use host::{NamedRows, Prepared, Sandbox, World};
+pub use job::{Job, UnitFailure, escape};
 pub use limits::{ALLOWED_IMPORTS, Limits, Metering};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,6 @@
+//! The sandbox's limits, every default written once, and the import
+//! interfaces a module may have.
+
 use crate::CompileWorker;
 
 /// Import interfaces (by name, without the `@version`) a module may have.
@@ -27,7 +30,8 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
 ];
 
 /// What ends a call that runs too long.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Metering {
     /// Fuel (`call_fuel`, `transform_fuel`): deterministic, so whether a call
     /// finishes depends on the module and its rows only; the epoch deadline
@@ -43,8 +47,10 @@ pub enum Metering {
 }
 
 /// Resource limits of the sandbox. Each default is the value used when the
-/// server's configuration does not override it.
-#[derive(Debug, Clone)]
+/// server's configuration does not override it (`[sandbox]` in the
+/// settings file).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest module accepted at submission (default 16 MiB).
     pub max_module_bytes: usize,
@@ -99,7 +105,9 @@ pub struct Limits {
     /// The compile worker ([`CompileWorker`]). `None` compiles in this
     /// process after the static checks only, with no time or memory bound:
     /// for the sandbox's own tests, benchmarks and `keyong dev run` on a
-    /// developer's machine, never for a server.
+    /// developer's machine, never for a server. Not a setting: the server
+    /// binary names itself.
+    #[serde(skip)]
     pub compile_worker: Option<CompileWorker>,
     /// Compiled modules kept in memory (default 256); past it the oldest is
     /// dropped and compiled again when next needed.

@@ -33,6 +33,7 @@ impl FromRequestParts<AppState> for Caller {
                     .into(),
             ));
         }
+        tracing::Span::current().record("role", user.role.as_str());
         Ok(Caller(user))
     }
 }

@@ -38,9 +38,10 @@ pub enum ApiError {
     ResourceExhausted(String),
     #[error("{0}")]
     QuotaExceeded(String),
-    /// Details go to the server log only.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A fault of the platform, not the caller. The cause goes to the
+    /// server log only (by the request layer, [`trace`]).
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -62,27 +63,74 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             ApiError::ResourceExhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ResourceExhausted),
             ApiError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::QuotaExceeded),
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
-            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         };
         let message = match &self {
             ApiError::Internal(_) => "internal error; the operator of this keyong instance has the details".to_string(),
             other => other.to_string(),
         };
-        (status, axum::Json(Body { code, message })).into_response()
+        let mut response = (status, axum::Json(Body { code, message })).into_response();
+        if let ApiError::Internal(cause) = &self {
+            response.extensions_mut().insert(Cause(keyong_model::error_chain(cause.as_ref())));
+        }
+        response
     }
+}
+
+/// An internal error's cause, kept on the response for [`trace`].
+#[derive(Clone)]
+struct Cause(String);
+
+/// The request layer: one span per request (method, matched route, the
+/// caller's role once known — never a token, never a path parameter),
+/// one event when it ends, and internal errors logged once with their
+/// causes (the caller only ever gets the safe message).
+pub(crate) async fn trace(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!(
+        "http_request",
+        method = %request.method(),
+        route = route.as_deref().unwrap_or("unmatched"),
+        role = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let _entered = span.enter();
+    if let Some(Cause(cause)) = response.extensions().get::<Cause>() {
+        tracing::error!(error = %cause, "internal error");
+    }
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(status = response.status().as_u16(), elapsed_us, "request");
+    response
 }
 
 impl From<keyong_store::Error> for ApiError {
     fn from(e: keyong_store::Error) -> Self {
         match e {
             keyong_store::Error::Conflict => ApiError::Conflict("the object already exists".into()),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::Internal(Box::new(other)),
         }
     }
 }
+
+/// Platform faults of the crates below: internal errors, with their causes.
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError::Internal(Box::new(e))
+            }
+        }
+    )*};
+}
+
+internal_from!(
+    keyong_engine::Error,
+    keyong_crypto::Error,
+    keyong_data::Error,
+    serde_json::Error,
+    tokio::task::JoinError
+);
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {

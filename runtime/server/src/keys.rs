@@ -55,53 +55,70 @@ fn private_file(root: &Dir, path: &str, contents: &[u8]) -> std::io::Result<()> 
     f.sync_all()
 }
 
+/// Why the platform keys or the first authority user could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read or write {file}")]
+    Io {
+        file: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{KEYS_FILE} is corrupt")]
+    Corrupt(#[source] serde_json::Error),
+    #[error("{KEYS_FILE} holds a malformed key")]
+    Key(#[from] keyong_crypto::Error),
+    #[error("{KEYS_FILE} holds a malformed pseudonym secret")]
+    Secret(#[from] hex::FromHexError),
+    #[error("the store failed")]
+    Store(#[from] keyong_store::Error),
+}
+
 impl Keys {
-    pub(crate) fn load_or_create(root: &Dir) -> Result<Self, String> {
+    pub(crate) fn load_or_create(root: &Dir) -> Result<Self, KeyError> {
         let file: KeyFile = match root.read_to_string(KEYS_FILE) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{KEYS_FILE} is corrupt: {e}"))?,
+            Ok(text) => serde_json::from_str(&text).map_err(KeyError::Corrupt)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let k = KeyFile {
-                    sm2_secret_hex: SigningKey::generate().map_err(|e| e.to_string())?.secret_hex(),
-                    sm4_key_hex: SealKey::generate().map_err(|e| e.to_string())?.to_hex(),
-                    pseudonym_secret_hex: keyong_crypto::random_hex32().map_err(|e| e.to_string())?,
+                    sm2_secret_hex: SigningKey::generate()?.secret_hex(),
+                    sm4_key_hex: SealKey::generate()?.to_hex(),
+                    pseudonym_secret_hex: keyong_crypto::random_hex32()?,
                 };
                 let text = serde_json::to_string_pretty(&k).expect("serialisable");
-                private_file(root, KEYS_FILE, text.as_bytes()).map_err(|e| format!("cannot write {KEYS_FILE}: {e}"))?;
+                private_file(root, KEYS_FILE, text.as_bytes())
+                    .map_err(|source| KeyError::Io { file: KEYS_FILE, source })?;
                 k
             }
-            Err(e) => return Err(format!("cannot read {KEYS_FILE}: {e}")),
+            Err(source) => return Err(KeyError::Io { file: KEYS_FILE, source }),
         };
         Ok(Self {
-            platform: SigningKey::from_hex(&file.sm2_secret_hex).map_err(|e| e.to_string())?,
-            seal: SealKey::from_hex(&file.sm4_key_hex).map_err(|e| e.to_string())?,
-            pseudonym_secret: hex::decode(&file.pseudonym_secret_hex).map_err(|e| e.to_string())?,
+            platform: SigningKey::from_hex(&file.sm2_secret_hex)?,
+            seal: SealKey::from_hex(&file.sm4_key_hex)?,
+            pseudonym_secret: hex::decode(&file.pseudonym_secret_hex)?,
         })
     }
 }
 
 /// On first start (no authority user yet) creates the authority organisation
 /// and its first user, and writes that user's token to [`BOOTSTRAP_TOKEN_FILE`].
-pub(crate) async fn bootstrap(store: &Store, root: &Dir, keys: &Keys) -> Result<(), String> {
-    if store.user("authority-admin").await.map_err(|e| e.to_string())?.is_some() {
+pub(crate) async fn bootstrap(store: &Store, root: &Dir, keys: &Keys) -> Result<(), KeyError> {
+    if store.user("authority-admin").await?.is_some() {
         return Ok(());
     }
-    let token = keyong_crypto::random_hex32().map_err(|e| e.to_string())?;
-    let mut tx = store.begin().await.map_err(|e| e.to_string())?;
+    let token = keyong_crypto::random_hex32()?;
+    let mut tx = store.begin().await?;
     let org = Org {
         id: "authority".into(),
         name: "公共数据主管部门 Public Data Authority".into(),
         kind: OrgKind::Authority,
         agreement_until: None,
     };
-    tx.insert_org(&org).await.map_err(|e| e.to_string())?;
+    tx.insert_org(&org).await?;
     tx.insert_user("authority-admin", &org.id, "authority admin", Role::Authority, &keys.token_hash(&token), "system")
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id }))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
+    tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id })).await?;
     let _ = root.remove_file(BOOTSTRAP_TOKEN_FILE);
     private_file(root, BOOTSTRAP_TOKEN_FILE, token.as_bytes())
-        .map_err(|e| format!("cannot write {BOOTSTRAP_TOKEN_FILE}: {e}"))?;
-    tx.commit().await.map_err(|e| e.to_string())
+        .map_err(|source| KeyError::Io { file: BOOTSTRAP_TOKEN_FILE, source })?;
+    Ok(tx.commit().await?)
 }

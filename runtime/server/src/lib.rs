@@ -7,14 +7,12 @@
 mod auth;
 mod error;
 mod keys;
-mod outbound;
-pub mod pipeline;
 mod routes;
 mod runner;
 mod schedule;
+mod settings;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use cap_std::ambient_authority;
@@ -22,68 +20,25 @@ use cap_std::fs::Dir;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use keyong_sandbox::{CompileWorker, Limits, Sandbox};
+use keyong_engine::{Engine, Outbound};
+use keyong_sandbox::Sandbox;
 use keyong_store::Store;
 
 pub use error::ApiError;
 pub use keys::BOOTSTRAP_TOKEN_FILE;
-pub use schedule::{Quotas, Schedule};
-
-/// Server configuration. Each default is documented on its field.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Root of everything the server stores: `keyong.db`, `keys/`,
-    /// `landing/` (raw feeds), `datasets/` (desensitised Parquet).
-    pub data_root: PathBuf,
-    /// Directory of policy files (default `policies/`).
-    pub policies: PathBuf,
-    /// Address to listen on (default `127.0.0.1:7878`; loopback only unless changed).
-    pub listen: SocketAddr,
-    /// Sandbox limits (see [`Limits`] for each default).
-    pub sandbox: Limits,
-    /// Cells whose noisy count is below this are suppressed (default 10).
-    pub min_contributors: u64,
-    /// DataFusion memory pool per job view (default 512 MiB).
-    pub view_memory_bytes: usize,
-    /// When operators see decisions ([`Schedule`]).
-    pub schedule: Schedule,
-    /// Limits on the work one operator or scenario may ask for ([`Quotas`]).
-    pub quotas: Quotas,
-}
-
-impl Config {
-    pub fn new(data_root: PathBuf) -> Self {
-        Self {
-            data_root,
-            policies: PathBuf::from("policies"),
-            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
-            // This process's own executable as the compile worker: right for
-            // the `keyong` binary (`keyong compile-worker`); an embedding
-            // process sets its own.
-            sandbox: Limits {
-                compile_worker: std::env::current_exe()
-                    .ok()
-                    .map(|program| CompileWorker { program, args: vec!["compile-worker".into()] }),
-                ..Limits::default()
-            },
-            min_contributors: 10,
-            view_memory_bytes: 512 << 20,
-            schedule: Schedule::default(),
-            quotas: Quotas::default(),
-        }
-    }
-}
+pub use schedule::Quotas;
+pub use settings::{ENV_PREFIX, ServerSettings, Settings, SettingsError};
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) store: Store,
-    pub(crate) sandbox: Arc<Sandbox>,
+    /// The job engine: the sandbox, the outbound profiles and association
+    /// rules (read at start-up), the sealing key.
+    pub(crate) engine: Arc<Engine>,
     pub(crate) keys: Arc<keys::Keys>,
     pub(crate) root: Arc<Dir>,
     pub(crate) policies: Arc<Dir>,
-    pub(crate) config: Arc<Config>,
-    /// The outbound rule profiles and association rules (read at start-up).
-    pub(crate) outbound: Arc<outbound::Outbound>,
+    pub(crate) settings: Arc<Settings>,
     /// One permit per concurrently running job: one per core but one (at
     /// most the sandbox pool), so a running job has about a core, as the
     /// schedule's fuel rate assumes.
@@ -97,13 +52,29 @@ pub(crate) struct AppState {
     pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<keyong_sandbox::Job>>>>,
 }
 
-/// Errors that stop the server from starting.
+/// Errors that stop the server from starting, with their causes.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open {what}: {source}")]
-    Io { what: String, source: std::io::Error },
-    #[error("{0}")]
-    Setup(String),
+    #[error("cannot open {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the settings are not usable")]
+    Settings(#[from] SettingsError),
+    #[error("the cryptography self-test failed")]
+    SelfTest(#[source] keyong_crypto::Error),
+    #[error("the store failed")]
+    Store(#[from] keyong_store::Error),
+    #[error("the platform keys cannot be loaded or created")]
+    Keys(#[from] keys::KeyError),
+    #[error("the engine cannot start")]
+    Engine(#[from] keyong_engine::Error),
+    #[error("the sandbox cannot start")]
+    Sandbox(#[from] keyong_sandbox::Error),
+    #[error("the sandbox has no compile worker: a server compiles modules only under its limits")]
+    NoCompileWorker,
 }
 
 /// A running server.
@@ -123,15 +94,22 @@ impl Server {
     }
 }
 
+// Start-up opens the data root by path: where the server's ambient authority ends.
+#[allow(clippy::disallowed_methods)]
 fn open_dir(path: &std::path::Path, what: &str) -> Result<Dir, StartError> {
     std::fs::create_dir_all(path).map_err(|source| StartError::Io { what: what.into(), source })?;
     Dir::open_ambient_dir(path, ambient_authority()).map_err(|source| StartError::Io { what: what.into(), source })
 }
 
-/// Opens the stores, runs the crypto self-test, bootstraps the authority on
-/// first start, binds `config.listen` and serves in the background.
-pub async fn start(config: Config) -> Result<Server, StartError> {
-    keyong_crypto::self_test().map_err(|e| StartError::Setup(e.to_string()))?;
+/// Validates the settings, runs the crypto self-test, opens the stores,
+/// bootstraps the authority on first start, binds `server.listen` and
+/// serves in the background.
+// Start-up opens the policies by path and binds the listener: the only place the server does.
+#[allow(clippy::disallowed_methods)]
+pub async fn start(settings: Settings) -> Result<Server, StartError> {
+    settings.validate()?;
+    keyong_crypto::self_test().map_err(StartError::SelfTest)?;
+    let config = &settings.server;
     // Everything the server creates — the database and its WAL, datasets,
     // temporary files, keys, sealed outputs — is the service account's
     // alone from the moment it exists (0600 files, 0700 directories). SQLite
@@ -148,18 +126,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         what: format!("policies directory {}", config.policies.display()),
         source,
     })?;
-    let outbound = outbound::Outbound::load(&policies)?;
-    let store =
-        Store::open_sqlite(&config.data_root.join("keyong.db")).await.map_err(|e| StartError::Setup(e.to_string()))?;
-    let keys = keys::Keys::load_or_create(&root).map_err(|e| StartError::Setup(e.to_string()))?;
+    let outbound = Outbound::load(&policies)?;
+    let store = Store::open_sqlite(&config.data_root.join("keyong.db")).await?;
+    let keys = keys::Keys::load_or_create(&root)?;
     let store = store.with_checkpoint_key(keys.platform.clone());
-    keys::bootstrap(&store, &root, &keys).await.map_err(|e| StartError::Setup(e.to_string()))?;
-    if config.sandbox.compile_worker.is_none() {
-        return Err(StartError::Setup(
-            "the sandbox has no compile worker: a server compiles modules only under its limits".into(),
-        ));
+    keys::bootstrap(&store, &root, &keys).await?;
+    if settings.sandbox.compile_worker.is_none() {
+        return Err(StartError::NoCompileWorker);
     }
-    let sandbox = Sandbox::new(config.sandbox.clone()).map_err(|e| StartError::Setup(e.to_string()))?;
+    let sandbox = Arc::new(Sandbox::new(settings.sandbox.clone())?);
+    let datasets = root.open_dir("datasets").map_err(|source| StartError::Io { what: "datasets".into(), source })?;
+    let engine = Engine::new(sandbox, datasets, keys.seal.clone(), outbound, settings.run.clone());
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Io { what: format!("listen address {}", config.listen), source })?;
@@ -167,21 +144,20 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     // One core stays free for compiling and the API: a submission's
     // compile time must not show how busy the jobs keep the machine.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let job_slots = cores.saturating_sub(1).min(config.sandbox.pool_instances as usize).max(1);
+    let job_slots = cores.saturating_sub(1).min(settings.sandbox.pool_instances as usize).max(1);
     let state = AppState {
         store,
         job_slots: Arc::new(Semaphore::new(job_slots)),
         job_slots_total: job_slots,
         running: Arc::default(),
         compiling: Arc::default(),
-        sandbox: Arc::new(sandbox),
+        engine: Arc::new(engine),
         keys: Arc::new(keys),
         root: Arc::new(root),
         policies: Arc::new(policies),
-        config: Arc::new(config),
-        outbound: Arc::new(outbound),
+        settings: Arc::new(settings),
     };
-    runner::recover(&state).await.map_err(|e| StartError::Setup(e.to_string()))?;
+    runner::recover(&state).await?;
     let app = routes::router(state);
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

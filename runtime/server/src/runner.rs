@@ -1,28 +1,40 @@
-//! The job runner: claims a queued job, runs its mode's [`Run`] pipeline,
-//! runs the outbound checks, seals output and report (SM4-GCM, AAD = job
-//! id) and puts it under review (or approves it, where policy allows
-//! auto-approval and every condition holds).
+//! The job runner: claims a queued job, builds its [`JobSpec`] from the
+//! store, has the engine run, check and seal it, and puts it under review
+//! (or approves it, where policy allows auto-approval and every condition
+//! holds).
 
-use keyong_data::ViewTable;
-use keyong_model::api::RowFilter;
+use tracing::Instrument;
+
+use keyong_engine::{Input, JobSpec, Sealed};
+use keyong_model::JobStatus;
 use keyong_model::report::Verdict;
-use keyong_model::{Grade, JobStatus};
-use keyong_policy::CONSENT_GIVEN;
 use keyong_store::JobRow;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::outbound::{self, Sealed};
-use crate::pipeline::{self, Run};
 
+/// Why a run failed. For the agency and the authority only: a run's
+/// failure may depend on the data.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("the store failed")]
+    Store(#[from] keyong_store::Error),
+    #[error("the engine failed")]
+    Engine(#[from] keyong_engine::Error),
+    #[error("the job's {0} is missing")]
+    Missing(&'static str),
+    #[error("the job left the running state")]
+    LeftRunning,
+    #[error("the job did not finish before its first slot; the platform is overloaded")]
+    Overloaded,
+    #[error("the job slots are closed")]
+    Closed(#[from] tokio::sync::AcquireError),
+}
+
+/// The job's sealed output and report.
 pub(crate) fn open_output(st: &AppState, job: &JobRow) -> Result<Sealed, ApiError> {
     let sealed = job.sealed_output.as_ref().ok_or_else(|| ApiError::InvalidState("the job has no output".into()))?;
-    let plain = st
-        .keys
-        .seal
-        .open(sealed, job.view.id.as_bytes())
-        .map_err(|_| ApiError::Internal(format!("sealed output of job {} does not open", job.view.id)))?;
-    serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(st.engine.open(&job.view.id, sealed)?)
 }
 
 /// A running job's entry in [`AppState::running`], removed when the run
@@ -66,22 +78,35 @@ pub(crate) fn spawn(st: AppState, job_id: String) {
             Ok(Some(job)) => crate::schedule::until_first_slot(&job),
             _ => std::time::Duration::ZERO,
         };
-        let outcome = tokio::time::timeout(left, run(&st, &job_id))
+        let span = tracing::info_span!("job", job = %job_id);
+        let outcome = tokio::time::timeout(left, run(&st, &job_id).instrument(span.clone()))
             .await
-            .unwrap_or_else(|_| Err("the job did not finish before its first slot; the platform is overloaded".into()));
+            .unwrap_or(Err(Failure::Overloaded));
         if let Err(e) = outcome {
-            tracing::error!(job = %job_id, error = %e, "job failed");
-            if let Ok(mut tx) = st.store.begin().await {
-                let moved = tx.set_job_status(&job_id, JobStatus::Running, JobStatus::Failed).await.unwrap_or(false)
-                    || tx.set_job_status(&job_id, JobStatus::Queued, JobStatus::Failed).await.unwrap_or(false);
-                if moved {
-                    // The reason is for the agency and the authority only: it may depend on data.
-                    let _ = tx.audit("system", "job.failed", &job_id, serde_json::json!({ "reason": e })).await;
-                    let _ = tx.commit().await;
-                }
+            // The log gets what failed; the cause (which can quote a row,
+            // e.g. a value a cast refused) goes only to the audit entry,
+            // which the agency and the authority read.
+            span.in_scope(|| tracing::error!(error = %e, "job failed; the reason is in its job.failed audit entry"));
+            if let Err(store) = record_failure(&st, &job_id, &keyong_model::error_chain(&e)).await {
+                let store = keyong_model::error_chain(&store);
+                span.in_scope(|| tracing::error!(error = %store, "the job's failure could not be recorded"));
             }
         }
     });
+}
+
+/// Marks a job that was queued or running as failed, with its audit
+/// entry. The reason is for the agency and the authority only: it may
+/// depend on data.
+async fn record_failure(st: &AppState, job_id: &str, reason: &str) -> Result<(), keyong_store::Error> {
+    let mut tx = st.store.begin().await?;
+    let moved = tx.set_job_status(job_id, JobStatus::Running, JobStatus::Failed).await?
+        || tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Failed).await?;
+    if moved {
+        tx.audit("system", "job.failed", job_id, serde_json::json!({ "reason": reason })).await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// At start-up: jobs that were running when the server stopped failed;
@@ -106,75 +131,48 @@ pub(crate) async fn recover(st: &AppState) -> Result<(), keyong_store::Error> {
     Ok(())
 }
 
-async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
-    let _slot = st.job_slots.acquire().await.map_err(|e| e.to_string())?;
-    let e = |e: keyong_store::Error| e.to_string();
-    let job = st.store.job(job_id).await.map_err(e)?.ok_or("job vanished")?;
-    let module = st.store.module(&job.view.module).await.map_err(e)?.ok_or("module missing")?;
+async fn run(st: &AppState, job_id: &str) -> Result<(), Failure> {
+    let _slot = st.job_slots.acquire().await?;
+    let job = st.store.job(job_id).await?.ok_or(Failure::Missing("row"))?;
+    let module = st.store.module(&job.view.module).await?.ok_or(Failure::Missing("module"))?;
     let mode = module.manifest.mode;
-    let dataset = st.store.dataset(&module.manifest.input).await.map_err(e)?.ok_or("dataset missing")?;
+    let dataset = st.store.dataset(&module.manifest.input).await?.ok_or(Failure::Missing("dataset"))?;
     // Registered before the job is running, so a withdrawal that lands
     // from here on finds it and stops it.
-    let sandbox_job = pipeline::job(&st.sandbox, &module.manifest);
+    let sandbox_job = st.engine.job(&module.manifest);
     let _running = Running::register(st, job_id, sandbox_job.clone());
-    let mut tx = st.store.begin().await.map_err(e)?;
-    if !tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Running).await.map_err(e)? {
+    let mut tx = st.store.begin().await?;
+    if !tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Running).await? {
         return Ok(());
     }
-    tx.audit("system", "job.start", job_id, serde_json::json!({})).await.map_err(e)?;
-    tx.commit().await.map_err(e)?;
+    tx.audit("system", "job.start", job_id, serde_json::json!({})).await?;
+    tx.commit().await?;
 
-    let scenario = st.store.scenario(&job.view.scenario).await.map_err(e)?.ok_or("scenario missing")?;
-    // The scenario's own filter, and consent where the dataset needs it.
-    let mut row_filters: Vec<RowFilter> = scenario
-        .scenario
-        .datasets
-        .iter()
-        .filter(|d| d.name == module.manifest.input)
-        .filter_map(|d| d.row_filter.clone())
-        .collect();
-    if let Some(column) = &dataset.entry.consent_column {
-        row_filters.push(RowFilter { column: column.clone(), values: vec![CONSENT_GIVEN.into()] });
-    }
-    let datasets = st.root.open_dir("datasets").map_err(|e| e.to_string())?;
-    let run = Run {
-        sandbox: st.sandbox.clone(),
-        table: ViewTable {
-            name: dataset.entry.name.clone(),
-            file: dataset.file.clone(),
-            unit_column: dataset.entry.unit_column.clone(),
-            columns: module.manifest.columns.clone(),
-            row_filters,
-        },
+    let scenario = st.store.scenario(&job.view.scenario).await?.ok_or(Failure::Missing("scenario"))?;
+    let input = Input::cataloged(&dataset.entry, &dataset.file);
+    let spec = JobSpec {
+        scenario_filters: JobSpec::scenario_filters(&scenario.scenario, &module.manifest.input),
         manifest: module.manifest,
         module_id: module.id,
         wasm: module.wasm,
         budget: job.view.budget,
-        min_contributors: st.config.min_contributors,
-        view_memory_bytes: st.config.view_memory_bytes,
-        grade: Grade::derived([dataset.entry.grade]).unwrap_or(Grade::Core),
-        seed: u64::from_le_bytes(keyong_crypto::sm3(job_id.as_bytes())[..8].try_into().expect("8 bytes")),
-        job: sandbox_job,
+        input,
+        seed: keyong_engine::job_seed(job_id),
         // The first slot (the whole job is held to it too, in `spawn`).
         backstop: crate::schedule::until_first_slot(&job),
     };
-    let (output, candidate) = run.run(&datasets).await?;
-    let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await.map_err(e)?;
-    let earlier = outbound::open_earlier(st, earlier)?;
-    let profile = st.outbound.profile(candidate.grade).clone();
-    let sealed = tokio::task::spawn_blocking(move || outbound::check(&profile, output, &candidate, &earlier))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (output, candidate) = st.engine.run(spec, sandbox_job).await?;
+    let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await?;
+    let sealed = st.engine.check(output, candidate, earlier).await?;
     let verdict = sealed.report.verdict;
     let auto = auto_approvable(st, &job, mode, &sealed).await?;
 
-    let plain = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
-    let blob = st.keys.seal.seal(&plain, job_id.as_bytes()).map_err(|e| e.to_string())?;
-    let mut tx = st.store.begin().await.map_err(e)?;
-    tx.set_job_output(job_id, &blob, verdict).await.map_err(e)?;
+    let (blob, output_sm3) = tracing::info_span!("seal").in_scope(|| st.engine.seal(job_id, &sealed))?;
+    let mut tx = st.store.begin().await?;
+    tx.set_job_output(job_id, &blob, verdict).await?;
     let next = if auto.is_some() { JobStatus::Approved } else { JobStatus::UnderReview };
-    if !tx.set_job_status(job_id, JobStatus::Running, next).await.map_err(e)? {
-        return Err("job left the running state".into());
+    if !tx.set_job_status(job_id, JobStatus::Running, next).await? {
+        return Err(Failure::LeftRunning);
     }
     let ev = &sealed.output.evidence;
     let report = &sealed.report;
@@ -183,7 +181,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
         "job.checked",
         job_id,
         serde_json::json!({
-            "output_sm3": keyong_crypto::sm3_hex(&plain),
+            "output_sm3": output_sm3,
             "units": ev.units_total,
             "units_failed": ev.units_failed,
             "rho_noise": ev.noise.iter().map(|n| n.rho).sum::<f64>(),
@@ -194,15 +192,14 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), String> {
             "suppressed_cells": report.suppressed_primary + report.suppressed_secondary,
         }),
     )
-    .await
-    .map_err(e)?;
+    .await?;
     if let Some(twin) = auto {
-        tx.set_auto_approved(job_id, &twin).await.map_err(e)?;
+        tx.set_auto_approved(job_id, &twin).await?;
         let detail =
             serde_json::json!({ "status": JobStatus::Approved, "auto_approved": true, "as_approved_job": twin });
-        tx.audit_and_file("system", "job.auto_approved", "filing.outbound_review", job_id, detail).await.map_err(e)?;
+        tx.audit_and_file("system", "job.auto_approved", "filing.outbound_review", job_id, detail).await?;
     }
-    tx.commit().await.map_err(e)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -219,16 +216,17 @@ async fn auto_approvable(
     job: &JobRow,
     mode: keyong_model::Mode,
     sealed: &Sealed,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Failure> {
     let report = &sealed.report;
-    let profile = st.outbound.profile(report.derived_grade);
+    let profile = st.engine.outbound().profile(report.derived_grade);
     if !profile.auto_approval || report.verdict != Verdict::Pass || mode == keyong_model::Mode::Reviewed {
         return Ok(None);
     }
     let names = |j: &JobRow| j.inputs.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
-    let twins = st.store.reviewer_approved_twins(job, profile.reviewers).await.map_err(|e| e.to_string())?;
+    let twins = st.store.reviewer_approved_twins(job, profile.reviewers).await?;
     for twin in twins.into_iter().filter(|t| names(t) == names(job)) {
-        let earlier = open_output(st, &twin).map_err(|e| e.to_string())?;
+        let blob = twin.sealed_output.as_ref().ok_or(Failure::Missing("twin's output"))?;
+        let earlier: Sealed = st.engine.open(&twin.view.id, blob)?;
         if earlier.report.profile_hash == report.profile_hash && earlier.report.derived_grade == report.derived_grade {
             return Ok(Some(twin.view.id));
         }

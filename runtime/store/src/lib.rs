@@ -8,6 +8,9 @@
 //! SQLite (embedded, WAL) is the default and only backend in this version;
 //! the queries avoid SQLite-only syntax so a PostgreSQL backend can follow.
 
+// Unit tests may touch files, the environment and the clock (clippy.toml).
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 mod rows;
 mod tx;
 
@@ -30,14 +33,24 @@ pub enum Error {
     /// A stored value does not decode: the database was altered or is corrupt.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("database error: {0}")]
-    Db(sqlx::Error),
+    #[error("database error")]
+    Db(#[source] sqlx::Error),
     /// The database was written by another version of keyong.
     #[error("{0}")]
     Schema(String),
     /// Signing an audit checkpoint failed (nothing was written).
-    #[error("cannot sign an audit checkpoint: {0}")]
+    #[error("cannot sign an audit checkpoint")]
     Checkpoint(#[source] keyong_crypto::Error),
+    /// A job move the life cycle does not allow ([`JobStatus::can_move`]);
+    /// nothing was written.
+    ///
+    /// [`JobStatus::can_move`]: keyong_model::JobStatus::can_move
+    #[error("a job cannot move from {from} to {to}")]
+    IllegalTransition { from: keyong_model::JobStatus, to: keyong_model::JobStatus },
+    /// A job's status moved but no audit entry names it; the transaction
+    /// was rolled back.
+    #[error("job {0} changed status without an audit entry; nothing was written")]
+    Unaudited(String),
 }
 
 impl From<sqlx::Error> for Error {
@@ -64,7 +77,8 @@ pub struct ProductRow {
     pub manifest: keyong_model::Manifest,
 }
 
-/// Current time, RFC 3339, UTC.
+/// Current time, RFC 3339, UTC: the store's one clock.
+#[allow(clippy::disallowed_methods)]
 pub fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formattable")
 }
@@ -387,7 +401,7 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Resul
 mod tests {
     use super::*;
     use keyong_model::api::{Budget, CatalogEntry, Scenario};
-    use keyong_model::{Charge, Grade, OrgKind, ScenarioStatus};
+    use keyong_model::{Charge, Grade, Loss, OrgKind, ScenarioStatus};
 
     async fn store() -> (Store, std::path::PathBuf) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -557,6 +571,40 @@ mod tests {
             })
             .await;
         assert!(matches!(dup, Err(Error::Conflict)));
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// The life cycle is the store's to enforce: a move the table does not
+    /// allow is refused before anything is written, and a move without its
+    /// audit entry does not commit.
+    #[tokio::test]
+    async fn a_job_moves_only_as_the_life_cycle_allows_and_only_with_its_audit() {
+        use keyong_model::JobStatus::*;
+        let (store, path) = store().await;
+        seed(&store, 1.0, 1.0).await;
+        let mut tx = store.begin().await.unwrap();
+        let manifest: keyong_model::Manifest =
+            serde_json::from_str(include_str!("../../../udf-sdk/examples/electricity/manifest.json")).unwrap();
+        let manifest = keyong_model::Manifest { scenario: "s1".into(), ..manifest };
+        tx.insert_module("m", "o1", "u1", &manifest, "sig", b"").await.unwrap();
+        let charge = Charge { rho: 0.1, delta: 0.0 };
+        tx.insert_job("j", "s1", "m", "o1", "u1", Loss::Zcdp { rho: 0.1 }, charge, "k", &[], (1, 1)).await.unwrap();
+        tx.audit("u1", "job.submit", "j", serde_json::json!({})).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        let illegal = tx.set_job_status("j", Queued, Released).await;
+        assert!(matches!(illegal, Err(Error::IllegalTransition { from: Queued, to: Released })), "{illegal:?}");
+        assert!(tx.set_job_status("j", Queued, Running).await.unwrap());
+        let unaudited = tx.commit().await;
+        assert!(matches!(unaudited, Err(Error::Unaudited(ref j)) if j == "j"), "{unaudited:?}");
+        assert_eq!(store.job("j").await.unwrap().unwrap().view.status, Queued, "nothing was written");
+
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.set_job_status("j", Queued, Running).await.unwrap());
+        tx.audit("system", "job.start", "j", serde_json::json!({})).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.job("j").await.unwrap().unwrap().view.status, Running);
         let _ = std::fs::remove_file(path);
     }
 }

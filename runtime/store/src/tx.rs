@@ -9,12 +9,15 @@ use keyong_model::api::{CatalogEntry, Incident, InputVersion, Org, Scenario, Vot
 use keyong_model::report::Verdict;
 use keyong_model::{Charge, JobStatus, Loss, Manifest, Role, ScenarioStatus};
 
-use crate::{JobLoad, Result, now};
+use crate::{Error, JobLoad, Result, now};
 
 pub struct Tx {
     tx: Transaction<'static, Sqlite>,
     now: String,
     checkpoint_key: Option<std::sync::Arc<keyong_crypto::SigningKey>>,
+    /// Jobs whose status this transaction moved and has not yet audited:
+    /// [`Tx::commit`] refuses while any is left.
+    unaudited: Vec<String>,
 }
 
 /// A signed audit checkpoint at least every this many entries (and at every filing).
@@ -44,7 +47,7 @@ impl Tx {
         tx: Transaction<'static, Sqlite>,
         checkpoint_key: Option<std::sync::Arc<keyong_crypto::SigningKey>>,
     ) -> Self {
-        Self { tx, now: now(), checkpoint_key }
+        Self { tx, now: now(), checkpoint_key, unaudited: Vec::new() }
     }
 
     /// The transaction's timestamp (used for every row it writes).
@@ -52,12 +55,18 @@ impl Tx {
         &self.now
     }
 
+    /// Commits, unless a job's status moved without an audit entry naming
+    /// the job (then nothing is written: the transaction rolls back).
     pub async fn commit(self) -> Result<()> {
+        if let Some(job) = self.unaudited.first() {
+            return Err(Error::Unaudited(job.clone()));
+        }
         Ok(self.tx.commit().await?)
     }
 
     /// Appends an audit entry chained to the previous one.
     pub async fn audit(&mut self, actor: &str, action: &str, subject: &str, detail: serde_json::Value) -> Result<()> {
+        self.unaudited.retain(|job| job != subject);
         let last =
             sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *self.tx).await?;
         let (seq, prev): (i64, String) = match last {
@@ -424,25 +433,44 @@ impl Tx {
     /// Moves a job from `from` to `to` without touching `updated_at` (the
     /// time its operator saw it last change): for a change that follows
     /// from the operator's own act on a decision it already sees.
+    /// Like [`Tx::set_job_status`], keeping the time the job last changed
+    /// (what the operator was shown stays as it was shown).
     pub async fn set_job_status_in_place(&mut self, id: &str, from: JobStatus, to: JobStatus) -> Result<bool> {
-        let r = sqlx::query("UPDATE jobs SET status = ? WHERE id = ? AND status = ?")
-            .bind(to.as_str())
-            .bind(id)
-            .bind(from.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        self.move_job(id, from, to, false).await
     }
 
+    /// Moves job `id` from `from` to `to`; false when it is no longer in
+    /// `from`. Refuses a move [`JobStatus::can_move`] does not allow, and
+    /// the transaction commits only once an audit entry names the job.
     pub async fn set_job_status(&mut self, id: &str, from: JobStatus, to: JobStatus) -> Result<bool> {
-        let r = sqlx::query("UPDATE jobs SET status = ?, updated_at = ? WHERE id = ? AND status = ?")
-            .bind(to.as_str())
-            .bind(&self.now)
-            .bind(id)
-            .bind(from.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        self.move_job(id, from, to, true).await
+    }
+
+    async fn move_job(&mut self, id: &str, from: JobStatus, to: JobStatus, touch: bool) -> Result<bool> {
+        if !JobStatus::can_move(from, to) {
+            return Err(Error::IllegalTransition { from, to });
+        }
+        let r = if touch {
+            sqlx::query("UPDATE jobs SET status = ?, updated_at = ? WHERE id = ? AND status = ?")
+                .bind(to.as_str())
+                .bind(&self.now)
+                .bind(id)
+                .bind(from.as_str())
+                .execute(&mut *self.tx)
+                .await?
+        } else {
+            sqlx::query("UPDATE jobs SET status = ? WHERE id = ? AND status = ?")
+                .bind(to.as_str())
+                .bind(id)
+                .bind(from.as_str())
+                .execute(&mut *self.tx)
+                .await?
+        };
+        let moved = r.rows_affected() == 1;
+        if moved {
+            self.unaudited.push(id.to_string());
+        }
+        Ok(moved)
     }
 
     /// Stores the sealed (SM4-GCM) output of a job and its check verdict.

@@ -192,7 +192,7 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
         let text = std::fs::read_to_string(&p).unwrap().replace("grade = \"general\"", "grade = \"important\"");
         std::fs::write(p, text).unwrap();
     });
-    let mut server = TestServer::start_with(|c| c.policies = important.clone()).await;
+    let mut server = TestServer::start_with(|c| c.server.policies = important.clone()).await;
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
     assert_eq!(outcome.catalog.grade, keyong_model::Grade::Important);
     let receipt = &outcome.bundle.receipt;
@@ -209,7 +209,7 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
         let text = std::fs::read_to_string(&p).unwrap() + rule;
         std::fs::write(p, text).unwrap();
     });
-    server.restart_with(|c| c.policies = risky.clone()).await;
+    server.restart_with(|c| c.server.policies = risky.clone()).await;
     let base = Client::new(&server.base);
     let a = &outcome.actors;
     let (operator, authority) = (base.as_user(&a.operator), base.as_user(&a.authority));
@@ -288,7 +288,7 @@ async fn core_data_never_reaches_a_job() {
         let text = std::fs::read_to_string(&p).unwrap().replace("grade = \"general\"", "grade = \"core\"");
         std::fs::write(p, text).unwrap();
     });
-    let server = TestServer::start_with(|c| c.policies = core.clone()).await;
+    let server = TestServer::start_with(|c| c.server.policies = core.clone()).await;
     let err = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.err().expect("the walkthrough stops");
     assert_eq!(err.code(), Some(ErrorCode::PolicyDenied));
     assert!(err.to_string().contains("核心"), "{err}");

@@ -1,3 +1,6 @@
+//! Bad input at every endpoint: a stable error code, a helpful message,
+//! and stored state left as it was.
+
 use keyong_client::{Client, sign_module, walkthrough};
 use keyong_model::ErrorCode;
 use keyong_model::api::{DecisionRequest, IngestRequest, SubmitJob};

@@ -1,3 +1,5 @@
+//! A flood of hostile jobs does not stop a good one or the server.
+
 use std::time::{Duration, Instant};
 
 use keyong_client::{Client, sign_module, walkthrough};
@@ -7,7 +9,7 @@ use keyong_tests::{TestServer, hostile_wasm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_hostile_jobs_do_not_stop_a_good_one_or_the_server() {
-    let limits = |c: &mut keyong_server::Config| {
+    let limits = |c: &mut keyong_server::Settings| {
         // Fuel bounds every call (a spinning unit ends after 5 M units of
         // fuel, a few ms); an honest electricity unit needs far less. The wall
         // deadline is only the backstop.

@@ -1,3 +1,6 @@
+//! The whole life of jobs against the real server: released figures near
+//! the truth, the life-cycle rules, restarts.
+
 use std::collections::{BTreeMap, HashMap};
 
 use keyong_client::{Client, walkthrough};

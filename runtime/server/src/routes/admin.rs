@@ -105,7 +105,7 @@ pub(crate) async fn create_user(
             "reviewers are agency staff: the agency creates their accounts and the authority confirms them".into(),
         ));
     }
-    let token = keyong_crypto::random_hex32().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let token = keyong_crypto::random_hex32()?;
     let user = User { id: new_id(), org_id: org.id.clone(), name: req.name.trim().to_string(), role: req.role };
     let mut tx = st.store.begin().await?;
     tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &st.keys.token_hash(&token), caller.id()).await?;
@@ -138,7 +138,7 @@ pub(crate) async fn confirm_reviewer(
             "you created this reviewer account; another authority user must confirm it".into(),
         ));
     }
-    let token = keyong_crypto::random_hex32().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let token = keyong_crypto::random_hex32()?;
     let mut tx = st.store.begin().await?;
     if !tx.confirm_reviewer(&id, caller.id(), &st.keys.token_hash(&token)).await? {
         return Err(ApiError::InvalidState("the account changed; try again".into()));
@@ -202,7 +202,7 @@ pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> 
     let ok = v.first_bad_seq.is_none();
     let checkpoint_signature_hex = if ok {
         let msg = attestation_message(v.entries, &v.head);
-        Some(st.keys.platform.sign(&msg).map_err(|e| ApiError::Internal(e.to_string()))?)
+        Some(st.keys.platform.sign(&msg)?)
     } else {
         None
     };

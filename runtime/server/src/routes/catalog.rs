@@ -48,12 +48,11 @@ pub(crate) async fn ingest(
         let datasets = root.open_dir("datasets")?;
         keyong_data::ingest(&landing, &source, &p, &secret, &datasets)
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .await?
     .map_err(|e| match e {
         keyong_data::Error::BadInput(m) => ApiError::BadRequest(m),
         e @ keyong_data::Error::IdentifierSurvived { .. } => ApiError::IdentifierDetected(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
+        other => other.into(),
     })?;
     let entry = CatalogEntry {
         name: policy.name.clone(),

@@ -18,11 +18,11 @@ use super::{check_comments, new_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::outbound::{self, Sealed};
 use crate::routes::catalog::budget_as_seen;
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::{agreement_in_force, visible as visible_scenario};
-use crate::{pipeline, runner, schedule};
+use crate::{runner, schedule};
+use keyong_engine::Sealed;
 
 /// Largest ρ one job may ask for.
 const MAX_JOB_RHO: f64 = 10.0;
@@ -75,7 +75,9 @@ async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<R
     if dataset.entry.grade == Grade::Core {
         return Err(ApiError::PolicyDenied("nothing derived from 核心 (core) data may leave".into()));
     }
-    let outputs = pipeline::preview(&module.manifest, req.budget).map_err(ApiError::BadRequest)?;
+    // Invalid parameters (ρ, bounds) are the caller's to fix.
+    let outputs = keyong_engine::preview(&module.manifest, req.budget)
+        .map_err(|e| ApiError::BadRequest(keyong_model::error_chain(&e)))?;
     Ok(Resolved { module, scenario, dataset, outputs })
 }
 
@@ -112,7 +114,7 @@ pub(crate) fn not_yet_open(job: &JobRow) -> ApiError {
 
 /// The job's status as its operator sees it now ([`schedule::as_seen`]).
 fn seen_by_operator(job: &JobRow) -> (JobStatus, String) {
-    schedule::as_seen(job, time::OffsetDateTime::now_utc())
+    schedule::as_seen(job, crate::schedule::now())
 }
 
 /// What the caller may see of a job. Operators see `pending` and no timings
@@ -152,8 +154,8 @@ async fn association_risk(
     tx: &mut Tx,
 ) -> ApiResult<Option<ApiError>> {
     let earlier = tx.org_usage(caller.org()).await?;
-    let (datasets, columns) = outbound::usage(&earlier, &module.manifest);
-    let Some(rule) = st.outbound.association.tripped(&datasets, &columns) else { return Ok(None) };
+    let (datasets, columns) = keyong_engine::usage(&earlier, &module.manifest);
+    let Some(rule) = st.engine.outbound().association.tripped(&datasets, &columns) else { return Ok(None) };
     let incident = Incident {
         id: new_id(),
         rule: rule.name.clone(),
@@ -166,7 +168,7 @@ async fn association_risk(
         at: tx.now().to_string(),
     };
     tx.insert_incident(&incident).await?;
-    let detail = serde_json::json!({ "incident": incident.id, "rule": rule.name, "rules_hash": st.outbound.association.hash, "module": module.id });
+    let detail = serde_json::json!({ "incident": incident.id, "rule": rule.name, "rules_hash": st.engine.outbound().association.hash, "module": module.id });
     tx.audit(caller.id(), "incident.association_risk", &incident.id, detail.clone()).await?;
     tx.audit("system", "filing.incident", &incident.id, detail).await?;
     Ok(Some(ApiError::PolicyDenied(format!(
@@ -249,8 +251,8 @@ fn period(
     dataset: &DatasetRow,
     load: &JobLoad,
 ) -> ApiResult<(std::time::Duration, std::time::Duration)> {
-    let schedule = &st.config.schedule;
-    let (limits, rows) = (st.sandbox.limits(), dataset.entry.row_count);
+    let schedule = &st.settings.schedule;
+    let (limits, rows) = (st.engine.sandbox().limits(), dataset.entry.row_count);
     let run = schedule.run_bound(limits, &module.manifest, rows);
     let queued = std::time::Duration::from_millis(load.all_in_flight_run_ms / st.job_slots_total.max(1) as u64);
     let p = schedule.period(limits, &module.manifest, rows, queued);
@@ -270,7 +272,7 @@ fn period(
 /// Every count is of public quantities (submission times, periods and run
 /// bounds, modes), so a refusal says nothing about any run.
 fn quotas(st: &AppState, module: &ModuleRow, load: &JobLoad, run: std::time::Duration) -> ApiResult<()> {
-    let q = &st.config.quotas;
+    let q = &st.settings.quotas;
     let secs = |ms: u64| ms.div_ceil(1000);
     let over = |what: String| Err(ApiError::QuotaExceeded(format!("{what}; nothing was charged")));
     if load.org_in_flight >= q.jobs_in_flight_per_operator {
@@ -432,7 +434,7 @@ pub(crate) async fn close(
     if job.view.status != JobStatus::Failed {
         return Err(ApiError::InvalidState(format!("job is {}; only failed runs are closed", job.view.status)));
     }
-    if !schedule::open_for_decision(&job, time::OffsetDateTime::now_utc()) {
+    if !schedule::open_for_decision(&job, crate::schedule::now()) {
         return Err(not_yet_open(&job));
     }
     let mut tx = st.store.begin().await?;
@@ -455,8 +457,8 @@ fn bundle(
     sealed: Sealed,
     manifest: keyong_model::Manifest,
 ) -> ApiResult<ReleaseBundle> {
-    let receipt: Receipt = serde_json::from_str(receipt_json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let parquet = keyong_data::table_to_parquet(&sealed.protected).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let receipt: Receipt = serde_json::from_str(receipt_json)?;
+    let parquet = keyong_data::table_to_parquet(&sealed.protected)?;
     Ok(ReleaseBundle {
         csv: keyong_data::table_to_csv(&sealed.protected),
         parquet_base64: base64::engine::general_purpose::STANDARD.encode(parquet),
@@ -502,10 +504,10 @@ pub(crate) async fn release(
     let mut tx = st.store.begin().await?;
     // The differencing guard again, inside the write transaction: releases
     // approved at the same time are compared with each other here.
-    if module.manifest.mode == Mode::Reviewed && st.outbound.profile(sealed.report.derived_grade).differencing {
-        let earlier =
-            outbound::open_earlier(&st, tx.released_cells(name, version).await?).map_err(ApiError::Internal)?;
-        let profile = st.outbound.profile(sealed.report.derived_grade);
+    if module.manifest.mode == Mode::Reviewed && st.engine.outbound().profile(sealed.report.derived_grade).differencing
+    {
+        let earlier = st.engine.open_earlier(tx.released_cells(name, version).await?)?;
+        let profile = st.engine.outbound().profile(sealed.report.derived_grade);
         let findings = keyong_check::differencing(profile, &sealed.released_cells, &earlier);
         if findings.iter().any(|f| f.outcome == Outcome::Block) {
             // The operator's own release attempt decided it, on an approval it
@@ -542,18 +544,13 @@ pub(crate) async fn release(
         released_at: schedule::to_the_second(tx.now()),
     };
     let receipt_json = serde_json::to_string(&receipt).expect("serialisable");
-    let signature = st
-        .keys
-        .platform
-        .sign(&keyong_model::api::receipt_signing_message(&receipt_json))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let signature = st.keys.platform.sign(&keyong_model::api::receipt_signing_message(&receipt_json))?;
     if !tx.set_job_status(&id, JobStatus::Approved, JobStatus::Released).await? {
         return Err(ApiError::InvalidState("job changed state; try again".into()));
     }
     tx.insert_release(&id, &receipt_json, &signature).await?;
     if !sealed.released_cells.is_empty() {
-        let plain = serde_json::to_vec(&sealed.released_cells).expect("serialisable");
-        let blob = st.keys.seal.seal(&plain, id.as_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let (blob, _) = st.engine.seal(&id, &sealed.released_cells)?;
         tx.insert_released_cells(&id, name, version, &blob).await?;
     }
     let detail = serde_json::json!({ "receipt": receipt.id, "result_hash": receipt.result_hash, "report_commitment": receipt.report_commitment, "signature": signature });

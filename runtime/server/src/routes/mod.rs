@@ -56,6 +56,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(|| async { ApiError::NotFound("no such endpoint; the API lives under /v1".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::error::trace))
         .with_state(state)
 }
 
@@ -65,7 +66,7 @@ pub(crate) fn new_id() -> String {
 }
 
 pub(crate) fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
+    crate::schedule::now().date()
 }
 
 pub(crate) fn parse_date(what: &str, s: &str) -> ApiResult<time::Date> {

@@ -45,7 +45,7 @@ async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: W
         if let Some(reason) = st.store.refused_module(&org, &wasm_sm3).await? {
             return Err(ApiError::InvalidModule(format!("these bytes were refused before: {reason}")));
         }
-        let quota_ms = st.config.quotas.compile_seconds_per_day_per_operator.saturating_mul(1000);
+        let quota_ms = st.settings.quotas.compile_seconds_per_day_per_operator.saturating_mul(1000);
         let used_ms = st.store.compile_ms_since(&org, 1.0).await?;
         if used_ms >= quota_ms {
             return Err(ApiError::QuotaExceeded(format!(
@@ -54,10 +54,10 @@ async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: W
                 quota_ms / 1000
             )));
         }
-        let sandbox = st.sandbox.clone();
+        let sandbox = st.engine.sandbox().clone();
         let (outcome, cpu_ms) = tokio::task::spawn_blocking(move || sandbox.prepare_charged(&id, &wasm, world))
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            ?;
         // Charged here, under the lock and whatever became of the request.
         let mut tx = st.store.begin().await?;
         tx.charge_compile(&org, cpu_ms).await?;
@@ -80,8 +80,7 @@ async fn compile(st: &AppState, caller: &Caller, id: &str, wasm: &[u8], world: W
             }
         }
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .await?
 }
 
 /// SM3 over a domain tag, the organisation and the signed message.
@@ -110,7 +109,7 @@ pub(crate) async fn submit(
             m.mode.as_str()
         )));
     }
-    let limits = st.sandbox.limits();
+    let limits = st.engine.sandbox().limits();
     let fuel_limit = if m.mode == Mode::Reviewed { limits.transform_fuel } else { limits.call_fuel };
     if m.fuel_per_call > fuel_limit {
         return Err(ApiError::InvalidManifest(format!(
@@ -119,20 +118,15 @@ pub(crate) async fn submit(
             m.mode.as_str()
         )));
     }
-    let world = match m.mode {
-        Mode::Aggregate => Some(World::Aggregate),
-        Mode::Blocks => Some(World::Blocks),
-        Mode::Sql => {
-            if !wasm.is_empty() {
-                return Err(ApiError::InvalidManifest(
-                    "an sql-mode submission carries no WASM (send an empty wasm_base64)".into(),
-                ));
-            }
-            keyong_data::SqlPlan::compile(m).map_err(|e| ApiError::InvalidManifest(e.to_string()))?;
-            None
+    let world = keyong_engine::world(m.mode);
+    if m.mode == Mode::Sql {
+        if !wasm.is_empty() {
+            return Err(ApiError::InvalidManifest(
+                "an sql-mode submission carries no WASM (send an empty wasm_base64)".into(),
+            ));
         }
-        Mode::Reviewed => Some(World::Reviewed),
-    };
+        keyong_data::SqlPlan::compile(m).map_err(|e| ApiError::InvalidManifest(e.to_string()))?;
+    }
     let Some(authorised) = scenario.scenario.datasets.iter().find(|d| d.name == m.input) else {
         return Err(ApiError::InvalidManifest(format!(
             "dataset `{}` is not part of scenario `{}`",

@@ -39,7 +39,7 @@ pub(crate) async fn queue(State(st): State<AppState>, caller: Caller) -> ApiResu
         }
         return Ok(Json(out));
     }
-    let now = time::OffsetDateTime::now_utc();
+    let now = crate::schedule::now();
     for job in st.store.jobs_with_status(JobStatus::UnderReview).await? {
         if job.operator_org == caller.org() || !schedule::open_for_decision(&job, now) {
             continue;
@@ -55,8 +55,8 @@ pub(crate) async fn queue(State(st): State<AppState>, caller: Caller) -> ApiResu
 /// How `module` differs from the last approved version of it.
 async fn diff(st: &AppState, module: &ModuleRow) -> ApiResult<Option<ModuleDiff>> {
     let Some((previous, job)) = st.store.approved_versions(module).await?.into_iter().next() else { return Ok(None) };
-    let before = serde_json::to_value(&previous.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let after = serde_json::to_value(&module.manifest).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let before = serde_json::to_value(&previous.manifest)?;
+    let after = serde_json::to_value(&module.manifest)?;
     let (before, after) =
         (before.as_object().cloned().unwrap_or_default(), after.as_object().cloned().unwrap_or_default());
     let mut fields: Vec<&String> = before.keys().chain(after.keys()).collect();
@@ -127,7 +127,7 @@ pub(crate) async fn vote(
     if job.view.status != JobStatus::UnderReview {
         return Err(ApiError::InvalidState(format!("job is {}, not under review", job.view.status)));
     }
-    if !schedule::open_for_decision(&job, time::OffsetDateTime::now_utc()) {
+    if !schedule::open_for_decision(&job, crate::schedule::now()) {
         return Err(not_yet_open(&job));
     }
     if req.decision == Decision::Approve && job.verdict == Some(Verdict::Block) {
@@ -137,7 +137,7 @@ pub(crate) async fn vote(
         ));
     }
     let grade = runner::open_output(&st, &job)?.report.derived_grade;
-    let profile = st.outbound.profile(grade);
+    let profile = st.engine.outbound().profile(grade);
     let mut tx = st.store.begin().await?;
     let record = req.record(caller.id(), tx.now());
     tx.insert_vote(&id, &record).await.map_err(|e| match e {

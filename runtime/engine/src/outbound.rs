@@ -1,6 +1,6 @@
-//! Outbound compliance (出域审查) in the server: the rule profiles and
-//! association rules loaded at start-up, the checks run on every output,
-//! and what is sealed with it.
+//! Outbound compliance (出域审查) in the engine: the rule profiles and
+//! association rules loaded once, the checks run on every output, and
+//! what is sealed with it.
 
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
@@ -10,46 +10,49 @@ use keyong_model::api::ResultTable;
 use keyong_model::report::Report;
 use keyong_model::{Grade, Manifest};
 
-use crate::pipeline::Output;
-use crate::{AppState, StartError};
+use crate::{Error, Output, Result};
 
 /// The outbound policies in force.
-pub(crate) struct Outbound {
+pub struct Outbound {
     general: Profile,
     important: Profile,
     core: Profile,
-    pub(crate) association: AssociationRules,
+    pub association: AssociationRules,
 }
 
-fn read(policies: &Dir, path: &str) -> Result<(String, String), StartError> {
-    let text = policies
-        .read_to_string(path)
-        .map_err(|source| StartError::Io { what: format!("outbound policy {path}"), source })?;
+/// A policy file's text and its SM3 (hashed into every report).
+fn read(policies: &Dir, path: &str) -> Result<(String, String)> {
+    let text = policies.read_to_string(path).map_err(|source| Error::PolicyRead { path: path.into(), source })?;
     let hash = keyong_crypto::sm3_hex(text.as_bytes());
     Ok((text, hash))
 }
 
 impl Outbound {
-    /// Loads `outbound/{general,important,core}.toml` and `outbound/association.toml`.
-    pub(crate) fn load(policies: &Dir) -> Result<Self, StartError> {
-        let profile = |grade: Grade| -> Result<Profile, StartError> {
-            let (text, hash) = read(policies, &format!("outbound/{grade}.toml"))?;
-            let p = Profile::parse(&text, hash).map_err(|e| StartError::Setup(e.to_string()))?;
+    /// Loads `outbound/{general,important,core}.toml` and
+    /// `outbound/association.toml` from the policies directory.
+    pub fn load(policies: &Dir) -> Result<Self> {
+        let invalid = |path: String| move |source: keyong_check::Error| Error::PolicyInvalid { path, source };
+        let profile = |grade: Grade| -> Result<Profile> {
+            let path = format!("outbound/{grade}.toml");
+            let (text, hash) = read(policies, &path)?;
+            let p = Profile::parse(&text, hash).map_err(invalid(path))?;
             if p.grade != grade {
-                return Err(StartError::Setup(format!("outbound/{grade}.toml is the profile of grade {}", p.grade)));
+                return Err(Error::ProfileGrade { file: grade, found: p.grade });
             }
             Ok(p)
         };
-        let (text, hash) = read(policies, "outbound/association.toml")?;
+        let path = "outbound/association.toml";
+        let (text, hash) = read(policies, path)?;
         Ok(Self {
             general: profile(Grade::General)?,
             important: profile(Grade::Important)?,
             core: profile(Grade::Core)?,
-            association: AssociationRules::parse(&text, hash).map_err(|e| StartError::Setup(e.to_string()))?,
+            association: AssociationRules::parse(&text, hash).map_err(invalid(path.into()))?,
         })
     }
 
-    pub(crate) fn profile(&self, grade: Grade) -> &Profile {
+    /// The profile outputs of `grade` are checked under.
+    pub fn profile(&self, grade: Grade) -> &Profile {
         match grade {
             Grade::General => &self.general,
             Grade::Important => &self.important,
@@ -60,27 +63,14 @@ impl Outbound {
 
 /// What is sealed (SM4-GCM, AAD = job id) once a job has run and been checked.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Sealed {
+pub struct Sealed {
     /// The module's (or the DP reducer's) output before protection.
-    pub(crate) output: Output,
+    pub output: Output,
     /// The table as it may leave.
-    pub(crate) protected: ResultTable,
-    pub(crate) report: Report,
+    pub protected: ResultTable,
+    pub report: Report,
     /// The published cells' units (non-DP outputs), for later differencing checks.
-    pub(crate) released_cells: Vec<ReleasedCell>,
-}
-
-/// Opens the sealed cell sets of earlier releases of a dataset version.
-pub(crate) fn open_earlier(st: &AppState, sealed: Vec<(String, Vec<u8>)>) -> Result<Vec<Earlier>, String> {
-    sealed
-        .into_iter()
-        .map(|(job, blob)| {
-            let plain =
-                st.keys.seal.open(&blob, job.as_bytes()).map_err(|_| format!("released cells of {job} do not open"))?;
-            let cells: Vec<ReleasedCell> = serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
-            Ok(Earlier { job, cells })
-        })
-        .collect()
+    pub released_cells: Vec<ReleasedCell>,
 }
 
 /// Runs the checks of the candidate's profile (chosen by its grade) and
@@ -91,7 +81,7 @@ pub(crate) fn check(profile: &Profile, output: Output, candidate: &Candidate, ea
 }
 
 /// The datasets and `dataset.column`s an operator has used, with this module.
-pub(crate) fn usage(earlier: &[Manifest], module: &Manifest) -> (Vec<String>, Vec<String>) {
+pub fn usage(earlier: &[Manifest], module: &Manifest) -> (Vec<String>, Vec<String>) {
     let mut datasets: Vec<String> = Vec::new();
     let mut columns: Vec<String> = Vec::new();
     for m in earlier.iter().chain(std::iter::once(module)) {
