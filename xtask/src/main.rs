@@ -3,7 +3,9 @@
 //! - `cargo xtask demo`  — set up, start keyong on the embedded default and
 //!   walk one job from raw feed to signed release.
 //! - `cargo xtask test`  — set up (guest target, a Python venv with ACRO for
-//!   the cross-check), then fmt check, clippy `-D warnings`, all tests.
+//!   the cross-check, cargo-machete), then fmt check, clippy `-D warnings`
+//!   with `clippy.toml`'s bans, unused dependencies, all tests (the tidy
+//!   test among them).
 //! - `cargo xtask bench <name>` — run a benchmark; figures go to `target/bench/<name>.json`.
 //! - `cargo xtask guests` — build the example modules for wasm32-wasip2.
 
@@ -46,7 +48,11 @@ fn output(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Installs what the build needs: the guest target and the rustfmt/clippy components.
+/// The cargo-machete that finds unused dependencies (from crates.io).
+const MACHETE_VERSION: &str = "0.9.2";
+
+/// Installs what the build needs: the guest target, the rustfmt/clippy
+/// components, and cargo-machete.
 fn setup() -> anyhow::Result<()> {
     let targets = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
     if !targets.lines().any(|l| l.trim() == GUEST_TARGET) {
@@ -57,6 +63,10 @@ fn setup() -> anyhow::Result<()> {
         if !components.lines().any(|l| l.starts_with(c)) {
             run(Command::new("rustup").args(["component", "add", c]))?;
         }
+    }
+    let machete = output(cargo().args(["machete", "--version"])).unwrap_or_default();
+    if !machete.contains(MACHETE_VERSION) {
+        run(cargo().args(["install", "--locked", "cargo-machete", "--version", MACHETE_VERSION]))?;
     }
     Ok(())
 }
@@ -170,6 +180,8 @@ fn test() -> anyhow::Result<()> {
     let acro = acro_python()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    // Unused dependencies fail the build.
+    run(cargo().arg("machete"))?;
     run(cargo().args(["test", "--workspace", "--locked"]).env("KEYONG_ACRO_PYTHON", acro))?;
     Ok(())
 }

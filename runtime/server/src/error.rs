@@ -79,7 +79,7 @@ impl IntoResponse for ApiError {
 
 /// An internal error's cause, kept on the response for [`trace`].
 #[derive(Clone)]
-struct Cause(String);
+pub(crate) struct Cause(String);
 
 /// The request layer: one span per request (method, matched route, the
 /// caller's role once known — never a token, never a path parameter),

@@ -4,6 +4,9 @@
 //! no domain logic of its own: it authenticates, authorises by role, checks
 //! the life-cycle, and calls the store, data, sandbox and privacy crates.
 
+// Unit tests may touch files, the environment and the clock (clippy.toml).
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 mod auth;
 mod error;
 mod keys;
@@ -104,9 +107,34 @@ fn open_dir(path: &std::path::Path, what: &str) -> Result<Dir, StartError> {
 /// Validates the settings, runs the crypto self-test, opens the stores,
 /// bootstraps the authority on first start, binds `server.listen` and
 /// serves in the background.
-// Start-up opens the policies by path and binds the listener: the only place the server does.
+// Start-up binds the listener: the only place the server does.
 #[allow(clippy::disallowed_methods)]
 pub async fn start(settings: Settings) -> Result<Server, StartError> {
+    if settings.sandbox.compile_worker.is_none() {
+        return Err(StartError::NoCompileWorker);
+    }
+    let listen = settings.server.listen;
+    let state = open(settings).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Io { what: format!("listen address {listen}"), source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
+    runner::recover(&state).await?;
+    let app = routes::router(state);
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    tracing::info!(%addr, "keyong listening");
+    Ok(Server { addr, handle })
+}
+
+/// Everything but the listener: validated settings, the self-test, the
+/// data root, the policies, the store, the keys, the engine.
+// Start-up opens the policies by path.
+#[allow(clippy::disallowed_methods)]
+async fn open(settings: Settings) -> Result<AppState, StartError> {
     settings.validate()?;
     keyong_crypto::self_test().map_err(StartError::SelfTest)?;
     let config = &settings.server;
@@ -131,21 +159,14 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let keys = keys::Keys::load_or_create(&root)?;
     let store = store.with_checkpoint_key(keys.platform.clone());
     keys::bootstrap(&store, &root, &keys).await?;
-    if settings.sandbox.compile_worker.is_none() {
-        return Err(StartError::NoCompileWorker);
-    }
     let sandbox = Arc::new(Sandbox::new(settings.sandbox.clone())?);
     let datasets = root.open_dir("datasets").map_err(|source| StartError::Io { what: "datasets".into(), source })?;
     let engine = Engine::new(sandbox, datasets, keys.seal.clone(), outbound, settings.run.clone());
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Io { what: format!("listen address {}", config.listen), source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
     // One core stays free for compiling and the API: a submission's
     // compile time must not show how busy the jobs keep the machine.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let job_slots = cores.saturating_sub(1).min(settings.sandbox.pool_instances as usize).max(1);
-    let state = AppState {
+    Ok(AppState {
         store,
         job_slots: Arc::new(Semaphore::new(job_slots)),
         job_slots_total: job_slots,
@@ -156,14 +177,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         root: Arc::new(root),
         policies: Arc::new(policies),
         settings: Arc::new(settings),
-    };
-    runner::recover(&state).await?;
-    let app = routes::router(state);
-    let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
-    tracing::info!(%addr, "keyong listening");
-    Ok(Server { addr, handle })
+    })
 }
+
+#[cfg(test)]
+mod tests;
