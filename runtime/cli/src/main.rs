@@ -64,7 +64,14 @@ impl SettingsArgs {
             }
             None => None,
         };
-        let mut settings = keyong_server::Settings::layered(file.as_deref(), std::env::vars())
+        // Only keyong's own variables are read, and must be UTF-8; others are never looked at.
+        let mut env = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().filter(|n| n.starts_with("KEYONG")).map(str::to_string) else { continue };
+            let value = value.into_string().map_err(|_| anyhow::anyhow!("environment variable {name} is not UTF-8"))?;
+            env.push((name, value));
+        }
+        let mut settings = keyong_server::Settings::layered(file.as_deref(), env)
             .map_err(|e| anyhow::anyhow!(keyong_model::error_chain(&e)))?;
         let server = &mut settings.server;
         if let Some(p) = &self.data_root {
@@ -273,7 +280,7 @@ enum DevCommand {
         #[arg(long)]
         manifest: PathBuf,
         /// Directory of policy files.
-        #[arg(long, env = "KEYONG_POLICIES", default_value = "policies")]
+        #[arg(long, default_value = "policies")]
         policies: PathBuf,
         /// Privacy units in the twin.
         #[arg(long, default_value_t = 2000)]
@@ -314,7 +321,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CompileWorker { .. } => unreachable!("handled in main"),
         Command::Config { command: ConfigCommand::Show { settings } } => {
-            print!("{}", settings.load()?.to_toml());
+            print!("{}", settings.load()?.to_toml().map_err(|e| anyhow::anyhow!(keyong_model::error_chain(&e)))?);
             Ok(())
         }
         Command::Serve { settings } => {

@@ -15,7 +15,7 @@ fn keyong() -> Command {
 fn help_documents_every_subcommand() {
     let out = keyong().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["serve", "sim", "dev", "ingest", "release", "keygen", "sign", "walkthrough"] {
+    for cmd in ["serve", "config", "sim", "dev", "ingest", "release", "keygen", "sign", "walkthrough"] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
     let dev = String::from_utf8(keyong().args(["dev", "run", "--help"]).output().unwrap().stdout).unwrap();
@@ -127,6 +127,40 @@ fn bad_input_fails_with_a_message() {
     let out = keyong().args(["dev", "run", "/no/such.wasm", "--mock", "--manifest", "/no/such.json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the manifest"));
+}
+
+/// `keyong config show`: defaults, then the file, then the environment,
+/// then the flags; a value the server cannot use is refused by name.
+#[test]
+fn config_show_prints_the_layered_settings() {
+    let dir = std::env::temp_dir().join(format!("keyong-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keyong.toml");
+    std::fs::write(&file, "[sandbox]\npool_instances = 4\ncall_fuel = 1000\n[schedule]\nallowance = \"5s\"\n").unwrap();
+    let show = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut cmd = keyong();
+        cmd.args(["config", "show", "--config"]).arg(&file).args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = show(&[("KEYONG__SANDBOX__POOL_INSTANCES", "8")], &["--listen", "127.0.0.1:9000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: toml::Table = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    assert_eq!(shown["sandbox"]["pool_instances"].as_integer(), Some(8), "the environment beats the file");
+    assert_eq!(shown["sandbox"]["call_fuel"].as_integer(), Some(1000), "the file beats the default");
+    assert_eq!(shown["schedule"]["allowance"].as_str(), Some("5s"));
+    assert_eq!(shown["server"]["listen"].as_str(), Some("127.0.0.1:9000"), "the flag beats them all");
+    assert_eq!(shown["run"]["min_contributors"].as_integer(), Some(10), "defaults fill the rest");
+
+    let out = show(&[("KEYONG__SANDBOX__POOL_INSTANCES", "0")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox.pool_instances must be at least 1"));
+    let out = show(&[("KEYONG__SANDBOX__POOL_SIZE", "3")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pool_size"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

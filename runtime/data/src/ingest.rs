@@ -202,7 +202,7 @@ pub fn ingest(landing: &Dir, source: &str, policy: &DatasetPolicy, secret: &[u8]
         .build()?;
     let plan = plan(policy, reader.schema().as_ref())?;
     datasets.create_dir_all(&policy.name)?;
-    let nonce = keyong_crypto::random_hex32().map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+    let nonce = keyong_crypto::random_hex32()?;
     let tmp = format!("{}/.ingest-{}.tmp", policy.name, &nonce[..16]);
     let written = (|| {
         let out = Sm3Writer::new(BufWriter::new(datasets.create(&tmp)?.into_std()));

@@ -31,29 +31,32 @@ pub enum Error {
     #[error("direct identifier ({detector}) survived desensitisation in column `{column}`")]
     IdentifierSurvived { column: String, detector: &'static str },
     /// A file could not be read or written under the data root.
-    #[error("storage error: {0}")]
+    #[error("storage error")]
     Io(#[from] std::io::Error),
     /// DataFusion, Arrow or Parquet failed.
-    #[error("query engine error: {0}")]
-    Engine(String),
+    #[error("query engine error")]
+    Engine(#[source] Box<datafusion::error::DataFusionError>),
+    /// Drawing a random nonce failed.
+    #[error("cannot draw randomness")]
+    Random(#[from] keyong_crypto::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<datafusion::error::DataFusionError> for Error {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        Error::Engine(e.to_string())
+        Error::Engine(Box::new(e))
     }
 }
 
 impl From<datafusion::arrow::error::ArrowError> for Error {
     fn from(e: datafusion::arrow::error::ArrowError) -> Self {
-        Error::Engine(e.to_string())
+        Error::Engine(Box::new(e.into()))
     }
 }
 
 impl From<datafusion::parquet::errors::ParquetError> for Error {
     fn from(e: datafusion::parquet::errors::ParquetError) -> Self {
-        Error::Engine(e.to_string())
+        Error::Engine(Box::new(e.into()))
     }
 }

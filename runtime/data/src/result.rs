@@ -9,7 +9,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 
 use keyong_model::api::ResultTable;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// The table as one Parquet file.
 pub fn table_to_parquet(t: &ResultTable) -> Result<Vec<u8>> {
@@ -24,11 +24,11 @@ pub fn table_to_parquet(t: &ResultTable) -> Result<Vec<u8>> {
         arrays.push(Arc::new(Float64Array::from(t.rows.iter().map(|r| r.values[j]).collect::<Vec<_>>())));
     }
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::Engine(e.to_string()))?;
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema, None).map_err(|e| Error::Engine(e.to_string()))?;
-    writer.write(&batch).map_err(|e| Error::Engine(e.to_string()))?;
-    writer.close().map_err(|e| Error::Engine(e.to_string()))?;
+    let mut writer = ArrowWriter::try_new(&mut out, schema, None)?;
+    writer.write(&batch)?;
+    writer.close()?;
     Ok(out)
 }
 

@@ -68,8 +68,8 @@ pub enum Error {
     /// A reviewed-mode module's output does not match its manifest.
     #[error("the module's output is not what its manifest declares")]
     Output(#[source] keyong_check::Error),
-    /// A DP mechanism refused or failed.
-    #[error("the DP release failed")]
+    /// A DP mechanism refused its parameters (a preview's too) or failed.
+    #[error("the DP mechanism refused or failed")]
     Privacy(#[from] keyong_privacy::Error),
     /// Sealing or opening failed (an altered blob, a wrong key).
     #[error("sealing or opening failed")]

@@ -27,16 +27,21 @@ pub enum Error {
     /// The caller asked for something no mechanism can provide (e.g. ρ ≤ 0).
     #[error("invalid privacy parameters: {0}")]
     InvalidParameters(String),
-    /// OpenDP refused to build or run a mechanism.
+    /// A mechanism would be unsound (a zero noise scale) or could not be
+    /// calibrated.
     #[error("differential privacy mechanism failed: {0}")]
     Mechanism(String),
+    /// OpenDP itself refused or failed; its error (variant, message,
+    /// backtrace) is the cause.
+    #[error("OpenDP failed: {}", .0.message.as_deref().unwrap_or("no message"))]
+    OpenDp(#[source] Box<opendp::error::Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<opendp::error::Error> for Error {
     fn from(e: opendp::error::Error) -> Self {
-        Error::Mechanism(format!("{:?}: {}", e.variant, e.message.unwrap_or_default()))
+        Error::OpenDp(Box::new(e))
     }
 }
 

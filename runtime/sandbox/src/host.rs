@@ -260,11 +260,12 @@ impl Sandbox {
             .table_keep_resident(1 << 16);
         let mut config = compile_config(&limits);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool)).memory_init_cow(true);
-        let engine = Engine::new(&config).map_err(|e| Error::Setup(e.to_string()))?;
+        let wasmtime = |what| move |e: wasmtime::Error| Error::Wasmtime { what, source: e.into() };
+        let engine = Engine::new(&config).map_err(wasmtime("the engine"))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Setup(e.to_string()))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasmtime("WASI"))?;
         bindings::aggregate::Aggregate::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| Error::Setup(e.to_string()))?;
+            .map_err(wasmtime("the host interface"))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (weak, stop) = (engine.weak(), stop_ticker.clone());
@@ -279,7 +280,7 @@ impl Sandbox {
                     }
                 }
             })
-            .map_err(|e| Error::Setup(e.to_string()))?;
+            .map_err(|e| Error::Wasmtime { what: "the epoch ticker", source: Box::new(e) })?;
         let slots = Slots { free: Mutex::new(limits.pool_instances), released: std::sync::Condvar::new() };
         let compiled = Mutex::new(Cache::default());
         Ok(Self { engine, linker, limits, compiled, compiling: Mutex::new(()), stop_ticker, slots })

@@ -36,9 +36,16 @@ pub enum Error {
     /// about the module only, never about data.
     #[error("{0}")]
     InvalidModule(String),
-    /// The host could not set up the engine or a pool.
+    /// The host could not run the compile worker, or it was starved.
     #[error("sandbox setup failed: {0}")]
     Setup(String),
+    /// wasmtime could not build the engine or link the host.
+    #[error("sandbox setup failed: {what}")]
+    Wasmtime {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

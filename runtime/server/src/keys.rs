@@ -66,10 +66,12 @@ pub enum KeyError {
     },
     #[error("{KEYS_FILE} is corrupt")]
     Corrupt(#[source] serde_json::Error),
-    #[error("{KEYS_FILE} holds a malformed key")]
+    #[error("a platform key could not be made or read")]
     Key(#[from] keyong_crypto::Error),
+    /// Without the hex decoder's error, which would quote a character of
+    /// the secret and its position.
     #[error("{KEYS_FILE} holds a malformed pseudonym secret")]
-    Secret(#[from] hex::FromHexError),
+    Secret,
     #[error("the store failed")]
     Store(#[from] keyong_store::Error),
 }
@@ -94,7 +96,7 @@ impl Keys {
         Ok(Self {
             platform: SigningKey::from_hex(&file.sm2_secret_hex)?,
             seal: SealKey::from_hex(&file.sm4_key_hex)?,
-            pseudonym_secret: hex::decode(&file.pseudonym_secret_hex)?,
+            pseudonym_secret: hex::decode(&file.pseudonym_secret_hex).map_err(|_| KeyError::Secret)?,
         })
     }
 }

@@ -22,6 +22,14 @@ use crate::Quotas;
 /// `KEYONG__SANDBOX__POOL_INSTANCES=8` sets `[sandbox] pool_instances`.
 pub const ENV_PREFIX: &str = "KEYONG__";
 
+/// Environment variables of earlier versions and what replaced them.
+const RENAMED: [(&str, &str); 4] = [
+    ("KEYONG_DATA_ROOT", "KEYONG__SERVER__DATA_ROOT"),
+    ("KEYONG_POLICIES", "KEYONG__SERVER__POLICIES"),
+    ("KEYONG_LISTEN", "KEYONG__SERVER__LISTEN"),
+    ("KEYONG_MIN_CONTRIBUTORS", "KEYONG__RUN__MIN_CONTRIBUTORS"),
+];
+
 /// Everything a keyong server can be told.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -74,6 +82,9 @@ pub enum SettingsError {
     /// A layer names an unknown setting or gives one a value of the wrong type.
     #[error("the settings do not fit")]
     Shape(#[source] toml::de::Error),
+    /// The settings cannot be written as TOML (a path that is not UTF-8).
+    #[error("the settings cannot be printed as TOML")]
+    Print(#[source] toml::ser::Error),
     /// A value is out of its range.
     #[error("{key} {reason}")]
     Invalid { key: &'static str, reason: String },
@@ -82,32 +93,47 @@ pub enum SettingsError {
 impl Settings {
     /// The defaults, overlaid by the settings file's text (when given), then
     /// by every `KEYONG__SECTION__KEY` pair in `env` (other names are
-    /// ignored), then validated. Values in the environment are TOML
-    /// (`8`, `true`, `"60s"`); a value that is not TOML is taken as a string.
+    /// ignored), then validated. An environment value is taken as a string
+    /// where the setting is one (a path, an address, a duration such as
+    /// `60s`), and as TOML otherwise (`8`, `true`). The variables of earlier
+    /// versions (`KEYONG_DATA_ROOT`, …) are refused, not ignored.
     pub fn layered(file: Option<&str>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
-        let mut merged = toml::Table::try_from(Settings::default()).expect("the defaults serialise");
+        let defaults = toml::Table::try_from(Settings::default()).expect("the defaults serialise");
+        let mut merged = defaults.clone();
         if let Some(text) = file {
             merge(&mut merged, text.parse::<toml::Table>().map_err(SettingsError::File)?);
+            merged.clone().try_into::<Settings>().map_err(SettingsError::Shape)?;
         }
+        let mut seen = std::collections::BTreeSet::new();
         for (name, value) in env {
+            if let Some(new) = RENAMED.iter().find(|(old, _)| *old == name).map(|(_, new)| new) {
+                let reason = format!("is no longer read; set {new} (or use the settings file)");
+                return Err(SettingsError::Env { name, reason });
+            }
             let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
             let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
             if keys.len() != 2 || keys.iter().any(String::is_empty) {
                 let reason = "use KEYONG__SECTION__KEY, e.g. KEYONG__SANDBOX__POOL_INSTANCES".to_string();
                 return Err(SettingsError::Env { name, reason });
             }
-            let value = format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(toml::Value::String(value));
+            if !seen.insert(keys.clone()) {
+                let reason = "sets the same setting as another variable (names differ only in case)".to_string();
+                return Err(SettingsError::Env { name, reason });
+            }
+            let is_string = defaults.get(&keys[0]).and_then(|t| t.get(&keys[1])).is_some_and(toml::Value::is_str);
+            let typed = || format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v"));
+            let value = if is_string { None } else { typed() }.unwrap_or(toml::Value::String(value.clone()));
             let mut section = toml::Table::new();
             section.insert(keys[1].clone(), value);
             let mut layer = toml::Table::new();
             layer.insert(keys[0].clone(), toml::Value::Table(section));
             merge(&mut merged, layer);
+            // Each variable is checked as it lands, so an error names it.
+            if let Err(e) = merged.clone().try_into::<Settings>() {
+                return Err(SettingsError::Env { name, reason: e.message().to_string() });
+            }
         }
-        let settings: Settings = merged.try_into().map_err(SettingsError::Shape)?;
+        let settings = merged.try_into::<Settings>().map_err(SettingsError::Shape)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -130,6 +156,11 @@ impl Settings {
         positive("sandbox.job_deadline_ms", s.job_deadline_ms)?;
         positive("sandbox.compile_timeout_ms", s.compile_timeout_ms)?;
         positive("sandbox.compiled_modules", s.compiled_modules as u64)?;
+        positive("sandbox.table_elements", s.table_elements as u64)?;
+        positive("sandbox.hostcall_bytes", s.hostcall_bytes as u64)?;
+        positive("sandbox.max_functions", u64::from(s.max_functions))?;
+        positive("sandbox.max_locals_per_function", u64::from(s.max_locals_per_function))?;
+        positive("sandbox.max_function_bytes", u64::from(s.max_function_bytes))?;
         if s.compile_memory_bytes < 64 << 20 {
             let reason = "must be at least 64 MiB: a compiler needs room".into();
             return Err(SettingsError::Invalid { key: "sandbox.compile_memory_bytes", reason });
@@ -142,18 +173,24 @@ impl Settings {
         let t = &self.schedule;
         positive("schedule.fuel_per_second", t.fuel_per_second)?;
         positive("schedule.sql_rows_per_second", t.sql_rows_per_second)?;
-        if t.max_period.is_zero() {
-            return Err(SettingsError::Invalid { key: "schedule.max_period", reason: "must be positive".into() });
+        if t.max_period <= t.allowance {
+            let reason =
+                format!("must be longer than schedule.allowance ({:?}): no job could be scheduled", t.allowance);
+            return Err(SettingsError::Invalid { key: "schedule.max_period", reason });
         }
         let q = &self.quotas;
         positive("quotas.jobs_in_flight_per_operator", q.jobs_in_flight_per_operator)?;
         positive("quotas.jobs_in_flight_per_scenario", q.jobs_in_flight_per_scenario)?;
+        positive("quotas.run_seconds_per_day_per_operator", q.run_seconds_per_day_per_operator)?;
+        positive("quotas.run_seconds_per_day_per_scenario", q.run_seconds_per_day_per_scenario)?;
+        positive("quotas.compile_seconds_per_day_per_operator", q.compile_seconds_per_day_per_operator)?;
         Ok(())
     }
 
-    /// The effective settings as TOML (what `keyong config show` prints).
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("settings serialise")
+    /// The effective settings as TOML (what `keyong config show` prints);
+    /// fails only for a path that is not UTF-8, which TOML cannot hold.
+    pub fn to_toml(&self) -> Result<String, SettingsError> {
+        toml::to_string(self).map_err(SettingsError::Print)
     }
 }
 
@@ -188,6 +225,12 @@ mod tests {
         assert_eq!(s.sandbox.memory_bytes, Limits::default().memory_bytes, "the rest stays default");
         let s = Settings::layered(None, env(&[("KEYONG__SERVER__LISTEN", "127.0.0.1:0")])).unwrap();
         assert_eq!(s.server.listen.port(), 0, "a value that is not TOML is a string");
+        let s = Settings::layered(None, env(&[("KEYONG__SERVER__DATA_ROOT", "2026")])).unwrap();
+        assert_eq!(
+            s.server.data_root,
+            std::path::Path::new("2026"),
+            "a path stays a string even when it reads as TOML"
+        );
     }
 
     #[test]
@@ -201,15 +244,22 @@ mod tests {
         assert!(refused(Some("[sandbox]\npool_size = 3\n"), &[]).contains("do not fit"));
         assert!(refused(Some("[sandbox"), &[]).contains("does not parse"));
         assert!(refused(None, &[("KEYONG__POOL", "3")]).contains("KEYONG__SECTION__KEY"));
-        assert!(refused(None, &[("KEYONG__SANDBOX__CALL_FUEL", "\"lots\"")]).contains("do not fit"));
+        let wrong_type = refused(None, &[("KEYONG__SANDBOX__CALL_FUEL", "\"lots\"")]);
+        assert!(wrong_type.starts_with("environment variable KEYONG__SANDBOX__CALL_FUEL"), "{wrong_type}");
+        assert!(refused(None, &[("KEYONG_DATA_ROOT", "/srv")]).contains("KEYONG__SERVER__DATA_ROOT"));
+        assert!(
+            refused(None, &[("KEYONG__RUN__MIN_CONTRIBUTORS", "5"), ("KEYONG__run__min_contributors", "9")])
+                .contains("only in case")
+        );
+        assert!(refused(None, &[("KEYONG__SCHEDULE__MAX_PERIOD", "30s")]).contains("longer than schedule.allowance"));
         assert!(refused(None, &[("KEYONG__SCHEDULE__FUEL_PER_SECOND", "0")]).contains("fuel_per_second"));
     }
 
     #[test]
     fn the_printed_settings_read_back_as_they_were() {
         let s = Settings::layered(None, env(&[("KEYONG__RUN__MIN_CONTRIBUTORS", "12")])).unwrap();
-        let again = Settings::layered(Some(&s.to_toml()), Vec::new()).unwrap();
-        assert_eq!(again.to_toml(), s.to_toml());
+        let again = Settings::layered(Some(&s.to_toml().unwrap()), Vec::new()).unwrap();
+        assert_eq!(again.to_toml().unwrap(), s.to_toml().unwrap());
         assert_eq!(again.run.min_contributors, 12);
     }
 }
