@@ -51,6 +51,14 @@ fn output(cmd: &mut Command) -> anyhow::Result<String> {
 /// The cargo-machete that finds unused dependencies (from crates.io).
 const MACHETE_VERSION: &str = "0.9.2";
 
+/// cargo-machete, run as itself (where `cargo install` put it, on the PATH
+/// beside cargo) over the workspace.
+fn machete() -> Command {
+    let mut c = Command::new("cargo-machete");
+    c.current_dir(workspace());
+    c
+}
+
 /// Installs what the build needs: the guest target, the rustfmt/clippy
 /// components, and cargo-machete.
 fn setup() -> anyhow::Result<()> {
@@ -64,7 +72,7 @@ fn setup() -> anyhow::Result<()> {
             run(Command::new("rustup").args(["component", "add", c]))?;
         }
     }
-    let machete = output(cargo().args(["machete", "--version"])).unwrap_or_default();
+    let machete = output(machete().arg("--version")).unwrap_or_default();
     if !machete.contains(MACHETE_VERSION) {
         run(cargo().args(["install", "--locked", "cargo-machete", "--version", MACHETE_VERSION]))?;
     }
@@ -181,7 +189,7 @@ fn test() -> anyhow::Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     // Unused dependencies fail the build.
-    run(cargo().arg("machete"))?;
+    run(&mut machete())?;
     run(cargo().args(["test", "--workspace", "--locked"]).env("KEYONG_ACRO_PYTHON", acro))?;
     Ok(())
 }
