@@ -2,6 +2,7 @@
 //! whole life of a job driven as a client would, shared by `cargo xtask
 //! demo` (through `keyong walkthrough`) and the end-to-end tests.
 
+mod governance;
 pub mod walkthrough;
 
 use reqwest::Method;

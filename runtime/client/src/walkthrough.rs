@@ -37,6 +37,8 @@ pub struct Actors {
     pub reviewers: [String; 2],
     pub operator: String,
     pub operator_org: String,
+    /// The operator's authorisation agreement.
+    pub agreement: String,
     pub operator_key: SigningKey,
 }
 
@@ -61,13 +63,8 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 /// Sets up the authority, agency, reviewers and one operator.
 pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn FnMut(&str)) -> Result<Actors> {
     let authority = base.as_user(bootstrap_token);
-    let agency_org = authority
-        .create_org(&CreateOrg {
-            name: "实施机构 Operating Agency".into(),
-            kind: OrgKind::Agency,
-            agreement_until: None,
-        })
-        .await?;
+    let agency_org =
+        authority.create_org(&CreateOrg { name: "实施机构 Operating Agency".into(), kind: OrgKind::Agency }).await?;
     let user = |org: &str, name: &str, role| CreateUser { org_id: org.into(), name: name.into(), role };
     let agency = authority.create_user(&user(&agency_org.id, "agency officer", Role::Agency)).await?;
     say(&format!("authority created the agency `{}` and its officer", agency_org.name));
@@ -82,15 +79,12 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
     say("agency created two reviewer accounts; the authority confirmed each (filed) and issued their tokens");
     let until = crate::now().date() + time::Duration::days(730);
     let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable");
-    let op_org = agency_client
-        .create_org(&CreateOrg {
-            name: "运营机构 Grid Insights Ltd.".into(),
-            kind: OrgKind::Operator,
-            agreement_until: Some(until.clone()),
-        })
-        .await?;
+    let (op_org, agreement) = agency_client.admit_operator("运营机构 Grid Insights Ltd.", &until).await?;
     let operator = agency_client.create_user(&user(&op_org.id, "operator developer", Role::Operator)).await?;
-    say(&format!("agency admitted operator `{}` (agreement until {until}, filed with the authority)", op_org.name));
+    say(&format!(
+        "agency admitted operator `{}` by public tender: application, evaluation, publicity without objection, agreement until {until} passed by its collective decision (三重一大) and filed with the authority",
+        op_org.name
+    ));
     let key = SigningKey::generate()?;
     base.as_user(&operator.token).set_signing_key(&key.public_key_hex()).await?;
     say("operator registered its SM2 public key");
@@ -100,6 +94,7 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         reviewers: [reviewers[0].clone(), reviewers[1].clone()],
         operator: operator.token,
         operator_org: op_org.id,
+        agreement: agreement.id,
         operator_key: key,
     })
 }

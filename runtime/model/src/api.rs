@@ -17,10 +17,9 @@ pub struct ApiError {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     pub name: String,
+    /// An operator organisation starts as an applicant; it acts once an
+    /// admission concludes with its agreement (`docs/authority-guide.md`).
     pub kind: OrgKind,
-    /// Operators only: last day of the authorisation agreement (YYYY-MM-DD, ≤ 3 years ahead).
-    #[serde(default)]
-    pub agreement_until: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +27,6 @@ pub struct Org {
     pub id: String,
     pub name: String,
     pub kind: OrgKind,
-    pub agreement_until: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 
 pub mod api;
 mod error;
+pub mod governance;
 pub mod manifest;
 pub mod report;
 mod rows;

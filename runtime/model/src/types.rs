@@ -14,7 +14,7 @@ pub struct UnknownValue {
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vm])* $variant),+ }
 
@@ -26,11 +26,11 @@ macro_rules! wire_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = UnknownValue;
-            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+            type Err = $crate::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, $crate::UnknownValue> {
                 match s {
                     $($s => Ok(Self::$variant),)+
-                    other => Err(UnknownValue { kind: stringify!($name), value: other.to_string() }),
+                    other => Err($crate::UnknownValue { kind: stringify!($name), value: other.to_string() }),
                 }
             }
         }
@@ -42,6 +42,8 @@ macro_rules! wire_enum {
         }
     };
 }
+
+pub(crate) use wire_enum;
 
 wire_enum! {
     /// What a user may do; checked on every API call.
@@ -92,6 +94,9 @@ wire_enum! {
         Approved = "approved",
         /// Rejected by the agency or the authority.
         Rejected = "rejected",
+        /// The operator exited (its agreement expired or was terminated):
+        /// closed for good.
+        Closed = "closed",
     }
 }
 
@@ -121,6 +126,9 @@ wire_enum! {
         Released = "released",
         /// The run failed; the reason is visible to the agency and reviewers only.
         Failed = "failed",
+        /// The operator exited before the job was released or decided for
+        /// good: it never runs again and nothing of it reaches anyone.
+        Cancelled = "cancelled",
         /// What an operator sees for queued, running, under-review and failed jobs.
         Pending = "pending",
     }
@@ -135,21 +143,25 @@ impl JobStatus {
         use JobStatus::*;
         match from {
             // The runner claims it, it fails, or the operator withdraws it.
-            Queued => matches!(to, Running | Failed | Withdrawn),
+            // Every job not yet released or decided for good is cancelled
+            // when its operator exits.
+            Queued => matches!(to, Running | Failed | Withdrawn | Cancelled),
             // Checked (under review, or auto-approved), failed, or withdrawn.
-            Running => matches!(to, UnderReview | Approved | Failed | Withdrawn),
+            Running => matches!(to, UnderReview | Approved | Failed | Withdrawn | Cancelled),
             // A vote decides, or decides nothing yet (the job stays under review).
-            UnderReview => {
-                matches!(to, UnderReview | AwaitingSignoff | Approved | ChangesRequested | Rejected | Withdrawn)
-            }
-            AwaitingSignoff => matches!(to, Approved | Rejected | Withdrawn),
+            UnderReview => matches!(
+                to,
+                UnderReview | AwaitingSignoff | Approved | ChangesRequested | Rejected | Withdrawn | Cancelled
+            ),
+            AwaitingSignoff => matches!(to, Approved | Rejected | Withdrawn | Cancelled),
             // Released; rejected by the differencing guard at release; withdrawn.
-            Approved => matches!(to, Released | Rejected | Withdrawn),
+            Approved => matches!(to, Released | Rejected | Withdrawn | Cancelled),
             // A decision the operator does not see yet can still be withdrawn
             // (refusing would reveal it); the agency closes a failed run.
-            ChangesRequested | Rejected => to == Withdrawn,
-            Failed => matches!(to, Rejected | Withdrawn),
-            Withdrawn | Released | Pending => false,
+            ChangesRequested => matches!(to, Withdrawn | Cancelled),
+            Rejected => to == Withdrawn,
+            Failed => matches!(to, Rejected | Withdrawn | Cancelled),
+            Withdrawn | Released | Cancelled | Pending => false,
         }
     }
 }
@@ -255,6 +267,7 @@ mod tests {
             "withdrawn",
             "released",
             "failed",
+            "cancelled",
         ] {
             assert_eq!(s.parse::<JobStatus>().unwrap().as_str(), s);
         }
@@ -286,6 +299,10 @@ mod tests {
         assert_eq!(all.iter().filter(|&&s| JobStatus::can_move(s, Released)).count(), 1);
         assert_eq!(all.iter().filter(|&&s| JobStatus::can_move(s, Running)).collect::<Vec<_>>(), [&Queued]);
         assert!(!JobStatus::can_move(Failed, Approved), "a failed run is never approved");
+        // An operator's exit cancels every job not released, withdrawn or rejected.
+        for s in [Queued, Running, UnderReview, AwaitingSignoff, Approved, ChangesRequested, Failed] {
+            assert!(JobStatus::can_move(s, Cancelled), "{s}");
+        }
         assert!(!JobStatus::can_move(Rejected, Approved) && !JobStatus::can_move(ChangesRequested, Approved));
     }
 }

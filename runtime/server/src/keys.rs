@@ -109,12 +109,10 @@ pub(crate) async fn bootstrap(store: &Store, root: &Dir, keys: &Keys) -> Result<
     }
     let token = keyong_crypto::random_hex32()?;
     let mut tx = store.begin().await?;
-    let org = Org {
-        id: "authority".into(),
-        name: "公共数据主管部门 Public Data Authority".into(),
-        kind: OrgKind::Authority,
-        agreement_until: None,
-    };
+    let org =
+        Org {
+            id: "authority".into(), name: "公共数据主管部门 Public Data Authority".into(), kind: OrgKind::Authority
+        };
     tx.insert_org(&org).await?;
     tx.insert_user("authority-admin", &org.id, "authority admin", Role::Authority, &keys.token_hash(&token), "system")
         .await?;

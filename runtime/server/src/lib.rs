@@ -78,6 +78,23 @@ pub enum StartError {
     Sandbox(#[from] keyong_sandbox::Error),
     #[error("the sandbox has no compile worker: a server compiles modules only under its limits")]
     NoCompileWorker,
+    #[error("the operators whose agreements lapsed could not exit")]
+    Exits(#[source] Box<ApiError>),
+}
+
+/// How often lapsed agreements are looked for: an operator whose last day
+/// has passed exits within this long.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Exits the operators whose agreements lapse, every [`SWEEP_EVERY`].
+async fn sweep_lapsed_agreements(state: AppState) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        if let Err(e) = routes::exit_lapsed(&state).await {
+            tracing::error!(error = %keyong_model::error_chain(&e), "lapsed agreements could not be ended");
+        }
+    }
 }
 
 /// A running server.
@@ -120,6 +137,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         .map_err(|source| StartError::Io { what: format!("listen address {listen}"), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
     runner::recover(&state).await?;
+    routes::exit_lapsed(&state).await.map_err(|e| StartError::Exits(Box::new(e)))?;
+    tokio::spawn(sweep_lapsed_agreements(state.clone()));
     let app = routes::router(state);
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -113,8 +113,9 @@ pub(crate) fn as_seen(job: &JobRow, now: OffsetDateTime) -> (JobStatus, String) 
     let v = &job.view;
     let pending = (JobStatus::Pending, v.created_at.clone());
     match v.status {
-        // The operator's own acts, to the second.
-        JobStatus::Withdrawn | JobStatus::Released => (v.status, to_the_second(&v.updated_at)),
+        // The operator's own acts, to the second, and its exit (a time of
+        // the agreement's, not of any row).
+        JobStatus::Withdrawn | JobStatus::Released | JobStatus::Cancelled => (v.status, to_the_second(&v.updated_at)),
         JobStatus::Approved | JobStatus::ChangesRequested | JobStatus::Rejected => {
             let (Some(created), Some(decided)) = (parse(&v.created_at), parse(&v.updated_at)) else { return pending };
             let shown = slot(created, Duration::from_millis(job.period_ms), decided);

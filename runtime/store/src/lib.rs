@@ -11,6 +11,7 @@
 // Unit tests may touch files, the environment and the clock (clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod governance;
 mod rows;
 mod tx;
 
@@ -66,7 +67,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema version this code writes (`PRAGMA user_version`; the
 /// statement in [`Store::open_sqlite`] spells the same number).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// A released product and what the public list shows of it.
 #[derive(Debug, Clone)]
@@ -110,7 +111,7 @@ impl Store {
             )));
         }
         sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
-        sqlx::raw_sql("PRAGMA user_version = 4").execute(&pool).await?;
+        sqlx::raw_sql("PRAGMA user_version = 5").execute(&pool).await?;
         Ok(Self { pool, checkpoint_key: None })
     }
 
@@ -125,8 +126,10 @@ impl Store {
     }
 
     pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<UserRow>> {
-        let row =
-            sqlx::query("SELECT * FROM users WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE token_hash = ? AND disabled_at IS NULL")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| UserRow::from_row(&r)).transpose()
     }
 
@@ -412,14 +415,9 @@ mod tests {
 
     async fn seed(store: &Store, rho_dataset: f64, rho_scenario: f64) {
         let mut tx = store.begin().await.unwrap();
-        tx.insert_org(&keyong_model::api::Org {
-            id: "o1".into(),
-            name: "op".into(),
-            kind: OrgKind::Operator,
-            agreement_until: None,
-        })
-        .await
-        .unwrap();
+        tx.insert_org(&keyong_model::api::Org { id: "o1".into(), name: "op".into(), kind: OrgKind::Operator })
+            .await
+            .unwrap();
         tx.insert_user("u1", "o1", "alice", keyong_model::Role::Operator, "th", "system").await.unwrap();
         let budget = Budget {
             rho_total: rho_dataset,
@@ -563,12 +561,7 @@ mod tests {
         assert_eq!(store.audit_entries().await.unwrap().len(), before);
         let mut tx = store.begin().await.unwrap();
         let dup = tx
-            .insert_org(&keyong_model::api::Org {
-                id: "o2".into(),
-                name: "op".into(),
-                kind: OrgKind::Operator,
-                agreement_until: None,
-            })
+            .insert_org(&keyong_model::api::Org { id: "o2".into(), name: "op".into(), kind: OrgKind::Operator })
             .await;
         assert!(matches!(dup, Err(Error::Conflict)));
         let _ = std::fs::remove_file(path);

@@ -26,12 +26,7 @@ fn epsilon(rho: f64) -> f64 {
 }
 
 pub(crate) fn org_from_row(r: &SqliteRow) -> Result<Org> {
-    Ok(Org {
-        id: r.get("id"),
-        name: r.get("name"),
-        kind: parse("org kind", r.get("kind"))?,
-        agreement_until: r.get("agreement_until"),
-    })
+    Ok(Org { id: r.get("id"), name: r.get("name"), kind: parse("org kind", r.get("kind"))? })
 }
 
 pub(crate) fn vote_from_row(r: &SqliteRow) -> Result<VoteRecord> {

@@ -4,7 +4,6 @@ CREATE TABLE IF NOT EXISTS orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
-    agreement_until TEXT,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS users (
@@ -18,6 +17,8 @@ CREATE TABLE IF NOT EXISTS users (
     -- confirmed it: a reviewer account takes effect only once confirmed.
     created_by TEXT NOT NULL,
     confirmed_by TEXT,
+    -- Set when the user's organisation exits: the token stops working.
+    disabled_at TEXT,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS datasets (
@@ -64,6 +65,8 @@ CREATE TABLE IF NOT EXISTS modules (
     manifest_json TEXT NOT NULL,
     signature TEXT NOT NULL,
     wasm BLOB NOT NULL,
+    -- Set when the operator exits: `wasm` is emptied then.
+    deleted_at TEXT,
     created_at TEXT NOT NULL
 );
 -- Every compilation a submission caused, accepted or refused: the CPU
@@ -188,3 +191,32 @@ CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+
+-- The operator life cycle (二(六)): admission procedures, agreements and
+-- exits. Each record is its JSON form; `status` and `until` are columns so
+-- that updates are conditional on them.
+CREATE TABLE IF NOT EXISTS admissions (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    body_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agreements (
+    id TEXT PRIMARY KEY,
+    operator_org TEXT NOT NULL REFERENCES orgs(id),
+    admission TEXT NOT NULL UNIQUE REFERENCES admissions(id),
+    status TEXT NOT NULL,
+    until TEXT NOT NULL,
+    body_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+-- One agreement that has not ended per operator at a time.
+CREATE UNIQUE INDEX IF NOT EXISTS agreements_live ON agreements (operator_org) WHERE status != 'ended';
+CREATE TABLE IF NOT EXISTS exits (
+    org TEXT PRIMARY KEY REFERENCES orgs(id),
+    record_json TEXT NOT NULL,
+    record_sm3 TEXT NOT NULL,
+    at TEXT NOT NULL
+);

@@ -12,8 +12,8 @@ use keyong_model::{Charge, JobStatus, Loss, Manifest, Role, ScenarioStatus};
 use crate::{Error, JobLoad, Result, now};
 
 pub struct Tx {
-    tx: Transaction<'static, Sqlite>,
-    now: String,
+    pub(crate) tx: Transaction<'static, Sqlite>,
+    pub(crate) now: String,
     checkpoint_key: Option<std::sync::Arc<keyong_crypto::SigningKey>>,
     /// Jobs whose status this transaction moved and has not yet audited:
     /// [`Tx::commit`] refuses while any is left.
@@ -149,11 +149,10 @@ impl Tx {
     }
 
     pub async fn insert_org(&mut self, org: &Org) -> Result<()> {
-        sqlx::query("INSERT INTO orgs (id, name, kind, agreement_until, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO orgs (id, name, kind, created_at) VALUES (?, ?, ?, ?)")
             .bind(&org.id)
             .bind(&org.name)
             .bind(org.kind.as_str())
-            .bind(&org.agreement_until)
             .bind(&self.now)
             .execute(&mut *self.tx)
             .await?;

@@ -9,6 +9,7 @@ mod audit;
 mod bad_input;
 mod flood;
 mod life_cycle;
+mod operators;
 mod privacy;
 mod soundness;
 

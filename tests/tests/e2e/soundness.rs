@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use keyong_client::{Client, sign_module, verify_bundle, walkthrough};
-use keyong_model::api::{CreateOrg, CreateUser, DecisionRequest, ScenarioDataset, ScenarioRequest, SubmitJob};
-use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Mode, OrgKind, Role, ValueSpec};
+use keyong_model::api::{CreateUser, DecisionRequest, ScenarioDataset, ScenarioRequest, SubmitJob};
+use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Mode, Role, ValueSpec};
 use keyong_tests::{TestServer, blocks_manifest, hostile_wasm};
 
 use super::code;
@@ -100,10 +100,7 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     // conflict, and none of the first organisation's spending in its view.
     let until = time::OffsetDateTime::now_utc().date() + time::Duration::days(365);
     let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap();
-    let org_b = agency
-        .create_org(&CreateOrg { name: "运营机构 B".into(), kind: OrgKind::Operator, agreement_until: Some(until) })
-        .await
-        .unwrap();
+    let (org_b, _) = agency.admit_operator("运营机构 B", &until).await.unwrap();
     let b = agency
         .create_user(&CreateUser { org_id: org_b.id.clone(), name: "b dev".into(), role: Role::Operator })
         .await

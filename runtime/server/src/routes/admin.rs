@@ -7,14 +7,11 @@ use keyong_model::api::{
 };
 use keyong_model::{OrgKind, Role};
 
-use super::{check_text, format_date, new_id, parse_date, today};
+use super::{check_text, new_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use axum::extract::State;
-
-/// Longest operator authorisation agreement: 3 years (seed 二(六)).
-const MAX_AGREEMENT_DAYS: i64 = 3 * 366;
 
 pub(crate) async fn me(caller: Caller) -> Json<User> {
     Json(caller.0.api())
@@ -30,42 +27,15 @@ pub(crate) async fn create_org(
     if caller.role() == Role::Agency && matches!(req.kind, OrgKind::Authority | OrgKind::Agency) {
         return Err(ApiError::Forbidden("the agency may admit operators and providers only".into()));
     }
-    let agreement_until = match (req.kind, &req.agreement_until) {
-        (OrgKind::Operator, Some(d)) => {
-            let d = parse_date("agreement_until", d)?;
-            let days = (d - today()).whole_days();
-            if !(1..=MAX_AGREEMENT_DAYS).contains(&days) {
-                return Err(ApiError::PolicyDenied(
-                    "an authorisation agreement must end in the future and last at most 3 years".into(),
-                ));
-            }
-            Some(format_date(d))
-        }
-        (OrgKind::Operator, None) => {
-            return Err(ApiError::BadRequest(
-                "an operator needs agreement_until (its authorisation agreement's last day)".into(),
-            ));
-        }
-        (_, Some(_)) => return Err(ApiError::BadRequest("only operators have an agreement_until".into())),
-        (_, None) => None,
-    };
-    let org = Org { id: new_id(), name: req.name.trim().to_string(), kind: req.kind, agreement_until };
+    // An operator organisation starts as an applicant: its users act only
+    // once an admission concludes with its agreement (`routes/agreements.rs`).
+    let org = Org { id: new_id(), name: req.name.trim().to_string(), kind: req.kind };
     let mut tx = st.store.begin().await?;
     tx.insert_org(&org).await.map_err(|e| match e {
         keyong_store::Error::Conflict => ApiError::Conflict(format!("an organisation named `{}` exists", org.name)),
         other => other.into(),
     })?;
-    tx.audit(
-        caller.id(),
-        "org.create",
-        &org.id,
-        serde_json::json!({ "kind": org.kind, "agreement_until": org.agreement_until }),
-    )
-    .await?;
-    if org.kind == OrgKind::Operator {
-        // 备案: the agreement is filed with the authority.
-        tx.audit(caller.id(), "filing.agreement", &org.id, serde_json::json!({ "until": org.agreement_until })).await?;
-    }
+    tx.audit(caller.id(), "org.create", &org.id, serde_json::json!({ "kind": org.kind })).await?;
     tx.commit().await?;
     Ok(Json(org))
 }

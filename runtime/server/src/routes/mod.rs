@@ -5,6 +5,8 @@
 //! [`Caller`]: crate::auth::Caller
 
 mod admin;
+mod admissions;
+mod agreements;
 mod catalog;
 mod jobs;
 mod modules;
@@ -21,6 +23,8 @@ use crate::error::{ApiError, ApiResult};
 /// Largest request body: a 16 MiB module, base64-encoded, plus its manifest.
 const MAX_BODY_BYTES: usize = 24 << 20;
 
+pub(crate) use agreements::exit_lapsed;
+
 pub(crate) fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
@@ -29,6 +33,21 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/orgs", post(admin::create_org))
         .route("/users", post(admin::create_user))
         .route("/users/{id}/confirm", post(admin::confirm_reviewer))
+        .route("/orgs/{id}/exit", get(agreements::exit_record))
+        .route("/admissions", post(admissions::announce))
+        .route("/admissions/{id}", get(admissions::get))
+        .route("/admissions/{id}/applications", post(admissions::apply))
+        .route("/admissions/{id}/evaluation", post(admissions::evaluate))
+        .route("/admissions/{id}/publicity", post(admissions::publicise))
+        .route("/admissions/{id}/objections", post(admissions::object))
+        .route("/admissions/{id}/objections/{n}/resolve", post(admissions::resolve))
+        .route("/agreements", post(agreements::sign))
+        .route("/agreements/{id}", get(agreements::get))
+        .route("/agreements/{id}/renewal-request", post(agreements::request_renewal))
+        .route("/agreements/{id}/renew", post(agreements::renew))
+        .route("/agreements/{id}/termination-request", post(agreements::request_termination))
+        .route("/agreements/{id}/termination-proposal", post(agreements::propose_termination))
+        .route("/agreements/{id}/termination", post(agreements::decide_termination))
         .route("/datasets", post(catalog::ingest).get(catalog::list))
         .route("/datasets/{name}/approve", post(catalog::approve))
         .route("/scenarios", post(scenarios::apply))

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use time::Duration;
 
 use keyong_model::api::{DecisionRequest, Scenario, ScenarioRequest};
+use keyong_model::governance::{Agreement, AuthorisationMode};
 use keyong_model::{Decision, Grade, Role, ScenarioStatus};
 use keyong_store::ScenarioRow;
 
@@ -25,18 +26,18 @@ pub(crate) async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResu
     Ok(row)
 }
 
-/// Fails unless the operator's agreement is in force today.
-pub(crate) async fn agreement_in_force(st: &AppState, caller: &Caller) -> ApiResult<time::Date> {
-    let org = st.store.org(caller.org()).await?.ok_or_else(|| ApiError::Internal("caller's org missing".into()))?;
-    let until = org
-        .agreement_until
-        .as_deref()
-        .ok_or_else(|| ApiError::PolicyDenied("your organisation has no authorisation agreement".into()))?;
-    let until = parse_date("agreement_until", until)?;
+/// The operator's agreement, and its last day; fails unless it is in
+/// force today (an admission concluded with it, and it has not ended or
+/// lapsed).
+pub(crate) async fn agreement_in_force(st: &AppState, caller: &Caller) -> ApiResult<(Agreement, time::Date)> {
+    let agreement = st.store.live_agreement(caller.org()).await?.ok_or_else(|| {
+        ApiError::PolicyDenied("your organisation holds no authorisation agreement (授权运营协议) in force".into())
+    })?;
+    let until = parse_date("until", &agreement.until)?;
     if until < today() {
         return Err(ApiError::PolicyDenied("your authorisation agreement has expired".into()));
     }
-    Ok(until)
+    Ok((agreement, until))
 }
 
 pub(crate) async fn apply(
@@ -45,7 +46,7 @@ pub(crate) async fn apply(
     Json(req): Json<ScenarioRequest>,
 ) -> ApiResult<Json<Scenario>> {
     caller.require(&[Role::Operator])?;
-    let agreement_until = agreement_in_force(&st, &caller).await?;
+    let (agreement, agreement_until) = agreement_in_force(&st, &caller).await?;
     check_text("title", &req.title, 200)?;
     check_text("purpose", &req.purpose, 2000)?;
     if req.datasets.is_empty() || req.modes.is_empty() {
@@ -56,6 +57,15 @@ pub(crate) async fn apply(
     }
     if today() + Duration::days(i64::from(req.valid_days)) > agreement_until {
         return Err(ApiError::PolicyDenied("the scenario cannot outlast your authorisation agreement".into()));
+    }
+    // Inside the agreement's scope (二(四)); each scenario is still reviewed.
+    let scope = &agreement.scope;
+    if let Some(m) = req.modes.iter().find(|m| !scope.modes.contains(m)) {
+        return Err(ApiError::PolicyDenied(format!("your agreement does not authorise the {} mode", m.as_str())));
+    }
+    let outside = req.datasets.iter().find(|d| !scope.datasets.contains(&d.name));
+    if let (true, Some(d)) = (agreement.mode != AuthorisationMode::Whole, outside) {
+        return Err(ApiError::PolicyDenied(format!("dataset `{}` is outside your agreement's scope", d.name)));
     }
     let (mut max_rho, mut max_delta) = (f64::INFINITY, keyong_model::api::MAX_DELTA);
     let mut names: Vec<&str> = req.datasets.iter().map(|d| d.name.as_str()).collect();

@@ -1,0 +1,221 @@
+//! The operator life cycle's records (二(六)): admission procedures,
+//! agreements and exits, with the writes an exit makes — users disabled,
+//! scenarios closed, modules and unreleased outputs deleted.
+
+use sqlx::Row;
+
+use keyong_model::governance::{Admission, AdmissionStatus, Agreement, AgreementStatus, Deleted};
+
+use crate::{Result, Store, Tx, json};
+
+impl Store {
+    pub async fn admission(&self, id: &str) -> Result<Option<Admission>> {
+        let row =
+            sqlx::query("SELECT body_json FROM admissions WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| json("admission", r.get("body_json"))).transpose()
+    }
+
+    pub async fn agreement(&self, id: &str) -> Result<Option<Agreement>> {
+        let row =
+            sqlx::query("SELECT body_json FROM agreements WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| json("agreement", r.get("body_json"))).transpose()
+    }
+
+    /// The operator's agreement that has not ended, if any.
+    pub async fn live_agreement(&self, org: &str) -> Result<Option<Agreement>> {
+        let row = sqlx::query("SELECT body_json FROM agreements WHERE operator_org = ? AND status != 'ended'")
+            .bind(org)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| json("agreement", r.get("body_json"))).transpose()
+    }
+
+    /// Agreements that have not ended but whose last day is before `today`
+    /// (YYYY-MM-DD): their operators exit.
+    pub async fn lapsed_agreements(&self, today: &str) -> Result<Vec<Agreement>> {
+        let rows = sqlx::query("SELECT body_json FROM agreements WHERE status != 'ended' AND until < ? ORDER BY id")
+            .bind(today)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| json("agreement", r.get("body_json"))).collect()
+    }
+
+    /// An exited operator's record and its SM3.
+    pub async fn exit_record(&self, org: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT record_json, record_sm3 FROM exits WHERE org = ?")
+            .bind(org)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get("record_json"), r.get("record_sm3"))))
+    }
+}
+
+impl Tx {
+    pub async fn insert_admission(&mut self, a: &Admission) -> Result<()> {
+        sqlx::query("INSERT INTO admissions (id, status, body_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&a.id)
+            .bind(a.status.as_str())
+            .bind(serde_json::to_string(a).expect("serialisable"))
+            .bind(&self.now)
+            .bind(&self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces the admission record if it is still in `from`; false otherwise.
+    pub async fn update_admission(&mut self, a: &Admission, from: AdmissionStatus) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE admissions SET status = ?, body_json = ?, updated_at = ? WHERE id = ? AND status = ?")
+                .bind(a.status.as_str())
+                .bind(serde_json::to_string(a).expect("serialisable"))
+                .bind(&self.now)
+                .bind(&a.id)
+                .bind(from.as_str())
+                .execute(&mut *self.tx)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// A second agreement for an operator that has one not ended is a conflict.
+    pub async fn insert_agreement(&mut self, a: &Agreement) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agreements (id, operator_org, admission, status, until, body_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.operator_org)
+        .bind(&a.admission)
+        .bind(a.status.as_str())
+        .bind(&a.until)
+        .bind(serde_json::to_string(a).expect("serialisable"))
+        .bind(&self.now)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces the agreement record if it is still in `from`; false otherwise.
+    pub async fn update_agreement(&mut self, a: &Agreement, from: AgreementStatus) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE agreements SET status = ?, until = ?, body_json = ?, updated_at = ? WHERE id = ? AND status = ?",
+        )
+        .bind(a.status.as_str())
+        .bind(&a.until)
+        .bind(serde_json::to_string(a).expect("serialisable"))
+        .bind(&self.now)
+        .bind(&a.id)
+        .bind(from.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Stops every token of the organisation's users; returns their ids.
+    pub async fn disable_users(&mut self, org: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("UPDATE users SET disabled_at = ? WHERE org_id = ? AND disabled_at IS NULL RETURNING id")
+                .bind(&self.now)
+                .bind(org)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        let mut ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Closes the organisation's scenarios that are not closed; returns their ids.
+    pub async fn close_scenarios(&mut self, org: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "UPDATE scenarios SET status = 'closed' WHERE operator_org = ? AND status != 'closed' RETURNING id",
+        )
+        .bind(org)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Empties the organisation's modules (their WASM); returns what was
+    /// deleted, each with the SM3 of its bytes.
+    pub async fn delete_modules(&mut self, org: &str) -> Result<Vec<Deleted>> {
+        let rows =
+            sqlx::query("SELECT id, wasm FROM modules WHERE operator_org = ? AND deleted_at IS NULL ORDER BY id")
+                .bind(org)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        let deleted: Vec<Deleted> = rows
+            .iter()
+            .map(|r| Deleted {
+                kind: "module".into(),
+                id: r.get("id"),
+                sm3: keyong_crypto::sm3_hex(&r.get::<Vec<u8>, _>("wasm")),
+            })
+            .collect();
+        sqlx::query("UPDATE modules SET wasm = x'', deleted_at = ? WHERE operator_org = ? AND deleted_at IS NULL")
+            .bind(&self.now)
+            .bind(org)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(deleted)
+    }
+
+    /// Deletes the sealed outputs of the organisation's jobs that were never
+    /// released; returns what was deleted, each with the SM3 of the sealed blob.
+    pub async fn delete_unreleased_outputs(&mut self, org: &str) -> Result<Vec<Deleted>> {
+        let rows = sqlx::query(
+            "SELECT id, sealed_output FROM jobs WHERE operator_org = ? AND status != 'released' AND sealed_output IS NOT NULL ORDER BY id",
+        )
+            .bind(org)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let deleted: Vec<Deleted> = rows
+            .iter()
+            .map(|r| Deleted {
+                kind: "output".into(),
+                id: r.get("id"),
+                sm3: keyong_crypto::sm3_hex(&r.get::<Vec<u8>, _>("sealed_output")),
+            })
+            .collect();
+        sqlx::query(
+            "UPDATE jobs SET sealed_output = NULL WHERE operator_org = ? AND status != 'released' AND sealed_output IS NOT NULL",
+        )
+            .bind(org)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(deleted)
+    }
+
+    /// Records an exit (once per organisation).
+    pub async fn insert_exit(&mut self, org: &str, record_json: &str, record_sm3: &str) -> Result<()> {
+        sqlx::query("INSERT INTO exits (org, record_json, record_sm3, at) VALUES (?, ?, ?, ?)")
+            .bind(org)
+            .bind(record_json)
+            .bind(record_sm3)
+            .bind(&self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Jobs of the organisation with one of `statuses`.
+    pub async fn org_jobs_with_status(
+        &mut self,
+        org: &str,
+        statuses: &[keyong_model::JobStatus],
+    ) -> Result<Vec<(String, keyong_model::JobStatus)>> {
+        let rows = sqlx::query("SELECT id, status FROM jobs WHERE operator_org = ? ORDER BY created_at, id")
+            .bind(org)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let status: keyong_model::JobStatus = crate::parse("job status", r.get("status"))?;
+            if statuses.contains(&status) {
+                out.push((r.get("id"), status));
+            }
+        }
+        Ok(out)
+    }
+}
