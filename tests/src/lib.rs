@@ -154,6 +154,8 @@ fn test_config(data_root: &Path) -> keyong_server::Settings {
         allowance: std::time::Duration::from_secs(2),
         ..keyong_engine::Schedule::default()
     };
+    // Publicity periods of a second (the admission procedure runs in every test).
+    config.governance.min_publicity = std::time::Duration::from_secs(1);
     config.quotas = keyong_server::Quotas {
         jobs_in_flight_per_operator: 1_000,
         jobs_in_flight_per_scenario: 1_000,

@@ -313,6 +313,7 @@ fn logs_of_a_whole_run_hold_no_secret() {
         .env("KEYONG__SCHEDULE__FUEL_PER_SECOND", "1000000000")
         .env("KEYONG__SCHEDULE__PER_CALL_US", "500")
         .env("KEYONG__SCHEDULE__ALLOWANCE", "2s")
+        .env("KEYONG__GOVERNANCE__MIN_PUBLICITY", "1s")
         .env("KEYONG_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&log_path).unwrap())

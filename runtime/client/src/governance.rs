@@ -60,9 +60,11 @@ impl Client {
 
     /// The agency admits a new operator organisation `name` by the whole
     /// procedure (二(六)1): announcement, its application, the evaluation,
-    /// one second of publicity without objection, and the agreement, passed
-    /// by the agency's collective decision and filed — a whole
-    /// authorisation of every mode, ending on `until` (YYYY-MM-DD).
+    /// two seconds of publicity without objection (the server's
+    /// `governance.min_publicity` must allow it: the demo and the tests set
+    /// it so), and the agreement, passed by the agency's collective decision
+    /// and filed — a whole authorisation of every mode, ending on `until`
+    /// (YYYY-MM-DD).
     pub async fn admit_operator(&self, name: &str, until: &str) -> Result<(Org, Agreement)> {
         let org = self.create_org(&CreateOrg { name: name.into(), kind: OrgKind::Operator }).await?;
         let announcement = Announcement {
@@ -77,10 +79,10 @@ impl Client {
         self.record_application(&admission.id, &Application { org_id: org.id.clone(), materials_sm3 }).await?;
         let evaluation = Evaluation { selected: org.id.clone(), report: format!("{name} ranks first") };
         self.evaluate(&admission.id, &evaluation).await?;
-        let publicity_ends = crate::now() + time::Duration::seconds(1);
+        let publicity_ends = crate::now() + time::Duration::seconds(2);
         let until_text = publicity_ends.format(&time::format_description::well_known::Rfc3339).expect("formattable");
         self.publicise(&admission.id, &Publicity { until: until_text }).await?;
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
         let today = crate::now().date().format(time::macros::format_description!("[year]-[month]-[day]"));
         let decision = CollectiveDecision {
             meeting: "实施机构“三重一大”决策会议".into(),

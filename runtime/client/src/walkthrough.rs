@@ -67,7 +67,7 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         authority.create_org(&CreateOrg { name: "实施机构 Operating Agency".into(), kind: OrgKind::Agency }).await?;
     let user = |org: &str, name: &str, role| CreateUser { org_id: org.into(), name: name.into(), role };
     let agency = authority.create_user(&user(&agency_org.id, "agency officer", Role::Agency)).await?;
-    say(&format!("authority created the agency `{}` and its officer", agency_org.name));
+    say(&format!("[二(二)] authority created the agency `{}` and its officer", agency_org.name));
     let agency_client = base.as_user(&agency.token);
     // Reviewers are agency staff; each account takes effect only when the
     // authority confirms it, with a fresh token the agency never sees.
@@ -76,13 +76,13 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         let created = agency_client.create_user(&user(&agency_org.id, name, Role::Reviewer)).await?;
         reviewers.push(authority.confirm_reviewer(&created.user.id).await?.token);
     }
-    say("agency created two reviewer accounts; the authority confirmed each (filed) and issued their tokens");
+    say("[二(七)3] agency created two reviewer accounts; the authority confirmed each (filed) and issued their tokens");
     let until = crate::now().date() + time::Duration::days(730);
     let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable");
     let (op_org, agreement) = agency_client.admit_operator("运营机构 Grid Insights Ltd.", &until).await?;
     let operator = agency_client.create_user(&user(&op_org.id, "operator developer", Role::Operator)).await?;
     say(&format!(
-        "agency admitted operator `{}` by public tender: application, evaluation, publicity without objection, agreement until {until} passed by its collective decision (三重一大) and filed with the authority",
+        "[二(六)1] agency admitted operator `{}` by public tender: application, evaluation, publicity without objection, agreement until {until} passed by its collective decision (三重一大) and filed with the authority",
         op_org.name
     ));
     let key = SigningKey::generate()?;
@@ -116,7 +116,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         })
         .await?;
     say(&format!(
-        "agency ingested `{}`: {} rows desensitised (初步脱敏), version {}…, grade {}, unit column `{}`",
+        "[二(三)] agency ingested `{}`: {} rows desensitised (初步脱敏), version {}…, grade {}, unit column `{}`",
         entry.name,
         entry.row_count,
         &entry.version[..12],
@@ -124,7 +124,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         entry.unit_column
     ));
     let entry = authority.approve_dataset(&entry.name).await?;
-    say(&format!("authority approved the catalog entry; dataset budget ρ = {}", entry.budget.rho_total));
+    say(&format!("[二(七)1] authority approved the catalog entry; dataset budget ρ = {}", entry.budget.rho_total));
     seen.push(json(&operator.catalog().await?));
 
     let scenario = operator
@@ -143,11 +143,11 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         })
         .await?;
     seen.push(json(&scenario));
-    say(&format!("operator applied for scenario {} (一场景一审核)", scenario.id));
+    say(&format!("[二(七)2] operator applied for scenario {} (一场景一审核)", scenario.id));
     let approve = DecisionRequest::new(Decision::Approve, "scope and columns are proportionate");
     agency.agency_review(&scenario.id, &approve).await?;
     let scenario = authority.authority_approve(&scenario.id, &approve).await?;
-    say(&format!("agency reviewed, authority approved; scenario valid until {}", scenario.valid_until));
+    say(&format!("[二(七)2] agency reviewed, authority approved; scenario valid until {}", scenario.valid_until));
 
     let mut manifest = inputs.manifest.clone();
     manifest.scenario = scenario.id.clone();
@@ -173,7 +173,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         return Err(Error::Unexpected(format!("job ended {} instead of under_review", job.status)));
     }
     say(
-        "sandbox ran the mapper once per privacy unit, each in a fresh instance; the host added DP noise; output sealed for review",
+        "[二(五)] sandbox ran the mapper once per privacy unit, each in a fresh instance; the host added DP noise; output sealed for review",
     );
 
     let queue = r1.review_queue().await?;
@@ -190,7 +190,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         review.evidence.min_contributors
     ));
     say(&format!(
-        "outbound checks (profile `{}` v{}, SM3 {}…): verdict {:?}, {} findings",
+        "[二(七)3] outbound checks (profile `{}` v{}, SM3 {}…): verdict {:?}, {} findings",
         review.report.profile,
         review.report.profile_version,
         &review.report.profile_hash[..12],
@@ -199,7 +199,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     ));
     r1.vote(&job.id, &DecisionRequest::new(Decision::Approve, "aggregates only; noise as declared")).await?;
     let mut job = r2.vote(&job.id, &DecisionRequest::new(Decision::Approve, "agree")).await?;
-    say(&format!("two independent reviewers approved (blind to each other); job is {}", job.status));
+    say(&format!("[二(七)3] two independent reviewers approved (blind to each other); job is {}", job.status));
     if job.status == JobStatus::AwaitingSignoff {
         job = authority.signoff(&job.id, &DecisionRequest::new(Decision::Approve, "重要 data: signed off")).await?;
         say(&format!("the output derives from 重要 data: the authority signed it off; job is {}", job.status));
@@ -214,13 +214,13 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
 
     let bundle = operator.release(&job.id).await?;
     verify_bundle(&bundle)?;
-    say(&format!("operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
+    say(&format!("[二(七)3] operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
     let audit = authority.verify_audit().await?;
     let checkpoint = audit.checkpoint_signature_hex.as_deref().unwrap_or_default();
     let message = keyong_crypto::audit::attestation_message(audit.entries, &audit.head_hash);
     keyong_crypto::verify(&audit.platform_public_key_hex, &message, checkpoint)?;
     say(&format!(
-        "authority verified the SM3 audit chain ({} entries, ok = {}) and its SM2-signed checkpoint",
+        "[二(七)] authority verified the SM3 audit chain ({} entries, ok = {}) and its SM2-signed checkpoint",
         audit.entries, audit.ok
     ));
     Ok(Outcome { actors, catalog: entry, scenario, module, job, review, bundle, audit, operator_responses: seen })

@@ -229,10 +229,12 @@ pub struct RequestRenewal {
     pub until: String,
 }
 
-/// `POST /v1/agreements/{id}/renew` (agency): grants the requested renewal.
+/// `POST /v1/agreements/{id}/renew` (agency): grants (or refuses) the
+/// requested renewal by its collective decision.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Renew {
+    pub grant: bool,
     pub decision: CollectiveDecision,
 }
 

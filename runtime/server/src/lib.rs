@@ -30,7 +30,7 @@ use keyong_store::Store;
 pub use error::ApiError;
 pub use keys::BOOTSTRAP_TOKEN_FILE;
 pub use schedule::Quotas;
-pub use settings::{ENV_PREFIX, ServerSettings, Settings, SettingsError};
+pub use settings::{ENV_PREFIX, GovernanceSettings, ServerSettings, Settings, SettingsError};
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -136,8 +136,9 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         .await
         .map_err(|source| StartError::Io { what: format!("listen address {listen}"), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
-    runner::recover(&state).await?;
+    // Lapsed operators exit before any queued job is started again.
     routes::exit_lapsed(&state).await.map_err(|e| StartError::Exits(Box::new(e)))?;
+    runner::recover(&state).await?;
     tokio::spawn(sweep_lapsed_agreements(state.clone()));
     let app = routes::router(state);
     let handle = tokio::spawn(async move {

@@ -142,7 +142,10 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), Failure> {
     let sandbox_job = st.engine.job(&module.manifest);
     let _running = Running::register(st, job_id, sandbox_job.clone());
     let mut tx = st.store.begin().await?;
-    if !tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Running).await? {
+    // Never for an operator that has exited (its exit cancels the job too).
+    if !tx.operator_may_act(&job.operator_org).await?
+        || !tx.set_job_status(job_id, JobStatus::Queued, JobStatus::Running).await?
+    {
         return Ok(());
     }
     tx.audit("system", "job.start", job_id, serde_json::json!({})).await?;

@@ -43,6 +43,24 @@ pub struct Settings {
     pub schedule: Schedule,
     /// Limits on the work one operator or scenario may ask for (`[quotas]`).
     pub quotas: Quotas,
+    /// The plan's procedures (`[governance]`).
+    pub governance: GovernanceSettings,
+}
+
+/// The plan's procedures (`[governance]`). Each default is documented on its field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GovernanceSettings {
+    /// Shortest publicity period (公示期) of an admission's result (default
+    /// 7 days). The plan sets no length; the tests and the demo set seconds.
+    #[serde(with = "humantime_serde")]
+    pub min_publicity: std::time::Duration,
+}
+
+impl Default for GovernanceSettings {
+    fn default() -> Self {
+        Self { min_publicity: std::time::Duration::from_secs(7 * 24 * 3600) }
+    }
 }
 
 /// Where the server keeps its state and listens (`[server]`).

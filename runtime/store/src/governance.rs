@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use keyong_model::governance::{Admission, AdmissionStatus, Agreement, AgreementStatus, Deleted};
+use keyong_model::governance::{Admission, Agreement, AgreementStatus, Deleted};
 
 use crate::{Result, Store, Tx, json};
 
@@ -63,17 +63,20 @@ impl Tx {
         Ok(())
     }
 
-    /// Replaces the admission record if it is still in `from`; false otherwise.
-    pub async fn update_admission(&mut self, a: &Admission, from: AdmissionStatus) -> Result<bool> {
-        let r =
-            sqlx::query("UPDATE admissions SET status = ?, body_json = ?, updated_at = ? WHERE id = ? AND status = ?")
-                .bind(a.status.as_str())
-                .bind(serde_json::to_string(a).expect("serialisable"))
-                .bind(&self.now)
-                .bind(&a.id)
-                .bind(from.as_str())
-                .execute(&mut *self.tx)
-                .await?;
+    /// Replaces the admission record with `new` if it is still exactly
+    /// `old` (so concurrent applications or objections are never lost);
+    /// false otherwise.
+    pub async fn update_admission(&mut self, new: &Admission, old: &Admission) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE admissions SET status = ?, body_json = ?, updated_at = ? WHERE id = ? AND body_json = ?",
+        )
+        .bind(new.status.as_str())
+        .bind(serde_json::to_string(new).expect("serialisable"))
+        .bind(&self.now)
+        .bind(&new.id)
+        .bind(serde_json::to_string(old).expect("serialisable"))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -124,10 +127,11 @@ impl Tx {
         Ok(ids)
     }
 
-    /// Closes the organisation's scenarios that are not closed; returns their ids.
+    /// Closes the organisation's scenarios that are open (submitted or
+    /// approved at any stage; rejected ones stay rejected); returns their ids.
     pub async fn close_scenarios(&mut self, org: &str) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "UPDATE scenarios SET status = 'closed' WHERE operator_org = ? AND status != 'closed' RETURNING id",
+            "UPDATE scenarios SET status = 'closed' WHERE operator_org = ? AND status NOT IN ('closed', 'rejected') RETURNING id",
         )
         .bind(org)
         .fetch_all(&mut *self.tx)
@@ -185,6 +189,36 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?;
         Ok(deleted)
+    }
+
+    /// Whether the organisation may act now, read inside the write
+    /// transaction (so an exit that committed first is seen): it holds an
+    /// agreement that has not ended, and has never exited.
+    pub async fn operator_may_act(&mut self, org: &str) -> Result<bool> {
+        let ok: i64 = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM agreements WHERE operator_org = ?1 AND status != 'ended') \
+             AND NOT EXISTS (SELECT 1 FROM exits WHERE org = ?1)",
+        )
+        .bind(org)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(ok == 1)
+    }
+
+    /// Whether the organisation has exited, read inside the transaction.
+    pub async fn has_exited(&mut self, org: &str) -> Result<bool> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM exits WHERE org = ?").bind(org).fetch_one(&mut *self.tx).await?;
+        Ok(n > 0)
+    }
+
+    /// A scenario's status, read inside the transaction.
+    pub async fn scenario_status(&mut self, id: &str) -> Result<Option<keyong_model::ScenarioStatus>> {
+        let s: Option<String> = sqlx::query_scalar("SELECT status FROM scenarios WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        s.map(|s| crate::parse("scenario status", &s)).transpose()
     }
 
     /// Records an exit (once per organisation).

@@ -345,7 +345,7 @@ impl Tx {
             ($column:literal) => {
                 concat!(
                     "SELECT \
-                       COALESCE(SUM(CASE WHEN status != 'withdrawn' \
+                       COALESCE(SUM(CASE WHEN status NOT IN ('withdrawn', 'cancelled') \
                          AND julianday(created_at) + period_ms / 86400000.0 > julianday(?1) THEN 1 ELSE 0 END), 0), \
                        COALESCE(SUM(CASE WHEN julianday(created_at) > julianday(?1) - 1.0 THEN run_ms ELSE 0 END), 0) \
                      FROM jobs WHERE ",
@@ -362,7 +362,7 @@ impl Tx {
             sqlx::query_as(load_of!("scenario")).bind(&self.now).bind(scenario).fetch_one(&mut *self.tx).await?;
         (load.scenario_in_flight, load.scenario_run_ms_today) = (flight as u64, ms as u64);
         load.all_in_flight_run_ms = sqlx::query_scalar::<_, i64>(
-            "SELECT COALESCE(SUM(run_ms), 0) FROM jobs WHERE status != 'withdrawn' \
+            "SELECT COALESCE(SUM(run_ms), 0) FROM jobs WHERE status NOT IN ('withdrawn', 'cancelled') \
              AND julianday(created_at) + period_ms / 86400000.0 > julianday(?)",
         )
         .bind(&self.now)

@@ -100,10 +100,10 @@ async fn an_operator_acts_only_after_the_whole_admission_procedure() {
     assert_eq!((back.status, back.evaluation.is_none()), (AdmissionStatus::Announced, true));
     assert_eq!(code(agency.resolve_objection(&a.id, 0, &upheld).await), ErrorCode::InvalidState);
     agency.evaluate(&a.id, &evaluation).await.unwrap();
-    agency.publicise(&a.id, &Publicity { until: in_seconds(1) }).await.unwrap();
+    agency.publicise(&a.id, &Publicity { until: in_seconds(2) }).await.unwrap();
     agency.record_objection(&a.id, &objection).await.unwrap();
     let dismissed = ResolveObjection { upheld: false, reason: "re-evaluated on every criterion".into() };
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(code(agency.sign_agreement(&sign(date(365), date(0))).await), ErrorCode::InvalidState, "open");
     agency.resolve_objection(&a.id, 1, &dismissed).await.unwrap();
     assert_eq!(code(agency.record_objection(&a.id, &objection).await), ErrorCode::InvalidState, "publicity over");
@@ -144,11 +144,18 @@ async fn renewal_opens_three_months_before_the_end_and_the_authority_decides_a_f
     let e = base.as_user(&agency.create_user(&operator_of(&org.id)).await.unwrap().token);
     let too_long = RequestRenewal { until: date(30 + 3 * 366 + 1) };
     assert_eq!(code(e.request_renewal(&due.id, &too_long).await), ErrorCode::PolicyDenied);
-    assert_eq!(code(agency.renew(&due.id, &Renew { decision: decision(date(0)) }).await), ErrorCode::InvalidState);
+    assert_eq!(
+        code(agency.renew(&due.id, &Renew { grant: true, decision: decision(date(0)) }).await),
+        ErrorCode::InvalidState
+    );
+    // Refused by the agency's decision (filed), then asked again and granted.
+    e.request_renewal(&due.id, &RequestRenewal { until: date(30 + 365) }).await.unwrap();
+    let refused = agency.renew(&due.id, &Renew { grant: false, decision: decision(date(0)) }).await.unwrap();
+    assert_eq!((refused.status, refused.until.clone()), (AgreementStatus::InForce, date(30)));
     let asked = e.request_renewal(&due.id, &RequestRenewal { until: date(30 + 365) }).await.unwrap();
     assert_eq!(asked.status, AgreementStatus::RenewalRequested);
-    assert_eq!(code(e.renew(&due.id, &Renew { decision: decision(date(0)) }).await), ErrorCode::Forbidden);
-    let renewed = agency.renew(&due.id, &Renew { decision: decision(date(0)) }).await.unwrap();
+    assert_eq!(code(e.renew(&due.id, &Renew { grant: true, decision: decision(date(0)) }).await), ErrorCode::Forbidden);
+    let renewed = agency.renew(&due.id, &Renew { grant: true, decision: decision(date(0)) }).await.unwrap();
     assert_eq!(
         (renewed.status, renewed.until.clone(), renewed.renewals.len()),
         (AgreementStatus::InForce, date(395), 1)
@@ -258,7 +265,9 @@ async fn an_exit_cancels_stops_and_deletes_everything_of_the_operators_and_the_a
     .await
     .unwrap();
     assert_eq!(outputs, 0);
-    // A second exit, or a new agreement for the exited organisation, is refused.
+    // A second exit, a new user, or a new agreement for the exited organisation, is refused.
+    let user = CreateUser { org_id: org.clone(), name: "back door".into(), role: Role::Operator };
+    assert_eq!(code(agency.create_user(&user).await), ErrorCode::PolicyDenied);
     assert_eq!(code(agency.decide_termination(&agreement.id, &accept).await), ErrorCode::InvalidState);
     let a = agency.announce_admission(&announcement(AuthorisationMode::Whole)).await.unwrap();
     let again = Application { org_id: org.clone(), materials_sm3: materials() };

@@ -62,6 +62,9 @@ pub(crate) async fn create_user(
         .org(&req.org_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no organisation `{}`", req.org_id)))?;
+    if st.store.exit_record(&org.id).await?.is_some() {
+        return Err(ApiError::PolicyDenied(format!("`{}` has exited: it has no users any more", org.name)));
+    }
     if !role_fits(req.role, org.kind) {
         return Err(ApiError::BadRequest(format!("a {} cannot belong to a {} organisation", req.role, org.kind)));
     }
@@ -78,6 +81,9 @@ pub(crate) async fn create_user(
     let token = keyong_crypto::random_hex32()?;
     let user = User { id: new_id(), org_id: org.id.clone(), name: req.name.trim().to_string(), role: req.role };
     let mut tx = st.store.begin().await?;
+    if tx.has_exited(&org.id).await? {
+        return Err(ApiError::PolicyDenied(format!("`{}` has exited: it has no users any more", org.name)));
+    }
     tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &st.keys.token_hash(&token), caller.id()).await?;
     let detail = serde_json::json!({ "org": user.org_id, "role": user.role, "created_by": caller.id() });
     tx.audit(caller.id(), "user.create", &user.id, detail).await?;

@@ -30,10 +30,11 @@ pub(crate) async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<
     st.store.admission(id).await?.ok_or_else(|| ApiError::NotFound(format!("no admission `{id}`")))
 }
 
-/// Writes the admission if it is still in `from`, with its audit entry.
-async fn save(st: &AppState, caller: &Caller, a: &Admission, from: AdmissionStatus, action: &str) -> ApiResult<()> {
+/// Writes the admission if it is still exactly `old` (nothing recorded
+/// since is lost), with its audit entry.
+async fn save(st: &AppState, caller: &Caller, a: &Admission, old: &Admission, action: &str) -> ApiResult<()> {
     let mut tx = st.store.begin().await?;
-    if !tx.update_admission(a, from).await? {
+    if !tx.update_admission(a, old).await? {
         return Err(ApiError::InvalidState("the admission changed; try again".into()));
     }
     let detail = serde_json::json!({ "status": a.status, "admission": a });
@@ -95,7 +96,8 @@ pub(crate) async fn apply(
     Json(req): Json<Application>,
 ) -> ApiResult<Json<Admission>> {
     caller.require(&[Role::Agency])?;
-    let mut a = load(&st, &caller, &id).await?;
+    let old = load(&st, &caller, &id).await?;
+    let mut a = old.clone();
     require_status(&a, AdmissionStatus::Announced, "an application")?;
     let org = st
         .store
@@ -123,7 +125,7 @@ pub(crate) async fn apply(
         return Err(ApiError::Conflict(format!("`{}` has already applied", org.name)));
     }
     a.applications.push(req);
-    save(&st, &caller, &a, AdmissionStatus::Announced, "admission.application").await?;
+    save(&st, &caller, &a, &old, "admission.application").await?;
     Ok(Json(a))
 }
 
@@ -134,15 +136,19 @@ pub(crate) async fn evaluate(
     Json(req): Json<Evaluation>,
 ) -> ApiResult<Json<Admission>> {
     caller.require(&[Role::Agency])?;
-    let mut a = load(&st, &caller, &id).await?;
+    let old = load(&st, &caller, &id).await?;
+    let mut a = old.clone();
     require_status(&a, AdmissionStatus::Announced, "an evaluation")?;
     check_text("report", &req.report, 5000)?;
     if !a.applications.iter().any(|x| x.org_id == req.selected) {
         return Err(ApiError::BadRequest(format!("`{}` did not apply to this admission", req.selected)));
     }
+    if st.store.exit_record(&req.selected).await?.is_some() {
+        return Err(ApiError::PolicyDenied("the applicant has exited; it cannot be selected".into()));
+    }
     a.evaluation = Some(req);
     a.status = AdmissionStatus::Evaluated;
-    save(&st, &caller, &a, AdmissionStatus::Announced, "admission.evaluate").await?;
+    save(&st, &caller, &a, &old, "admission.evaluate").await?;
     Ok(Json(a))
 }
 
@@ -159,25 +165,39 @@ pub(crate) async fn publicise(
     Json(req): Json<Publicity>,
 ) -> ApiResult<Json<Admission>> {
     caller.require(&[Role::Agency])?;
-    let mut a = load(&st, &caller, &id).await?;
+    let old = load(&st, &caller, &id).await?;
+    let mut a = old.clone();
     require_status(&a, AdmissionStatus::Evaluated, "publicity")?;
     let until = parse_time("until", &req.until)?;
     let now = now();
-    if until <= now || until > now + time::Duration::days(MAX_PUBLICITY_DAYS) {
+    let min = st.settings.governance.min_publicity;
+    if until < now + min || until > now + time::Duration::days(MAX_PUBLICITY_DAYS) {
         return Err(ApiError::BadRequest(format!(
-            "the publicity period must end in the future, at most {MAX_PUBLICITY_DAYS} days ahead"
+            "the publicity period (公示期) must last at least {} and end at most {MAX_PUBLICITY_DAYS} days ahead",
+            duration_text(min)
         )));
     }
     a.publicity_until = Some(until.format(&Rfc3339).expect("formattable"));
     a.status = AdmissionStatus::InPublicity;
-    save(&st, &caller, &a, AdmissionStatus::Evaluated, "admission.publicity").await?;
+    save(&st, &caller, &a, &old, "admission.publicity").await?;
     Ok(Json(a))
 }
 
-/// Whether the admission's publicity period is over (objections are
-/// recorded only before; the agreement only after).
+/// When the admission's publicity period ends (objections are recorded
+/// only before; the agreement is signed only after).
+pub(crate) fn publicity_end(a: &Admission) -> Option<OffsetDateTime> {
+    a.publicity_until.as_deref().and_then(|u| OffsetDateTime::parse(u, &Rfc3339).ok())
+}
+
+/// A duration as people write it: whole days, or seconds.
+fn duration_text(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s.is_multiple_of(86_400) { format!("{} days", s / 86_400) } else { format!("{s} s") }
+}
+
+/// Whether the admission's publicity period is over.
 pub(crate) fn publicity_over(a: &Admission) -> bool {
-    a.publicity_until.as_deref().and_then(|u| OffsetDateTime::parse(u, &Rfc3339).ok()).is_some_and(|u| u <= now())
+    publicity_end(a).is_some_and(|u| u <= now())
 }
 
 /// The agency records an objection received during the publicity period.
@@ -188,7 +208,8 @@ pub(crate) async fn object(
     Json(req): Json<RaiseObjection>,
 ) -> ApiResult<Json<Admission>> {
     caller.require(&[Role::Agency])?;
-    let mut a = load(&st, &caller, &id).await?;
+    let old = load(&st, &caller, &id).await?;
+    let mut a = old.clone();
     require_status(&a, AdmissionStatus::InPublicity, "an objection")?;
     if publicity_over(&a) {
         return Err(ApiError::InvalidState("the publicity period has ended; objections are no longer received".into()));
@@ -200,7 +221,7 @@ pub(crate) async fn object(
         reason: None,
         at: keyong_store::now(),
     });
-    save(&st, &caller, &a, AdmissionStatus::InPublicity, "admission.objection").await?;
+    save(&st, &caller, &a, &old, "admission.objection").await?;
     Ok(Json(a))
 }
 
@@ -213,7 +234,8 @@ pub(crate) async fn resolve(
     Json(req): Json<ResolveObjection>,
 ) -> ApiResult<Json<Admission>> {
     caller.require(&[Role::Agency])?;
-    let mut a = load(&st, &caller, &id).await?;
+    let old = load(&st, &caller, &id).await?;
+    let mut a = old.clone();
     require_status(&a, AdmissionStatus::InPublicity, "resolving an objection")?;
     check_text("reason", &req.reason, 5000)?;
     let objection = a.objections.get_mut(n).ok_or_else(|| ApiError::NotFound(format!("no objection {n}")))?;
@@ -225,6 +247,6 @@ pub(crate) async fn resolve(
     if req.upheld {
         (a.status, a.evaluation, a.publicity_until) = (AdmissionStatus::Announced, None, None);
     }
-    save(&st, &caller, &a, AdmissionStatus::InPublicity, "admission.objection_resolved").await?;
+    save(&st, &caller, &a, &old, "admission.objection_resolved").await?;
     Ok(Json(a))
 }

@@ -23,17 +23,16 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::runner;
 
-/// Longest term of an agreement, and of each renewal: 3 years (二(六)2).
-pub(crate) const MAX_TERM_DAYS: i64 = 3 * 366;
-
-/// The jobs an exit cancels: every job not released, withdrawn or rejected.
-const CANCELLED_AT_EXIT: [JobStatus; 7] = [
+/// The jobs an exit cancels: every job not released or withdrawn (a
+/// rejection the operator has not seen yet included, so none stands out).
+const CANCELLED_AT_EXIT: [JobStatus; 8] = [
     JobStatus::Queued,
     JobStatus::Running,
     JobStatus::UnderReview,
     JobStatus::AwaitingSignoff,
     JobStatus::Approved,
     JobStatus::ChangesRequested,
+    JobStatus::Rejected,
     JobStatus::Failed,
 ];
 
@@ -83,17 +82,33 @@ fn check_decision(d: &CollectiveDecision) -> ApiResult<()> {
     Ok(())
 }
 
-/// A last day `until`, after `after`, at most [`MAX_TERM_DAYS`] after `from`.
-fn check_term(until: &str, from: Date, after: Date) -> ApiResult<Date> {
+/// The same day 3 years after `d` (29 February becomes the 28th).
+fn three_years_after(d: Date) -> Date {
+    let day = d.day().min(time::util::days_in_month(d.month(), d.year() + 3));
+    Date::from_calendar_date(d.year() + 3, d.month(), day).expect("a valid day")
+}
+
+/// A last day `until` after `after` and no later than `latest` (a term
+/// of at most 3 years, 二(六)2).
+fn check_term(until: &str, after: Date, latest: Date) -> ApiResult<Date> {
     let until = parse_date("until", until)?;
-    if until <= after || (until - from).whole_days() > MAX_TERM_DAYS {
+    if until <= after || until > latest {
         return Err(ApiError::PolicyDenied(format!(
             "the term must end after {} and last at most 3 years (until {} at the latest)",
             format_date(after),
-            format_date(from + time::Duration::days(MAX_TERM_DAYS))
+            format_date(latest)
         )));
     }
     Ok(until)
+}
+
+/// Fails once the agreement's last day has passed (the sweep ends it
+/// within a minute; nothing may be asked of it meanwhile).
+fn not_lapsed(a: &Agreement) -> ApiResult<()> {
+    if parse_date("until", &a.until)? < today() {
+        return Err(ApiError::InvalidState("the agreement's term is over; it is ending".into()));
+    }
+    Ok(())
 }
 
 /// The day 3 calendar months before `d` (the 31st becomes the month's last day).
@@ -114,7 +129,8 @@ pub(crate) async fn sign(
     Json(req): Json<SignAgreement>,
 ) -> ApiResult<(StatusCode, Json<Agreement>)> {
     caller.require(&[Role::Agency])?;
-    let mut admission = admissions::load(&st, &caller, &req.admission).await?;
+    let old = admissions::load(&st, &caller, &req.admission).await?;
+    let mut admission = old.clone();
     if admission.status != AdmissionStatus::InPublicity {
         return Err(ApiError::InvalidState(format!(
             "the admission is {}; an agreement concludes an admission after its publicity",
@@ -130,9 +146,19 @@ pub(crate) async fn sign(
     let Some(evaluation) = admission.evaluation.clone() else {
         return Err(ApiError::InvalidState("the admission has no evaluation".into()));
     };
+    if st.store.exit_record(&evaluation.selected).await?.is_some() {
+        return Err(ApiError::PolicyDenied("the selected applicant has exited".into()));
+    }
     let from = today();
-    let until = check_term(&req.until, from, from)?;
+    // A 3-year term's last day is the day before its third anniversary.
+    let until = check_term(&req.until, from, three_years_after(from) - time::Duration::days(1))?;
     check_decision(&req.decision)?;
+    let published = admissions::publicity_end(&admission).map(|t| t.date());
+    if published.is_some_and(|p| parse_date("decision.date", &req.decision.date).is_ok_and(|d| d < p)) {
+        return Err(ApiError::BadRequest(
+            "the collective decision cannot precede the end of the publicity period".into(),
+        ));
+    }
     let mode = admission.announcement.mode;
     let scope = &req.scope;
     if scope.modes.is_empty() {
@@ -181,7 +207,7 @@ pub(crate) async fn sign(
     admission.status = AdmissionStatus::Concluded;
     admission.agreement = Some(agreement.id.clone());
     let mut tx = st.store.begin().await?;
-    if !tx.update_admission(&admission, AdmissionStatus::InPublicity).await? {
+    if !tx.update_admission(&admission, &old).await? {
         return Err(ApiError::InvalidState("the admission changed; try again".into()));
     }
     tx.insert_agreement(&agreement).await.map_err(|e| match e {
@@ -217,6 +243,7 @@ pub(crate) async fn request_renewal(
     if a.status != AgreementStatus::InForce {
         return Err(ApiError::InvalidState(format!("the agreement is {}; only one in force is renewed", a.status)));
     }
+    not_lapsed(&a)?;
     let until = parse_date("until", &a.until)?;
     let opens = three_months_before(until);
     if today() < opens {
@@ -225,14 +252,15 @@ pub(crate) async fn request_renewal(
             format_date(opens)
         )));
     }
-    let new_until = check_term(&req.until, until, until)?;
+    let new_until = check_term(&req.until, until, three_years_after(until))?;
     a.status = AgreementStatus::RenewalRequested;
     a.requested_until = Some(format_date(new_until));
     save(&st, &caller, &a, AgreementStatus::InForce, "agreement.renewal_requested", None).await?;
     Ok(Json(a))
 }
 
-/// The agency grants the requested renewal by its collective decision (filed).
+/// The agency grants (or refuses) the requested renewal by its collective
+/// decision; both are filed.
 pub(crate) async fn renew(
     State(st): State<AppState>,
     caller: Caller,
@@ -244,8 +272,15 @@ pub(crate) async fn renew(
     if a.status != AgreementStatus::RenewalRequested {
         return Err(ApiError::InvalidState(format!("the agreement is {}; no renewal was requested", a.status)));
     }
+    not_lapsed(&a)?;
     check_decision(&req.decision)?;
     let until = a.requested_until.take().ok_or_else(|| ApiError::Internal("renewal without a term".into()))?;
+    if !req.grant {
+        a.status = AgreementStatus::InForce;
+        save(&st, &caller, &a, AgreementStatus::RenewalRequested, "agreement.renewal_refused", Some("filing.renewal"))
+            .await?;
+        return Ok(Json(a));
+    }
     a.renewals.push(Renewal {
         from_until: a.until.clone(),
         until: until.clone(),
@@ -271,6 +306,7 @@ pub(crate) async fn request_termination(
     if !matches!(from, AgreementStatus::InForce | AgreementStatus::RenewalRequested) {
         return Err(ApiError::InvalidState(format!("the agreement is {}", a.status)));
     }
+    not_lapsed(&a)?;
     check_text("reason", &req.reason, 5000)?;
     check_text("liability", &req.liability, 5000)?;
     a.status = AgreementStatus::TerminationRequested;
@@ -345,7 +381,7 @@ pub(crate) async fn decide_termination(
     a.termination = Some(termination);
     if !req.terminate {
         a.status = AgreementStatus::InForce;
-        save(&st, &caller, &a, from, "agreement.termination_refused", None).await?;
+        save(&st, &caller, &a, from, "agreement.termination_refused", Some("filing.termination")).await?;
         return Ok(Json(a));
     }
     exit(&st, caller.id(), a.clone(), from, reason).await?;
@@ -411,8 +447,11 @@ pub(crate) async fn exit(
 /// Runs at start-up and then every minute.
 pub(crate) async fn exit_lapsed(st: &AppState) -> ApiResult<()> {
     for a in st.store.lapsed_agreements(&format_date(today())).await? {
-        let from = a.status;
-        exit(st, "system", a, from, ExitReason::Expired).await?;
+        let (id, from) = (a.id.clone(), a.status);
+        // One agreement that cannot end never holds up the others.
+        if let Err(e) = exit(st, "system", a, from, ExitReason::Expired).await {
+            tracing::error!(agreement = %id, error = %keyong_model::error_chain(&e), "a lapsed agreement could not end");
+        }
     }
     Ok(())
 }
@@ -436,8 +475,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renewal_opens_three_calendar_months_before_the_last_day() {
+    fn terms_follow_the_calendar() {
         let d = |y, m, day| Date::from_calendar_date(y, Month::try_from(m).unwrap(), day).unwrap();
+        assert_eq!(three_years_after(d(2026, 12, 1)), d(2029, 12, 1));
+        assert_eq!(three_years_after(d(2028, 2, 29)), d(2031, 2, 28));
         assert_eq!(three_months_before(d(2027, 6, 30)), d(2027, 3, 30));
         assert_eq!(three_months_before(d(2027, 2, 15)), d(2026, 11, 15));
         assert_eq!(three_months_before(d(2027, 5, 31)), d(2027, 2, 28), "the month's last day");

@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::routes::catalog::budget_as_seen;
 use crate::routes::modules::approved_and_valid;
-use crate::routes::scenarios::{agreement_in_force, visible as visible_scenario};
+use crate::routes::scenarios::{agreement_in_force, still_admitted, visible as visible_scenario};
 use crate::{runner, schedule};
 use keyong_engine::Sealed;
 
@@ -187,6 +187,12 @@ pub(crate) async fn submit(
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
     let key = replay_key(&module.id, req.budget, &inputs);
     let mut tx = st.store.begin().await?;
+    // Read again inside the write: an exit (which closes the scenario) that
+    // committed while this request was checked is seen here.
+    still_admitted(&mut tx, &caller).await?;
+    if tx.scenario_status(&scenario.scenario.id).await? != Some(keyong_model::ScenarioStatus::Approved) {
+        return Err(ApiError::InvalidState(format!("scenario `{}` is no longer approved", scenario.scenario.id)));
+    }
     if let Some(refused) = association_risk(&st, &caller, &module, &mut tx).await? {
         tx.commit().await?;
         return Err(refused);

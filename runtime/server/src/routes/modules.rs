@@ -13,7 +13,7 @@ use super::{parse_date, today};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::routes::scenarios::{agreement_in_force, visible};
+use crate::routes::scenarios::{agreement_in_force, still_admitted, visible};
 
 /// Fails unless the scenario is approved and its approval is still valid.
 pub(crate) fn approved_and_valid(row: &ScenarioRow) -> ApiResult<()> {
@@ -156,6 +156,7 @@ pub(crate) async fn submit(
         compile(&st, &caller, &hash, &wasm, world).await?;
     }
     let mut tx = st.store.begin().await?;
+    still_admitted(&mut tx, &caller).await?;
     tx.insert_module(&hash, caller.org(), caller.id(), m, &req.signature_hex, &wasm).await?;
     tx.audit(caller.id(), "module.submit", &hash, serde_json::json!({ "name": m.name, "mode": m.mode, "scenario": m.scenario, "bytes": wasm.len(), "signature": req.signature_hex }))
         .await?;

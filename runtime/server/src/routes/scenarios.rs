@@ -26,6 +26,18 @@ pub(crate) async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResu
     Ok(row)
 }
 
+/// Fails unless the caller's organisation may still act, read inside the
+/// write transaction `tx`: an exit that committed while the request was
+/// being checked is seen here, so nothing of an exited operator's is
+/// written after its exit.
+pub(crate) async fn still_admitted(tx: &mut keyong_store::Tx, caller: &Caller) -> ApiResult<()> {
+    if tx.operator_may_act(caller.org()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::PolicyDenied("your organisation holds no authorisation agreement (授权运营协议) in force".into()))
+    }
+}
+
 /// The operator's agreement, and its last day; fails unless it is in
 /// force today (an admission concluded with it, and it has not ended or
 /// lapsed).
@@ -129,6 +141,7 @@ pub(crate) async fn apply(
         budget: fresh_budget(req.rho_budget, req.delta_budget),
     };
     let mut tx = st.store.begin().await?;
+    still_admitted(&mut tx, &caller).await?;
     tx.insert_scenario(&scenario, caller.id(), req.valid_days).await?;
     tx.audit(
         caller.id(),
