@@ -126,8 +126,8 @@ wire_enum! {
         Released = "released",
         /// The run failed; the reason is visible to the agency and reviewers only.
         Failed = "failed",
-        /// The operator exited before the job was released or decided for
-        /// good: it never runs again and nothing of it reaches anyone.
+        /// The operator exited before the job was released: it never runs
+        /// again and nothing of it reaches anyone.
         Cancelled = "cancelled",
         /// What an operator sees for queued, running, under-review and failed jobs.
         Pending = "pending",
@@ -143,8 +143,8 @@ impl JobStatus {
         use JobStatus::*;
         match from {
             // The runner claims it, it fails, or the operator withdraws it.
-            // Every job not yet released or decided for good is cancelled
-            // when its operator exits.
+            // Every job not released or withdrawn is cancelled when its
+            // operator exits.
             Queued => matches!(to, Running | Failed | Withdrawn | Cancelled),
             // Checked (under review, or auto-approved), failed, or withdrawn.
             Running => matches!(to, UnderReview | Approved | Failed | Withdrawn | Cancelled),
@@ -157,9 +157,10 @@ impl JobStatus {
             // Released; rejected by the differencing guard at release; withdrawn.
             Approved => matches!(to, Released | Rejected | Withdrawn | Cancelled),
             // A decision the operator does not see yet can still be withdrawn
-            // (refusing would reveal it); the agency closes a failed run.
+            // (refusing would reveal it), and is cancelled at its exit like
+            // any other; the agency closes a failed run.
             ChangesRequested => matches!(to, Withdrawn | Cancelled),
-            Rejected => to == Withdrawn,
+            Rejected => matches!(to, Withdrawn | Cancelled),
             Failed => matches!(to, Rejected | Withdrawn | Cancelled),
             Withdrawn | Released | Cancelled | Pending => false,
         }
@@ -299,8 +300,8 @@ mod tests {
         assert_eq!(all.iter().filter(|&&s| JobStatus::can_move(s, Released)).count(), 1);
         assert_eq!(all.iter().filter(|&&s| JobStatus::can_move(s, Running)).collect::<Vec<_>>(), [&Queued]);
         assert!(!JobStatus::can_move(Failed, Approved), "a failed run is never approved");
-        // An operator's exit cancels every job not released, withdrawn or rejected.
-        for s in [Queued, Running, UnderReview, AwaitingSignoff, Approved, ChangesRequested, Failed] {
+        // An operator's exit cancels every job not released or withdrawn.
+        for s in [Queued, Running, UnderReview, AwaitingSignoff, Approved, ChangesRequested, Rejected, Failed] {
             assert!(JobStatus::can_move(s, Cancelled), "{s}");
         }
         assert!(!JobStatus::can_move(Rejected, Approved) && !JobStatus::can_move(ChangesRequested, Approved));

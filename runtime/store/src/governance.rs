@@ -116,78 +116,63 @@ impl Tx {
 
     /// Stops every token of the organisation's users; returns their ids.
     pub async fn disable_users(&mut self, org: &str) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("UPDATE users SET disabled_at = ? WHERE org_id = ? AND disabled_at IS NULL RETURNING id")
-                .bind(&self.now)
-                .bind(org)
-                .fetch_all(&mut *self.tx)
-                .await?;
-        let mut ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
-        ids.sort();
-        Ok(ids)
+        let q = sqlx::query("UPDATE users SET disabled_at = ? WHERE org_id = ? AND disabled_at IS NULL RETURNING id");
+        let rows = q.bind(&self.now).bind(org).fetch_all(&mut *self.tx).await?;
+        Ok(sorted_ids(&rows))
     }
 
     /// Closes the organisation's scenarios that are open (submitted or
     /// approved at any stage; rejected ones stay rejected); returns their ids.
     pub async fn close_scenarios(&mut self, org: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let q = sqlx::query(
             "UPDATE scenarios SET status = 'closed' WHERE operator_org = ? AND status NOT IN ('closed', 'rejected') RETURNING id",
-        )
-        .bind(org)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        let mut ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
-        ids.sort();
-        Ok(ids)
+        );
+        let rows = q.bind(org).fetch_all(&mut *self.tx).await?;
+        Ok(sorted_ids(&rows))
     }
 
     /// Empties the organisation's modules (their WASM); returns what was
-    /// deleted, each with the SM3 of its bytes.
+    /// deleted, each with the SM3 of its bytes. One module's bytes are in
+    /// memory at a time.
     pub async fn delete_modules(&mut self, org: &str) -> Result<Vec<Deleted>> {
-        let rows =
-            sqlx::query("SELECT id, wasm FROM modules WHERE operator_org = ? AND deleted_at IS NULL ORDER BY id")
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM modules WHERE operator_org = ? AND deleted_at IS NULL ORDER BY id")
                 .bind(org)
                 .fetch_all(&mut *self.tx)
                 .await?;
-        let deleted: Vec<Deleted> = rows
-            .iter()
-            .map(|r| Deleted {
-                kind: "module".into(),
-                id: r.get("id"),
-                sm3: keyong_crypto::sm3_hex(&r.get::<Vec<u8>, _>("wasm")),
-            })
-            .collect();
-        sqlx::query("UPDATE modules SET wasm = x'', deleted_at = ? WHERE operator_org = ? AND deleted_at IS NULL")
-            .bind(&self.now)
-            .bind(org)
-            .execute(&mut *self.tx)
-            .await?;
+        let mut deleted = Vec::with_capacity(ids.len());
+        for id in ids {
+            let wasm: Vec<u8> =
+                sqlx::query_scalar("SELECT wasm FROM modules WHERE id = ?").bind(&id).fetch_one(&mut *self.tx).await?;
+            sqlx::query("UPDATE modules SET wasm = x'', deleted_at = ? WHERE id = ?")
+                .bind(&self.now)
+                .bind(&id)
+                .execute(&mut *self.tx)
+                .await?;
+            deleted.push(Deleted { kind: "module".into(), id, sm3: keyong_crypto::sm3_hex(&wasm) });
+        }
         Ok(deleted)
     }
 
     /// Deletes the sealed outputs of the organisation's jobs that were never
-    /// released; returns what was deleted, each with the SM3 of the sealed blob.
+    /// released; returns what was deleted, each with the SM3 of the sealed
+    /// blob. One blob is in memory at a time.
     pub async fn delete_unreleased_outputs(&mut self, org: &str) -> Result<Vec<Deleted>> {
-        let rows = sqlx::query(
-            "SELECT id, sealed_output FROM jobs WHERE operator_org = ? AND status != 'released' AND sealed_output IS NOT NULL ORDER BY id",
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE operator_org = ? AND status != 'released' AND sealed_output IS NOT NULL ORDER BY id",
         )
-            .bind(org)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        let deleted: Vec<Deleted> = rows
-            .iter()
-            .map(|r| Deleted {
-                kind: "output".into(),
-                id: r.get("id"),
-                sm3: keyong_crypto::sm3_hex(&r.get::<Vec<u8>, _>("sealed_output")),
-            })
-            .collect();
-        sqlx::query(
-            "UPDATE jobs SET sealed_output = NULL WHERE operator_org = ? AND status != 'released' AND sealed_output IS NOT NULL",
-        )
-            .bind(org)
-            .execute(&mut *self.tx)
-            .await?;
+        .bind(org)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut deleted = Vec::with_capacity(ids.len());
+        for id in ids {
+            let blob: Vec<u8> = sqlx::query_scalar("SELECT sealed_output FROM jobs WHERE id = ?")
+                .bind(&id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            sqlx::query("UPDATE jobs SET sealed_output = NULL WHERE id = ?").bind(&id).execute(&mut *self.tx).await?;
+            deleted.push(Deleted { kind: "output".into(), id, sm3: keyong_crypto::sm3_hex(&blob) });
+        }
         Ok(deleted)
     }
 
@@ -252,4 +237,11 @@ impl Tx {
         }
         Ok(out)
     }
+}
+
+/// The `id`s a `RETURNING id` statement gave, sorted.
+fn sorted_ids(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<String> {
+    let mut ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
+    ids.sort();
+    ids
 }

@@ -293,6 +293,38 @@ pub(crate) async fn renew(
     Ok(Json(a))
 }
 
+/// Raises a termination request or proposal on an agreement in force.
+async fn raise(st: &AppState, caller: &Caller, id: &str, termination: Termination) -> ApiResult<Json<Agreement>> {
+    let mut a = load(st, caller, id).await?;
+    let from = a.status;
+    if !matches!(from, AgreementStatus::InForce | AgreementStatus::RenewalRequested) {
+        return Err(ApiError::InvalidState(format!("the agreement is {}", a.status)));
+    }
+    not_lapsed(&a)?;
+    let (status, action) = match termination.kind {
+        ExitReason::EarlyTermination => (AgreementStatus::TerminationRequested, "agreement.termination_requested"),
+        _ => (AgreementStatus::TerminationProposed, "agreement.termination_proposed"),
+    };
+    (a.status, a.requested_until, a.termination) = (status, None, Some(termination));
+    save(st, caller, &a, from, action, None).await?;
+    Ok(Json(a))
+}
+
+/// A termination as raised by `caller`, not yet decided.
+fn raised(caller: &Caller, kind: ExitReason, reason: String) -> Termination {
+    Termination {
+        kind,
+        reason,
+        liability: None,
+        ground: None,
+        raised_by: caller.id().into(),
+        raised_at: keyong_store::now(),
+        decided_by: None,
+        terminate: None,
+        comment: None,
+    }
+}
+
 /// The operator asks to end the agreement early, accepting its liability.
 pub(crate) async fn request_termination(
     State(st): State<AppState>,
@@ -301,29 +333,11 @@ pub(crate) async fn request_termination(
     Json(req): Json<RequestTermination>,
 ) -> ApiResult<Json<Agreement>> {
     caller.require(&[Role::Operator])?;
-    let mut a = load(&st, &caller, &id).await?;
-    let from = a.status;
-    if !matches!(from, AgreementStatus::InForce | AgreementStatus::RenewalRequested) {
-        return Err(ApiError::InvalidState(format!("the agreement is {}", a.status)));
-    }
-    not_lapsed(&a)?;
     check_text("reason", &req.reason, 5000)?;
     check_text("liability", &req.liability, 5000)?;
-    a.status = AgreementStatus::TerminationRequested;
-    a.requested_until = None;
-    a.termination = Some(Termination {
-        kind: ExitReason::EarlyTermination,
-        reason: req.reason,
-        liability: Some(req.liability),
-        ground: None,
-        raised_by: caller.id().into(),
-        raised_at: keyong_store::now(),
-        decided_by: None,
-        terminate: None,
-        comment: None,
-    });
-    save(&st, &caller, &a, from, "agreement.termination_requested", None).await?;
-    Ok(Json(a))
+    let termination =
+        Termination { liability: Some(req.liability), ..raised(&caller, ExitReason::EarlyTermination, req.reason) };
+    raise(&st, &caller, &id, termination).await
 }
 
 /// The agency proposes to end the operator's right to operate.
@@ -334,27 +348,10 @@ pub(crate) async fn propose_termination(
     Json(req): Json<ProposeTermination>,
 ) -> ApiResult<Json<Agreement>> {
     caller.require(&[Role::Agency])?;
-    let mut a = load(&st, &caller, &id).await?;
-    let from = a.status;
-    if !matches!(from, AgreementStatus::InForce | AgreementStatus::RenewalRequested) {
-        return Err(ApiError::InvalidState(format!("the agreement is {}", a.status)));
-    }
     check_text("evidence", &req.evidence, 5000)?;
-    a.status = AgreementStatus::TerminationProposed;
-    a.requested_until = None;
-    a.termination = Some(Termination {
-        kind: ExitReason::ForcedTermination,
-        reason: req.evidence,
-        liability: None,
-        ground: Some(req.ground),
-        raised_by: caller.id().into(),
-        raised_at: keyong_store::now(),
-        decided_by: None,
-        terminate: None,
-        comment: None,
-    });
-    save(&st, &caller, &a, from, "agreement.termination_proposed", None).await?;
-    Ok(Json(a))
+    let termination =
+        Termination { ground: Some(req.ground), ..raised(&caller, ExitReason::ForcedTermination, req.evidence) };
+    raise(&st, &caller, &id, termination).await
 }
 
 /// Decides a termination: the agency an operator's request, the authority
