@@ -134,7 +134,7 @@ fn demo() -> anyhow::Result<()> {
         .arg("--policies")
         .arg(workspace().join("policies"))
         // The admission's publicity period (公示期) lasts seconds, not the default 7 days.
-        .env("KEYONG__GOVERNANCE__MIN_PUBLICITY", "2s")
+        .env("KEYONG__GOVERNANCE__MIN_PUBLICITY", "1s")
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start keyong serve")?;

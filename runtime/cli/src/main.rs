@@ -173,6 +173,8 @@ enum Command {
         out: PathBuf,
     },
     /// Drive the whole life of a job against a running server, as its users would, and print the release.
+    /// The operator's admission has 2 s of publicity: start the server with
+    /// KEYONG__GOVERNANCE__MIN_PUBLICITY=1s (as `cargo xtask demo` does).
     Walkthrough {
         /// Base URL of the server.
         #[arg(long, default_value = "http://127.0.0.1:7878")]

@@ -21,6 +21,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::schedule::now;
 
+/// Most applications, and most objections, one admission records.
+const MAX_RECORDS: usize = 1000;
+
 /// Longest publicity period the agency may set.
 const MAX_PUBLICITY_DAYS: i64 = 90;
 
@@ -121,6 +124,9 @@ pub(crate) async fn apply(
             "materials_sm3 must be the SM3 of the application materials (64 hex digits)".into(),
         ));
     }
+    if a.applications.len() >= MAX_RECORDS {
+        return Err(ApiError::PolicyDenied(format!("an admission records at most {MAX_RECORDS} applications")));
+    }
     if a.applications.iter().any(|x| x.org_id == req.org_id) {
         return Err(ApiError::Conflict(format!("`{}` has already applied", org.name)));
     }
@@ -215,6 +221,9 @@ pub(crate) async fn object(
         return Err(ApiError::InvalidState("the publicity period has ended; objections are no longer received".into()));
     }
     check_text("text", &req.text, 5000)?;
+    if a.objections.len() >= MAX_RECORDS {
+        return Err(ApiError::PolicyDenied(format!("an admission records at most {MAX_RECORDS} objections")));
+    }
     a.objections.push(Objection {
         text: req.text,
         status: ObjectionStatus::Open,

@@ -23,6 +23,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::runner;
 
+/// Most targets, datasets or domains one agreement names.
+const MAX_LIST: usize = 200;
+
 /// The jobs an exit cancels: every job not released or withdrawn (a
 /// rejection the operator has not seen yet included, so none stands out).
 const CANCELLED_AT_EXIT: [JobStatus; 8] = [
@@ -183,8 +186,14 @@ pub(crate) async fn sign(
             return Err(ApiError::BadRequest(format!("dataset `{name}` is not in the catalog")));
         }
     }
-    if req.targets.is_empty() {
-        return Err(ApiError::BadRequest("an agreement states its business targets (经营目标)".into()));
+    if req.targets.is_empty() || req.targets.len() > MAX_LIST {
+        return Err(ApiError::BadRequest(format!("an agreement states 1 to {MAX_LIST} business targets (经营目标)")));
+    }
+    if scope.datasets.len() > MAX_LIST || scope.domains.len() > MAX_LIST {
+        return Err(ApiError::BadRequest(format!("a scope names at most {MAX_LIST} datasets and {MAX_LIST} domains")));
+    }
+    for d in &scope.domains {
+        check_text("scope.domains", d, 100)?;
     }
     for t in &req.targets {
         check_text("targets", t, 500)?;
