@@ -162,39 +162,34 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
             operator.submit_module(&honest_blocks).await.unwrap().id,
         ),
     ];
+    let reviewers = [&r1, &r2];
     for (spinning, honest) in pairs {
-        // Each twin in turn through the same steps: what the operator sees
-        // while it runs, and the slot at which it sees the decision.
-        let mut seen = Vec::new();
-        let mut units_failed = Vec::new();
-        for module_id in [spinning, honest] {
-            let job = operator.submit_job(&SubmitJob { module_id, budget: Loss::Zcdp { rho: 0.2 } }).await.unwrap();
-            let mut statuses = Vec::new();
-            while r1.job(&job.id).await.unwrap().status != JobStatus::UnderReview {
-                let v = operator.job(&job.id).await.unwrap();
-                assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
-                if statuses.last() != Some(&v.status) {
-                    statuses.push(v.status);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            units_failed.push(r1.review(&job.id).await.unwrap().evidence.units_failed);
-            r1.wait_for_job(&job.id, Duration::from_secs(120)).await.unwrap();
-            for r in [&r1, &r2] {
-                r.vote(&job.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
-            }
-            let period = job.decision_period_seconds as i64;
-            let v = operator.wait_for_decision(&job.id, Duration::from_secs(3 * period as u64 + 10)).await.unwrap();
-            statuses.push(v.status);
-            let offset = seconds_between(&v.created_at, &v.updated_at);
-            assert_eq!(offset % period, 0, "{offset} s is not a slot of {period} s");
-            seen.push((statuses, offset / period));
-        }
-        assert!(units_failed[0] > 0, "some calls spun out of fuel");
-        assert_eq!(units_failed[1], 0);
-        assert_eq!(seen[0], seen[1], "the twins look the same to the operator");
-        assert_eq!(seen[0], (vec![JobStatus::Pending, JobStatus::Approved], 2), "decided after slot 1, seen at slot 2");
+        let (spun, spun_failed) = as_the_operator_sees(&operator, reviewers, spinning).await;
+        let (plain, plain_failed) = as_the_operator_sees(&operator, reviewers, honest).await;
+        assert!(spun_failed > 0, "some calls spun out of fuel");
+        assert_eq!(plain_failed, 0);
+        assert_eq!(spun, plain, "the twins look the same to the operator");
+        assert_eq!(spun, (vec![JobStatus::Pending, JobStatus::Approved], 2), "decided after slot 1, seen at slot 2");
     }
+    // The same in sql mode: a WHERE that divides by zero on the rows
+    // (total semantics: that row's predicate is NULL, so false; the job
+    // never fails) and its twin without the division.
+    let mut divides = sql.clone();
+    (divides.name, divides.bounds[0].upper) = ("divides-by-zero".into(), 1000.0);
+    let mut plain = divides.clone();
+    plain.name = "plain-where".into();
+    let query = |filter: &str| {
+        format!(
+            "SELECT district, COUNT(*) AS n, SUM(kwh) AS total FROM electricity_bills WHERE {filter} GROUP BY district"
+        )
+    };
+    (divides.sql, plain.sql) = (query("kwh / (kwh - kwh) > 0 OR kwh >= 0"), query("kwh >= 0"));
+    let divides = operator.submit_module(&sign_module(key, &[], &divides).unwrap()).await.unwrap().id;
+    let plain = operator.submit_module(&sign_module(key, &[], &plain).unwrap()).await.unwrap().id;
+    let (divided, _) = as_the_operator_sees(&operator, reviewers, divides).await;
+    let (filtered, _) = as_the_operator_sees(&operator, reviewers, plain).await;
+    assert_eq!(divided, filtered, "a WHERE that fails on rows looks like one that does not");
+    assert_eq!(divided, (vec![JobStatus::Pending, JobStatus::Approved], 2));
 
     // Hole 8: the receipt binds the manifest and is signed under a domain tag;
     // everything at rest is the service account's alone.
@@ -335,4 +330,35 @@ async fn one_officer_cannot_meet_the_two_person_rule() {
     let agency_officer = agency.me().await.unwrap().id;
     assert!(filed.iter().all(|f| f.detail["confirmed_by"] == me.as_str()));
     assert!(filed.iter().all(|f| f.detail["created_by"] == agency_officer.as_str()));
+}
+
+/// Runs one job of `module_id` through review as a twin test needs it:
+/// the statuses the operator saw while it ran, the slot (in periods) at
+/// which it saw the reviewers' approval, and the units that failed.
+async fn as_the_operator_sees(
+    operator: &Client,
+    reviewers: [&Client; 2],
+    module_id: String,
+) -> ((Vec<JobStatus>, i64), u64) {
+    let job = operator.submit_job(&SubmitJob { module_id, budget: Loss::Zcdp { rho: 0.05 } }).await.unwrap();
+    let mut statuses = Vec::new();
+    while reviewers[0].job(&job.id).await.unwrap().status != JobStatus::UnderReview {
+        let v = operator.job(&job.id).await.unwrap();
+        assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
+        if statuses.last() != Some(&v.status) {
+            statuses.push(v.status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let units_failed = reviewers[0].review(&job.id).await.unwrap().evidence.units_failed;
+    reviewers[0].wait_for_job(&job.id, Duration::from_secs(120)).await.unwrap();
+    for r in reviewers {
+        r.vote(&job.id, &DecisionRequest::new(Decision::Approve, "")).await.unwrap();
+    }
+    let period = job.decision_period_seconds as i64;
+    let v = operator.wait_for_decision(&job.id, Duration::from_secs(3 * period as u64 + 10)).await.unwrap();
+    statuses.push(v.status);
+    let offset = seconds_between(&v.created_at, &v.updated_at);
+    assert_eq!(offset % period, 0, "{offset} s is not a slot of {period} s");
+    ((statuses, offset / period), units_failed)
 }
