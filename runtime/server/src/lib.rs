@@ -88,7 +88,8 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Exits the operators whose agreements lapse, every [`SWEEP_EVERY`].
 async fn sweep_lapsed_agreements(state: AppState) {
-    let mut every = tokio::time::interval(SWEEP_EVERY);
+    // The first sweep ran at start-up.
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
     loop {
         every.tick().await;
         if let Err(e) = routes::exit_lapsed(&state).await {

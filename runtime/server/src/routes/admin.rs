@@ -62,9 +62,6 @@ pub(crate) async fn create_user(
         .org(&req.org_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no organisation `{}`", req.org_id)))?;
-    if st.store.exit_record(&org.id).await?.is_some() {
-        return Err(ApiError::PolicyDenied(format!("`{}` has exited: it has no users any more", org.name)));
-    }
     if !role_fits(req.role, org.kind) {
         return Err(ApiError::BadRequest(format!("a {} cannot belong to a {} organisation", req.role, org.kind)));
     }

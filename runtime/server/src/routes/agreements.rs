@@ -149,9 +149,6 @@ pub(crate) async fn sign(
     let Some(evaluation) = admission.evaluation.clone() else {
         return Err(ApiError::InvalidState("the admission has no evaluation".into()));
     };
-    if st.store.exit_record(&evaluation.selected).await?.is_some() {
-        return Err(ApiError::PolicyDenied("the selected applicant has exited".into()));
-    }
     let from = today();
     // A 3-year term's last day is the day before its third anniversary.
     let until = check_term(&req.until, from, three_years_after(from) - time::Duration::days(1))?;
@@ -216,6 +213,10 @@ pub(crate) async fn sign(
     admission.status = AdmissionStatus::Concluded;
     admission.agreement = Some(agreement.id.clone());
     let mut tx = st.store.begin().await?;
+    // Inside the write, so an exit that committed meanwhile is seen.
+    if tx.has_exited(&agreement.operator_org).await? {
+        return Err(ApiError::PolicyDenied("the selected applicant has exited".into()));
+    }
     if !tx.update_admission(&admission, &old).await? {
         return Err(ApiError::InvalidState("the admission changed; try again".into()));
     }
