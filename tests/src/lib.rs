@@ -214,6 +214,7 @@ impl TestServer {
             wasm: example_wasm("electricity"),
             manifest: example_manifest("electricity"),
             rho,
+            story: None,
         }
     }
 

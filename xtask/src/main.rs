@@ -127,6 +127,11 @@ fn demo() -> anyhow::Result<()> {
     run(Command::new(&keyong)
         .args(["sim", "generate", "--dataset", "electricity_bills", "--scale", "2000", "--out"])
         .arg(root.join("landing")))?;
+    // Next month's feed of the same dataset, as CSV: its next version.
+    run(Command::new(&keyong)
+        .args(["sim", "generate", "--dataset", "electricity_bills", "--scale", "2000", "--seed", "43"])
+        .args(["--format", "csv", "--out"])
+        .arg(root.join("landing")))?;
     println!("== starting keyong on the embedded default (SQLite + local data root, loopback)");
     let mut child = Command::new(&keyong)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-root"])
@@ -158,7 +163,8 @@ fn demo() -> anyhow::Result<()> {
         .arg("--wasm")
         .arg(guest_wasm("electricity"))
         .arg("--manifest")
-        .arg(workspace().join("udf-sdk/examples/electricity/manifest.json")))?;
+        .arg(workspace().join("udf-sdk/examples/electricity/manifest.json"))
+        .args(["--next-feed", "electricity_bills.csv"]))?;
     drop(server);
     println!("\ndemo finished: data root kept in {}", root.display());
     Ok(())

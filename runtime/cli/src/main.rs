@@ -119,21 +119,23 @@ enum Command {
         /// Base URL of the server.
         #[arg(long, default_value = "http://127.0.0.1:7878")]
         server: String,
-        /// File holding an agency user's token.
+        /// File holding the token of an agency user or of the dataset's provider.
         #[arg(long)]
         token_file: PathBuf,
-        /// Dataset policy under `policies/datasets/` (e.g. electricity_bills).
+        /// Dataset policy under `policies/datasets/` (e.g. electricity_bills); its
+        /// name is the confirmed catalog entry's.
         #[arg(long)]
         policy: String,
-        /// Raw Parquet feed in the landing zone (e.g. electricity_bills.parquet).
+        /// Raw feed in the landing zone, Parquet or `.csv` (e.g. electricity_bills.parquet).
         #[arg(long)]
         source: String,
-        /// Total δ for the dataset across all scenarios (partition selection spends it).
-        #[arg(long, default_value_t = keyong_model::api::DEFAULT_DATASET_DELTA)]
-        delta: f64,
-        /// Total zCDP ρ for the dataset across all scenarios.
-        #[arg(long, default_value_t = 4.0)]
-        rho: f64,
+        /// Total δ for the dataset across all scenarios and versions (first version only).
+        #[arg(long)]
+        delta: Option<f64>,
+        /// Total zCDP ρ for the dataset across all scenarios and versions: required with the
+        /// first version, refused with a later one.
+        #[arg(long)]
+        rho: Option<f64>,
     },
     /// Release an approved job (operator role) and write its bundle into a new
     /// directory: result.parquet, result.csv, report.json (what the operator
@@ -197,6 +199,11 @@ enum Command {
         /// zCDP ρ the job spends.
         #[arg(long, default_value_t = 0.5)]
         rho: f64,
+        /// Go on, after the release, with the rest of the plan's story (catalog update
+        /// request, objection, this second feed of the dataset as its next version, a
+        /// second operator's renewal and exit).
+        #[arg(long)]
+        next_feed: Option<String>,
     },
     /// (Internal) compile a module read on stdin under the compile limits; `serve` runs it.
     #[command(hide = true)]
@@ -474,7 +481,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("signed; POST {} to /v1/modules", out.display());
             Ok(())
         }
-        Command::Walkthrough { server, token_file, wasm, manifest, source, policy, rho } => {
+        Command::Walkthrough { server, token_file, wasm, manifest, source, policy, rho, next_feed } => {
             let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
             let manifest: Manifest =
                 serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
@@ -486,6 +493,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 wasm: read(&wasm)?,
                 manifest,
                 rho,
+                story: next_feed,
             };
             let mut step = 0;
             let outcome = walkthrough::run(inputs, &mut |msg| {

@@ -331,6 +331,7 @@ fn logs_of_a_whole_run_hold_no_secret() {
         wasm: example_wasm("electricity"),
         manifest: keyong_tests::example_manifest("electricity"),
         rho: 0.25,
+        story: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outcome = rt.block_on(keyong_client::walkthrough::run(inputs, &mut |_| {}));

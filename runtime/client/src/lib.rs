@@ -2,7 +2,9 @@
 //! whole life of a job driven as a client would, shared by `cargo xtask
 //! demo` (through `keyong walkthrough`) and the end-to-end tests.
 
+mod catalog;
 mod governance;
+pub mod story;
 pub mod walkthrough;
 
 use reqwest::Method;

@@ -27,6 +27,10 @@ pub struct Inputs {
     pub manifest: Manifest,
     /// ρ for the run.
     pub rho: f64,
+    /// The rest of the plan's story after the release ([`crate::story`]):
+    /// a second raw feed of the same dataset in the landing zone, which
+    /// becomes its next version.
+    pub story: Option<String>,
 }
 
 /// Tokens of the users the walkthrough created.
@@ -37,6 +41,8 @@ pub struct Actors {
     pub reviewers: [String; 2],
     pub operator: String,
     pub operator_org: String,
+    /// The data provider (数源部门) of the walkthrough's dataset.
+    pub provider: String,
     /// The operator's authorisation agreement.
     pub agreement: String,
     pub operator_key: SigningKey,
@@ -77,6 +83,11 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         reviewers.push(authority.confirm_reviewer(&created.user.id).await?.token);
     }
     say("[二(七)3] agency created two reviewer accounts; the authority confirmed each (filed) and issued their tokens");
+    let provider_org = authority
+        .create_org(&CreateOrg { name: "市供电公司 City Power Supply Co.".into(), kind: OrgKind::Provider })
+        .await?;
+    let provider = authority.create_user(&user(&provider_org.id, "data steward", Role::Provider)).await?;
+    say(&format!("[二(三)] authority registered the data provider (数源部门) `{}`", provider_org.name));
     let until = crate::now().date() + time::Duration::days(730);
     let until = until.format(time::macros::format_description!("[year]-[month]-[day]")).expect("formattable");
     let (op_org, agreement) = agency_client.admit_operator("运营机构 Grid Insights Ltd.", &until).await?;
@@ -94,6 +105,7 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
         reviewers: [reviewers[0].clone(), reviewers[1].clone()],
         operator: operator.token,
         operator_org: op_org.id,
+        provider: provider.token,
         agreement: agreement.id,
         operator_key: key,
     })
@@ -107,24 +119,29 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
         (base.as_user(&actors.authority), base.as_user(&actors.agency), base.as_user(&actors.operator));
     let mut seen = Vec::new();
 
-    let entry = agency
-        .ingest(&IngestRequest {
-            policy: inputs.policy.clone(),
-            source: inputs.source.clone(),
-            rho_budget: 4.0,
-            delta_budget: 1e-6,
-        })
-        .await?;
+    let provider = base.as_user(&actors.provider);
+    let ingest = IngestRequest {
+        policy: inputs.policy.clone(),
+        source: inputs.source.clone(),
+        rho_budget: Some(4.0),
+        delta_budget: Some(1e-6),
+    };
+    let entry = provider.catalog_dataset(&authority, &ingest, "energy").await?;
     say(&format!(
-        "[二(三)] agency ingested `{}`: {} rows desensitised (初步脱敏), version {}…, grade {}, unit column `{}`",
+        "[二(三)] provider registered catalog entry `{}` ({} fields, proposed grade {}); the authority confirmed it (filed)",
+        entry.name,
+        entry.columns.len(),
+        entry.grade
+    ));
+    say(&format!(
+        "[二(三)] provider ingested version {} of `{}`: {} rows desensitised (初步脱敏), SM3 {}…, unit column `{}`; the authority approved it (filed); dataset budget ρ = {}",
+        entry.seq,
         entry.name,
         entry.row_count,
         &entry.version[..12],
-        entry.grade,
-        entry.unit_column
+        entry.unit_column,
+        entry.budget.rho_total
     ));
-    let entry = authority.approve_dataset(&entry.name).await?;
-    say(&format!("[二(七)1] authority approved the catalog entry; dataset budget ρ = {}", entry.budget.rho_total));
     seen.push(json(&operator.catalog().await?));
 
     let scenario = operator
@@ -133,6 +150,7 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
             purpose: "Plan grid capacity per district from aggregate household consumption.".into(),
             datasets: vec![ScenarioDataset {
                 name: entry.name.clone(),
+                version: None,
                 columns: inputs.manifest.columns.clone(),
                 row_filter: None,
             }],
@@ -215,6 +233,9 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let bundle = operator.release(&job.id).await?;
     verify_bundle(&bundle)?;
     say(&format!("[二(七)3] operator released the result; receipt {} is SM2-signed and verifies", bundle.receipt.id));
+    if let Some(next_source) = &inputs.story {
+        crate::story::run(&base, &actors, &entry, next_source, say).await?;
+    }
     let audit = authority.verify_audit().await?;
     let checkpoint = audit.checkpoint_signature_hex.as_deref().unwrap_or_default();
     let message = keyong_crypto::audit::attestation_message(audit.entries, &audit.head_hash);

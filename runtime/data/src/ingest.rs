@@ -33,6 +33,8 @@ pub struct Ingested {
     pub version: String,
     /// Path of the Parquet file relative to the datasets directory.
     pub file: String,
+    /// SM3 of the raw feed as read from the landing zone.
+    pub source_sm3: String,
     pub columns: Vec<ColumnInfo>,
     pub row_count: u64,
     pub unit_count: u64,
@@ -192,14 +194,27 @@ fn scan_strings(column: &str, values: &StringArray) -> Result<()> {
 /// `secret`, scans the result, and writes `<name>/<version>.parquet` under
 /// `datasets`. On any error nothing is left behind.
 pub fn ingest(landing: &Dir, source: &str, policy: &DatasetPolicy, secret: &[u8], datasets: &Dir) -> IngestOutcome {
-    let file = landing
-        .open(source)
-        .map_err(|_| Error::BadInput(format!("no raw feed named `{source}` in the landing zone")))?
-        .into_std();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::BadInput(format!("`{source}` is not a readable Parquet file: {e}")))?
-        .with_batch_size(BATCH_ROWS)
-        .build()?;
+    let open = || {
+        landing
+            .open(source)
+            .map(|f| f.into_std())
+            .map_err(|_| Error::BadInput(format!("no raw feed named `{source}` in the landing zone")))
+    };
+    let source_sm3 = {
+        let mut hashed = Sm3Writer::new(std::io::sink());
+        std::io::copy(&mut open()?, &mut hashed)?;
+        hashed.finish().1
+    };
+    let reader: Box<dyn RecordBatchReader + Send> = if source.ends_with(".csv") {
+        Box::new(csv_reader(open()?, source, policy)?)
+    } else {
+        Box::new(
+            ParquetRecordBatchReaderBuilder::try_new(open()?)
+                .map_err(|e| Error::BadInput(format!("`{source}` is not a readable Parquet file: {e}")))?
+                .with_batch_size(BATCH_ROWS)
+                .build()?,
+        )
+    };
     let plan = plan(policy, reader.schema().as_ref())?;
     datasets.create_dir_all(&policy.name)?;
     let nonce = keyong_crypto::random_hex32()?;
@@ -263,7 +278,39 @@ pub fn ingest(landing: &Dir, source: &str, policy: &DatasetPolicy, secret: &[u8]
             }
         })
         .collect();
-    Ok(Ingested { version, file, columns, row_count: rows, unit_count })
+    Ok(Ingested { version, file, source_sm3, columns, row_count: rows, unit_count })
+}
+
+/// Rows read to infer a CSV feed's column types.
+const CSV_INFER_ROWS: usize = 10_000;
+
+/// A CSV feed (with a header row) as record batches. The columns ingest
+/// keeps unchanged take the types inferred from the first rows; every
+/// other column — identifiers, and what is pseudonymised or generalised —
+/// is read as text, so that no leading zero or digit of an identifier is
+/// lost to a number type.
+fn csv_reader(mut file: std::fs::File, source: &str, policy: &DatasetPolicy) -> Result<impl RecordBatchReader + Send> {
+    use datafusion::arrow::csv::{ReaderBuilder, reader::Format};
+    use std::io::Seek;
+    let bad = |e: datafusion::arrow::error::ArrowError| {
+        Error::BadInput(format!("`{source}` is not a readable CSV file: {e}"))
+    };
+    let format = Format::default().with_header(true);
+    let (inferred, _) = format.infer_schema(&mut file, Some(CSV_INFER_ROWS)).map_err(bad)?;
+    file.rewind()?;
+    let fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| match policy.column(f.name()) {
+            Some(c) if c.transform == Transform::Keep => f.as_ref().clone(),
+            _ => Field::new(f.name(), DataType::Utf8, true),
+        })
+        .collect();
+    ReaderBuilder::new(Arc::new(Schema::new(fields)))
+        .with_format(format)
+        .with_batch_size(BATCH_ROWS)
+        .build(file)
+        .map_err(bad)
 }
 
 fn digest64(s: &str) -> u64 {

@@ -502,6 +502,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_csv_feed_ingests_to_the_same_version_as_its_parquet_twin() {
+        let (dirs, parquet) = setup();
+        let raw = dirs.landing.open("electricity.parquet").unwrap().into_std();
+        let batches = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(raw, 1024).unwrap();
+        let mut csv = datafusion::arrow::csv::Writer::new(dirs.landing.create("electricity.csv").unwrap().into_std());
+        for b in batches {
+            csv.write(&b.unwrap()).unwrap();
+        }
+        drop(csv);
+        dirs.datasets.remove_dir_all("electricity_bills").unwrap();
+        let policy = DatasetPolicy::parse(POLICY).unwrap();
+        let ing = crate::ingest(&dirs.landing, "electricity.csv", &policy, b"secret", &dirs.datasets).unwrap();
+        assert_eq!((ing.row_count, ing.unit_count), (parquet.row_count, parquet.unit_count));
+        assert_eq!(ing.columns, parquet.columns);
+        assert_eq!(ing.version, parquet.version, "the same rows make the same desensitised bytes");
+        assert_ne!(ing.source_sm3, parquet.source_sm3);
+        dirs.landing.write("junk.csv", "a,b\n1\n\u{0}").unwrap();
+        assert!(matches!(
+            crate::ingest(&dirs.landing, "junk.csv", &policy, b"s", &dirs.datasets),
+            Err(Error::BadInput(_))
+        ));
+    }
+
+    #[test]
     fn bad_feeds_are_refused_and_leave_nothing() {
         let (dirs, _) = setup();
         let policy = DatasetPolicy::parse(POLICY).unwrap();

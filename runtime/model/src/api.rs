@@ -66,12 +66,16 @@ pub struct IngestRequest {
     pub policy: String,
     /// File name of the raw Parquet feed in the landing zone.
     pub source: String,
-    /// Total zCDP budget (ρ) for this dataset across all scenarios.
-    pub rho_budget: f64,
+    /// Total zCDP budget (ρ) for this dataset across all scenarios and all
+    /// its versions: given with the first version, never with a later one
+    /// (a new version is about the same people).
+    #[serde(default)]
+    pub rho_budget: Option<f64>,
     /// Total δ (approximate DP, spent by partition selection) for this
-    /// dataset across all scenarios; 0 ≤ δ ≤ [`MAX_DELTA`].
-    #[serde(default = "default_dataset_delta")]
-    pub delta_budget: f64,
+    /// dataset, like `rho_budget`; 0 ≤ δ ≤ [`MAX_DELTA`], by default
+    /// [`DEFAULT_DATASET_DELTA`].
+    #[serde(default)]
+    pub delta_budget: Option<f64>,
 }
 
 /// Largest total δ a dataset or scenario may be given.
@@ -80,10 +84,6 @@ pub const MAX_DELTA: f64 = 1e-5;
 pub const DEFAULT_DATASET_DELTA: f64 = 1e-6;
 /// A scenario's total δ when the application names none.
 pub const DEFAULT_SCENARIO_DELTA: f64 = 1e-7;
-
-fn default_dataset_delta() -> f64 {
-    DEFAULT_DATASET_DELTA
-}
 
 fn default_scenario_delta() -> f64 {
     DEFAULT_SCENARIO_DELTA
@@ -99,15 +99,22 @@ pub struct ColumnInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogEntry {
     pub name: String,
-    /// SM3 of the desensitised Parquet content.
+    pub title: String,
+    pub domain: String,
+    pub update_frequency: crate::catalog::UpdateFrequency,
+    /// SM3 of the desensitised Parquet content: the version jobs read now
+    /// (the latest approved one; the latest pending one before any is approved).
     pub version: String,
+    /// Its place in the dataset's versions (1, 2, …).
+    pub seq: u32,
     pub grade: Grade,
+    /// The providing organisation's name.
     pub provider: String,
     pub unit_column: String,
     pub columns: Vec<ColumnInfo>,
     pub row_count: u64,
-    /// `pending` until the authority approves it, then `active`.
-    pub status: String,
+    /// The version's status: `pending` until the authority approves it, then `active`.
+    pub status: crate::catalog::VersionStatus,
     pub policy_hash: String,
     /// The dataset's budget, shared by every organisation's scenarios. An
     /// operator sees the totals and only its own organisation's spending.
@@ -134,6 +141,11 @@ pub struct Budget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioDataset {
     pub name: String,
+    /// A version (its SM3) the scenario pins: every job reads that one.
+    /// Without it the scenario follows the latest approved version, and
+    /// each job records the version it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     pub columns: Vec<String>,
     /// Only rows whose `column` holds one of `values` are visible (e.g. a
     /// region, or consent given); the column itself need not be authorised.

@@ -6,6 +6,7 @@
 //! (no wasmtime, DataFusion, OpenDP or SQL). Everything here is plain data.
 
 pub mod api;
+pub mod catalog;
 mod error;
 pub mod governance;
 pub mod manifest;

@@ -136,7 +136,8 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), Failure> {
     let job = st.store.job(job_id).await?.ok_or(Failure::Missing("row"))?;
     let module = st.store.module(&job.view.module).await?.ok_or(Failure::Missing("module"))?;
     let mode = module.manifest.mode;
-    let dataset = st.store.dataset(&module.manifest.input).await?.ok_or(Failure::Missing("dataset"))?;
+    // The version recorded at submission, whatever has been approved since.
+    let dataset = crate::routes::read_by(st, &job).await?;
     // Registered before the job is running, so a withdrawal that lands
     // from here on finds it and stops it.
     let sandbox_job = st.engine.job(&module.manifest);
@@ -165,7 +166,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), Failure> {
         backstop: crate::schedule::until_first_slot(&job),
     };
     let (output, candidate) = st.engine.run(spec, sandbox_job).await?;
-    let earlier = st.store.released_cells(&dataset.entry.name, &dataset.entry.version).await?;
+    let earlier = st.store.released_cells(&dataset.entry.name).await?;
     let sealed = st.engine.check(output, candidate, earlier).await?;
     let verdict = sealed.report.verdict;
     let auto = auto_approvable(st, &job, mode, &sealed).await?;

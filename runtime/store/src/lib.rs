@@ -11,11 +11,13 @@
 // Unit tests may touch files, the environment and the clock (clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod catalog;
 mod governance;
 mod rows;
 mod tx;
 
-pub use rows::{DatasetRow, JobLoad, JobRow, ModuleRow, ScenarioRow, UserRow};
+pub use catalog::DatasetRow;
+pub use rows::{JobLoad, JobRow, ModuleRow, ScenarioRow, UserRow};
 pub use tx::{BudgetLeft, Tx};
 
 use std::str::FromStr;
@@ -67,7 +69,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema version this code writes (`PRAGMA user_version`; the
 /// statement in [`Store::open_sqlite`] spells the same number).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// A released product and what the public list shows of it.
 #[derive(Debug, Clone)]
@@ -111,7 +113,7 @@ impl Store {
             )));
         }
         sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
-        sqlx::raw_sql("PRAGMA user_version = 5").execute(&pool).await?;
+        sqlx::raw_sql("PRAGMA user_version = 6").execute(&pool).await?;
         Ok(Self { pool, checkpoint_key: None })
     }
 
@@ -141,16 +143,6 @@ impl Store {
     pub async fn org(&self, id: &str) -> Result<Option<keyong_model::api::Org>> {
         let row = sqlx::query("SELECT * FROM orgs WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| rows::org_from_row(&r)).transpose()
-    }
-
-    pub async fn dataset(&self, name: &str) -> Result<Option<DatasetRow>> {
-        let row = sqlx::query("SELECT * FROM datasets WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
-        row.map(|r| DatasetRow::from_row(&r)).transpose()
-    }
-
-    pub async fn datasets(&self) -> Result<Vec<DatasetRow>> {
-        let rows = sqlx::query("SELECT * FROM datasets ORDER BY name").fetch_all(&self.pool).await?;
-        rows.iter().map(DatasetRow::from_row).collect()
     }
 
     pub async fn scenario(&self, id: &str) -> Result<Option<ScenarioRow>> {
@@ -247,14 +239,13 @@ impl Store {
         row.map(|r| rows::vote_from_row(&r)).transpose()
     }
 
-    /// Sealed unit sets of every released non-DP output of a dataset version: (job id, sealed).
-    pub async fn released_cells(&self, dataset: &str, version: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows =
-            sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
-                .bind(dataset)
-                .bind(version)
-                .fetch_all(&self.pool)
-                .await?;
+    /// Sealed unit sets of every released non-DP output of a dataset, of every
+    /// version (pseudonyms are stable across versions): (job id, sealed).
+    pub async fn released_cells(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? ORDER BY job_id")
+            .bind(dataset)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
     }
 
@@ -403,7 +394,7 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyong_model::api::{Budget, CatalogEntry, Scenario};
+    use keyong_model::api::{Budget, Scenario};
     use keyong_model::{Charge, Grade, Loss, OrgKind, ScenarioStatus};
 
     async fn store() -> (Store, std::path::PathBuf) {
@@ -426,20 +417,49 @@ mod tests {
             delta_spent: 0.0,
             epsilon_remaining_at_1e6: 0.0,
         };
-        let entry = CatalogEntry {
-            name: "d".into(),
-            version: "v".into(),
-            grade: Grade::General,
-            provider: "p".into(),
-            unit_column: "u".into(),
-            columns: vec![],
-            row_count: 1,
-            status: "active".into(),
-            policy_hash: "h".into(),
-            budget,
-            consent_column: Some("consent".into()),
+        use keyong_model::catalog::*;
+        let details = EntryDetails {
+            title: "t".into(),
+            description: "d".into(),
+            domain: "energy".into(),
+            fields: vec![],
+            proposed_grade: Grade::General,
+            update_frequency: UpdateFrequency::Monthly,
         };
-        tx.insert_dataset(&entry, "d/v.parquet", 1).await.unwrap();
+        let record = CatalogRecord {
+            name: "d".into(),
+            provider_org: "o1".into(),
+            status: CatalogStatus::Confirmed,
+            details,
+            grade: Some(Grade::General),
+            pending_change: None,
+            rejection: None,
+            request: None,
+            registered_by: "u1".into(),
+            created_at: now(),
+            confirmed_at: None,
+        };
+        tx.insert_catalog_record(&record).await.unwrap();
+        assert!(tx.set_dataset_budget("d", budget.rho_total, budget.delta_total).await.unwrap());
+        let version = DatasetVersion {
+            dataset: "d".into(),
+            seq: 1,
+            version: "v".into(),
+            parent: None,
+            source: "d.parquet".into(),
+            source_sm3: "s".into(),
+            row_count: 1,
+            columns: vec![],
+            grade: Grade::General,
+            unit_column: "u".into(),
+            consent_column: Some("consent".into()),
+            policy_hash: "h".into(),
+            ingested_by: "u1".into(),
+            status: VersionStatus::Active,
+            created_at: now(),
+            updated_at: now(),
+        };
+        tx.insert_version(&version, "d/v.parquet", 1).await.unwrap();
         let s = Scenario {
             id: "s1".into(),
             operator_org: "o1".into(),

@@ -3,8 +3,8 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use keyong_model::api::{Budget, CatalogEntry, ColumnInfo, JobView, Org, Scenario, ScenarioDataset, VoteRecord};
-use keyong_model::{Grade, JobStatus, Manifest, Mode, Role, ScenarioStatus};
+use keyong_model::api::{Budget, JobView, Org, Scenario, ScenarioDataset, VoteRecord};
+use keyong_model::{JobStatus, Manifest, Mode, Role, ScenarioStatus};
 
 use crate::{Result, json, parse};
 
@@ -71,37 +71,6 @@ impl UserRow {
             name: self.name.clone(),
             role: self.role,
         }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct DatasetRow {
-    pub entry: CatalogEntry,
-    pub file: String,
-    pub unit_count: u64,
-}
-
-impl DatasetRow {
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
-        let grade: Grade = parse("grade", r.get("grade"))?;
-        let columns: Vec<ColumnInfo> = json("columns", r.get("columns_json"))?;
-        Ok(Self {
-            entry: CatalogEntry {
-                name: r.get("name"),
-                version: r.get("version"),
-                grade,
-                provider: r.get("provider"),
-                unit_column: r.get("unit_column"),
-                columns,
-                row_count: r.get::<i64, _>("row_count") as u64,
-                status: r.get("status"),
-                policy_hash: r.get("policy_hash"),
-                budget: budget(r),
-                consent_column: r.get("consent_column"),
-            },
-            file: r.get("file"),
-            unit_count: r.get::<i64, _>("unit_count") as u64,
-        })
     }
 }
 

@@ -21,25 +21,38 @@ CREATE TABLE IF NOT EXISTS users (
     disabled_at TEXT,
     created_at TEXT NOT NULL
 );
+-- The catalog (数据目录, 二(三)): one entry per dataset, registered by its
+-- provider and confirmed by the authority (`body_json` is the record), with
+-- the dataset's privacy budget, which every version shares (rho_total = 0
+-- until the first ingest sets it).
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT PRIMARY KEY,
+    provider_org TEXT NOT NULL REFERENCES orgs(id),
+    status TEXT NOT NULL,
+    body_json TEXT NOT NULL,
+    rho_total REAL NOT NULL DEFAULT 0,
+    rho_spent REAL NOT NULL DEFAULT 0,
+    delta_total REAL NOT NULL DEFAULT 0,
+    delta_spent REAL NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+-- Every ingest of a cataloged dataset (`body_json` is the version record).
+CREATE TABLE IF NOT EXISTS dataset_versions (
+    dataset TEXT NOT NULL REFERENCES datasets(name),
+    seq INTEGER NOT NULL,
     version TEXT NOT NULL,
     file TEXT NOT NULL,
-    grade TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    unit_column TEXT NOT NULL,
-    columns_json TEXT NOT NULL,
-    row_count INTEGER NOT NULL,
-    unit_count INTEGER NOT NULL,
-    policy_hash TEXT NOT NULL,
-    consent_column TEXT,
     status TEXT NOT NULL,
-    rho_total REAL NOT NULL,
-    rho_spent REAL NOT NULL DEFAULT 0,
-    delta_total REAL NOT NULL,
-    delta_spent REAL NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
+    unit_count INTEGER NOT NULL,
+    body_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (dataset, seq)
 );
+-- The same content is one version (a withdrawn one may come again), and a
+-- dataset has at most one version awaiting approval.
+CREATE UNIQUE INDEX IF NOT EXISTS dataset_versions_content ON dataset_versions (dataset, version) WHERE status != 'withdrawn';
+CREATE UNIQUE INDEX IF NOT EXISTS dataset_versions_pending ON dataset_versions (dataset) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS scenarios (
     id TEXT PRIMARY KEY,
     operator_org TEXT NOT NULL REFERENCES orgs(id),
@@ -219,4 +232,16 @@ CREATE TABLE IF NOT EXISTS exits (
     record_json TEXT NOT NULL,
     record_sm3 TEXT NOT NULL,
     at TEXT NOT NULL
+);
+
+-- Procedures kept as one JSON record each, updated by compare-and-swap on
+-- the record: catalog update requests (`catalog_request`) and objections to
+-- catalog entries (`objection`).
+CREATE TABLE IF NOT EXISTS procedures (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    body_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 );

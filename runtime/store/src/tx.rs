@@ -5,7 +5,7 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use keyong_crypto::audit;
-use keyong_model::api::{CatalogEntry, Incident, InputVersion, Org, Scenario, VoteRecord};
+use keyong_model::api::{Incident, InputVersion, Org, Scenario, VoteRecord};
 use keyong_model::report::Verdict;
 use keyong_model::{Charge, JobStatus, Loss, Manifest, Role, ScenarioStatus};
 
@@ -209,42 +209,6 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?;
         Ok(())
-    }
-
-    pub async fn insert_dataset(&mut self, e: &CatalogEntry, file: &str, unit_count: u64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO datasets (name, version, file, grade, provider, unit_column, columns_json, row_count, unit_count, policy_hash, consent_column, status, rho_total, rho_spent, delta_total, delta_spent, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?)",
-        )
-        .bind(&e.name)
-        .bind(&e.version)
-        .bind(file)
-        .bind(e.grade.as_str())
-        .bind(&e.provider)
-        .bind(&e.unit_column)
-        .bind(serde_json::to_string(&e.columns).expect("serialisable"))
-        .bind(e.row_count as i64)
-        .bind(unit_count as i64)
-        .bind(&e.policy_hash)
-        .bind(&e.consent_column)
-        .bind(&e.status)
-        .bind(e.budget.rho_total)
-        .bind(e.budget.delta_total)
-        .bind(&self.now)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Moves a dataset from status `from` to `to`; false if it was not in `from`.
-    pub async fn set_dataset_status(&mut self, name: &str, from: &str, to: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE datasets SET status = ? WHERE name = ? AND status = ?")
-            .bind(to)
-            .bind(name)
-            .bind(from)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(r.rows_affected() == 1)
     }
 
     pub async fn insert_scenario(&mut self, s: &Scenario, created_by: &str, valid_days: u32) -> Result<()> {
@@ -543,14 +507,12 @@ impl Tx {
         Ok(())
     }
 
-    /// Job ids of released non-DP outputs of a dataset version (inside this transaction).
-    pub async fn released_cells(&mut self, dataset: &str, version: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows =
-            sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? AND version = ? ORDER BY job_id")
-                .bind(dataset)
-                .bind(version)
-                .fetch_all(&mut *self.tx)
-                .await?;
+    /// Released non-DP outputs of a dataset, every version (inside this transaction).
+    pub async fn released_cells(&mut self, dataset: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT job_id, sealed FROM released_cells WHERE dataset = ? ORDER BY job_id")
+            .bind(dataset)
+            .fetch_all(&mut *self.tx)
+            .await?;
         Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
     }
 

@@ -44,8 +44,8 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     let ingest = IngestRequest {
         policy: "electricity_bills".into(),
         source: "electricity_bills.parquet".into(),
-        rho_budget: 1.0,
-        delta_budget: 1e-6,
+        rho_budget: Some(1.0),
+        delta_budget: Some(1e-6),
     };
     assert_eq!(code(operator.ingest(&ingest).await), ErrorCode::Forbidden);
     let approve = DecisionRequest::new(Decision::Approve, String::new());
@@ -81,6 +81,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
             purpose: "p".into(),
             datasets: vec![keyong_model::api::ScenarioDataset {
                 name: "electricity_bills".into(),
+                version: None,
                 columns: vec!["kwh".into()],
                 row_filter: Some(keyong_model::api::RowFilter { column: column.into(), values }),
             }],
@@ -96,18 +97,19 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     let agency_ingest = |policy: &str, source: &str| IngestRequest {
         policy: policy.into(),
         source: source.into(),
-        rho_budget: 1.0,
-        delta_budget: 1e-6,
+        rho_budget: Some(1.0),
+        delta_budget: Some(1e-6),
     };
     assert_eq!(code(agency.ingest(&agency_ingest("nope", "electricity_bills.parquet")).await), ErrorCode::NotFound);
     assert_eq!(
         code(agency.ingest(&agency_ingest("electricity_bills", "../keys/platform.json")).await),
         ErrorCode::BadRequest
     );
-    assert_eq!(
-        code(agency.ingest(&agency_ingest("electricity_bills", "electricity_bills.parquet")).await),
-        ErrorCode::Conflict
-    );
+    // A later version may not set the budget again; the same content is already a version.
+    let again = agency_ingest("electricity_bills", "electricity_bills.parquet");
+    assert_eq!(code(agency.ingest(&again).await), ErrorCode::BadRequest);
+    let again = IngestRequest { rho_budget: None, delta_budget: None, ..again };
+    assert_eq!(code(agency.ingest(&again).await), ErrorCode::Conflict);
 
     // Modules: unknown scenario, unsigned, tampered, signed by someone else, not a component.
     let key = &outcome.actors.operator_key;

@@ -7,6 +7,7 @@
 mod airlock;
 mod audit;
 mod bad_input;
+mod catalog;
 mod flood;
 mod life_cycle;
 mod operators;

@@ -58,6 +58,7 @@ async fn an_operator_acts_only_after_the_whole_admission_procedure() {
         purpose: "district load".into(),
         datasets: vec![ScenarioDataset {
             name: "electricity_bills".into(),
+            version: None,
             columns: vec!["district".into(), "kwh".into()],
             row_filter: None,
         }],

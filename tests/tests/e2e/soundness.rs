@@ -113,6 +113,7 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
         purpose: "the same analysis by another organisation".into(),
         datasets: vec![ScenarioDataset {
             name: "electricity_bills".into(),
+            version: None,
             columns: outcome.review.manifest.columns.clone(),
             row_filter: None,
         }],

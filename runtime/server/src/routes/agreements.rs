@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use time::{Date, Month};
 
+use keyong_model::catalog::CatalogStatus;
 use keyong_model::governance::{
     AdmissionStatus, Agreement, AgreementStatus, AuthorisationMode, CollectiveDecision, DecideTermination, ExitReason,
     ExitRecord, ObjectionStatus, ProposeTermination, Renew, Renewal, RequestRenewal, RequestTermination, SignAgreement,
@@ -170,8 +171,10 @@ pub(crate) async fn sign(
                 "a whole authorisation covers every dataset: leave scope.datasets empty".into(),
             ));
         }
-        AuthorisationMode::Domain if scope.domains.is_empty() || scope.datasets.is_empty() => {
-            return Err(ApiError::BadRequest("a domain authorisation names its domains and their datasets".into()));
+        AuthorisationMode::Domain if scope.domains.is_empty() => {
+            return Err(ApiError::BadRequest(
+                "a domain authorisation names its domains (the catalog's `domain` of each entry)".into(),
+            ));
         }
         AuthorisationMode::Scenario if scope.datasets.is_empty() => {
             return Err(ApiError::BadRequest("a scenario authorisation names its datasets".into()));
@@ -179,8 +182,9 @@ pub(crate) async fn sign(
         _ => {}
     }
     for name in &scope.datasets {
-        if st.store.dataset(name).await?.is_none() {
-            return Err(ApiError::BadRequest(format!("dataset `{name}` is not in the catalog")));
+        let confirmed = st.store.catalog_record(name).await?.is_some_and(|r| r.status == CatalogStatus::Confirmed);
+        if !confirmed {
+            return Err(ApiError::BadRequest(format!("dataset `{name}` is not a confirmed catalog entry")));
         }
     }
     if req.targets.is_empty() || req.targets.len() > MAX_LIST {
@@ -190,7 +194,7 @@ pub(crate) async fn sign(
         return Err(ApiError::BadRequest(format!("a scope names at most {MAX_LIST} datasets and {MAX_LIST} domains")));
     }
     for d in &scope.domains {
-        check_text("scope.domains", d, 100)?;
+        super::catalog::check_name("a domain of scope.domains", d)?;
     }
     for t in &req.targets {
         check_text("targets", t, 500)?;

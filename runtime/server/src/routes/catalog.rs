@@ -1,126 +1,257 @@
-//! Ingest (初步脱敏) and the catalog.
+//! Catalog entries (数据目录, 二(三)): the provider registers an entry or
+//! proposes a change to it; the authority confirms (filed) or refuses it.
+//! Adding or changing an entry always takes both. Dataset policies are
+//! readable by every signed-in user: they are what an objection to
+//! desensitisation refers to.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 
 use keyong_model::Role;
-use keyong_model::api::{Budget, CatalogEntry, IngestRequest};
-use keyong_policy::DatasetPolicy;
+use keyong_model::catalog::{
+    CatalogRecord, CatalogStatus, ConfirmEntry, EntryDetails, PolicyColumn, PolicyView, RegisterEntry, RejectEntry,
+};
+use keyong_policy::{DatasetPolicy, Transform};
 
-use super::{check_delta, check_rho, fresh_budget};
+use super::check_text;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
+use keyong_store::Tx;
 
-/// Largest total ρ a dataset may be given.
-const MAX_DATASET_RHO: f64 = 100.0;
+/// Most fields an entry describes.
+const MAX_FIELDS: usize = 200;
 
-fn valid_file_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !s.starts_with('.')
+/// A catalog, field or domain name: lowercase ASCII letters, digits and `_`.
+pub(crate) fn check_name(what: &str, s: &str) -> ApiResult<()> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(ApiError::BadRequest(format!("{what} must be 1 to 64 of [a-z0-9_]")));
+    }
+    Ok(())
 }
 
-pub(crate) async fn ingest(
-    State(st): State<AppState>,
-    caller: Caller,
-    Json(req): Json<IngestRequest>,
-) -> ApiResult<Json<CatalogEntry>> {
-    caller.require(&[Role::Agency])?;
-    check_rho("rho_budget", req.rho_budget, MAX_DATASET_RHO)?;
-    check_delta("delta_budget", req.delta_budget, keyong_model::api::MAX_DELTA)?;
-    if !valid_file_name(&req.policy) || !valid_file_name(&req.source) {
-        return Err(ApiError::BadRequest("policy and source must be plain file names ([A-Za-z0-9_.-])".into()));
+fn check_details(d: &EntryDetails) -> ApiResult<()> {
+    check_text("title", &d.title, 200)?;
+    check_text("description", &d.description, 2000)?;
+    check_name("domain", &d.domain)?;
+    if d.fields.is_empty() || d.fields.len() > MAX_FIELDS {
+        return Err(ApiError::BadRequest(format!("an entry describes 1 to {MAX_FIELDS} fields")));
     }
-    let policy_path = format!("datasets/{}.toml", req.policy);
-    let text = st
-        .policies
-        .read_to_string(&policy_path)
-        .map_err(|_| ApiError::NotFound(format!("no dataset policy `{}`", req.policy)))?;
-    let policy = DatasetPolicy::parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if st.store.dataset(&policy.name).await?.is_some() {
-        return Err(ApiError::Conflict(format!("dataset `{}` is already cataloged", policy.name)));
+    let mut names = std::collections::BTreeSet::new();
+    for f in &d.fields {
+        check_name("a field's name", &f.name)?;
+        check_text(&format!("field `{}`'s description", f.name), &f.description, 500)?;
+        if !names.insert(&f.name) {
+            return Err(ApiError::BadRequest(format!("field `{}` is named twice", f.name)));
+        }
     }
-    let (root, secret, p) = (st.root.clone(), st.keys.pseudonym_secret.clone(), policy.clone());
-    let source = req.source.clone();
-    let ingested = tokio::task::spawn_blocking(move || {
-        let landing = root.open_dir("landing")?;
-        let datasets = root.open_dir("datasets")?;
-        keyong_data::ingest(&landing, &source, &p, &secret, &datasets)
+    Ok(())
+}
+
+pub(crate) async fn load(st: &AppState, name: &str) -> ApiResult<CatalogRecord> {
+    st.store.catalog_record(name).await?.ok_or_else(|| ApiError::NotFound(format!("no catalog entry `{name}`")))
+}
+
+/// Writes the entry if it is still exactly `old`, with its audit entry
+/// (and filing, when `filing` names one).
+async fn save(
+    st: &AppState,
+    caller: &Caller,
+    new: &CatalogRecord,
+    old: &CatalogRecord,
+    action: &str,
+    filing: Option<&str>,
+) -> ApiResult<()> {
+    let mut tx = st.store.begin().await?;
+    if !tx.update_catalog_record(new, old).await? {
+        return Err(ApiError::InvalidState("the catalog entry changed; try again".into()));
+    }
+    let detail = serde_json::json!({ "status": new.status, "grade": new.grade, "details": new.details });
+    match filing {
+        Some(f) => tx.audit_and_file(caller.id(), action, f, &new.name, detail).await?,
+        None => tx.audit(caller.id(), action, &new.name, detail).await?,
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A new entry, proposed in the caller's (a provider's) name; `request` is
+/// the catalog update request it answers, if any.
+pub(crate) fn proposal(caller: &Caller, req: RegisterEntry, request: Option<String>) -> ApiResult<CatalogRecord> {
+    caller.require(&[Role::Provider])?;
+    check_name("name", &req.name)?;
+    check_details(&req.details)?;
+    Ok(CatalogRecord {
+        name: req.name,
+        provider_org: caller.org().to_string(),
+        status: CatalogStatus::Proposed,
+        details: req.details,
+        grade: None,
+        pending_change: None,
+        rejection: None,
+        request,
+        registered_by: caller.id().to_string(),
+        created_at: keyong_store::now(),
+        confirmed_at: None,
     })
-    .await?
-    .map_err(|e| match e {
-        keyong_data::Error::BadInput(m) => ApiError::BadRequest(m),
-        e @ keyong_data::Error::IdentifierSurvived { .. } => ApiError::IdentifierDetected(e.to_string()),
+}
+
+/// Writes a new entry and its audit entry.
+pub(crate) async fn insert(tx: &mut Tx, caller: &Caller, record: &CatalogRecord) -> ApiResult<()> {
+    tx.insert_catalog_record(record).await.map_err(|e| match e {
+        keyong_store::Error::Conflict => ApiError::Conflict(format!("the catalog has an entry `{}`", record.name)),
         other => other.into(),
     })?;
-    let entry = CatalogEntry {
-        name: policy.name.clone(),
-        version: ingested.version.clone(),
-        grade: policy.grade,
-        provider: policy.provider.clone(),
-        unit_column: policy.unit_column.clone(),
-        columns: ingested.columns.clone(),
-        row_count: ingested.row_count,
-        status: "pending".into(),
-        policy_hash: keyong_crypto::sm3_hex(text.as_bytes()),
-        consent_column: policy.consent_column.clone(),
-        budget: fresh_budget(req.rho_budget, req.delta_budget),
-    };
-    let mut tx = st.store.begin().await?;
-    tx.insert_dataset(&entry, &ingested.file, ingested.unit_count).await?;
-    tx.audit(
-        caller.id(),
-        "dataset.ingest",
-        &entry.name,
-        serde_json::json!({ "version": entry.version, "policy": req.policy, "policy_hash": entry.policy_hash, "rows": entry.row_count, "grade": entry.grade }),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(entry))
+    let detail = serde_json::json!({ "details": record.details, "request": record.request });
+    tx.audit(caller.id(), "catalog.register", &record.name, detail).await?;
+    Ok(())
 }
 
-pub(crate) async fn approve(
+pub(crate) async fn register(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<RegisterEntry>,
+) -> ApiResult<(StatusCode, Json<CatalogRecord>)> {
+    let record = proposal(&caller, req, None)?;
+    let mut tx = st.store.begin().await?;
+    insert(&mut tx, &caller, &record).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CatalogRecord>> {
+    Ok(Json(load(&st, &name).await?))
+}
+
+/// The provider revises its entry: a refused proposal is proposed again, a
+/// confirmed entry gets a pending change (in force once confirmed).
+pub(crate) async fn change(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<CatalogEntry>> {
+    Json(details): Json<EntryDetails>,
+) -> ApiResult<Json<CatalogRecord>> {
+    caller.require(&[Role::Provider])?;
+    let old = load(&st, &name).await?;
+    if old.provider_org != caller.org() {
+        return Err(ApiError::Forbidden(format!("`{name}` is another provider's entry")));
+    }
+    check_details(&details)?;
+    let mut new = old.clone();
+    match old.status {
+        CatalogStatus::Proposed | CatalogStatus::Rejected => {
+            new.details = details;
+            new.status = CatalogStatus::Proposed;
+        }
+        CatalogStatus::Confirmed => {
+            if old.pending_change.is_some() {
+                return Err(ApiError::InvalidState(format!("`{name}` has a change awaiting the authority")));
+            }
+            new.pending_change = Some(details);
+        }
+    }
+    save(&st, &caller, &new, &old, "catalog.change", None).await?;
+    Ok(Json(new))
+}
+
+/// The authority confirms the proposed entry or its pending change, with the grade (filed).
+pub(crate) async fn confirm(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<ConfirmEntry>,
+) -> ApiResult<Json<CatalogRecord>> {
     caller.require(&[Role::Authority])?;
-    st.store.dataset(&name).await?.ok_or_else(|| ApiError::NotFound(format!("no dataset `{name}`")))?;
-    let mut tx = st.store.begin().await?;
-    if !tx.set_dataset_status(&name, "pending", "active").await? {
-        return Err(ApiError::InvalidState(format!("dataset `{name}` is not pending approval")));
+    if req.comment.chars().count() > 2000 {
+        return Err(ApiError::BadRequest("comment must be at most 2000 characters".into()));
     }
-    tx.audit(caller.id(), "dataset.approve", &name, serde_json::json!({})).await?;
-    tx.commit().await?;
-    let row = st.store.dataset(&name).await?.ok_or_else(|| ApiError::Internal("dataset vanished".into()))?;
-    Ok(Json(row.entry))
+    let old = load(&st, &name).await?;
+    let mut new = old.clone();
+    match (old.status, old.pending_change.clone()) {
+        (CatalogStatus::Proposed, _) => new.status = CatalogStatus::Confirmed,
+        (CatalogStatus::Confirmed, Some(change)) => {
+            new.details = change;
+            new.pending_change = None;
+        }
+        _ => return Err(ApiError::InvalidState(format!("`{name}` has no proposal or change to confirm"))),
+    }
+    new.grade = Some(req.grade);
+    new.rejection = None;
+    new.confirmed_at = Some(keyong_store::now());
+    save(&st, &caller, &new, &old, "catalog.confirm", Some("filing.catalog")).await?;
+    Ok(Json(new))
 }
 
-pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<CatalogEntry>>> {
-    let mut entries = Vec::new();
-    for d in st.store.datasets().await? {
-        let mut entry = d.entry;
-        entry.budget = budget_as_seen(&st, &caller, &entry.name, entry.budget).await?;
-        entries.push(entry);
+/// The authority refuses the proposed entry or its pending change.
+pub(crate) async fn reject(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<RejectEntry>,
+) -> ApiResult<Json<CatalogRecord>> {
+    caller.require(&[Role::Authority])?;
+    check_text("reason", &req.reason, 2000)?;
+    let old = load(&st, &name).await?;
+    let mut new = old.clone();
+    match (old.status, &old.pending_change) {
+        (CatalogStatus::Proposed, _) => new.status = CatalogStatus::Rejected,
+        (CatalogStatus::Confirmed, Some(_)) => new.pending_change = None,
+        _ => return Err(ApiError::InvalidState(format!("`{name}` has no proposal or change to refuse"))),
     }
-    Ok(Json(entries))
+    new.rejection = Some(req.reason);
+    save(&st, &caller, &new, &old, "catalog.reject", None).await?;
+    Ok(Json(new))
 }
 
-/// A dataset's budget as `caller` may see it. Every organisation's
-/// scenarios are set aside from it, so an operator sees the totals (public
-/// policy) and what was set aside for its own organisation's approved
-/// scenarios only — never what others hold.
-pub(crate) async fn budget_as_seen(st: &AppState, caller: &Caller, dataset: &str, budget: Budget) -> ApiResult<Budget> {
-    if caller.role() != Role::Operator {
-        return Ok(budget);
+/// Reads and parses `policies/datasets/<name>.toml`, with its text's SM3.
+pub(crate) fn read_policy(st: &AppState, name: &str) -> ApiResult<(DatasetPolicy, String)> {
+    if !(super::versions::valid_file_name(name)) {
+        return Err(ApiError::BadRequest("a policy is named by a plain file name ([A-Za-z0-9_.-])".into()));
     }
-    let own = st.store.org_allocation(caller.org(), dataset).await?;
-    let left = (budget.rho_total - own.rho).max(0.0);
-    Ok(Budget {
-        rho_spent: own.rho,
-        delta_spent: own.delta,
-        epsilon_remaining_at_1e6: keyong_privacy::rho_to_epsilon(left, keyong_privacy::DISPLAY_DELTA),
-        ..budget
-    })
+    let text = st
+        .policies
+        .read_to_string(format!("datasets/{name}.toml"))
+        .map_err(|_| ApiError::NotFound(format!("no dataset policy `{name}`")))?;
+    let policy = DatasetPolicy::parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok((policy, keyong_crypto::sm3_hex(text.as_bytes())))
+}
+
+pub(crate) async fn policy(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PolicyView>> {
+    let (p, policy_hash) = read_policy(&st, &name)?;
+    let columns = p
+        .columns
+        .iter()
+        .map(|c| {
+            let (transform, output) = match &c.transform {
+                Transform::Keep => ("keep", Some(c.name.clone())),
+                Transform::Drop => ("drop", None),
+                Transform::Pseudonym { output } => ("pseudonym", Some(output.clone())),
+                Transform::Mask { .. } => ("mask", Some(c.name.clone())),
+                Transform::Month => ("month", Some(c.name.clone())),
+                Transform::Year => ("year", Some(c.name.clone())),
+                Transform::Hour => ("hour", Some(c.name.clone())),
+                Transform::District => ("district", Some(c.name.clone())),
+                Transform::AgeBand { .. } => ("age_band", Some(c.name.clone())),
+            };
+            PolicyColumn { name: c.name.clone(), tag: c.tag.as_str().into(), transform: transform.into(), output }
+        })
+        .collect();
+    Ok(Json(PolicyView {
+        name: p.name,
+        title: p.title,
+        provider: p.provider,
+        grade: p.grade,
+        unit_column: p.unit_column,
+        consent_column: p.consent_column,
+        policy_hash,
+        columns,
+    }))
 }

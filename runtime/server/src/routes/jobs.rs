@@ -18,9 +18,9 @@ use super::{check_comments, new_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::routes::catalog::budget_as_seen;
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::{agreement_in_force, still_admitted, visible as visible_scenario};
+use crate::routes::versions::budget_as_seen;
 use crate::{runner, schedule};
 use keyong_engine::Sealed;
 
@@ -67,11 +67,7 @@ async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<R
         .await?
         .ok_or_else(|| ApiError::Internal("module's scenario missing".into()))?;
     approved_and_valid(&scenario)?;
-    let dataset = st
-        .store
-        .dataset(&module.manifest.input)
-        .await?
-        .ok_or_else(|| ApiError::Internal("scenario's dataset missing".into()))?;
+    let dataset = crate::routes::versions::input_of(st, &scenario, &module.manifest.input).await?;
     if dataset.entry.grade == Grade::Core {
         return Err(ApiError::PolicyDenied("nothing derived from 核心 (core) data may leave".into()));
     }
@@ -500,8 +496,7 @@ pub(crate) async fn release(
         }
     }
     let sealed = runner::open_output(&st, &job)?;
-    let dataset =
-        st.store.dataset(&module.manifest.input).await?.ok_or_else(|| ApiError::Internal("dataset missing".into()))?;
+    let dataset = crate::routes::versions::read_by(&st, &job).await?;
     let approvals = st.store.votes(&id).await?;
     let signoff = st.store.signoff(&id).await?;
     let table_json = serde_json::to_vec(&sealed.protected).expect("serialisable");
@@ -512,7 +507,7 @@ pub(crate) async fn release(
     // approved at the same time are compared with each other here.
     if module.manifest.mode == Mode::Reviewed && st.engine.outbound().profile(sealed.report.derived_grade).differencing
     {
-        let earlier = st.engine.open_earlier(tx.released_cells(name, version).await?)?;
+        let earlier = st.engine.open_earlier(tx.released_cells(name).await?)?;
         let profile = st.engine.outbound().profile(sealed.report.derived_grade);
         let findings = keyong_check::differencing(profile, &sealed.released_cells, &earlier);
         if findings.iter().any(|f| f.outcome == Outcome::Block) {

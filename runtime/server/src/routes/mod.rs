@@ -8,10 +8,13 @@ mod admin;
 mod admissions;
 mod agreements;
 mod catalog;
+mod disputes;
 mod jobs;
 mod modules;
+mod requests;
 mod review;
 mod scenarios;
+mod versions;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +27,7 @@ use crate::error::{ApiError, ApiResult};
 const MAX_BODY_BYTES: usize = 24 << 20;
 
 pub(crate) use agreements::exit_lapsed;
+pub(crate) use versions::read_by;
 
 pub(crate) fn router(state: AppState) -> Router {
     let v1 = Router::new()
@@ -48,8 +52,26 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/agreements/{id}/termination-request", post(agreements::request_termination))
         .route("/agreements/{id}/termination-proposal", post(agreements::propose_termination))
         .route("/agreements/{id}/termination", post(agreements::decide_termination))
-        .route("/datasets", post(catalog::ingest).get(catalog::list))
-        .route("/datasets/{name}/approve", post(catalog::approve))
+        .route("/catalog", post(catalog::register))
+        .route("/catalog/{name}", get(catalog::get))
+        .route("/catalog/{name}/changes", post(catalog::change))
+        .route("/catalog/{name}/confirm", post(catalog::confirm))
+        .route("/catalog/{name}/reject", post(catalog::reject))
+        .route("/policies/datasets/{name}", get(catalog::policy))
+        .route("/catalog-requests", post(requests::submit))
+        .route("/catalog-requests/{id}", get(requests::get))
+        .route("/catalog-requests/{id}/forward", post(requests::forward))
+        .route("/catalog-requests/{id}/assign", post(requests::assign))
+        .route("/catalog-requests/{id}/answer", post(requests::answer))
+        .route("/objections", post(disputes::raise))
+        .route("/objections/{id}", get(disputes::get))
+        .route("/objections/{id}/answer", post(disputes::answer))
+        .route("/objections/{id}/resolve", post(disputes::resolve))
+        .route("/datasets", post(versions::ingest).get(versions::list))
+        .route("/datasets/{name}/approve", post(versions::approve))
+        .route("/datasets/{name}/versions", get(versions::versions))
+        .route("/datasets/{name}/versions/{seq}/withdraw", post(versions::withdraw))
+        .route("/datasets/{name}/versions/{seq}/retire", post(versions::retire))
         .route("/scenarios", post(scenarios::apply))
         .route("/scenarios/{id}", get(scenarios::get))
         .route("/scenarios/{id}/review", post(scenarios::agency_review))

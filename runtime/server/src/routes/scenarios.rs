@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use time::Duration;
 
 use keyong_model::api::{DecisionRequest, Scenario, ScenarioRequest};
+use keyong_model::catalog::VersionStatus;
 use keyong_model::governance::{Agreement, AuthorisationMode};
 use keyong_model::{Decision, Grade, Role, ScenarioStatus};
 use keyong_store::ScenarioRow;
@@ -75,10 +76,6 @@ pub(crate) async fn apply(
     if let Some(m) = req.modes.iter().find(|m| !scope.modes.contains(m)) {
         return Err(ApiError::PolicyDenied(format!("your agreement does not authorise the {} mode", m.as_str())));
     }
-    let outside = req.datasets.iter().find(|d| !scope.datasets.contains(&d.name));
-    if let (true, Some(d)) = (agreement.mode != AuthorisationMode::Whole, outside) {
-        return Err(ApiError::PolicyDenied(format!("dataset `{}` is outside your agreement's scope", d.name)));
-    }
     let (mut max_rho, mut max_delta) = (f64::INFINITY, keyong_model::api::MAX_DELTA);
     let mut names: Vec<&str> = req.datasets.iter().map(|d| d.name.as_str()).collect();
     names.sort_unstable();
@@ -86,13 +83,24 @@ pub(crate) async fn apply(
         return Err(ApiError::BadRequest("name each dataset of a scenario once".into()));
     }
     for d in &req.datasets {
-        let row = st
-            .store
-            .dataset(&d.name)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no dataset `{}` in the catalog", d.name)))?;
-        if row.entry.status != "active" {
-            return Err(ApiError::InvalidState(format!("dataset `{}` is not yet approved by the authority", d.name)));
+        let row = match &d.version {
+            Some(v) => st.store.dataset_at(&d.name, v).await?,
+            None => st.store.dataset(&d.name).await?,
+        };
+        let row = row.ok_or_else(|| ApiError::NotFound(format!("no dataset `{}` in the catalog", d.name)))?;
+        if row.entry.status != VersionStatus::Active {
+            return Err(ApiError::InvalidState(match &d.version {
+                Some(v) => format!("version {v} of `{}` is {}, not approved", d.name, row.entry.status),
+                None => format!("dataset `{}` has no version the authority approved", d.name),
+            }));
+        }
+        let inside = match agreement.mode {
+            AuthorisationMode::Whole => true,
+            AuthorisationMode::Domain => scope.domains.contains(&row.entry.domain) || scope.datasets.contains(&d.name),
+            AuthorisationMode::Scenario => scope.datasets.contains(&d.name),
+        };
+        if !inside {
+            return Err(ApiError::PolicyDenied(format!("dataset `{}` is outside your agreement's scope", d.name)));
         }
         if row.entry.grade == Grade::Core {
             return Err(ApiError::PolicyDenied(format!(
