@@ -240,5 +240,6 @@ async fn a_catalog_update_request_reaches_the_provider_and_objections_are_answer
     assert!(filed(&authority, "filing.objection", &d.id).await);
     assert_eq!(operator.objection(&d.id).await.unwrap().status, DisputeStatus::Upheld);
     assert_eq!(code(gas.objection(&d.id).await), ErrorCode::NotFound, "a third party does not see it");
-    assert!(authority.verify_audit().await.unwrap().ok);
+    let v = authority.verify_audit().await.unwrap();
+    assert!(v.ok, "{v:?}");
 }
