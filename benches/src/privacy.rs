@@ -126,6 +126,7 @@ pub(crate) fn run() -> anyhow::Result<serde_json::Value> {
         unit_column: policy.unit_column.clone(),
         columns: m.columns.clone(),
         row_filters: vec![],
+        consent: None,
     };
     let (dp_s, (release, phases)) = best(|| {
         rt.block_on(async {
@@ -213,6 +214,7 @@ fn aggregate_throughput(
             unit_column: unit_column.into(),
             columns: manifest.columns.clone(),
             row_filters: vec![],
+            consent: None,
         }],
         8 << 30,
     )?;

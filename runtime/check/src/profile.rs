@@ -141,6 +141,11 @@ pub struct AssociationRule {
     /// `dataset.column` names that may not all be read by one operator.
     #[serde(default)]
     pub columns: Vec<String>,
+    /// The combination may not be completed by several operators together
+    /// either (they could pool their outputs): the union of every
+    /// operator's use is checked too.
+    #[serde(default)]
+    pub across_operators: bool,
 }
 
 /// The association rules in force.
@@ -175,6 +180,11 @@ impl AssociationRules {
         self.rules
             .iter()
             .find(|r| r.datasets.iter().all(|d| datasets.contains(d)) && r.columns.iter().all(|c| columns.contains(c)))
+    }
+
+    /// Whether `rule` touches what one job used (`datasets`, `dataset.column`s).
+    pub fn touches(rule: &AssociationRule, datasets: &[String], columns: &[String]) -> bool {
+        rule.datasets.iter().any(|d| datasets.contains(d)) || rule.columns.iter().any(|c| columns.contains(c))
     }
 }
 

@@ -90,6 +90,7 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Sealed, bool)> {
         wasm,
         budget: keyong_model::Loss::Zcdp { rho: args.rho },
         scenario_filters: Vec::new(),
+        consents: Default::default(),
         seed: args.seed,
         backstop,
     };

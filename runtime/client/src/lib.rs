@@ -4,8 +4,11 @@
 
 mod catalog;
 mod governance;
+mod oversight;
 pub mod story;
 pub mod walkthrough;
+
+pub use oversight::review_of;
 
 use reqwest::Method;
 use serde::Serialize;
@@ -133,9 +136,6 @@ impl Client {
     pub async fn scenario(&self, id: &str) -> Result<Scenario> {
         self.call(Method::GET, &format!("/v1/scenarios/{id}"), None::<&()>).await
     }
-    pub async fn agency_review(&self, id: &str, req: &DecisionRequest) -> Result<Scenario> {
-        self.call(Method::POST, &format!("/v1/scenarios/{id}/review"), Some(req)).await
-    }
     pub async fn authority_approve(&self, id: &str, req: &DecisionRequest) -> Result<Scenario> {
         self.call(Method::POST, &format!("/v1/scenarios/{id}/approve"), Some(req)).await
     }
@@ -180,9 +180,6 @@ impl Client {
     /// The public product list (needs no token).
     pub async fn products(&self) -> Result<Vec<Product>> {
         self.call(Method::GET, "/v1/products", None::<&()>).await
-    }
-    pub async fn incidents(&self) -> Result<Vec<Incident>> {
-        self.call(Method::GET, "/v1/incidents", None::<&()>).await
     }
     /// The filings (备案) with the authority.
     pub async fn filings(&self) -> Result<Vec<Filing>> {

@@ -163,9 +163,14 @@ pub async fn run(inputs: Inputs, say: &mut dyn FnMut(&str)) -> Result<Outcome> {
     seen.push(json(&scenario));
     say(&format!("[二(七)2] operator applied for scenario {} (一场景一审核)", scenario.id));
     let approve = DecisionRequest::new(Decision::Approve, "scope and columns are proportionate");
-    agency.agency_review(&scenario.id, &approve).await?;
+    agency
+        .agency_review(&scenario.id, &crate::review_of(&scenario, Decision::Approve, "proportionate to the purpose"))
+        .await?;
     let scenario = authority.authority_approve(&scenario.id, &approve).await?;
-    say(&format!("[二(七)2] agency reviewed, authority approved; scenario valid until {}", scenario.valid_until));
+    say(&format!(
+        "[二(七)2] agency reviewed it (a structured report: feasibility, the necessity of each dataset and column, the products' compliance); the authority approved; valid until {}",
+        scenario.valid_until
+    ));
 
     let mut manifest = inputs.manifest.clone();
     manifest.scenario = scenario.id.clone();

@@ -44,8 +44,9 @@ pub struct Ingested {
 pub type IngestOutcome = Result<Ingested>;
 
 /// Encodes a keyed pseudonym with letters only (`a`–`p` for each nibble), so
-/// that no pseudonym can ever look like a phone or 身份证 number.
-fn pseudonym(secret: &[u8], value: &str) -> String {
+/// that no pseudonym can ever look like a phone or 身份证 number. The
+/// consent registry keys its subjects by the same pseudonym.
+pub fn pseudonym(secret: &[u8], value: &str) -> String {
     let mac = keyong_crypto::hmac_sm3(secret, value.as_bytes());
     mac[..16].iter().flat_map(|b| [b >> 4, b & 0xf]).map(|n| (b'a' + n) as char).collect()
 }

@@ -15,10 +15,10 @@ mod result;
 mod sql;
 mod view;
 
-pub use ingest::{IngestOutcome, Ingested, ingest};
+pub use ingest::{IngestOutcome, Ingested, ingest, pseudonym};
 pub use result::{table_to_csv, table_to_parquet};
 pub use sql::SqlPlan;
-pub use view::{AuthorisedView, ViewTable};
+pub use view::{AuthorisedView, Consent, ViewTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

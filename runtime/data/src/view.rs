@@ -1,6 +1,7 @@
 //! Authorised views: a DataFusion session per job that can see exactly the
 //! scenario's columns of exactly the scenario's datasets.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cap_std::fs::Dir;
@@ -33,9 +34,30 @@ pub struct ViewTable {
     pub unit_column: String,
     /// Authorised columns (the unit column is added internally, never exposed by name).
     pub columns: Vec<String>,
-    /// Only rows that pass every filter are loaded (the scenario's filter,
-    /// and the dataset's consent filter when use needs consent).
+    /// Only rows that pass every filter are loaded (the scenario's filters).
     pub row_filters: Vec<RowFilter>,
+    /// And only rows whose unit consents, where consent is recorded.
+    pub consent: Option<Consent>,
+}
+
+/// Consent as the view applies it (二(一)): a unit is visible when the
+/// registry's latest record for it grants consent; without a record, when
+/// the feed's `column` says `yes` — or, for data whose use needs no consent
+/// (no column), unless the registry records a revocation.
+#[derive(Debug, Clone, Default)]
+pub struct Consent {
+    pub column: Option<String>,
+    /// The registry's latest decision per unit pseudonym.
+    pub registry: Arc<HashMap<String, bool>>,
+}
+
+impl Consent {
+    fn admits(&self, unit: Option<&str>, recorded: Option<&str>) -> bool {
+        match unit.and_then(|u| self.registry.get(u)) {
+            Some(granted) => *granted,
+            None => self.column.is_none() || recorded == Some(keyong_policy::CONSENT_GIVEN),
+        }
+    }
 }
 
 /// A DataFusion session over exactly the authorised data.
@@ -83,9 +105,10 @@ impl AuthorisedView {
             let mut wanted: Vec<&str> = vec![t.unit_column.as_str()];
             wanted.extend(t.columns.iter().map(String::as_str).filter(|c| *c != t.unit_column));
             let visible = wanted.len();
-            for f in &t.row_filters {
-                if !wanted.contains(&f.column.as_str()) {
-                    wanted.push(&f.column);
+            let consent_column = t.consent.as_ref().and_then(|c| c.column.as_deref());
+            for column in t.row_filters.iter().map(|f| f.column.as_str()).chain(consent_column) {
+                if !wanted.contains(&column) {
+                    wanted.push(column);
                 }
             }
             let filter_only: Vec<&str> = wanted[visible..].to_vec();
@@ -113,6 +136,26 @@ impl AuthorisedView {
                         let col = cast(b.column(idx), &DataType::Utf8)?;
                         let mask: BooleanArray =
                             col.as_string::<i32>().iter().map(|v| Some(v.is_some_and(|v| keep.contains(v)))).collect();
+                        Ok(filter_record_batch(b, &mask)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+            }
+            if let Some(consent) = &t.consent {
+                let unit = schema.index_of(&t.unit_column)?;
+                let recorded = consent.column.as_deref().map(|c| schema.index_of(c)).transpose()?;
+                batches = batches
+                    .iter()
+                    .map(|b| {
+                        let units = cast(b.column(unit), &DataType::Utf8)?;
+                        let units = units.as_string::<i32>();
+                        let recorded = recorded.map(|i| cast(b.column(i), &DataType::Utf8)).transpose()?;
+                        let recorded = recorded.as_ref().map(|r| r.as_string::<i32>());
+                        let mask: BooleanArray = (0..b.num_rows())
+                            .map(|i| {
+                                let value = recorded.and_then(|r| r.is_valid(i).then(|| r.value(i)));
+                                Some(consent.admits(units.is_valid(i).then(|| units.value(i)), value))
+                            })
+                            .collect();
                         Ok(filter_record_batch(b, &mask)?)
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -337,6 +380,7 @@ pub(crate) mod tests {
                 unit_column: "person".into(),
                 columns: columns.iter().map(|c| c.to_string()).collect(),
                 row_filters: vec![],
+                consent: None,
             }],
             64 << 20,
         )
@@ -479,6 +523,7 @@ pub(crate) mod tests {
             row_filters: vec![RowFilter {
                 column: column.into(), values: vec!["滨江区".into(), "云岭区".into()]
             }],
+            consent: None,
         };
         let v = AuthorisedView::open(&dirs.datasets, vec![table("district")], 64 << 20).unwrap();
         let filtered = v.units("electricity_bills", &["kwh".into()]).await.unwrap();
@@ -499,6 +544,42 @@ pub(crate) mod tests {
         let january = v.units("electricity_bills", &["kwh".into()]).await.unwrap();
         assert_eq!(january.len(), expected);
         assert!(january.iter().all(|(_, u)| u.num_rows == 1));
+    }
+
+    #[tokio::test]
+    async fn consent_follows_the_registry_then_the_feed() {
+        let (dirs, ing) = setup();
+        // Two households' pseudonyms, read from the stored file.
+        let file = dirs.datasets.open(&ing.file).unwrap().into_std();
+        let batch = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 8192)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let persons = cast(batch.column_by_name("person").unwrap(), &DataType::Utf8).unwrap();
+        let persons = persons.as_string::<i32>();
+        let (a, b) = (persons.value(0).to_string(), persons.iter().flatten().find(|p| *p != persons.value(0)).unwrap());
+        let table = |column: Option<&str>, registry: HashMap<String, bool>| ViewTable {
+            name: "electricity_bills".into(),
+            file: ing.file.clone(),
+            unit_column: "person".into(),
+            columns: vec!["kwh".into()],
+            row_filters: vec![],
+            consent: Some(Consent { column: column.map(String::from), registry: Arc::new(registry) }),
+        };
+        let units = |t: ViewTable| async {
+            let v = AuthorisedView::open(&dirs.datasets, vec![t], 64 << 20).unwrap();
+            v.units("electricity_bills", &["kwh".into()]).await.unwrap().len()
+        };
+        let all = units(table(None, HashMap::new())).await;
+        assert_eq!(all, 300);
+        // No consent needed: a revocation hides its unit, a grant changes nothing.
+        let registry = HashMap::from([(a.clone(), false), (b.to_string(), true)]);
+        assert_eq!(units(table(None, registry.clone())).await, all - 1);
+        // Consent needed and never recorded `yes` in the feed (district is no
+        // consent column): only the registry's grant is visible.
+        assert_eq!(units(table(Some("district"), registry)).await, 1);
+        assert_eq!(units(table(Some("district"), HashMap::new())).await, 0);
     }
 
     #[test]

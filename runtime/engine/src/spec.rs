@@ -2,12 +2,14 @@
 //! scenario's filters and the seed — built from plain model types, so
 //! the server, `keyong dev run` and a worker build it the same way.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use keyong_data::ViewTable;
+use keyong_data::{Consent, ViewTable};
 use keyong_model::api::{CatalogEntry, RowFilter, Scenario};
 use keyong_model::{Grade, Loss, Manifest, Mode};
-use keyong_policy::{CONSENT_GIVEN, DatasetPolicy};
+use keyong_policy::DatasetPolicy;
 use keyong_sandbox::World;
 
 /// The dataset version a run reads.
@@ -59,6 +61,10 @@ pub struct JobSpec {
     pub input: Input,
     /// The scenario's own row filters on the input.
     pub scenario_filters: Vec<RowFilter>,
+    /// The consent registry's latest decision per unit pseudonym (empty
+    /// when nothing is recorded): read when the job runs, so every view
+    /// follows current consent.
+    pub consents: Arc<HashMap<String, bool>>,
     /// Seeds the module's randomness (a unit gets `unit_seed` of its own
     /// digest, block `i` of the declared blocks gets `seed + i`), the block
     /// assignment and the bounding hashes; [`job_seed`] for a stored job.
@@ -74,17 +80,16 @@ impl JobSpec {
     /// The view the run reads: the module's columns of the input, behind
     /// the scenario's filters and, where the dataset needs it, consent.
     pub(crate) fn view_table(&self) -> ViewTable {
-        let consent = self
-            .input
-            .consent_column
-            .iter()
-            .map(|column| RowFilter { column: column.clone(), values: vec![CONSENT_GIVEN.into()] });
+        let column = self.input.consent_column.clone();
+        let consent = (column.is_some() || !self.consents.is_empty())
+            .then(|| Consent { column, registry: self.consents.clone() });
         ViewTable {
             name: self.input.name.clone(),
             file: self.input.file.clone(),
             unit_column: self.input.unit_column.clone(),
             columns: self.manifest.columns.clone(),
-            row_filters: self.scenario_filters.iter().cloned().chain(consent).collect(),
+            row_filters: self.scenario_filters.clone(),
+            consent,
         }
     }
 

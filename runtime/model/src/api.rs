@@ -187,6 +187,9 @@ pub struct Scenario {
     pub status: ScenarioStatus,
     pub valid_until: String,
     pub budget: Budget,
+    /// The agency's structured review report, once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::oversight::ReviewRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -471,22 +474,6 @@ pub struct FieldChange {
     pub field: String,
     pub before: serde_json::Value,
     pub after: serde_json::Value,
-}
-
-/// An association/aggregation risk (关联汇聚风险) incident raised to the authority.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    pub id: String,
-    /// The association rule that tripped and why it exists.
-    pub rule: String,
-    pub reason: String,
-    pub operator_org: String,
-    pub scenario: String,
-    pub module: String,
-    /// What the operator's jobs would have combined.
-    pub datasets: Vec<String>,
-    pub columns: Vec<String>,
-    pub at: String,
 }
 
 /// One filing (备案) with the authority: an audit entry whose action starts

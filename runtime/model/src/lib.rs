@@ -10,6 +10,7 @@ pub mod catalog;
 mod error;
 pub mod governance;
 pub mod manifest;
+pub mod oversight;
 pub mod report;
 mod rows;
 mod types;

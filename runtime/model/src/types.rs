@@ -94,6 +94,9 @@ wire_enum! {
         Approved = "approved",
         /// Rejected by the agency or the authority.
         Rejected = "rejected",
+        /// Stopped by an association-risk incident until the authority
+        /// decides it (二(七)4): no job is accepted or run.
+        Suspended = "suspended",
         /// The operator exited (its agreement expired or was terminated):
         /// closed for good.
         Closed = "closed",

@@ -156,6 +156,7 @@ async fn run(st: &AppState, job_id: &str) -> Result<(), Failure> {
     let input = Input::cataloged(&dataset.entry, &dataset.file);
     let spec = JobSpec {
         scenario_filters: JobSpec::scenario_filters(&scenario.scenario, &module.manifest.input),
+        consents: std::sync::Arc::new(st.store.consents(&dataset.entry.name).await?),
         manifest: module.manifest,
         module_id: module.id,
         wasm: module.wasm,

@@ -65,7 +65,7 @@ pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn parse(at: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse(at: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(at, &Rfc3339).ok()
 }
 

@@ -13,10 +13,12 @@
 
 mod catalog;
 mod governance;
+mod oversight;
 mod rows;
 mod tx;
 
 pub use catalog::DatasetRow;
+pub use oversight::VoteFact;
 pub use rows::{JobLoad, JobRow, ModuleRow, ScenarioRow, UserRow};
 pub use tx::{BudgetLeft, Tx};
 
@@ -270,25 +272,6 @@ impl Store {
             .collect()
     }
 
-    pub async fn incidents(&self) -> Result<Vec<keyong_model::api::Incident>> {
-        let rows = sqlx::query("SELECT * FROM incidents ORDER BY at, id").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(keyong_model::api::Incident {
-                    id: r.get("id"),
-                    rule: r.get("rule"),
-                    reason: r.get("reason"),
-                    operator_org: r.get("operator_org"),
-                    scenario: r.get("scenario"),
-                    module: r.get("module"),
-                    datasets: json("incident datasets", r.get("datasets_json"))?,
-                    columns: json("incident columns", r.get("columns_json"))?,
-                    at: r.get("at"),
-                })
-            })
-            .collect()
-    }
-
     /// Modules of the same operator, scenario and name as `module`, newest
     /// first, with the job that last got them approved: (module, job).
     pub async fn approved_versions(&self, module: &ModuleRow) -> Result<Vec<(ModuleRow, String)>> {
@@ -470,6 +453,7 @@ mod tests {
             status: ScenarioStatus::Approved,
             valid_until: "2030-01-01".into(),
             budget: Budget { rho_total: rho_scenario, delta_total: 1e-8, ..budget },
+            review: None,
         };
         tx.insert_scenario(&s, "u1", 30).await.unwrap();
         tx.audit("u1", "seed", "s1", serde_json::json!({})).await.unwrap();

@@ -97,6 +97,7 @@ impl ScenarioRow {
                 status,
                 valid_until: r.get("valid_until"),
                 budget: budget(r),
+                review: r.get::<Option<String>, _>("review_json").map(|j| json("scenario review", &j)).transpose()?,
             },
             created_by: r.get("created_by"),
             valid_days: r.get::<i64, _>("valid_days") as u32,

@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS scenarios (
     rho_spent REAL NOT NULL DEFAULT 0,
     delta_total REAL NOT NULL,
     delta_spent REAL NOT NULL DEFAULT 0,
+    -- The agency's structured review report (JSON), once made.
+    review_json TEXT,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS modules (
@@ -158,18 +160,6 @@ CREATE TABLE IF NOT EXISTS released_cells (
     sealed BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS released_cells_data ON released_cells (dataset, version);
--- Association-risk incidents (关联汇聚风险) raised to the authority.
-CREATE TABLE IF NOT EXISTS incidents (
-    id TEXT PRIMARY KEY,
-    rule TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    operator_org TEXT NOT NULL REFERENCES orgs(id),
-    scenario TEXT NOT NULL,
-    module TEXT NOT NULL,
-    datasets_json TEXT NOT NULL,
-    columns_json TEXT NOT NULL,
-    at TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS releases (
     job_id TEXT PRIMARY KEY REFERENCES jobs(id),
     receipt_json TEXT NOT NULL,
@@ -235,8 +225,9 @@ CREATE TABLE IF NOT EXISTS exits (
 );
 
 -- Procedures kept as one JSON record each, updated by compare-and-swap on
--- the record: catalog update requests (`catalog_request`) and objections to
--- catalog entries (`objection`).
+-- the record: catalog update requests (`catalog_request`), objections to
+-- catalog entries (`objection`), association-risk incidents (`incident`)
+-- and supervision samples (`supervision`).
 CREATE TABLE IF NOT EXISTS procedures (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -245,3 +236,17 @@ CREATE TABLE IF NOT EXISTS procedures (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS procedures_kind ON procedures (kind, created_at);
+-- The consent registry (二(一)): every grant and revocation, by dataset and
+-- subject (the keyed pseudonym its unit column holds); the latest decides.
+CREATE TABLE IF NOT EXISTS consents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    dataset TEXT NOT NULL REFERENCES datasets(name),
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    granted INTEGER NOT NULL,
+    basis TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consents_subject ON consents (dataset, subject, seq);

@@ -5,7 +5,7 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use keyong_crypto::audit;
-use keyong_model::api::{Incident, InputVersion, Org, Scenario, VoteRecord};
+use keyong_model::api::{InputVersion, Org, Scenario, VoteRecord};
 use keyong_model::report::Verdict;
 use keyong_model::{Charge, JobStatus, Loss, Manifest, Role, ScenarioStatus};
 
@@ -528,20 +528,16 @@ impl Tx {
         rows.iter().map(|r| crate::json("manifest", r.get("manifest_json"))).collect()
     }
 
-    pub async fn insert_incident(&mut self, i: &Incident) -> Result<()> {
-        sqlx::query("INSERT INTO incidents (id, rule, reason, operator_org, scenario, module, datasets_json, columns_json, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(&i.id)
-            .bind(&i.rule)
-            .bind(&i.reason)
-            .bind(&i.operator_org)
-            .bind(&i.scenario)
-            .bind(&i.module)
-            .bind(serde_json::to_string(&i.datasets).expect("serialisable"))
-            .bind(serde_json::to_string(&i.columns).expect("serialisable"))
-            .bind(&i.at)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+    /// What every operator's jobs have used: (organisation, scenario, manifest).
+    pub async fn usage_by_org(&mut self) -> Result<Vec<(String, String, Manifest)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT j.operator_org, j.scenario, m.manifest_json FROM jobs j JOIN modules m ON m.id = j.module ORDER BY j.operator_org, j.scenario",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.get("operator_org"), r.get("scenario"), crate::json("manifest", r.get("manifest_json"))?)))
+            .collect()
     }
 
     pub async fn insert_release(&mut self, job_id: &str, receipt_json: &str, signature: &str) -> Result<()> {

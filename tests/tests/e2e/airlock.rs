@@ -221,8 +221,11 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
     assert_eq!(operator.scenario_budget(&outcome.scenario.id).await.unwrap(), before, "nothing charged");
     let incidents = authority.incidents().await.unwrap();
     assert_eq!(incidents.len(), 1);
-    assert_eq!(incidents[0].rule, "test-district-with-kwh");
-    assert_eq!(incidents[0].operator_org, a.operator_org);
+    assert_eq!(incidents[0].rule.as_deref(), Some("test-district-with-kwh"));
+    assert_eq!(incidents[0].operators, [a.operator_org.clone()]);
+    assert!(incidents[0].stopped_at.is_some(), "the processing stopped");
+    let suspended = operator.scenario(&outcome.scenario.id).await.unwrap().status;
+    assert_eq!(suspended, keyong_model::ScenarioStatus::Suspended);
     assert_eq!(code(operator.incidents().await), ErrorCode::Forbidden);
     assert!(authority.verify_audit().await.unwrap().ok);
 }

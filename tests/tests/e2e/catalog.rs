@@ -143,7 +143,7 @@ async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_ver
     assert_eq!(code(provider.retire_version(&v3.name, 2).await), ErrorCode::InvalidState, "pinned");
     assert_eq!(code(provider.retire_version(&v3.name, 3).await), ErrorCode::InvalidState, "current");
     assert_eq!(code(provider.retire_version(&v3.name, 9).await), ErrorCode::NotFound);
-    let reject = keyong_model::api::DecisionRequest::new(keyong_model::Decision::Reject, "not needed");
+    let reject = keyong_client::review_of(&pinned, keyong_model::Decision::Reject, "not needed");
     agency.agency_review(&pinned.id, &reject).await.unwrap();
     let retired = provider.retire_version(&v3.name, 2).await.unwrap();
     assert_eq!(retired.status, VersionStatus::Retired);

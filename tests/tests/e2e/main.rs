@@ -11,6 +11,7 @@ mod catalog;
 mod flood;
 mod life_cycle;
 mod operators;
+mod oversight;
 mod privacy;
 mod soundness;
 

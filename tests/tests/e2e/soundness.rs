@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use keyong_client::{Client, sign_module, verify_bundle, walkthrough};
+use keyong_client::{Client, review_of, sign_module, verify_bundle, walkthrough};
 use keyong_model::api::{CreateUser, DecisionRequest, ScenarioDataset, ScenarioRequest, SubmitJob};
 use keyong_model::{Decision, ErrorCode, JobStatus, Loss, Mode, Role, ValueSpec};
 use keyong_tests::{TestServer, blocks_manifest, hostile_wasm};
@@ -124,12 +124,12 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     };
     let b_scenario = b.apply_scenario(&b_request(1.0)).await.unwrap();
     let approve = DecisionRequest::new(Decision::Approve, "ok");
-    agency.agency_review(&b_scenario.id, &approve).await.unwrap();
+    agency.agency_review(&b_scenario.id, &review_of(&b_scenario, Decision::Approve, "ok")).await.unwrap();
     authority.authority_approve(&b_scenario.id, &approve).await.unwrap();
     // The dataset has 4 − 2 − 1 = 1 left: a scenario asking 1.5 is refused at
     // approval (to the authority), and nothing is decided.
     let too_big = b.apply_scenario(&b_request(1.5)).await.unwrap();
-    agency.agency_review(&too_big.id, &approve).await.unwrap();
+    agency.agency_review(&too_big.id, &review_of(&too_big, Decision::Approve, "ok")).await.unwrap();
     assert_eq!(code(authority.authority_approve(&too_big.id, &approve).await), ErrorCode::BudgetExhausted);
     assert_eq!(b.scenario(&too_big.id).await.unwrap().status, keyong_model::ScenarioStatus::AgencyApproved);
     let mut b_manifest = outcome.review.manifest.clone();

@@ -125,6 +125,7 @@ fn hostile_view(only_good: bool) -> (crate::view::tests::tempdir::Dirs, Authoris
             unit_column: "person".into(),
             columns: ["kind", "label", "n", "big"].iter().map(|c| c.to_string()).collect(),
             row_filters: vec![],
+            consent: None,
         }],
         64 << 20,
     )

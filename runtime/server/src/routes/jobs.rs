@@ -7,17 +7,18 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 
 use keyong_model::api::{
-    Approval, DatasetBudget, DecisionRequest, Incident, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview,
-    Product, Receipt, ReleaseBundle, ScenarioBudget, SubmitJob,
+    Approval, DatasetBudget, DecisionRequest, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview, Product, Receipt,
+    ReleaseBundle, ScenarioBudget, SubmitJob,
 };
 use keyong_model::report::Outcome;
 use keyong_model::{Charge, Grade, JobStatus, Loss, Mode, Role};
-use keyong_store::{DatasetRow, JobLoad, JobRow, ModuleRow, ScenarioRow, Tx};
+use keyong_store::{DatasetRow, JobLoad, JobRow, ModuleRow, ScenarioRow};
 
 use super::{check_comments, new_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
+use crate::routes::incidents;
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::{agreement_in_force, still_admitted, visible as visible_scenario};
 use crate::routes::versions::budget_as_seen;
@@ -67,6 +68,15 @@ async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<R
         .await?
         .ok_or_else(|| ApiError::Internal("module's scenario missing".into()))?;
     approved_and_valid(&scenario)?;
+    // A restriction (an incident's outcome) may have withdrawn columns since the module was accepted.
+    let authorised = scenario.scenario.datasets.iter().find(|d| d.name == module.manifest.input);
+    let withdrawn = module.manifest.columns.iter().find(|c| !authorised.is_some_and(|d| d.columns.contains(c)));
+    if let Some(c) = withdrawn {
+        return Err(ApiError::PolicyDenied(format!(
+            "the scenario no longer authorises `{}.{c}` (withdrawn by an incident's restriction)",
+            module.manifest.input
+        )));
+    }
     let dataset = crate::routes::versions::input_of(st, &scenario, &module.manifest.input).await?;
     if dataset.entry.grade == Grade::Core {
         return Err(ApiError::PolicyDenied("nothing derived from 核心 (core) data may leave".into()));
@@ -137,43 +147,6 @@ pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResu
     Ok(JobView { status: seen, updated_at: seen_at, ..v })
 }
 
-/// 关联汇聚风险: whether this job would complete a forbidden combination of
-/// datasets or columns across the operator's jobs. If so, files an incident
-/// with the authority in `tx` and returns the error for the operator; the
-/// caller commits `tx` (so the incident stays) without adding the job.
-/// Runs inside the submission's write transaction, so two concurrent jobs
-/// cannot each complete half a combination.
-async fn association_risk(
-    st: &AppState,
-    caller: &Caller,
-    module: &ModuleRow,
-    tx: &mut Tx,
-) -> ApiResult<Option<ApiError>> {
-    let earlier = tx.org_usage(caller.org()).await?;
-    let (datasets, columns) = keyong_engine::usage(&earlier, &module.manifest);
-    let Some(rule) = st.engine.outbound().association.tripped(&datasets, &columns) else { return Ok(None) };
-    let incident = Incident {
-        id: new_id(),
-        rule: rule.name.clone(),
-        reason: rule.reason.clone(),
-        operator_org: caller.org().to_string(),
-        scenario: module.scenario.clone(),
-        module: module.id.clone(),
-        datasets,
-        columns,
-        at: tx.now().to_string(),
-    };
-    tx.insert_incident(&incident).await?;
-    let detail = serde_json::json!({ "incident": incident.id, "rule": rule.name, "rules_hash": st.engine.outbound().association.hash, "module": module.id });
-    tx.audit(caller.id(), "incident.association_risk", &incident.id, detail.clone()).await?;
-    tx.audit("system", "filing.incident", &incident.id, detail).await?;
-    Ok(Some(ApiError::PolicyDenied(format!(
-        "association risk rule `{}`: this job would combine data your organisation may not combine; \
-         nothing ran and nothing was charged; the authority has been notified (incident {})",
-        rule.name, incident.id
-    ))))
-}
-
 pub(crate) async fn submit(
     State(st): State<AppState>,
     caller: Caller,
@@ -189,8 +162,11 @@ pub(crate) async fn submit(
     if tx.scenario_status(&scenario.scenario.id).await? != Some(keyong_model::ScenarioStatus::Approved) {
         return Err(ApiError::InvalidState(format!("scenario `{}` is no longer approved", scenario.scenario.id)));
     }
-    if let Some(refused) = association_risk(&st, &caller, &module, &mut tx).await? {
+    if let (Some(refused), cancelled) = incidents::association_risk(&st, &caller, &module, &mut tx).await? {
         tx.commit().await?;
+        for job in &cancelled {
+            runner::cancel(&st, job);
+        }
         return Err(refused);
     }
     // An identical request gets the stored answer, never fresh noise, and costs nothing.
@@ -579,10 +555,4 @@ pub(crate) async fn products(State(st): State<AppState>) -> ApiResult<Json<Vec<P
             })
             .collect(),
     ))
-}
-
-/// Association-risk incidents, for the authority and the agency.
-pub(crate) async fn incidents(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Incident>>> {
-    caller.require(&[Role::Authority, Role::Agency])?;
-    Ok(Json(st.store.incidents().await?))
 }

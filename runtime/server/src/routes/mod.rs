@@ -9,8 +9,10 @@ mod admissions;
 mod agreements;
 mod catalog;
 mod disputes;
+mod incidents;
 mod jobs;
 mod modules;
+mod oversight;
 mod requests;
 mod review;
 mod scenarios;
@@ -70,6 +72,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/datasets", post(versions::ingest).get(versions::list))
         .route("/datasets/{name}/approve", post(versions::approve))
         .route("/datasets/{name}/versions", get(versions::versions))
+        .route("/datasets/{name}/consents", post(oversight::record_consent).get(oversight::consent_summary))
+        .route("/supervision/samples", post(oversight::draw))
+        .route("/supervision/stats", get(oversight::stats))
+        .route("/supervision/{id}", get(oversight::get))
+        .route("/supervision/{id}/finding", post(oversight::finding))
         .route("/datasets/{name}/versions/{seq}/withdraw", post(versions::withdraw))
         .route("/datasets/{name}/versions/{seq}/retire", post(versions::retire))
         .route("/scenarios", post(scenarios::apply))
@@ -89,7 +96,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/jobs/{id}/votes", post(review::vote))
         .route("/jobs/{id}/signoff", post(review::signoff))
         .route("/products", get(jobs::products))
-        .route("/incidents", get(jobs::incidents))
+        .route("/incidents", post(incidents::raise).get(incidents::list))
+        .route("/incidents/{id}", get(incidents::get))
+        .route("/incidents/{id}/stop", post(incidents::stop_processing))
+        .route("/incidents/{id}/opinions", post(incidents::opinion))
+        .route("/incidents/{id}/assessment", post(incidents::assess))
+        .route("/incidents/{id}/decision", post(incidents::decide))
         .route("/filings", get(admin::filings))
         .route("/audit/verify", get(admin::verify_audit))
         .route("/audit/export", get(admin::export_audit));

@@ -6,6 +6,7 @@ use time::Duration;
 use keyong_model::api::{DecisionRequest, Scenario, ScenarioRequest};
 use keyong_model::catalog::VersionStatus;
 use keyong_model::governance::{Agreement, AuthorisationMode};
+use keyong_model::oversight::{ReviewRecord, ScenarioReview};
 use keyong_model::{Decision, Grade, Role, ScenarioStatus};
 use keyong_store::ScenarioRow;
 
@@ -147,6 +148,7 @@ pub(crate) async fn apply(
         status: ScenarioStatus::Submitted,
         valid_until: String::new(),
         budget: fresh_budget(req.rho_budget, req.delta_budget),
+        review: None,
     };
     let mut tx = st.store.begin().await?;
     still_admitted(&mut tx, &caller).await?;
@@ -170,24 +172,29 @@ pub(crate) async fn get(
     Ok(Json(visible(&st, &caller, &id).await?.scenario))
 }
 
+/// One scenario decision: `decision` moves the scenario from `from` to
+/// `approved` (or to rejected; the authority's `request_changes` returns
+/// the review to the agency), with `report` (the agency's review) recorded.
 async fn decide(
     st: &AppState,
     caller: &Caller,
     id: &str,
-    req: &DecisionRequest,
-    from: ScenarioStatus,
-    approved: ScenarioStatus,
+    (decision, comment): (Decision, &str),
+    (from, approved): (ScenarioStatus, ScenarioStatus),
     action: &str,
+    report: Option<ScenarioReview>,
 ) -> ApiResult<Scenario> {
-    if req.comment.chars().count() > 2000 {
+    if comment.chars().count() > 2000 {
         return Err(ApiError::BadRequest("comment must be at most 2000 characters".into()));
     }
     let row = visible(st, caller, id).await?;
-    let to = match req.decision {
+    let to = match decision {
         Decision::Approve => approved,
         Decision::Reject => ScenarioStatus::Rejected,
+        // 退回: the authority returns the agency's review to it.
+        Decision::RequestChanges if from == ScenarioStatus::AgencyApproved => ScenarioStatus::Submitted,
         Decision::RequestChanges => {
-            return Err(ApiError::BadRequest("a scenario decision is `approve` or `reject`".into()));
+            return Err(ApiError::BadRequest("the agency's decision is `approve` or `reject`".into()));
         }
     };
     let valid_until = if to == ScenarioStatus::Approved {
@@ -198,6 +205,17 @@ async fn decide(
     let mut tx = st.store.begin().await?;
     if !tx.set_scenario_status(id, from, to, &valid_until).await? {
         return Err(ApiError::InvalidState(format!("scenario is {}, not {from}", row.scenario.status)));
+    }
+    if let Some(report) = report {
+        // A review after a return keeps what the authority said each time.
+        let returned = row.scenario.review.clone().map(|r| r.returned).unwrap_or_default();
+        let record = ReviewRecord { report, by: caller.id().into(), at: tx.now().into(), returned };
+        tx.set_scenario_review(id, &record).await?;
+    } else if to == ScenarioStatus::Submitted
+        && let Some(mut record) = row.scenario.review.clone()
+    {
+        record.returned.push(comment.to_string());
+        tx.set_scenario_review(id, &record).await?;
     }
     if to == ScenarioStatus::Approved {
         // The scenario's whole ρ and δ are set aside from each of its datasets
@@ -214,34 +232,70 @@ async fn decide(
             }
         }
     }
-    let detail = serde_json::json!({ "decision": req.decision, "comment": req.comment, "status": to });
+    let detail = serde_json::json!({ "decision": decision, "comment": comment, "status": to });
     // 备案: every scenario decision is filed with the authority.
     tx.audit_and_file(caller.id(), action, "filing.scenario", id, detail).await?;
     tx.commit().await?;
     Ok(visible(st, caller, id).await?.scenario)
 }
 
+fn sorted<'a>(mut v: Vec<&'a String>) -> Vec<&'a String> {
+    v.sort();
+    v
+}
+
+/// Checks a review report covers exactly what the application asks for:
+/// every dataset and every column once, each with its necessity.
+fn check_report(scenario: &Scenario, r: &ScenarioReview) -> ApiResult<()> {
+    check_text("feasibility", &r.feasibility, 5000)?;
+    check_text("products", &r.products, 5000)?;
+    if r.comment.chars().count() > 2000 {
+        return Err(ApiError::BadRequest("comment must be at most 2000 characters".into()));
+    }
+    let asked = sorted(scenario.datasets.iter().map(|d| &d.name).collect());
+    if sorted(r.datasets.iter().map(|d| &d.name).collect()) != asked {
+        return Err(ApiError::BadRequest(format!(
+            "the report assesses each dataset the application asks for, once: {}",
+            asked.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    for d in &r.datasets {
+        check_text(&format!("the necessity of `{}`", d.name), &d.necessity, 2000)?;
+        let wanted = scenario.datasets.iter().find(|x| x.name == d.name).expect("matched above");
+        let asked = sorted(wanted.columns.iter().collect());
+        if sorted(d.columns.iter().map(|c| &c.name).collect()) != asked {
+            return Err(ApiError::BadRequest(format!(
+                "the report assesses each column of `{}` the application asks for, once: {}",
+                d.name,
+                asked.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for c in &d.columns {
+            check_text(&format!("the necessity of `{}.{}`", d.name, c.name), &c.necessity, 1000)?;
+        }
+    }
+    Ok(())
+}
+
+/// The agency's structured review (二(七)2): the report and its decision.
 pub(crate) async fn agency_review(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(req): Json<DecisionRequest>,
+    Json(req): Json<ScenarioReview>,
 ) -> ApiResult<Json<Scenario>> {
     caller.require(&[Role::Agency])?;
-    Ok(Json(
-        decide(
-            &st,
-            &caller,
-            &id,
-            &req,
-            ScenarioStatus::Submitted,
-            ScenarioStatus::AgencyApproved,
-            "scenario.agency_review",
-        )
-        .await?,
-    ))
+    let row = visible(&st, &caller, &id).await?;
+    check_report(&row.scenario, &req)?;
+    let (from, to) = (ScenarioStatus::Submitted, ScenarioStatus::AgencyApproved);
+    let decision = (req.decision, req.comment.clone());
+    let scenario =
+        decide(&st, &caller, &id, (decision.0, &decision.1), (from, to), "scenario.agency_review", Some(req)).await?;
+    Ok(Json(scenario))
 }
 
+/// The authority approves the agency's review, rejects the application, or
+/// returns the review to the agency (`request_changes`, 退回).
 pub(crate) async fn authority_approve(
     State(st): State<AppState>,
     caller: Caller,
@@ -249,16 +303,8 @@ pub(crate) async fn authority_approve(
     Json(req): Json<DecisionRequest>,
 ) -> ApiResult<Json<Scenario>> {
     caller.require(&[Role::Authority])?;
+    let (from, to) = (ScenarioStatus::AgencyApproved, ScenarioStatus::Approved);
     Ok(Json(
-        decide(
-            &st,
-            &caller,
-            &id,
-            &req,
-            ScenarioStatus::AgencyApproved,
-            ScenarioStatus::Approved,
-            "scenario.authority_approve",
-        )
-        .await?,
+        decide(&st, &caller, &id, (req.decision, &req.comment), (from, to), "scenario.authority_approve", None).await?,
     ))
 }

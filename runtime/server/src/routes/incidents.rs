@@ -1,0 +1,424 @@
+//! Association-risk incidents (关联汇聚风险, 二(七)4): raised by a rule at a
+//! job's submission or by a person; the affected scenarios are suspended
+//! (the processing stops: no job is accepted, queued and running jobs are
+//! cancelled); the providers give their opinions and the authority assesses
+//! with them (other departments recorded); the authority decides — resume,
+//! restrict (columns withdrawn) or terminate (scenarios closed). Raising,
+//! assessing and deciding are filed.
+//!
+//! A rule that spans operators trips on the union of every operator's use.
+//! Its incident is raised without stopping anything: suspending at once
+//! would tell the submitting operator, at the moment of its own submission,
+//! what other organisations' jobs read. The authority stops it
+//! (`…/stop`), at a time of its choosing.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use keyong_check::AssociationRule;
+use keyong_model::oversight::*;
+use keyong_model::{JobStatus, OrgKind, Role, ScenarioStatus};
+use keyong_store::{ModuleRow, Tx};
+
+use super::{check_text, new_id};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::runner;
+
+const KIND: &str = "incident";
+
+/// The jobs an incident's stop cancels.
+const STOPPED: [JobStatus; 2] = [JobStatus::Queued, JobStatus::Running];
+
+async fn load(st: &AppState, id: &str) -> ApiResult<Incident> {
+    st.store.procedure(KIND, id).await?.ok_or_else(|| ApiError::NotFound(format!("no incident `{id}`")))
+}
+
+/// Loads an incident for the agency, the authority, or a provider of one of its datasets.
+async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Incident> {
+    let i = load(st, id).await?;
+    let ok = match caller.role() {
+        Role::Agency | Role::Authority => true,
+        Role::Provider => {
+            let mut provides = false;
+            for d in &i.datasets {
+                provides |= st.store.catalog_record(d).await?.is_some_and(|r| r.provider_org == caller.org());
+            }
+            provides
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(ApiError::NotFound(format!("no incident `{id}`")));
+    }
+    Ok(i)
+}
+
+/// Suspends the incident's approved scenarios and cancels their queued and
+/// running jobs, each with its audit entry; returns the cancelled jobs (to
+/// stop after the commit).
+async fn stop(tx: &mut Tx, actor: &str, i: &mut Incident) -> ApiResult<Vec<String>> {
+    let mut cancelled = Vec::new();
+    for s in &i.scenarios {
+        let Some(row) = tx.scenario_row(s).await? else { continue };
+        if row.scenario.status != ScenarioStatus::Approved {
+            continue;
+        }
+        tx.set_scenario_status(s, ScenarioStatus::Approved, ScenarioStatus::Suspended, &row.scenario.valid_until)
+            .await?;
+        tx.audit(actor, "scenario.suspended", s, serde_json::json!({ "incident": i.id })).await?;
+        for (job, status) in tx.scenario_jobs_with_status(s, &STOPPED).await? {
+            if tx.set_job_status(&job, status, JobStatus::Cancelled).await? {
+                let detail = serde_json::json!({ "was": status, "reason": "incident", "incident": i.id });
+                tx.audit(actor, "job.cancelled", &job, detail).await?;
+                cancelled.push(job);
+            }
+        }
+    }
+    i.stopped_at = Some(tx.now().to_string());
+    Ok(cancelled)
+}
+
+async fn insert(tx: &mut Tx, actor: &str, i: &Incident) -> ApiResult<()> {
+    tx.insert_procedure(KIND, &i.id, i.status.as_str(), i).await?;
+    let detail = serde_json::json!({
+        "origin": i.origin, "rule": i.rule, "operators": i.operators, "scenarios": i.scenarios,
+        "datasets": i.datasets, "columns": i.columns, "stopped": i.stopped_at.is_some(),
+    });
+    tx.audit_and_file(actor, "incident.raised", "filing.incident", &i.id, detail).await?;
+    Ok(())
+}
+
+fn incident(
+    origin: IncidentOrigin,
+    rule: Option<&AssociationRule>,
+    reason: String,
+    raised_by: &str,
+    at: &str,
+) -> Incident {
+    Incident {
+        id: new_id(),
+        origin,
+        rule: rule.map(|r| r.name.clone()),
+        reason,
+        raised_by: raised_by.into(),
+        operators: Vec::new(),
+        scenarios: Vec::new(),
+        datasets: Vec::new(),
+        columns: Vec::new(),
+        status: IncidentStatus::Raised,
+        stopped_at: None,
+        opinions: Vec::new(),
+        assessment: None,
+        decision: None,
+        at: at.into(),
+    }
+}
+
+/// 关联汇聚风险 at a job's submission, inside its write transaction `tx`
+/// (so two concurrent jobs cannot each complete half a combination). A
+/// rule the operator's own jobs trip refuses the job: the incident is
+/// raised and the job's scenario suspended in `tx`, and the error for the
+/// operator is returned (the caller commits `tx` without the job). A rule
+/// that spans operators and trips only on their union raises its incident
+/// (once while one is open), and the job goes on.
+pub(crate) async fn association_risk(
+    st: &AppState,
+    caller: &Caller,
+    module: &ModuleRow,
+    tx: &mut Tx,
+) -> ApiResult<(Option<ApiError>, Vec<String>)> {
+    let rules = &st.engine.outbound().association;
+    let usage = tx.usage_by_org().await?;
+    let own: Vec<_> = usage.iter().filter(|(org, _, _)| org == caller.org()).map(|(_, _, m)| m.clone()).collect();
+    let (datasets, columns) = keyong_engine::usage(&own, &module.manifest);
+    if let Some(rule) = rules.tripped(&datasets, &columns) {
+        let mut i = incident(IncidentOrigin::Rule, Some(rule), rule.reason.clone(), caller.id(), tx.now());
+        (i.operators, i.scenarios, i.datasets, i.columns) =
+            (vec![caller.org().into()], vec![module.scenario.clone()], datasets, columns);
+        let cancelled = stop(tx, "system", &mut i).await?;
+        insert(tx, "system", &i).await?;
+        let refused = ApiError::PolicyDenied(format!(
+            "association risk rule `{}`: this job would combine data your organisation may not combine; \
+             nothing ran and nothing was charged; scenario `{}` is suspended until the authority decides incident {}",
+            rule.name, module.scenario, i.id
+        ));
+        return Ok((Some(refused), cancelled));
+    }
+    let all: Vec<_> = usage.iter().map(|(_, _, m)| m.clone()).collect();
+    let (all_datasets, all_columns) = keyong_engine::usage(&all, &module.manifest);
+    let open: Vec<Incident> = st.store.procedures(KIND).await?;
+    for rule in rules.rules.iter().filter(|r| r.across_operators) {
+        let tripped = rule.datasets.iter().all(|d| all_datasets.contains(d))
+            && rule.columns.iter().all(|c| all_columns.contains(c));
+        let pending = open.iter().any(|i| {
+            i.rule.as_deref() == Some(rule.name.as_str())
+                && matches!(i.status, IncidentStatus::Raised | IncidentStatus::Assessed)
+        });
+        if !tripped || pending {
+            continue;
+        }
+        let mut i = incident(IncidentOrigin::Rule, Some(rule), rule.reason.clone(), "system", tx.now());
+        let mine = (caller.org().to_string(), module.scenario.clone(), module.manifest.clone());
+        for (org, scenario, m) in usage.iter().cloned().chain(std::iter::once(mine)) {
+            let (d, c) = keyong_engine::usage(&[], &m);
+            if !keyong_check::AssociationRules::touches(rule, &d, &c) {
+                continue;
+            }
+            for (list, item) in [(&mut i.operators, org), (&mut i.scenarios, scenario)] {
+                if !list.contains(&item) {
+                    list.push(item);
+                }
+            }
+            i.datasets.extend(d.into_iter().filter(|x| rule.datasets.contains(x)));
+            i.columns.extend(c.into_iter().filter(|x| rule.columns.contains(x)));
+        }
+        for list in [&mut i.datasets, &mut i.columns] {
+            list.sort();
+            list.dedup();
+        }
+        if i.operators.len() > 1 {
+            insert(tx, "system", &i).await?;
+        }
+    }
+    Ok((None, Vec::new()))
+}
+
+/// Saves the incident if it is still exactly `old`, with its audit entry
+/// (filed when `filed`), then stops the cancelled jobs.
+async fn save(
+    st: &AppState,
+    tx: Tx,
+    caller: &Caller,
+    new: &Incident,
+    old: &Incident,
+    action: &str,
+    cancelled: Vec<String>,
+) -> ApiResult<()> {
+    let mut tx = tx;
+    if !tx.update_procedure(&new.id, new.status.as_str(), new, old).await? {
+        return Err(ApiError::InvalidState("the incident changed; try again".into()));
+    }
+    let detail = serde_json::json!({ "status": new.status, "stopped_at": new.stopped_at, "assessment": new.assessment, "decision": new.decision });
+    let filed = matches!(action, "incident.assessed" | "incident.decided" | "incident.stopped");
+    if filed {
+        tx.audit_and_file(caller.id(), action, "filing.incident", &new.id, detail).await?;
+    } else {
+        tx.audit(caller.id(), action, &new.id, detail).await?;
+    }
+    tx.commit().await?;
+    for job in &cancelled {
+        runner::cancel(st, job);
+    }
+    Ok(())
+}
+
+pub(crate) async fn raise(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(req): Json<RaiseIncident>,
+) -> ApiResult<(StatusCode, Json<Incident>)> {
+    caller.require(&[Role::Authority, Role::Agency, Role::Reviewer])?;
+    check_text("reason", &req.reason, 2000)?;
+    if req.scenarios.is_empty() || req.scenarios.len() > 100 {
+        return Err(ApiError::BadRequest("an incident names 1 to 100 scenarios".into()));
+    }
+    let mut i = incident(IncidentOrigin::Person, None, req.reason, caller.id(), &keyong_store::now());
+    for id in &req.scenarios {
+        let row = st.store.scenario(id).await?.ok_or_else(|| ApiError::NotFound(format!("no scenario `{id}`")))?;
+        if !i.scenarios.contains(id) {
+            i.scenarios.push(id.clone());
+        }
+        if !i.operators.contains(&row.scenario.operator_org) {
+            i.operators.push(row.scenario.operator_org.clone());
+        }
+        for d in &row.scenario.datasets {
+            if !i.datasets.contains(&d.name) {
+                i.datasets.push(d.name.clone());
+            }
+            i.columns.extend(d.columns.iter().map(|c| format!("{}.{c}", d.name)));
+        }
+    }
+    i.columns.sort();
+    i.columns.dedup();
+    let mut tx = st.store.begin().await?;
+    let cancelled = stop(&mut tx, caller.id(), &mut i).await?;
+    insert(&mut tx, caller.id(), &i).await?;
+    tx.commit().await?;
+    for job in &cancelled {
+        runner::cancel(&st, job);
+    }
+    Ok((StatusCode::CREATED, Json(i)))
+}
+
+pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Incident>>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    Ok(Json(st.store.procedures(KIND).await?))
+}
+
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Incident>> {
+    Ok(Json(visible(&st, &caller, &id).await?))
+}
+
+/// The authority stops an incident's processing (one a rule spanning operators raised).
+pub(crate) async fn stop_processing(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Incident>> {
+    caller.require(&[Role::Authority])?;
+    let old = load(&st, &id).await?;
+    if old.stopped_at.is_some() || old.decision.is_some() {
+        return Err(ApiError::InvalidState(format!("incident `{id}` is already stopped or decided")));
+    }
+    let mut new = old.clone();
+    let mut tx = st.store.begin().await?;
+    let cancelled = stop(&mut tx, caller.id(), &mut new).await?;
+    save(&st, tx, &caller, &new, &old, "incident.stopped", cancelled).await?;
+    Ok(Json(new))
+}
+
+/// A provider of one of the incident's datasets gives its opinion.
+pub(crate) async fn opinion(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<AddOpinion>,
+) -> ApiResult<Json<Incident>> {
+    caller.require(&[Role::Provider])?;
+    check_text("text", &req.text, 2000)?;
+    let old = visible(&st, &caller, &id).await?;
+    if old.decision.is_some() || old.opinions.len() >= 100 {
+        return Err(ApiError::InvalidState(format!("incident `{id}` takes no more opinions")));
+    }
+    let mut new = old.clone();
+    new.opinions.push(Opinion {
+        org: caller.org().into(),
+        by: caller.id().into(),
+        text: req.text,
+        at: keyong_store::now(),
+    });
+    save(&st, st.store.begin().await?, &caller, &new, &old, "incident.opinion", Vec::new()).await?;
+    Ok(Json(new))
+}
+
+pub(crate) async fn assess(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<Assess>,
+) -> ApiResult<Json<Incident>> {
+    caller.require(&[Role::Authority])?;
+    check_text("assessment", &req.assessment, 5000)?;
+    if req.providers.is_empty() || req.providers.len() > 100 || req.departments.len() > 100 {
+        return Err(ApiError::BadRequest("name 1 to 100 providers consulted and at most 100 departments".into()));
+    }
+    for p in &req.providers {
+        let org = st.store.org(p).await?.ok_or_else(|| ApiError::NotFound(format!("no organisation `{p}`")))?;
+        if org.kind != OrgKind::Provider {
+            return Err(ApiError::BadRequest(format!("`{}` is not a provider", org.name)));
+        }
+    }
+    for d in &req.departments {
+        check_text("a department", d, 200)?;
+    }
+    let old = load(&st, &id).await?;
+    if old.status != IncidentStatus::Raised {
+        return Err(ApiError::InvalidState(format!("incident `{id}` is {}, not raised", old.status)));
+    }
+    let mut new = old.clone();
+    new.status = IncidentStatus::Assessed;
+    new.assessment = Some(Assessment {
+        assessment: req.assessment,
+        providers: req.providers,
+        departments: req.departments,
+        by: caller.id().into(),
+        at: keyong_store::now(),
+    });
+    save(&st, st.store.begin().await?, &caller, &new, &old, "incident.assessed", Vec::new()).await?;
+    Ok(Json(new))
+}
+
+/// The authority decides an assessed incident: its scenarios resume (as
+/// they were, or without the withdrawn columns) or are closed.
+pub(crate) async fn decide(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<DecideIncident>,
+) -> ApiResult<Json<Incident>> {
+    caller.require(&[Role::Authority])?;
+    check_text("reason", &req.reason, 2000)?;
+    if (req.outcome == IncidentOutcome::Restrict) == req.withdraw.is_empty() {
+        return Err(ApiError::BadRequest("`withdraw` names the columns a restriction withdraws, and only then".into()));
+    }
+    let old = load(&st, &id).await?;
+    if old.status != IncidentStatus::Assessed {
+        return Err(ApiError::InvalidState(format!("incident `{id}` is {}; it is decided once assessed", old.status)));
+    }
+    if let Some(c) = req.withdraw.iter().find(|c| !old.columns.contains(c)) {
+        return Err(ApiError::BadRequest(format!("`{c}` is not a column of this incident")));
+    }
+    let mut new = old.clone();
+    let mut tx = st.store.begin().await?;
+    let mut cancelled = Vec::new();
+    for s in &old.scenarios {
+        let Some(row) = tx.scenario_row(s).await? else { continue };
+        let (status, until) = (row.scenario.status, row.scenario.valid_until.clone());
+        match req.outcome {
+            IncidentOutcome::Terminate if matches!(status, ScenarioStatus::Approved | ScenarioStatus::Suspended) => {
+                tx.set_scenario_status(s, status, ScenarioStatus::Closed, &until).await?;
+                for (job, was) in tx.scenario_jobs_with_status(s, &STOPPED).await? {
+                    if tx.set_job_status(&job, was, JobStatus::Cancelled).await? {
+                        let detail = serde_json::json!({ "was": was, "reason": "incident", "incident": id });
+                        tx.audit(caller.id(), "job.cancelled", &job, detail).await?;
+                        cancelled.push(job);
+                    }
+                }
+                tx.audit(caller.id(), "scenario.closed", s, serde_json::json!({ "incident": id })).await?;
+            }
+            IncidentOutcome::Restrict => {
+                let mut datasets = row.scenario.datasets.clone();
+                for d in &mut datasets {
+                    d.columns.retain(|c| !req.withdraw.contains(&format!("{}.{c}", d.name)));
+                }
+                datasets.retain(|d| !d.columns.is_empty());
+                if datasets.is_empty() {
+                    return Err(ApiError::BadRequest(format!(
+                        "the restriction leaves scenario `{s}` no column; terminate instead"
+                    )));
+                }
+                tx.set_scenario_datasets(s, &datasets).await?;
+                if status == ScenarioStatus::Suspended {
+                    tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
+                }
+                let detail = serde_json::json!({ "incident": id, "withdrawn": req.withdraw });
+                tx.audit(caller.id(), "scenario.restricted", s, detail).await?;
+            }
+            IncidentOutcome::Resume if status == ScenarioStatus::Suspended => {
+                tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
+                tx.audit(caller.id(), "scenario.resumed", s, serde_json::json!({ "incident": id })).await?;
+            }
+            _ => {}
+        }
+    }
+    new.status = match req.outcome {
+        IncidentOutcome::Resume => IncidentStatus::Resumed,
+        IncidentOutcome::Restrict => IncidentStatus::Restricted,
+        IncidentOutcome::Terminate => IncidentStatus::Terminated,
+    };
+    new.decision = Some(IncidentDecision {
+        outcome: req.outcome,
+        reason: req.reason,
+        withdraw: req.withdraw,
+        by: caller.id().into(),
+        at: keyong_store::now(),
+    });
+    save(&st, tx, &caller, &new, &old, "incident.decided", cancelled).await?;
+    Ok(Json(new))
+}
