@@ -124,6 +124,14 @@ pub fn write_electricity_feed(data_root: &Path) {
     write_parquet(utility_schema(cfg.utility), utility_batches(&cfg).unwrap(), f).unwrap();
 }
 
+/// Writes next month's electricity feed (other households, the same shape)
+/// as `landing/electricity_bills.csv`: a new version of the dataset.
+pub fn write_next_electricity_feed(data_root: &Path) {
+    let cfg = UtilityConfig { seed: 12, ..electricity_config() };
+    let f = std::fs::File::create(data_root.join("landing/electricity_bills.csv")).unwrap();
+    keyong_datasets_sim::write_csv(utility_batches(&cfg).unwrap(), f).unwrap();
+}
+
 /// The compile worker the test suites give the sandbox: this package's
 /// `keyong-compile-worker` binary, which cargo builds next to the test
 /// executables' `deps/` directory before it runs them.

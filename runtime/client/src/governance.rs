@@ -66,9 +66,25 @@ impl Client {
     /// and filed — a whole authorisation of every mode, ending on `until`
     /// (YYYY-MM-DD).
     pub async fn admit_operator(&self, name: &str, until: &str) -> Result<(Org, Agreement)> {
+        let scope = Scope {
+            datasets: Vec::new(),
+            domains: Vec::new(),
+            modes: vec![Mode::Aggregate, Mode::Blocks, Mode::Sql, Mode::Reviewed],
+        };
+        self.admit_operator_with(name, until, AuthorisationMode::Whole, scope).await
+    }
+
+    /// [`Client::admit_operator`] with another authorisation mode and scope (二(四)).
+    pub async fn admit_operator_with(
+        &self,
+        name: &str,
+        until: &str,
+        mode: AuthorisationMode,
+        scope: Scope,
+    ) -> Result<(Org, Agreement)> {
         let org = self.create_org(&CreateOrg { name: name.into(), kind: OrgKind::Operator }).await?;
         let announcement = Announcement {
-            mode: AuthorisationMode::Whole,
+            mode,
             scope: "the city's public data catalog (全市公共数据资源目录)".into(),
             conditions: "data processing capability, good credit, security protection (二(六)1)".into(),
             criteria: "technical plan 40%, security 40%, business plan 20%".into(),
@@ -88,11 +104,6 @@ impl Client {
             meeting: "实施机构“三重一大”决策会议".into(),
             date: today.expect("formattable"),
             resolution: format!("agreed to sign the authorisation agreement with {name}"),
-        };
-        let scope = Scope {
-            datasets: Vec::new(),
-            domains: Vec::new(),
-            modes: vec![Mode::Aggregate, Mode::Blocks, Mode::Sql, Mode::Reviewed],
         };
         let sign = SignAgreement {
             admission: admission.id,

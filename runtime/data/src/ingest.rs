@@ -287,8 +287,8 @@ const CSV_INFER_ROWS: usize = 10_000;
 
 /// A CSV feed (with a header row) as record batches. The columns ingest
 /// keeps unchanged take the types inferred from the first rows; every
-/// other column — identifiers, and what is pseudonymised or generalised —
-/// is read as text, so that no leading zero or digit of an identifier is
+/// other column — identifiers, the unit, and what is pseudonymised or
+/// generalised — is read as text, so that no leading zero or digit of an identifier is
 /// lost to a number type.
 fn csv_reader(mut file: std::fs::File, source: &str, policy: &DatasetPolicy) -> Result<impl RecordBatchReader + Send> {
     use datafusion::arrow::csv::{ReaderBuilder, reader::Format};
@@ -303,7 +303,7 @@ fn csv_reader(mut file: std::fs::File, source: &str, policy: &DatasetPolicy) -> 
         .fields()
         .iter()
         .map(|f| match policy.column(f.name()) {
-            Some(c) if c.transform == Transform::Keep => f.as_ref().clone(),
+            Some(c) if c.transform == Transform::Keep && c.name != policy.unit_column => f.as_ref().clone(),
             _ => Field::new(f.name(), DataType::Utf8, true),
         })
         .collect();

@@ -44,7 +44,9 @@ impl DatasetRow {
                 update_frequency: record.details.update_frequency,
                 version: v.version,
                 seq: v.seq,
-                grade: v.grade,
+                // 就高从严: the higher of the grade the authority confirmed
+                // and the one the version's policy gave.
+                grade: keyong_model::Grade::derived(record.grade.into_iter().chain([v.grade])).unwrap_or(v.grade),
                 provider: r.get("provider_name"),
                 unit_column: v.unit_column,
                 columns: v.columns,
@@ -200,6 +202,18 @@ impl Tx {
         .fetch_optional(&mut *self.tx)
         .await?;
         Ok(row.map(|r| r.get("file")))
+    }
+
+    /// A version's status (inside the transaction).
+    pub async fn version_status(&mut self, name: &str, version: &str) -> Result<Option<VersionStatus>> {
+        let s: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM dataset_versions WHERE dataset = ? AND version = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        s.map(|s| crate::parse("version status", &s)).transpose()
     }
 
     /// Whether a version is still needed: a queued or running job reads it,

@@ -188,11 +188,14 @@ impl Store {
     /// scenarios (ρ, δ): all an operator may see of a budget other
     /// organisations share.
     pub async fn org_allocation(&self, org: &str, dataset: &str) -> Result<keyong_model::Charge> {
-        let rows = sqlx::query("SELECT * FROM scenarios WHERE operator_org = ? AND status = ?")
-            .bind(org)
-            .bind(keyong_model::ScenarioStatus::Approved.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        // Every scenario that was approved holds its set-aside, suspended or
+        // closed since (approval is what sets `valid_until`).
+        let rows = sqlx::query(
+            "SELECT * FROM scenarios WHERE operator_org = ? AND status IN ('approved', 'suspended', 'closed') AND valid_until != ''",
+        )
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
         let mut set_aside = keyong_model::Charge::default();
         for r in &rows {
             let s = ScenarioRow::from_row(r)?.scenario;

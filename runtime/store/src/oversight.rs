@@ -64,6 +64,17 @@ impl Store {
             .collect()
     }
 
+    /// The registry's last record number for `dataset` (0 when it has none):
+    /// part of a job's replay key, so that no answer from before a change of
+    /// consent is replayed.
+    pub async fn consent_seq(&self, dataset: &str) -> Result<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM consents WHERE dataset = ?")
+            .bind(dataset)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
     /// The registry's latest decision for every subject of `dataset` that has one.
     pub async fn consents(&self, dataset: &str) -> Result<HashMap<String, bool>> {
         let rows = sqlx::query(

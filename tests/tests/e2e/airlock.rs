@@ -232,29 +232,30 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
 
 /// Auto-approval: a passing output of the identical module, budget and
 /// inputs that two reviewers approved before is approved by policy, and the
-/// receipt names the job it inherited the approvals from. Datasets cannot
-/// be re-versioned yet (an identical request over the same version is
-/// replayed, never re-run), so the test clears the earlier job's replay key
-/// to make the identical request run again, as it would over a new version.
+/// receipt names the job it inherited the approvals from. An identical
+/// request over the same version is replayed, never re-run; over the
+/// dataset's next version it runs again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identical_passing_output_is_auto_approved() {
     let mut server = TestServer::start().await;
+    keyong_tests::write_next_electricity_feed(&server.data_root);
     let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
     // Jobs submitted from now on are scheduled with an hour's allowance.
     server.restart_with(|c| c.schedule.allowance = Duration::from_secs(3600)).await;
     assert_eq!(outcome.review.report.verdict, Verdict::Pass, "{:#?}", outcome.review.report.findings);
-    let db =
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", server.data_root.join("keyong.db").display())).await.unwrap();
-    sqlx::query("UPDATE jobs SET replay_key = 'cleared' WHERE id = ?")
-        .bind(&outcome.job.id)
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
 
     let base = Client::new(&server.base);
     let a = &outcome.actors;
     let (operator, r1) = (base.as_user(&a.operator), base.as_user(&a.reviewers[0]));
+    let (provider, authority) = (base.as_user(&a.provider), base.as_user(&a.authority));
+    let next = keyong_model::api::IngestRequest {
+        policy: "electricity_bills".into(),
+        source: "electricity_bills.csv".into(),
+        rho_budget: None,
+        delta_budget: None,
+    };
+    provider.ingest(&next).await.unwrap();
+    assert_eq!(authority.approve_dataset("electricity_bills").await.unwrap().seq, 2);
     let req = SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.25 } };
     let job = operator.submit_job(&req).await.unwrap();
     assert_ne!(job.id, outcome.job.id);

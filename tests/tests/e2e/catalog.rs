@@ -8,17 +8,11 @@
 use keyong_client::{Client, walkthrough};
 use keyong_model::api::{CreateOrg, CreateUser, IngestRequest, ScenarioDataset, ScenarioRequest};
 use keyong_model::catalog::*;
+use keyong_model::governance::{AuthorisationMode, Scope};
 use keyong_model::{ErrorCode, Grade, Mode, OrgKind, Role};
 use keyong_tests::TestServer;
 
 use super::code;
-
-/// Writes a second electricity feed (other households, other months) as CSV.
-fn write_next_feed(server: &TestServer) {
-    let cfg = keyong_datasets_sim::UtilityConfig { seed: 12, ..keyong_tests::electricity_config() };
-    let f = std::fs::File::create(server.data_root.join("landing/electricity_bills.csv")).unwrap();
-    keyong_datasets_sim::write_csv(keyong_datasets_sim::utility_batches(&cfg).unwrap(), f).unwrap();
-}
 
 fn ingest(source: &str, rho: Option<f64>) -> IngestRequest {
     IngestRequest { policy: "electricity_bills".into(), source: source.into(), rho_budget: rho, delta_budget: None }
@@ -48,7 +42,7 @@ async fn filed(authority: &Client, action: &str, subject: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_version() {
     let server = TestServer::start().await;
-    write_next_feed(&server);
+    keyong_tests::write_next_electricity_feed(&server.data_root);
     let base = Client::new(&server.base);
     let actors = walkthrough::setup_actors(&base, &server.bootstrap_token, &mut |_| {}).await.unwrap();
     let (authority, agency, operator, provider) = (
@@ -129,9 +123,13 @@ async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_ver
     assert_eq!(code(operator.apply_scenario(&scenario(Some(v3.version.clone()))).await), ErrorCode::InvalidState);
     assert_eq!(operator.catalog().await.unwrap()[0].version, v2.version, "jobs read the approved version");
     authority.approve_dataset(&v3.name).await.unwrap();
-    let versions = operator.versions(&v3.name).await.unwrap();
+    let versions = provider.versions(&v3.name).await.unwrap();
     let seqs: Vec<_> = versions.iter().map(|v| (v.seq, v.status)).collect();
     assert_eq!(seqs, [(1, VersionStatus::Withdrawn), (2, VersionStatus::Active), (3, VersionStatus::Active)]);
+    // Operators see the approved versions only, without the raw feed's name and hash.
+    let seen = operator.versions(&v3.name).await.unwrap();
+    assert_eq!(seen.iter().map(|v| v.seq).collect::<Vec<_>>(), [2, 3]);
+    assert!(seen.iter().all(|v| v.source.is_empty() && v.source_sm3.is_empty() && v.ingested_by.is_empty()));
     assert_eq!(versions[2].parent.as_deref(), Some(v2.version.as_str()), "lineage skips the withdrawn one");
     assert_eq!((versions[2].source.as_str(), versions[1].parent.as_deref()), ("electricity_bills.csv", None));
     assert_ne!(versions[2].source_sm3, versions[1].source_sm3);
@@ -149,6 +147,11 @@ async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_ver
     assert_eq!(retired.status, VersionStatus::Retired);
     assert!(!server.data_root.join(format!("datasets/electricity_bills/{}.parquet", v2.version)).exists());
     assert_eq!(code(operator.apply_scenario(&scenario(Some(v2.version.clone()))).await), ErrorCode::InvalidState);
+
+    // Re-graded by the authority, the data jobs read takes the higher grade (就高从严).
+    provider.change_entry(&r.name, &entry.details).await.unwrap();
+    authority.confirm_entry(&r.name, &confirm(Grade::Important)).await.unwrap();
+    assert_eq!(operator.catalog().await.unwrap()[0].grade, Grade::Important);
     assert!(authority.verify_audit().await.unwrap().ok);
 }
 
@@ -240,6 +243,27 @@ async fn a_catalog_update_request_reaches_the_provider_and_objections_are_answer
     assert!(filed(&authority, "filing.objection", &d.id).await);
     assert_eq!(operator.objection(&d.id).await.unwrap().status, DisputeStatus::Upheld);
     assert_eq!(code(gas.objection(&d.id).await), ErrorCode::NotFound, "a third party does not see it");
+
+    // Authorisation modes (二(四)), all non-exclusive: a domain authorisation
+    // covers the catalog entries of its domains, and the electricity data the
+    // walkthrough's operator holds (a whole authorisation) is authorised again.
+    let until = (time::OffsetDateTime::now_utc().date() + time::Duration::days(365))
+        .format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap();
+    let modes = vec![Mode::Aggregate];
+    for (name, domain, allowed) in [("运营机构 能源", "energy", true), ("运营机构 卫生", "health", false)] {
+        let scope = Scope { datasets: vec![], domains: vec![domain.into()], modes: modes.clone() };
+        let (org, agreement) =
+            agency.admit_operator_with(name, &until, AuthorisationMode::Domain, scope).await.unwrap();
+        assert_eq!(agreement.mode, AuthorisationMode::Domain);
+        let user = CreateUser { org_id: org.id, name: "dev".into(), role: Role::Operator };
+        let op = base.as_user(&agency.create_user(&user).await.unwrap().token);
+        let applied = op.apply_scenario(&scenario(None)).await;
+        match allowed {
+            true => assert_eq!(applied.unwrap().datasets[0].name, "electricity_bills"),
+            false => assert_eq!(code(applied), ErrorCode::PolicyDenied, "outside the health domain"),
+        }
+    }
     let v = authority.verify_audit().await.unwrap();
     assert!(v.ok, "{v:?}");
 }

@@ -145,10 +145,18 @@ async fn an_incident_stops_processing_until_the_authority_decides_it() {
     let electricity_org = provider.me().await.unwrap().org_id;
     let job = SubmitJob { module_id: outcome.module.id.clone(), budget: Loss::Zcdp { rho: 0.1 } };
 
-    // Raised by a person: the scenario is suspended at once (filed).
+    // A job awaiting review when the incident comes.
+    let waiting = operator.submit_job(&job).await.unwrap();
+    let reviewer = base.as_user(&a.reviewers[0]);
+    reviewer.wait_for_run(&waiting.id, std::time::Duration::from_secs(300)).await.unwrap();
+
+    // Raised by a person: the scenario is suspended at once (filed), and every
+    // unfinished job of it is cancelled, whatever stage it reached.
     let raise = RaiseIncident { scenarios: vec![outcome.scenario.id.clone()], reason: "linkage suspected".into() };
     assert_eq!(code(operator.raise_incident(&raise).await), ErrorCode::Forbidden);
     let i = agency.raise_incident(&raise).await.unwrap();
+    assert_eq!(operator.job(&waiting.id).await.unwrap().status, keyong_model::JobStatus::Cancelled);
+    assert_eq!(operator.job(&outcome.job.id).await.unwrap().status, keyong_model::JobStatus::Released);
     assert_eq!((i.origin, i.status, i.stopped_at.is_some()), (IncidentOrigin::Person, IncidentStatus::Raised, true));
     assert_eq!(i.operators, [a.operator_org.clone()]);
     assert!(filed(&authority, "filing.incident", &i.id).await);
@@ -158,8 +166,13 @@ async fn an_incident_stops_processing_until_the_authority_decides_it() {
     assert_eq!(code(gas.incident(&i.id).await), ErrorCode::NotFound, "not its data");
     assert_eq!(code(authority.stop_incident(&i.id).await), ErrorCode::InvalidState, "already stopped");
 
+    // A second incident on the same scenario: deciding one does not lift the other's stop.
+    let other = authority.raise_incident(&raise).await.unwrap();
+
     // The providers' opinions, the authority's assessment (filed), its decision.
     provider.incident_opinion(&i.id, &AddOpinion { text: "districts are coarse".into() }).await.unwrap();
+    let seen = provider.incident(&i.id).await.unwrap();
+    assert!(seen.operators.is_empty() && seen.scenarios.is_empty(), "a provider is not told who");
     let restrict = |withdraw: Vec<String>| DecideIncident {
         outcome: IncidentOutcome::Restrict,
         reason: "kwh by month links homes".into(),
@@ -188,6 +201,15 @@ async fn an_incident_stops_processing_until_the_authority_decides_it() {
     let decided = authority.decide_incident(&i.id, &restrict(kwh)).await.unwrap();
     assert_eq!(decided.status, IncidentStatus::Restricted);
     assert_eq!(code(authority.decide_incident(&i.id, &restrict(vec![])).await), ErrorCode::BadRequest);
+    assert_eq!(
+        operator.scenario(&outcome.scenario.id).await.unwrap().status,
+        ScenarioStatus::Suspended,
+        "still stopped"
+    );
+    authority.assess_incident(&other.id, &assess(vec![electricity_org.clone()])).await.unwrap();
+    let resume =
+        DecideIncident { outcome: IncidentOutcome::Resume, reason: "covered by the other".into(), withdraw: vec![] };
+    authority.decide_incident(&other.id, &resume).await.unwrap();
     let s = operator.scenario(&outcome.scenario.id).await.unwrap();
     assert_eq!(
         (s.status, s.datasets[0].columns.as_slice()),

@@ -27,19 +27,6 @@ use crate::runner;
 /// Most targets, datasets or domains one agreement names.
 const MAX_LIST: usize = 200;
 
-/// The jobs an exit cancels: every job not released or withdrawn (a
-/// rejection the operator has not seen yet included, so none stands out).
-const CANCELLED_AT_EXIT: [JobStatus; 8] = [
-    JobStatus::Queued,
-    JobStatus::Running,
-    JobStatus::UnderReview,
-    JobStatus::AwaitingSignoff,
-    JobStatus::Approved,
-    JobStatus::ChangesRequested,
-    JobStatus::Rejected,
-    JobStatus::Failed,
-];
-
 /// Loads an agreement for the agency, the authority or its own operator.
 async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Agreement> {
     let a = st.store.agreement(id).await?.ok_or_else(|| ApiError::NotFound(format!("no agreement `{id}`")))?;
@@ -422,7 +409,7 @@ pub(crate) async fn exit(
         .await?;
     let users_disabled = tx.disable_users(&org).await?;
     let mut jobs_cancelled = Vec::new();
-    for (job, status) in tx.org_jobs_with_status(&org, &CANCELLED_AT_EXIT).await? {
+    for (job, status) in tx.org_jobs_with_status(&org, &super::UNFINISHED).await? {
         if tx.set_job_status(&job, status, JobStatus::Cancelled).await? {
             tx.audit(actor, "job.cancelled", &job, serde_json::json!({ "was": status, "reason": reason })).await?;
             jobs_cancelled.push(job);

@@ -121,10 +121,15 @@ pub(crate) async fn register(
 
 pub(crate) async fn get(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CatalogRecord>> {
-    Ok(Json(load(&st, &name).await?))
+    let mut record = load(&st, &name).await?;
+    // Whose catalog update request it answers is the requester's business.
+    if caller.role() == Role::Operator {
+        record.request = None;
+    }
+    Ok(Json(record))
 }
 
 /// The provider revises its entry: a refused proposal is proposed again, a

@@ -28,16 +28,16 @@ use crate::runner;
 
 const KIND: &str = "incident";
 
-/// The jobs an incident's stop cancels.
-const STOPPED: [JobStatus; 2] = [JobStatus::Queued, JobStatus::Running];
-
 async fn load(st: &AppState, id: &str) -> ApiResult<Incident> {
     st.store.procedure(KIND, id).await?.ok_or_else(|| ApiError::NotFound(format!("no incident `{id}`")))
 }
 
-/// Loads an incident for the agency, the authority, or a provider of one of its datasets.
+/// Loads an incident for the agency, the authority, or a provider of one
+/// of its datasets — which sees what it is asked about (the reason, the
+/// datasets and columns, its own opinions), not which operators or
+/// scenarios it concerns.
 async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Incident> {
-    let i = load(st, id).await?;
+    let mut i = load(st, id).await?;
     let ok = match caller.role() {
         Role::Agency | Role::Authority => true,
         Role::Provider => {
@@ -52,12 +52,30 @@ async fn visible(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Incident
     if !ok {
         return Err(ApiError::NotFound(format!("no incident `{id}`")));
     }
+    if caller.role() == Role::Provider {
+        (i.operators, i.scenarios) = (Vec::new(), Vec::new());
+        i.opinions.retain(|o| o.org == caller.org());
+    }
     Ok(i)
 }
 
-/// Suspends the incident's approved scenarios and cancels their queued and
-/// running jobs, each with its audit entry; returns the cancelled jobs (to
-/// stop after the commit).
+/// Cancels every unfinished job of scenario `s` (whatever stage each
+/// reached, so none stands out), each with its audit entry; adds them to
+/// `cancelled` (to stop after the commit).
+async fn cancel_jobs(tx: &mut Tx, actor: &str, incident: &str, s: &str, cancelled: &mut Vec<String>) -> ApiResult<()> {
+    for (job, status) in tx.scenario_jobs_with_status(s, &super::UNFINISHED).await? {
+        if tx.set_job_status(&job, status, JobStatus::Cancelled).await? {
+            let detail = serde_json::json!({ "was": status, "reason": "incident", "incident": incident });
+            tx.audit(actor, "job.cancelled", &job, detail).await?;
+            cancelled.push(job);
+        }
+    }
+    Ok(())
+}
+
+/// Suspends the incident's approved scenarios and cancels their unfinished
+/// jobs; returns the cancelled jobs. A scenario still under review is not
+/// suspended: it cannot be approved while the incident is open.
 async fn stop(tx: &mut Tx, actor: &str, i: &mut Incident) -> ApiResult<Vec<String>> {
     let mut cancelled = Vec::new();
     for s in &i.scenarios {
@@ -68,16 +86,17 @@ async fn stop(tx: &mut Tx, actor: &str, i: &mut Incident) -> ApiResult<Vec<Strin
         tx.set_scenario_status(s, ScenarioStatus::Approved, ScenarioStatus::Suspended, &row.scenario.valid_until)
             .await?;
         tx.audit(actor, "scenario.suspended", s, serde_json::json!({ "incident": i.id })).await?;
-        for (job, status) in tx.scenario_jobs_with_status(s, &STOPPED).await? {
-            if tx.set_job_status(&job, status, JobStatus::Cancelled).await? {
-                let detail = serde_json::json!({ "was": status, "reason": "incident", "incident": i.id });
-                tx.audit(actor, "job.cancelled", &job, detail).await?;
-                cancelled.push(job);
-            }
-        }
+        cancel_jobs(tx, actor, &i.id, s, &mut cancelled).await?;
     }
     i.stopped_at = Some(tx.now().to_string());
     Ok(cancelled)
+}
+
+/// Whether an open incident other than `except` concerns scenario `s`:
+/// then its scenario is not approved or resumed.
+pub(crate) async fn open_incident_on(st: &AppState, s: &str, except: &str) -> ApiResult<bool> {
+    let all: Vec<Incident> = st.store.procedures(KIND).await?;
+    Ok(all.iter().any(|i| i.id != except && i.decision.is_none() && i.scenarios.iter().any(|x| x == s)))
 }
 
 async fn insert(tx: &mut Tx, actor: &str, i: &Incident) -> ApiResult<()> {
@@ -135,28 +154,34 @@ pub(crate) async fn association_risk(
     let (datasets, columns) = keyong_engine::usage(&own, &module.manifest);
     if let Some(rule) = rules.tripped(&datasets, &columns) {
         let mut i = incident(IncidentOrigin::Rule, Some(rule), rule.reason.clone(), caller.id(), tx.now());
-        (i.operators, i.scenarios, i.datasets, i.columns) =
-            (vec![caller.org().into()], vec![module.scenario.clone()], datasets, columns);
+        // Every scenario of the operator's that holds part of the combination.
+        let mut scenarios = vec![module.scenario.clone()];
+        for (org, scenario, m) in &usage {
+            let (d, c) = keyong_engine::usage(&[], m);
+            if org == caller.org()
+                && !scenarios.contains(scenario)
+                && keyong_check::AssociationRules::touches(rule, &d, &c)
+            {
+                scenarios.push(scenario.clone());
+            }
+        }
+        (i.operators, i.scenarios, i.datasets, i.columns) = (vec![caller.org().into()], scenarios, datasets, columns);
         let cancelled = stop(tx, "system", &mut i).await?;
         insert(tx, "system", &i).await?;
         let refused = ApiError::PolicyDenied(format!(
             "association risk rule `{}`: this job would combine data your organisation may not combine; \
-             nothing ran and nothing was charged; scenario `{}` is suspended until the authority decides incident {}",
-            rule.name, module.scenario, i.id
+             nothing ran and nothing was charged; the scenarios that hold it are suspended until the authority decides incident {}",
+            rule.name, i.id
         ));
         return Ok((Some(refused), cancelled));
     }
     let all: Vec<_> = usage.iter().map(|(_, _, m)| m.clone()).collect();
     let (all_datasets, all_columns) = keyong_engine::usage(&all, &module.manifest);
-    let open: Vec<Incident> = st.store.procedures(KIND).await?;
+    let earlier: Vec<Incident> = st.store.procedures(KIND).await?;
     for rule in rules.rules.iter().filter(|r| r.across_operators) {
         let tripped = rule.datasets.iter().all(|d| all_datasets.contains(d))
             && rule.columns.iter().all(|c| all_columns.contains(c));
-        let pending = open.iter().any(|i| {
-            i.rule.as_deref() == Some(rule.name.as_str())
-                && matches!(i.status, IncidentStatus::Raised | IncidentStatus::Assessed)
-        });
-        if !tripped || pending {
+        if !tripped {
             continue;
         }
         let mut i = incident(IncidentOrigin::Rule, Some(rule), rule.reason.clone(), "system", tx.now());
@@ -178,7 +203,11 @@ pub(crate) async fn association_risk(
             list.sort();
             list.dedup();
         }
-        if i.operators.len() > 1 {
+        // Once per rule and set of operators: a decided incident is not
+        // raised again by the same operators' use (an operator joining is new).
+        i.operators.sort();
+        let known = earlier.iter().any(|e| e.rule == i.rule && e.operators == i.operators);
+        if i.operators.len() > 1 && !known {
             insert(tx, "system", &i).await?;
         }
     }
@@ -292,7 +321,8 @@ pub(crate) async fn opinion(
 ) -> ApiResult<Json<Incident>> {
     caller.require(&[Role::Provider])?;
     check_text("text", &req.text, 2000)?;
-    let old = visible(&st, &caller, &id).await?;
+    visible(&st, &caller, &id).await?;
+    let old = load(&st, &id).await?;
     if old.decision.is_some() || old.opinions.len() >= 100 {
         return Err(ApiError::InvalidState(format!("incident `{id}` takes no more opinions")));
     }
@@ -371,15 +401,9 @@ pub(crate) async fn decide(
         let Some(row) = tx.scenario_row(s).await? else { continue };
         let (status, until) = (row.scenario.status, row.scenario.valid_until.clone());
         match req.outcome {
-            IncidentOutcome::Terminate if matches!(status, ScenarioStatus::Approved | ScenarioStatus::Suspended) => {
+            IncidentOutcome::Terminate if !matches!(status, ScenarioStatus::Closed | ScenarioStatus::Rejected) => {
                 tx.set_scenario_status(s, status, ScenarioStatus::Closed, &until).await?;
-                for (job, was) in tx.scenario_jobs_with_status(s, &STOPPED).await? {
-                    if tx.set_job_status(&job, was, JobStatus::Cancelled).await? {
-                        let detail = serde_json::json!({ "was": was, "reason": "incident", "incident": id });
-                        tx.audit(caller.id(), "job.cancelled", &job, detail).await?;
-                        cancelled.push(job);
-                    }
-                }
+                cancel_jobs(&mut tx, caller.id(), &id, s, &mut cancelled).await?;
                 tx.audit(caller.id(), "scenario.closed", s, serde_json::json!({ "incident": id })).await?;
             }
             IncidentOutcome::Restrict => {
@@ -394,13 +418,17 @@ pub(crate) async fn decide(
                     )));
                 }
                 tx.set_scenario_datasets(s, &datasets).await?;
-                if status == ScenarioStatus::Suspended {
+                // What it may read changed: no job begun under the old scope goes on.
+                cancel_jobs(&mut tx, caller.id(), &id, s, &mut cancelled).await?;
+                if status == ScenarioStatus::Suspended && !open_incident_on(&st, s, &id).await? {
                     tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
                 }
                 let detail = serde_json::json!({ "incident": id, "withdrawn": req.withdraw });
                 tx.audit(caller.id(), "scenario.restricted", s, detail).await?;
             }
-            IncidentOutcome::Resume if status == ScenarioStatus::Suspended => {
+            IncidentOutcome::Resume
+                if status == ScenarioStatus::Suspended && !open_incident_on(&st, s, &id).await? =>
+            {
                 tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
                 tx.audit(caller.id(), "scenario.resumed", s, serde_json::json!({ "incident": id })).await?;
             }

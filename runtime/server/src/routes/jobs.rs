@@ -24,6 +24,7 @@ use crate::routes::scenarios::{agreement_in_force, still_admitted, visible as vi
 use crate::routes::versions::budget_as_seen;
 use crate::{runner, schedule};
 use keyong_engine::Sealed;
+use keyong_model::catalog::VersionStatus;
 
 /// Largest ρ one job may ask for.
 const MAX_JOB_RHO: f64 = 10.0;
@@ -103,9 +104,10 @@ fn delta_text(delta: f64) -> String {
     if delta == 0.0 { "0".into() } else { format!("{delta:e}") }
 }
 
-/// Identical requests (module, budget, input versions) share one key.
-fn replay_key(module: &str, budget: Loss, inputs: &[InputVersion]) -> String {
-    let canonical = serde_json::json!({ "module": module, "budget": budget, "inputs": inputs });
+/// Identical requests (module, budget, input versions, the state of the
+/// consent registry) share one key.
+fn replay_key(module: &str, budget: Loss, inputs: &[InputVersion], consent_seq: i64) -> String {
+    let canonical = serde_json::json!({ "module": module, "budget": budget, "inputs": inputs, "consent": consent_seq });
     keyong_crypto::sm3_hex(canonical.to_string().as_bytes())
 }
 
@@ -154,13 +156,20 @@ pub(crate) async fn submit(
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let Resolved { module, scenario, dataset, outputs } = resolve(&st, &caller, &req).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
-    let key = replay_key(&module.id, req.budget, &inputs);
+    let key = replay_key(&module.id, req.budget, &inputs, st.store.consent_seq(&dataset.entry.name).await?);
     let mut tx = st.store.begin().await?;
     // Read again inside the write: an exit (which closes the scenario) that
     // committed while this request was checked is seen here.
     still_admitted(&mut tx, &caller).await?;
     if tx.scenario_status(&scenario.scenario.id).await? != Some(keyong_model::ScenarioStatus::Approved) {
         return Err(ApiError::InvalidState(format!("scenario `{}` is no longer approved", scenario.scenario.id)));
+    }
+    // And the version it reads is still approved (a retirement may have committed meanwhile).
+    if tx.version_status(&dataset.entry.name, &dataset.entry.version).await? != Some(VersionStatus::Active) {
+        return Err(ApiError::InvalidState(format!(
+            "the version of `{}` this job would read was retired; submit again",
+            dataset.entry.name
+        )));
     }
     if let (Some(refused), cancelled) = incidents::association_risk(&st, &caller, &module, &mut tx).await? {
         tx.commit().await?;
@@ -299,7 +308,7 @@ pub(crate) async fn preview(
 ) -> ApiResult<Json<Preview>> {
     let Resolved { module, scenario, dataset, outputs } = resolve(&st, &caller, &req).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
-    let key = replay_key(&module.id, req.budget, &inputs);
+    let key = replay_key(&module.id, req.budget, &inputs, st.store.consent_seq(&dataset.entry.name).await?);
     let mut tx = st.store.begin().await?;
     let replay_of = tx.replayable(&key).await?;
     drop(tx);
@@ -479,6 +488,9 @@ pub(crate) async fn release(
     let report_json = serde_json::to_vec(&sealed.report).expect("serialisable");
     let (name, version) = (&dataset.entry.name, &dataset.entry.version);
     let mut tx = st.store.begin().await?;
+    if tx.scenario_status(&job.view.scenario).await? != Some(keyong_model::ScenarioStatus::Approved) {
+        return Err(ApiError::InvalidState(format!("scenario `{}` is not approved now", job.view.scenario)));
+    }
     // The differencing guard again, inside the write transaction: releases
     // approved at the same time are compared with each other here.
     if module.manifest.mode == Mode::Reviewed && st.engine.outbound().profile(sealed.report.derived_grade).differencing

@@ -113,6 +113,21 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The jobs an exit or an incident's stop cancels: every job not released
+/// or withdrawn, whatever stage it reached (a rejection the operator has
+/// not seen yet included), so that which jobs were still running, or
+/// awaited review, never stands out.
+pub(crate) const UNFINISHED: [keyong_model::JobStatus; 8] = [
+    keyong_model::JobStatus::Queued,
+    keyong_model::JobStatus::Running,
+    keyong_model::JobStatus::UnderReview,
+    keyong_model::JobStatus::AwaitingSignoff,
+    keyong_model::JobStatus::Approved,
+    keyong_model::JobStatus::ChangesRequested,
+    keyong_model::JobStatus::Rejected,
+    keyong_model::JobStatus::Failed,
+];
+
 /// A new random identifier.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -182,11 +182,26 @@ pub(crate) async fn record_consent(
     if record.provider_org != caller.org() {
         return Err(ApiError::Forbidden(format!("`{name}` is another provider's dataset")));
     }
-    let subject = req.subject.trim();
-    if subject.is_empty() || subject.chars().count() > 128 || subject.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("subject must be the raw identifier, 1 to 128 characters".into()));
+    // Exactly as the feed writes it: the pseudonym must be the one ingest made.
+    let subject = req.subject.as_str();
+    if subject.is_empty()
+        || subject.chars().count() > 128
+        || subject.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::BadRequest(
+            "subject must be the raw identifier as the feed writes it: 1 to 128 characters, no spaces".into(),
+        ));
     }
     check_text("basis", &req.basis, 1000)?;
+    let (policy, _) = catalog::read_policy(&st, &name)?;
+    let pseudonymised = policy.columns.iter().any(
+        |c| matches!(&c.transform, keyong_policy::Transform::Pseudonym { output } if *output == policy.unit_column),
+    );
+    if !pseudonymised {
+        return Err(ApiError::BadRequest(format!(
+            "`{name}`'s unit column is not a pseudonym of a raw identifier: the registry cannot name its subjects"
+        )));
+    }
     let pseudonym = keyong_data::pseudonym(&st.keys.pseudonym_secret, subject);
     let out = ConsentRecord {
         dataset: name.clone(),

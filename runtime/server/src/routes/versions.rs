@@ -104,8 +104,32 @@ pub(crate) async fn ingest(
         e @ keyong_data::Error::IdentifierSurvived { .. } => ApiError::IdentifierDetected(e.to_string()),
         other => other.into(),
     })?;
-    if let Some(c) = ingested.columns.iter().find(|c| !record.details.fields.iter().any(|f| f.name == c.name)) {
+    let recorded = record_version(&st, &caller, &record, &req, (&policy, policy_hash), &ingested, (live, budget)).await;
+    if recorded.is_err() {
+        // Whatever failed, the file this ingest wrote does not stay (unless it is a stored version's).
         remove_unless_stored(&st, &record.name, &ingested.version, &ingested.file).await;
+    }
+    let version = recorded?;
+    let row = st
+        .store
+        .dataset_at(&record.name, &version.version)
+        .await?
+        .ok_or_else(|| ApiError::Internal("version vanished".into()))?;
+    Ok((StatusCode::CREATED, Json(row.entry)))
+}
+
+/// Records the version an ingest wrote (and the budget, with the first
+/// one), with its audit entry, in one transaction.
+async fn record_version(
+    st: &AppState,
+    caller: &Caller,
+    record: &CatalogRecord,
+    req: &IngestRequest,
+    (policy, policy_hash): (&keyong_policy::DatasetPolicy, String),
+    ingested: &keyong_data::Ingested,
+    (live, budget): (bool, Option<(f64, f64)>),
+) -> ApiResult<DatasetVersion> {
+    if let Some(c) = ingested.columns.iter().find(|c| !record.details.fields.iter().any(|f| f.name == c.name)) {
         return Err(ApiError::PolicyDenied(format!(
             "column `{}` is not a field of catalog entry `{}`: the provider proposes the change and the authority confirms it first",
             c.name, record.name
@@ -114,8 +138,6 @@ pub(crate) async fn ingest(
     let mut tx = st.store.begin().await?;
     let earlier = tx.versions(&record.name).await?;
     if has_live_version(&earlier) != live {
-        drop(tx);
-        remove_unless_stored(&st, &record.name, &ingested.version, &ingested.file).await;
         return Err(ApiError::InvalidState(format!(
             "another version of `{}` arrived meanwhile; try again",
             record.name
@@ -143,10 +165,8 @@ pub(crate) async fn ingest(
     if let Some((rho, delta)) = budget {
         tx.set_dataset_budget(&record.name, rho, delta).await?;
     }
-    if let Err(e) = tx.insert_version(&version, &ingested.file, ingested.unit_count).await {
-        drop(tx);
-        remove_unless_stored(&st, &record.name, &ingested.version, &ingested.file).await;
-        if matches!(e, keyong_store::Error::Conflict) {
+    match tx.insert_version(&version, &ingested.file, ingested.unit_count).await {
+        Err(keyong_store::Error::Conflict) => {
             // The same bytes are already a version (their file is that one's), or one is pending.
             let pending = earlier.iter().any(|v| v.status == VersionStatus::Pending);
             return Err(ApiError::Conflict(if pending {
@@ -155,7 +175,7 @@ pub(crate) async fn ingest(
                 format!("this content is already a version of `{}`", record.name)
             }));
         }
-        return Err(e.into());
+        other => other?,
     }
     let detail = serde_json::json!({
         "seq": version.seq, "version": version.version, "parent": version.parent, "source": version.source,
@@ -164,23 +184,13 @@ pub(crate) async fn ingest(
     });
     tx.audit(caller.id(), "dataset.ingest", &record.name, detail).await?;
     tx.commit().await?;
-    let row = st
-        .store
-        .dataset_at(&record.name, &version.version)
-        .await?
-        .ok_or_else(|| ApiError::Internal("version vanished".into()))?;
-    Ok((StatusCode::CREATED, Json(row.entry)))
+    Ok(version)
 }
 
 /// Deletes a file ingest wrote, unless a stored version is that file.
 async fn remove_unless_stored(st: &AppState, name: &str, version: &str, file: &str) {
-    let stored = st
-        .store
-        .dataset_at(name, version)
-        .await
-        .ok()
-        .flatten()
-        .is_some_and(|d| d.entry.status != VersionStatus::Withdrawn);
+    let live = |s| matches!(s, VersionStatus::Pending | VersionStatus::Active);
+    let stored = st.store.dataset_at(name, version).await.ok().flatten().is_some_and(|d| live(d.entry.status));
     if !stored {
         delete_file(st, file);
     }
@@ -215,13 +225,22 @@ pub(crate) async fn approve(
     Ok(Json(row.entry))
 }
 
+/// A dataset's versions. Operators see the approved and retired ones
+/// only, without the raw feed's name and hash or who ingested them.
 pub(crate) async fn versions(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<DatasetVersion>>> {
     load(&st, &name).await?;
-    Ok(Json(st.store.versions(&name).await?))
+    let mut versions = st.store.versions(&name).await?;
+    if caller.role() == Role::Operator {
+        versions.retain(|v| matches!(v.status, VersionStatus::Active | VersionStatus::Retired));
+        for v in &mut versions {
+            (v.source, v.source_sm3, v.ingested_by) = (String::new(), String::new(), String::new());
+        }
+    }
+    Ok(Json(versions))
 }
 
 async fn version(st: &AppState, name: &str, seq: u32) -> ApiResult<DatasetVersion> {
@@ -255,7 +274,8 @@ async fn end_version(
     let detail = serde_json::json!({ "seq": v.seq, "version": v.version, "file_sm3": v.version, "deleted": file });
     tx.audit(caller.id(), action, &v.dataset, detail).await?;
     tx.commit().await?;
-    delete_file(st, &file);
+    // Unless the same content has come back as a new version meanwhile.
+    remove_unless_stored(st, &v.dataset, &v.version, &file).await;
     Ok(Json(v))
 }
 
@@ -312,6 +332,10 @@ pub(crate) async fn read_by(st: &AppState, job: &JobRow) -> Result<DatasetRow, k
 pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<CatalogEntry>>> {
     let mut entries = Vec::new();
     for d in st.store.datasets().await? {
+        // Operators see datasets they could apply for: with an approved version.
+        if caller.role() == Role::Operator && d.entry.status != VersionStatus::Active {
+            continue;
+        }
         let mut entry = d.entry;
         entry.budget = budget_as_seen(&st, &caller, &entry.name, entry.budget).await?;
         entries.push(entry);
