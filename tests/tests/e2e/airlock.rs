@@ -222,7 +222,7 @@ async fn important_outputs_need_the_authority_and_association_risks_raise_incide
     let incidents = authority.incidents().await.unwrap();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].rule.as_deref(), Some("test-district-with-kwh"));
-    assert_eq!(incidents[0].operators, [a.operator_org.clone()]);
+    assert_eq!(incidents[0].operators, std::slice::from_ref(&a.operator_org));
     assert!(incidents[0].stopped_at.is_some(), "the processing stopped");
     let suspended = operator.scenario(&outcome.scenario.id).await.unwrap().status;
     assert_eq!(suspended, keyong_model::ScenarioStatus::Suspended);

@@ -158,7 +158,7 @@ async fn an_incident_stops_processing_until_the_authority_decides_it() {
     assert_eq!(operator.job(&waiting.id).await.unwrap().status, keyong_model::JobStatus::Cancelled);
     assert_eq!(operator.job(&outcome.job.id).await.unwrap().status, keyong_model::JobStatus::Released);
     assert_eq!((i.origin, i.status, i.stopped_at.is_some()), (IncidentOrigin::Person, IncidentStatus::Raised, true));
-    assert_eq!(i.operators, [a.operator_org.clone()]);
+    assert_eq!(i.operators, std::slice::from_ref(&a.operator_org));
     assert!(filed(&authority, "filing.incident", &i.id).await);
     assert_eq!(operator.scenario(&outcome.scenario.id).await.unwrap().status, ScenarioStatus::Suspended);
     assert_eq!(code(operator.submit_job(&job).await), ErrorCode::InvalidState, "no job while suspended");

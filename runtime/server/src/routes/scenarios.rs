@@ -242,7 +242,7 @@ async fn decide(
     Ok(visible(st, caller, id).await?.scenario)
 }
 
-fn sorted<'a>(mut v: Vec<&'a String>) -> Vec<&'a String> {
+fn sorted(mut v: Vec<&String>) -> Vec<&String> {
     v.sort();
     v
 }
