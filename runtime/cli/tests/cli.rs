@@ -184,11 +184,17 @@ async fn ingest_command_catalogs_a_feed_through_the_api() {
     let server = keyong_tests::TestServer::start().await;
     let base = keyong_client::Client::new(&server.base);
     let actors = keyong_client::walkthrough::setup_actors(&base, &server.bootstrap_token, &mut |_| {}).await.unwrap();
+    // The provider's entry, confirmed by the authority, comes first.
+    let provider = base.as_user(&actors.provider);
+    provider.register_entry(&provider.entry_for_policy("electricity_bills", "energy").await.unwrap()).await.unwrap();
+    let confirm = keyong_model::catalog::ConfirmEntry { grade: keyong_model::Grade::General, comment: String::new() };
+    base.as_user(&actors.authority).confirm_entry("electricity_bills", &confirm).await.unwrap();
     let token = server.data_root.join("agency-token");
     std::fs::write(&token, &actors.agency).unwrap();
     let run = |policy: &str| {
         keyong()
             .args(["ingest", "--server", &server.base, "--policy", policy, "--source", "electricity_bills.parquet"])
+            .args(["--rho", "4"])
             .arg("--token-file")
             .arg(&token)
             .output()

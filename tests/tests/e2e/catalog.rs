@@ -6,37 +6,16 @@
 //! resolved — each illegal step refused with its code, each filing made.
 
 use keyong_client::{Client, walkthrough};
-use keyong_model::api::{CreateOrg, CreateUser, IngestRequest, ScenarioDataset, ScenarioRequest};
+use keyong_model::api::{CreateOrg, CreateUser, IngestRequest};
 use keyong_model::catalog::*;
 use keyong_model::governance::{AuthorisationMode, Scope};
 use keyong_model::{ErrorCode, Grade, Mode, OrgKind, Role};
 use keyong_tests::TestServer;
 
-use super::code;
+use super::{code, electricity_scenario, filed};
 
 fn ingest(source: &str, rho: Option<f64>) -> IngestRequest {
     IngestRequest { policy: "electricity_bills".into(), source: source.into(), rho_budget: rho, delta_budget: None }
-}
-
-fn scenario(version: Option<String>) -> ScenarioRequest {
-    ScenarioRequest {
-        title: "district load".into(),
-        purpose: "grid planning".into(),
-        datasets: vec![ScenarioDataset {
-            name: "electricity_bills".into(),
-            version,
-            columns: vec!["district".into(), "kwh".into()],
-            row_filter: None,
-        }],
-        modes: vec![Mode::Aggregate],
-        rho_budget: 0.5,
-        delta_budget: 0.0,
-        valid_days: 30,
-    }
-}
-
-async fn filed(authority: &Client, action: &str, subject: &str) -> bool {
-    authority.filings().await.unwrap().iter().any(|f| f.action == action && f.subject == subject)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,17 +89,24 @@ async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_ver
     // Version 2, the same content again, approved (filed): the operator's scenario reads it.
     let v2 = agency.ingest(&ingest("electricity_bills.parquet", Some(4.0))).await.unwrap();
     assert_eq!((v2.seq, v2.version.as_str()), (2, v1.version.as_str()));
-    assert_eq!(code(operator.apply_scenario(&scenario(None)).await), ErrorCode::InvalidState, "not approved");
+    assert_eq!(
+        code(operator.apply_scenario(&electricity_scenario(&["district", "kwh"], None)).await),
+        ErrorCode::InvalidState,
+        "not approved"
+    );
     let v2 = authority.approve_dataset(&v2.name).await.unwrap();
     assert_eq!(v2.status, VersionStatus::Active);
     assert!(filed(&authority, "filing.dataset_version", &v2.name).await);
-    let followed = operator.apply_scenario(&scenario(None)).await.unwrap();
+    let followed = operator.apply_scenario(&electricity_scenario(&["district", "kwh"], None)).await.unwrap();
     assert_eq!(followed.datasets[0].version, None);
 
     // Version 3 from a CSV feed: lineage, its own source hash, the shared budget.
     let v3 = provider.ingest(&ingest("electricity_bills.csv", None)).await.unwrap();
     assert_eq!((v3.seq, v3.status, v3.budget.rho_total), (3, VersionStatus::Pending, 4.0));
-    assert_eq!(code(operator.apply_scenario(&scenario(Some(v3.version.clone()))).await), ErrorCode::InvalidState);
+    assert_eq!(
+        code(operator.apply_scenario(&electricity_scenario(&["district", "kwh"], Some(v3.version.clone()))).await),
+        ErrorCode::InvalidState
+    );
     assert_eq!(operator.catalog().await.unwrap()[0].version, v2.version, "jobs read the approved version");
     authority.approve_dataset(&v3.name).await.unwrap();
     let versions = provider.versions(&v3.name).await.unwrap();
@@ -136,7 +122,8 @@ async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_ver
     assert_eq!(operator.catalog().await.unwrap()[0].version, v3.version);
 
     // A scenario that pins version 2 keeps it from retirement; the current one is never retired.
-    let pinned = operator.apply_scenario(&scenario(Some(v2.version.clone()))).await.unwrap();
+    let pinned =
+        operator.apply_scenario(&electricity_scenario(&["district", "kwh"], Some(v2.version.clone()))).await.unwrap();
     assert_eq!(pinned.datasets[0].version.as_deref(), Some(v2.version.as_str()));
     assert_eq!(code(provider.retire_version(&v3.name, 2).await), ErrorCode::InvalidState, "pinned");
     assert_eq!(code(provider.retire_version(&v3.name, 3).await), ErrorCode::InvalidState, "current");
@@ -146,7 +133,10 @@ async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_ver
     let retired = provider.retire_version(&v3.name, 2).await.unwrap();
     assert_eq!(retired.status, VersionStatus::Retired);
     assert!(!server.data_root.join(format!("datasets/electricity_bills/{}.parquet", v2.version)).exists());
-    assert_eq!(code(operator.apply_scenario(&scenario(Some(v2.version.clone()))).await), ErrorCode::InvalidState);
+    assert_eq!(
+        code(operator.apply_scenario(&electricity_scenario(&["district", "kwh"], Some(v2.version.clone()))).await),
+        ErrorCode::InvalidState
+    );
 
     // Re-graded by the authority, the data jobs read takes the higher grade (就高从严).
     provider.change_entry(&r.name, &entry.details).await.unwrap();
@@ -258,7 +248,7 @@ async fn a_catalog_update_request_reaches_the_provider_and_objections_are_answer
         assert_eq!(agreement.mode, AuthorisationMode::Domain);
         let user = CreateUser { org_id: org.id, name: "dev".into(), role: Role::Operator };
         let op = base.as_user(&agency.create_user(&user).await.unwrap().token);
-        let applied = op.apply_scenario(&scenario(None)).await;
+        let applied = op.apply_scenario(&electricity_scenario(&["district", "kwh"], None)).await;
         match allowed {
             true => assert_eq!(applied.unwrap().datasets[0].name, "electricity_bills"),
             false => assert_eq!(code(applied), ErrorCode::PolicyDenied, "outside the health domain"),

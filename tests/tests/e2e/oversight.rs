@@ -5,37 +5,16 @@
 //! illegal step refused with its code, each filing made.
 
 use keyong_client::{Client, review_of, sign_module, walkthrough};
-use keyong_model::api::{CreateOrg, CreateUser, DecisionRequest, ScenarioDataset, ScenarioRequest, SubmitJob};
+use keyong_model::api::{CreateOrg, CreateUser, DecisionRequest, SubmitJob};
 use keyong_model::oversight::*;
-use keyong_model::{Decision, ErrorCode, Loss, Mode, OrgKind, Role, ScenarioStatus};
+use keyong_model::{Decision, ErrorCode, Loss, OrgKind, Role, ScenarioStatus};
 use keyong_tests::{TestServer, policies_with};
 
-use super::code;
+use super::{code, electricity_scenario, filed};
 
 fn date(days: i64) -> String {
     let d = time::OffsetDateTime::now_utc().date() + time::Duration::days(days);
     d.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap()
-}
-
-fn scenario(columns: &[&str]) -> ScenarioRequest {
-    ScenarioRequest {
-        title: "district load".into(),
-        purpose: "grid planning".into(),
-        datasets: vec![ScenarioDataset {
-            name: "electricity_bills".into(),
-            version: None,
-            columns: columns.iter().map(|c| c.to_string()).collect(),
-            row_filter: None,
-        }],
-        modes: vec![Mode::Aggregate],
-        rho_budget: 0.5,
-        delta_budget: 0.0,
-        valid_days: 30,
-    }
-}
-
-async fn filed(authority: &Client, action: &str, subject: &str) -> bool {
-    authority.filings().await.unwrap().iter().any(|f| f.action == action && f.subject == subject)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +27,7 @@ async fn a_scenario_review_is_a_structured_report_and_released_jobs_are_supervis
         (base.as_user(&a.authority), base.as_user(&a.agency), base.as_user(&a.operator));
 
     // The report assesses exactly what the application asks for.
-    let s = operator.apply_scenario(&scenario(&["district", "kwh"])).await.unwrap();
+    let s = operator.apply_scenario(&electricity_scenario(&["district", "kwh"], None)).await.unwrap();
     let full = review_of(&s, Decision::Approve, "needed for district load");
     let mut missing = full.clone();
     missing.datasets[0].columns.pop();
@@ -247,7 +226,7 @@ async fn a_rule_across_operators_raises_an_incident_the_authority_stops() {
     let b = base.as_user(&agency.create_user(&user).await.unwrap().token);
     let key = keyong_crypto::SigningKey::generate().unwrap();
     b.set_signing_key(&key.public_key_hex()).await.unwrap();
-    let s = b.apply_scenario(&scenario(&["district", "amount_yuan"])).await.unwrap();
+    let s = b.apply_scenario(&electricity_scenario(&["district", "amount_yuan"], None)).await.unwrap();
     agency.agency_review(&s.id, &review_of(&s, Decision::Approve, "ok")).await.unwrap();
     authority.authority_approve(&s.id, &DecisionRequest::new(Decision::Approve, "ok")).await.unwrap();
     let mut manifest = outcome.review.manifest.clone();

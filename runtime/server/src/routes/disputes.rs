@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use keyong_model::Role;
-use keyong_model::catalog::{AnswerDispute, Dispute, DisputeStatus, RaiseDispute, ResolveDispute, Step};
+use keyong_model::catalog::{AnswerDispute, Dispute, DisputeStatus, RaiseDispute, ResolveDispute};
 
-use super::{catalog, check_text, new_id};
+use super::{catalog, check_text, new_id, step};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
@@ -30,16 +30,6 @@ async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<(Dispute, S
         return Err(missing());
     }
     Ok((d, provider))
-}
-
-fn step(caller: &Caller, action: &str, comment: &str) -> Step {
-    Step {
-        role: caller.role(),
-        by: caller.id().to_string(),
-        action: action.into(),
-        comment: comment.into(),
-        at: keyong_store::now(),
-    }
 }
 
 async fn save(st: &AppState, caller: &Caller, new: &Dispute, old: &Dispute) -> ApiResult<()> {

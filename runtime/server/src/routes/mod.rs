@@ -128,6 +128,17 @@ pub(crate) const UNFINISHED: [keyong_model::JobStatus; 8] = [
     keyong_model::JobStatus::Failed,
 ];
 
+/// One step of a procedure, taken by `caller` now.
+pub(crate) fn step(caller: &crate::auth::Caller, action: &str, comment: &str) -> keyong_model::catalog::Step {
+    keyong_model::catalog::Step {
+        role: caller.role(),
+        by: caller.id().to_string(),
+        action: action.into(),
+        comment: comment.into(),
+        at: keyong_store::now(),
+    }
+}
+
 /// A new random identifier.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -7,12 +7,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use keyong_model::catalog::{
-    AnswerRequest, CatalogRecord, CatalogRequest, RequestData, RequestStatus, RouteRequest, Step,
-};
+use keyong_model::catalog::{AnswerRequest, CatalogRecord, CatalogRequest, RequestData, RequestStatus, RouteRequest};
 use keyong_model::{OrgKind, Role};
 
-use super::{catalog, check_text, new_id};
+use super::{catalog, check_text, new_id, step};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json};
@@ -34,16 +32,6 @@ async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<CatalogRequ
         return Err(missing());
     }
     Ok(r)
-}
-
-fn step(caller: &Caller, action: &str, comment: &str) -> Step {
-    Step {
-        role: caller.role(),
-        by: caller.id().to_string(),
-        action: action.into(),
-        comment: comment.into(),
-        at: keyong_store::now(),
-    }
 }
 
 /// Writes the request if it is still exactly `old`, with its audit entry
