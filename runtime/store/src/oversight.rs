@@ -99,6 +99,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Every procedure record of `kind`, oldest first (inside the transaction:
+    /// a write transaction never waits for a second connection).
+    pub async fn procedures<T: serde::de::DeserializeOwned>(&mut self, kind: &str) -> Result<Vec<T>> {
+        let rows = sqlx::query("SELECT body_json FROM procedures WHERE kind = ? ORDER BY created_at, id")
+            .bind(kind)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(|r| json(kind, r.get("body_json"))).collect()
+    }
+
     /// Replaces a scenario's datasets (columns withdrawn by an incident's restriction).
     pub async fn set_scenario_datasets(&mut self, id: &str, datasets: &[ScenarioDataset]) -> Result<()> {
         sqlx::query("UPDATE scenarios SET datasets_json = ? WHERE id = ?")

@@ -94,8 +94,8 @@ async fn stop(tx: &mut Tx, actor: &str, i: &mut Incident) -> ApiResult<Vec<Strin
 
 /// Whether an open incident other than `except` concerns scenario `s`:
 /// then its scenario is not approved or resumed.
-pub(crate) async fn open_incident_on(st: &AppState, s: &str, except: &str) -> ApiResult<bool> {
-    let all: Vec<Incident> = st.store.procedures(KIND).await?;
+pub(crate) async fn open_incident_on(tx: &mut Tx, s: &str, except: &str) -> ApiResult<bool> {
+    let all: Vec<Incident> = tx.procedures(KIND).await?;
     Ok(all.iter().any(|i| i.id != except && i.decision.is_none() && i.scenarios.iter().any(|x| x == s)))
 }
 
@@ -177,7 +177,7 @@ pub(crate) async fn association_risk(
     }
     let all: Vec<_> = usage.iter().map(|(_, _, m)| m.clone()).collect();
     let (all_datasets, all_columns) = keyong_engine::usage(&all, &module.manifest);
-    let earlier: Vec<Incident> = st.store.procedures(KIND).await?;
+    let earlier: Vec<Incident> = tx.procedures(KIND).await?;
     for rule in rules.rules.iter().filter(|r| r.across_operators) {
         let tripped = rule.datasets.iter().all(|d| all_datasets.contains(d))
             && rule.columns.iter().all(|c| all_columns.contains(c));
@@ -420,14 +420,14 @@ pub(crate) async fn decide(
                 tx.set_scenario_datasets(s, &datasets).await?;
                 // What it may read changed: no job begun under the old scope goes on.
                 cancel_jobs(&mut tx, caller.id(), &id, s, &mut cancelled).await?;
-                if status == ScenarioStatus::Suspended && !open_incident_on(&st, s, &id).await? {
+                if status == ScenarioStatus::Suspended && !open_incident_on(&mut tx, s, &id).await? {
                     tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
                 }
                 let detail = serde_json::json!({ "incident": id, "withdrawn": req.withdraw });
                 tx.audit(caller.id(), "scenario.restricted", s, detail).await?;
             }
             IncidentOutcome::Resume
-                if status == ScenarioStatus::Suspended && !open_incident_on(&st, s, &id).await? =>
+                if status == ScenarioStatus::Suspended && !open_incident_on(&mut tx, s, &id).await? =>
             {
                 tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
                 tx.audit(caller.id(), "scenario.resumed", s, serde_json::json!({ "incident": id })).await?;

@@ -202,10 +202,10 @@ async fn decide(
     } else {
         String::new()
     };
-    if to == ScenarioStatus::Approved && super::incidents::open_incident_on(st, id, "").await? {
+    let mut tx = st.store.begin().await?;
+    if to == ScenarioStatus::Approved && super::incidents::open_incident_on(&mut tx, id, "").await? {
         return Err(ApiError::InvalidState(format!("an open incident concerns scenario `{id}`; it is decided first")));
     }
-    let mut tx = st.store.begin().await?;
     if !tx.set_scenario_status(id, from, to, &valid_until).await? {
         return Err(ApiError::InvalidState(format!("scenario is {}, not {from}", row.scenario.status)));
     }
