@@ -148,6 +148,18 @@ pub struct AssociationRule {
     pub across_operators: bool,
 }
 
+impl AssociationRule {
+    /// Whether `datasets` and `dataset.column`s used together hold the whole combination.
+    pub fn completed_by(&self, datasets: &[String], columns: &[String]) -> bool {
+        self.datasets.iter().all(|d| datasets.contains(d)) && self.columns.iter().all(|c| columns.contains(c))
+    }
+
+    /// Whether what one job used holds part of the combination.
+    pub fn touches(&self, datasets: &[String], columns: &[String]) -> bool {
+        self.datasets.iter().any(|d| datasets.contains(d)) || self.columns.iter().any(|c| columns.contains(c))
+    }
+}
+
 /// The association rules in force.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,14 +189,7 @@ impl AssociationRules {
     /// The first rule that the datasets and `dataset.column`s an operator
     /// has used (with this job) trip.
     pub fn tripped<'a>(&'a self, datasets: &[String], columns: &[String]) -> Option<&'a AssociationRule> {
-        self.rules
-            .iter()
-            .find(|r| r.datasets.iter().all(|d| datasets.contains(d)) && r.columns.iter().all(|c| columns.contains(c)))
-    }
-
-    /// Whether `rule` touches what one job used (`datasets`, `dataset.column`s).
-    pub fn touches(rule: &AssociationRule, datasets: &[String], columns: &[String]) -> bool {
-        rule.datasets.iter().any(|d| datasets.contains(d)) || rule.columns.iter().any(|c| columns.contains(c))
+        self.rules.iter().find(|r| r.completed_by(datasets, columns))
     }
 }
 

@@ -138,10 +138,11 @@ fn incident(
 /// 关联汇聚风险 at a job's submission, inside its write transaction `tx`
 /// (so two concurrent jobs cannot each complete half a combination). A
 /// rule the operator's own jobs trip refuses the job: the incident is
-/// raised and the job's scenario suspended in `tx`, and the error for the
-/// operator is returned (the caller commits `tx` without the job). A rule
-/// that spans operators and trips only on their union raises its incident
-/// (once while one is open), and the job goes on.
+/// raised and the operator's scenarios that hold the combination are
+/// suspended in `tx`, and the error for the operator is returned with the
+/// jobs to stop (the caller commits `tx` without the job). A rule that
+/// spans operators and trips only on their union raises its incident (once
+/// per set of operators), and the job goes on.
 pub(crate) async fn association_risk(
     st: &AppState,
     caller: &Caller,
@@ -158,10 +159,7 @@ pub(crate) async fn association_risk(
         let mut scenarios = vec![module.scenario.clone()];
         for (org, scenario, m) in &usage {
             let (d, c) = keyong_engine::usage(&[], m);
-            if org == caller.org()
-                && !scenarios.contains(scenario)
-                && keyong_check::AssociationRules::touches(rule, &d, &c)
-            {
+            if org == caller.org() && !scenarios.contains(scenario) && rule.touches(&d, &c) {
                 scenarios.push(scenario.clone());
             }
         }
@@ -179,16 +177,14 @@ pub(crate) async fn association_risk(
     let (all_datasets, all_columns) = keyong_engine::usage(&all, &module.manifest);
     let earlier: Vec<Incident> = tx.procedures(KIND).await?;
     for rule in rules.rules.iter().filter(|r| r.across_operators) {
-        let tripped = rule.datasets.iter().all(|d| all_datasets.contains(d))
-            && rule.columns.iter().all(|c| all_columns.contains(c));
-        if !tripped {
+        if !rule.completed_by(&all_datasets, &all_columns) {
             continue;
         }
         let mut i = incident(IncidentOrigin::Rule, Some(rule), rule.reason.clone(), "system", tx.now());
         let mine = (caller.org().to_string(), module.scenario.clone(), module.manifest.clone());
         for (org, scenario, m) in usage.iter().cloned().chain(std::iter::once(mine)) {
             let (d, c) = keyong_engine::usage(&[], &m);
-            if !keyong_check::AssociationRules::touches(rule, &d, &c) {
+            if !rule.touches(&d, &c) {
                 continue;
             }
             for (list, item) in [(&mut i.operators, org), (&mut i.scenarios, scenario)] {
