@@ -53,6 +53,10 @@ pub(crate) struct AppState {
     pub(crate) compiling: Arc<tokio::sync::Mutex<()>>,
     /// The sandbox side of every job now running, to cancel it when the job ends.
     pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<keyong_sandbox::Job>>>>,
+    /// Held while dataset files are written or deleted: two versions of the
+    /// same content share one file (its name is the content's SM3), so an
+    /// ingest and a withdrawal never interleave their checks and deletes.
+    pub(crate) dataset_files: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Errors that stop the server from starting, with their causes.
@@ -192,6 +196,7 @@ async fn open(settings: Settings) -> Result<AppState, StartError> {
         job_slots: Arc::new(Semaphore::new(job_slots)),
         job_slots_total: job_slots,
         running: Arc::default(),
+        dataset_files: Arc::default(),
         compiling: Arc::default(),
         engine: Arc::new(engine),
         keys: Arc::new(keys),

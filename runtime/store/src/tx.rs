@@ -384,12 +384,26 @@ impl Tx {
     /// The earlier job with this replay key, in any status but withdrawn.
     /// Failed runs are replayed too: a fresh job only after a failure would
     /// tell the operator the run failed (the agency closes failed runs).
+    /// The earliest job with this replay key that was neither withdrawn
+    /// nor cancelled (a cancelled job answered nothing: the request runs again).
     pub async fn replayable(&mut self, replay_key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT id FROM jobs WHERE replay_key = ? AND status != ? ORDER BY created_at LIMIT 1")
-            .bind(replay_key)
-            .bind(JobStatus::Withdrawn.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE replay_key = ? AND status NOT IN (?, ?) ORDER BY created_at LIMIT 1",
+        )
+        .bind(replay_key)
+        .bind(JobStatus::Withdrawn.as_str())
+        .bind(JobStatus::Cancelled.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// The votes on a job, the ones of this transaction included.
+    pub async fn votes(&mut self, job_id: &str) -> Result<Vec<keyong_model::api::VoteRecord>> {
+        let rows = sqlx::query("SELECT * FROM votes WHERE job_id = ? ORDER BY at, reviewer")
+            .bind(job_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(crate::rows::vote_from_row).collect()
     }
 
     /// Moves a job from `from` to `to`; false if it was not in `from`.

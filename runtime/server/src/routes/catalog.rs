@@ -125,9 +125,15 @@ pub(crate) async fn get(
     Path(name): Path<String>,
 ) -> ApiResult<Json<CatalogRecord>> {
     let mut record = load(&st, &name).await?;
-    // Whose catalog update request it answers is the requester's business.
+    // An operator reads confirmed entries as the catalog states them: not
+    // who registered them, what is being changed or refused, or whose
+    // catalog update request one answers.
     if caller.role() == Role::Operator {
-        record.request = None;
+        if record.status != CatalogStatus::Confirmed {
+            return Err(ApiError::NotFound(format!("no catalog entry `{name}`")));
+        }
+        (record.request, record.pending_change, record.rejection) = (None, None, None);
+        record.registered_by = String::new();
     }
     Ok(Json(record))
 }

@@ -92,11 +92,19 @@ async fn stop(tx: &mut Tx, actor: &str, i: &mut Incident) -> ApiResult<Vec<Strin
     Ok(cancelled)
 }
 
-/// Whether an open incident other than `except` concerns scenario `s`:
-/// then its scenario is not approved or resumed.
-pub(crate) async fn open_incident_on(tx: &mut Tx, s: &str, except: &str) -> ApiResult<bool> {
+/// Whether an undecided incident other than `except` concerns scenario `s`
+/// (only stopped ones when `stopped`): a scenario is not approved while any
+/// concerns it, and not resumed while a stopped one does — an unstopped
+/// one (across operators) must not keep it suspended, which would tell its
+/// operator of the others.
+pub(crate) async fn open_incident_on(tx: &mut Tx, s: &str, except: &str, stopped: bool) -> ApiResult<bool> {
     let all: Vec<Incident> = tx.procedures(KIND).await?;
-    Ok(all.iter().any(|i| i.id != except && i.decision.is_none() && i.scenarios.iter().any(|x| x == s)))
+    Ok(all.iter().any(|i| {
+        i.id != except
+            && i.decision.is_none()
+            && (!stopped || i.stopped_at.is_some())
+            && i.scenarios.iter().any(|x| x == s)
+    }))
 }
 
 async fn insert(tx: &mut Tx, actor: &str, i: &Incident) -> ApiResult<()> {
@@ -416,14 +424,14 @@ pub(crate) async fn decide(
                 tx.set_scenario_datasets(s, &datasets).await?;
                 // What it may read changed: no job begun under the old scope goes on.
                 cancel_jobs(&mut tx, caller.id(), &id, s, &mut cancelled).await?;
-                if status == ScenarioStatus::Suspended && !open_incident_on(&mut tx, s, &id).await? {
+                if status == ScenarioStatus::Suspended && !open_incident_on(&mut tx, s, &id, true).await? {
                     tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
                 }
                 let detail = serde_json::json!({ "incident": id, "withdrawn": req.withdraw });
                 tx.audit(caller.id(), "scenario.restricted", s, detail).await?;
             }
             IncidentOutcome::Resume
-                if status == ScenarioStatus::Suspended && !open_incident_on(&mut tx, s, &id).await? =>
+                if status == ScenarioStatus::Suspended && !open_incident_on(&mut tx, s, &id, true).await? =>
             {
                 tx.set_scenario_status(s, status, ScenarioStatus::Approved, &until).await?;
                 tx.audit(caller.id(), "scenario.resumed", s, serde_json::json!({ "incident": id })).await?;

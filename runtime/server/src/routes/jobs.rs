@@ -69,15 +69,7 @@ async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<R
         .await?
         .ok_or_else(|| ApiError::Internal("module's scenario missing".into()))?;
     approved_and_valid(&scenario)?;
-    // A restriction (an incident's outcome) may have withdrawn columns since the module was accepted.
-    let authorised = scenario.scenario.datasets.iter().find(|d| d.name == module.manifest.input);
-    let withdrawn = module.manifest.columns.iter().find(|c| !authorised.is_some_and(|d| d.columns.contains(c)));
-    if let Some(c) = withdrawn {
-        return Err(ApiError::PolicyDenied(format!(
-            "the scenario no longer authorises `{}.{c}` (withdrawn by an incident's restriction)",
-            module.manifest.input
-        )));
-    }
+    still_authorised(&scenario.scenario, &module.manifest)?;
     let dataset = crate::routes::versions::input_of(st, &scenario, &module.manifest.input).await?;
     if dataset.entry.grade == Grade::Core {
         return Err(ApiError::PolicyDenied("nothing derived from 核心 (core) data may leave".into()));
@@ -86,6 +78,20 @@ async fn resolve(st: &AppState, caller: &Caller, req: &SubmitJob) -> ApiResult<R
     let outputs = keyong_engine::preview(&module.manifest, req.budget)
         .map_err(|e| ApiError::BadRequest(keyong_model::error_chain(&e)))?;
     Ok(Resolved { module, scenario, dataset, outputs })
+}
+
+/// Fails unless `scenario` still authorises every column the module reads:
+/// a restriction (an incident's outcome) may have withdrawn some since the
+/// module was accepted.
+fn still_authorised(scenario: &keyong_model::api::Scenario, manifest: &keyong_model::Manifest) -> ApiResult<()> {
+    let authorised = scenario.datasets.iter().find(|d| d.name == manifest.input);
+    match manifest.columns.iter().find(|c| !authorised.is_some_and(|d| d.columns.contains(c))) {
+        Some(c) => Err(ApiError::PolicyDenied(format!(
+            "the scenario no longer authorises `{}.{c}` (withdrawn by an incident's restriction)",
+            manifest.input
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// What a run charges: the ρ it asked for (its mechanisms spend at most
@@ -161,9 +167,11 @@ pub(crate) async fn submit(
     // Read again inside the write: an exit (which closes the scenario) that
     // committed while this request was checked is seen here.
     still_admitted(&mut tx, &caller).await?;
-    if tx.scenario_status(&scenario.scenario.id).await? != Some(keyong_model::ScenarioStatus::Approved) {
+    let now = tx.scenario_row(&scenario.scenario.id).await?;
+    let Some(now) = now.filter(|s| s.scenario.status == keyong_model::ScenarioStatus::Approved) else {
         return Err(ApiError::InvalidState(format!("scenario `{}` is no longer approved", scenario.scenario.id)));
-    }
+    };
+    still_authorised(&now.scenario, &module.manifest)?;
     // And the version it reads is still approved (a retirement may have committed meanwhile).
     if tx.version_status(&dataset.entry.name, &dataset.entry.version).await? != Some(VersionStatus::Active) {
         return Err(ApiError::InvalidState(format!(

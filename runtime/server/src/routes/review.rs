@@ -144,8 +144,7 @@ pub(crate) async fn vote(
         keyong_store::Error::Conflict => ApiError::Conflict("you have already voted on this job".into()),
         other => other.into(),
     })?;
-    let mut votes = st.store.votes(&id).await?;
-    votes.push(record);
+    let votes = tx.votes(&id).await?;
     let approvals = votes.iter().filter(|v| v.decision == Decision::Approve).count();
     let next = if votes.iter().any(|v| v.decision == Decision::Reject) {
         Some(JobStatus::Rejected)

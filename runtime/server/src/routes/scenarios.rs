@@ -203,7 +203,7 @@ async fn decide(
         String::new()
     };
     let mut tx = st.store.begin().await?;
-    if to == ScenarioStatus::Approved && super::incidents::open_incident_on(&mut tx, id, "").await? {
+    if to == ScenarioStatus::Approved && super::incidents::open_incident_on(&mut tx, id, "", false).await? {
         return Err(ApiError::InvalidState(format!("an open incident concerns scenario `{id}`; it is decided first")));
     }
     if !tx.set_scenario_status(id, from, to, &valid_until).await? {

@@ -91,6 +91,7 @@ pub(crate) async fn ingest(
     }
     let live = has_live_version(&st.store.versions(&record.name).await?);
     let budget = first_budget(&req, live)?;
+    let _files = st.dataset_files.lock().await;
     let (root, secret, p) = (st.root.clone(), st.keys.pseudonym_secret.clone(), policy.clone());
     let source = req.source.clone();
     let ingested = tokio::task::spawn_blocking(move || {
@@ -259,10 +260,11 @@ async fn end_version(
 ) -> ApiResult<Json<DatasetVersion>> {
     v.status = to;
     v.updated_at = keyong_store::now();
+    let _files = st.dataset_files.lock().await;
     let mut tx = st.store.begin().await?;
     if to == VersionStatus::Retired && tx.version_in_use(&v.dataset, &v.version).await? {
         return Err(ApiError::InvalidState(format!(
-            "version {} of `{}` is in use: a queued or running job reads it, or a scenario pins it",
+            "version {} of `{}` is still in use; retire it once nothing reads or pins it",
             v.seq, v.dataset
         )));
     }
