@@ -530,18 +530,6 @@ impl Tx {
         Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
     }
 
-    /// The manifests of every module an operator organisation's jobs ran
-    /// (what they read), for the association rules.
-    pub async fn org_usage(&mut self, org: &str) -> Result<Vec<Manifest>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT m.manifest_json FROM jobs j JOIN modules m ON m.id = j.module WHERE j.operator_org = ?",
-        )
-        .bind(org)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter().map(|r| crate::json("manifest", r.get("manifest_json"))).collect()
-    }
-
     /// What every operator's jobs have used: (organisation, scenario, manifest).
     pub async fn usage_by_org(&mut self) -> Result<Vec<(String, String, Manifest)>> {
         let rows = sqlx::query(

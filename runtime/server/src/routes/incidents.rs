@@ -107,11 +107,13 @@ pub(crate) async fn open_incident_on(tx: &mut Tx, s: &str, except: &str, stopped
     }))
 }
 
-async fn insert(tx: &mut Tx, actor: &str, i: &Incident) -> ApiResult<()> {
+/// Writes a raised incident, with the SM3 of the association rules in
+/// force when a rule raised it.
+async fn insert(tx: &mut Tx, actor: &str, i: &Incident, rules_hash: Option<&str>) -> ApiResult<()> {
     tx.insert_procedure(KIND, &i.id, i.status.as_str(), i).await?;
     let detail = serde_json::json!({
-        "origin": i.origin, "rule": i.rule, "operators": i.operators, "scenarios": i.scenarios,
-        "datasets": i.datasets, "columns": i.columns, "stopped": i.stopped_at.is_some(),
+        "origin": i.origin, "rule": i.rule, "rules_hash": rules_hash, "operators": i.operators,
+        "scenarios": i.scenarios, "datasets": i.datasets, "columns": i.columns, "stopped": i.stopped_at.is_some(),
     });
     tx.audit_and_file(actor, "incident.raised", "filing.incident", &i.id, detail).await?;
     Ok(())
@@ -173,7 +175,7 @@ pub(crate) async fn association_risk(
         }
         (i.operators, i.scenarios, i.datasets, i.columns) = (vec![caller.org().into()], scenarios, datasets, columns);
         let cancelled = stop(tx, "system", &mut i).await?;
-        insert(tx, "system", &i).await?;
+        insert(tx, "system", &i, Some(&rules.hash)).await?;
         let refused = ApiError::PolicyDenied(format!(
             "association risk rule `{}`: this job would combine data your organisation may not combine; \
              nothing ran and nothing was charged; the scenarios that hold it are suspended until the authority decides incident {}",
@@ -212,7 +214,7 @@ pub(crate) async fn association_risk(
         i.operators.sort();
         let known = earlier.iter().any(|e| e.rule == i.rule && e.operators == i.operators);
         if i.operators.len() > 1 && !known {
-            insert(tx, "system", &i).await?;
+            insert(tx, "system", &i, Some(&rules.hash)).await?;
         }
     }
     Ok((None, Vec::new()))
@@ -277,7 +279,7 @@ pub(crate) async fn raise(
     i.columns.dedup();
     let mut tx = st.store.begin().await?;
     let cancelled = stop(&mut tx, caller.id(), &mut i).await?;
-    insert(&mut tx, caller.id(), &i).await?;
+    insert(&mut tx, caller.id(), &i, None).await?;
     tx.commit().await?;
     for job in &cancelled {
         runner::cancel(&st, job);
