@@ -2,11 +2,13 @@
 //!
 //! - `cargo xtask demo`  — set up, start keyong on the embedded default and
 //!   walk one job from raw feed to signed release.
-//! - `cargo xtask test`  — set up (guest target, a Python venv with ACRO for
-//!   the cross-check, cargo-machete), then fmt check, clippy `-D warnings`
+//! - `cargo xtask test`  — set up (guest target, Python venvs with ACRO for
+//!   the cross-check and schemathesis for the API contract, cargo-machete),
+//!   then fmt check, clippy `-D warnings`
 //!   with `clippy.toml`'s bans, unused dependencies, all tests (the tidy
 //!   test among them).
 //! - `cargo xtask bench <name>` — run a benchmark; figures go to `target/bench/<name>.json`.
+//! - `cargo xtask openapi` — regenerate `docs/openapi.json` from the code.
 //! - `cargo xtask guests` — build the example modules for wasm32-wasip2.
 
 // The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
@@ -170,16 +172,12 @@ fn demo() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A Python with ACRO for the cross-check test: `KEYONG_ACRO_PYTHON` if
-/// set, else a venv under the target dir built from
-/// `tests/acro/requirements.txt` (rebuilt when the requirements change).
-fn acro_python() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("KEYONG_ACRO_PYTHON") {
-        return Ok(PathBuf::from(p));
-    }
-    let venv = target_dir().join("acro-venv");
+/// A Python venv under the target dir built from `requirements` (rebuilt
+/// when they change): the directory.
+fn venv(name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
+    let venv = target_dir().join(name);
     let python = venv.join("bin/python");
-    let requirements = workspace().join("tests/acro/requirements.txt");
+    let requirements = workspace().join(requirements);
     let wanted = std::fs::read_to_string(&requirements)?;
     let stamp = venv.join("requirements.txt");
     if !python.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
@@ -187,18 +185,53 @@ fn acro_python() -> anyhow::Result<PathBuf> {
         run(Command::new(&python).args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements))?;
         std::fs::write(&stamp, wanted)?;
     }
-    Ok(python)
+    Ok(venv)
+}
+
+/// A Python with ACRO for the cross-check test: `KEYONG_ACRO_PYTHON` if
+/// set, else a venv from `tests/acro/requirements.txt`.
+fn acro_python() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("KEYONG_ACRO_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    Ok(venv("acro-venv", "tests/acro/requirements.txt")?.join("bin/python"))
+}
+
+/// schemathesis for the API contract test: `KEYONG_SCHEMATHESIS` if set,
+/// else a venv from `tests/api/requirements.txt`.
+fn schemathesis() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("KEYONG_SCHEMATHESIS") {
+        return Ok(PathBuf::from(p));
+    }
+    Ok(venv("api-venv", "tests/api/requirements.txt")?.join("bin/schemathesis"))
 }
 
 fn test() -> anyhow::Result<()> {
     setup()?;
     build_guests()?;
     let acro = acro_python()?;
+    let schemathesis = schemathesis()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     // Unused dependencies fail the build.
     run(&mut machete())?;
-    run(cargo().args(["test", "--workspace", "--locked"]).env("KEYONG_ACRO_PYTHON", acro))?;
+    run(cargo()
+        .args(["test", "--workspace", "--locked"])
+        .env("KEYONG_ACRO_PYTHON", acro)
+        .env("KEYONG_SCHEMATHESIS", schemathesis))?;
+    Ok(())
+}
+
+/// Writes the API's OpenAPI document to `docs/openapi.json`, where a test
+/// checks that it is current.
+fn openapi() -> anyhow::Result<()> {
+    let document = output(cargo().args(["run", "-q", "--locked", "-p", "keyong", "--", "openapi"]))?;
+    if !document.starts_with('{') {
+        bail!("`keyong openapi` printed no document");
+    }
+    let path = workspace().join("docs/openapi.json");
+    std::fs::write(&path, document).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 
@@ -218,12 +251,13 @@ fn main() -> anyhow::Result<()> {
         ["demo"] => demo(),
         ["test"] => test(),
         ["bench", name] => bench(name),
+        ["openapi"] => openapi(),
         ["guests"] => {
             setup()?;
             build_guests()
         }
         _ => {
-            eprintln!("usage: cargo xtask <demo | test | bench <name> | guests>");
+            eprintln!("usage: cargo xtask <demo | test | bench <name> | openapi | guests>");
             std::process::exit(2);
         }
     }

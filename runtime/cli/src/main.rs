@@ -205,6 +205,8 @@ enum Command {
         #[arg(long)]
         next_feed: Option<String>,
     },
+    /// Print the API's OpenAPI 3.1 document (as `GET /v1/openapi.json` serves it).
+    Openapi,
     /// (Internal) compile a module read on stdin under the compile limits; `serve` runs it.
     #[command(hide = true)]
     CompileWorker {
@@ -357,6 +359,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 () = server.wait() => bail!("server stopped"),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
+        }
+        Command::Openapi => {
+            print!("{}", keyong_server::openapi_document());
+            Ok(())
         }
         Command::Sim { command: SimCommand::Generate { dataset, scale, seed, format, out } } => {
             if !matches!(format.as_str(), "parquet" | "csv") {

@@ -29,7 +29,7 @@ impl Client {
         self.call(Method::GET, &format!("/v1/policies/datasets/{name}"), None::<&()>).await
     }
     pub async fn versions(&self, name: &str) -> Result<Vec<DatasetVersion>> {
-        self.call(Method::GET, &format!("/v1/datasets/{name}/versions"), None::<&()>).await
+        self.all(&format!("/v1/datasets/{name}/versions")).await
     }
     pub async fn withdraw_version(&self, name: &str, seq: u32) -> Result<DatasetVersion> {
         self.call(Method::POST, &format!("/v1/datasets/{name}/versions/{seq}/withdraw"), None::<&()>).await

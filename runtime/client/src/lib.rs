@@ -104,6 +104,21 @@ impl Client {
         Ok(serde_json::from_value(json)?)
     }
 
+    /// Every item of a list (`path` may carry filters), following its pages.
+    pub async fn all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut url = format!("{path}{separator}limit=200");
+        loop {
+            let page: Page<T> = self.call(Method::GET, &url, None::<&()>).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => url = format!("{path}{separator}limit=200&after={next}"),
+                None => return Ok(items),
+            }
+        }
+    }
+
     pub async fn me(&self) -> Result<User> {
         self.call(Method::GET, "/v1/me", None::<&()>).await
     }
@@ -128,7 +143,7 @@ impl Client {
         self.call(Method::POST, &format!("/v1/datasets/{name}/approve"), None::<&()>).await
     }
     pub async fn catalog(&self) -> Result<Vec<CatalogEntry>> {
-        self.call(Method::GET, "/v1/datasets", None::<&()>).await
+        self.all("/v1/datasets").await
     }
     pub async fn apply_scenario(&self, req: &ScenarioRequest) -> Result<Scenario> {
         self.call(Method::POST, "/v1/scenarios", Some(req)).await
@@ -155,7 +170,7 @@ impl Client {
         self.call(Method::GET, &format!("/v1/jobs/{id}"), None::<&()>).await
     }
     pub async fn review_queue(&self) -> Result<Vec<JobView>> {
-        self.call(Method::GET, "/v1/reviews", None::<&()>).await
+        self.all("/v1/reviews").await
     }
     pub async fn review(&self, id: &str) -> Result<ReviewView> {
         self.call(Method::GET, &format!("/v1/jobs/{id}/review"), None::<&()>).await
@@ -179,11 +194,11 @@ impl Client {
     }
     /// The public product list (needs no token).
     pub async fn products(&self) -> Result<Vec<Product>> {
-        self.call(Method::GET, "/v1/products", None::<&()>).await
+        self.all("/v1/products").await
     }
     /// The filings (备案) with the authority.
     pub async fn filings(&self) -> Result<Vec<Filing>> {
-        self.call(Method::GET, "/v1/filings", None::<&()>).await
+        self.all("/v1/filings").await
     }
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         self.call(Method::GET, "/v1/audit/verify", None::<&()>).await

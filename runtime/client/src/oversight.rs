@@ -41,7 +41,7 @@ impl Client {
         self.call(Method::POST, "/v1/incidents", Some(req)).await
     }
     pub async fn incidents(&self) -> Result<Vec<Incident>> {
-        self.call(Method::GET, "/v1/incidents", None::<&()>).await
+        self.all("/v1/incidents").await
     }
     pub async fn incident(&self, id: &str) -> Result<Incident> {
         self.call(Method::GET, &format!("/v1/incidents/{id}"), None::<&()>).await

@@ -5,15 +5,33 @@ use serde::{Deserialize, Serialize};
 use crate::report::{Report, ReportSummary};
 use crate::{Decision, ErrorCode, Grade, JobStatus, Loss, Manifest, Mode, OrgKind, Role, ScenarioStatus};
 
+/// One page of a list, newest first. Pass `next` back as `?after=` for the
+/// page that follows; no `next`: this was the last page. A page may hold
+/// fewer than `limit` items (some were not yours to see) and still have a
+/// `next`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` while the server answers.
+    pub status: String,
+}
+
 /// Body of every non-2xx response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiError {
     pub code: ErrorCode,
     /// Safe for the caller to see: never contains row-level data.
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     pub name: String,
@@ -22,14 +40,14 @@ pub struct CreateOrg {
     pub kind: OrgKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Org {
     pub id: String,
     pub name: String,
     pub kind: OrgKind,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub org_id: String,
@@ -37,7 +55,7 @@ pub struct CreateUser {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub org_id: String,
@@ -46,20 +64,20 @@ pub struct User {
 }
 
 /// Returned once, when a user is created: the token is never shown again.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedUser {
     pub user: User,
     pub token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetSigningKey {
     /// Uncompressed SEC1 SM2 public key, hex (65 bytes, leading 04).
     pub public_key_hex: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
     /// Name of a dataset policy under `policies/datasets/`.
@@ -89,14 +107,14 @@ fn default_scenario_delta() -> f64 {
     DEFAULT_SCENARIO_DELTA
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ColumnInfo {
     pub name: String,
     pub data_type: String,
     pub tag: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogEntry {
     pub name: String,
     pub title: String,
@@ -125,7 +143,7 @@ pub struct CatalogEntry {
     pub consent_column: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Budget {
     /// Total zCDP ρ.
     pub rho_total: f64,
@@ -138,7 +156,7 @@ pub struct Budget {
     pub epsilon_remaining_at_1e6: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScenarioDataset {
     pub name: String,
     /// A version (its SM3) the scenario pins: every job reads that one.
@@ -153,14 +171,14 @@ pub struct ScenarioDataset {
     pub row_filter: Option<RowFilter>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowFilter {
     pub column: String,
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioRequest {
     pub title: String,
@@ -176,7 +194,7 @@ pub struct ScenarioRequest {
     pub valid_days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Scenario {
     pub id: String,
     pub operator_org: String,
@@ -192,7 +210,7 @@ pub struct Scenario {
     pub review: Option<crate::oversight::ReviewRecord>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     pub decision: Decision,
@@ -222,7 +240,7 @@ impl DecisionRequest {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitModule {
     pub wasm_base64: String,
@@ -245,7 +263,7 @@ pub fn receipt_signing_message(receipt_json: &str) -> Vec<u8> {
     format!("keyong-receipt-v1\n{receipt_json}").into_bytes()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleInfo {
     /// The module's id: SM3 over a domain tag, the submitting organisation
     /// and the signed message (code and manifest), hex. Scoped per
@@ -257,7 +275,7 @@ pub struct ModuleInfo {
     pub size_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
     pub module_id: String,
@@ -267,7 +285,7 @@ pub struct SubmitJob {
 }
 
 /// The accuracy preview of a planned run: nothing is charged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Preview {
     pub module_id: String,
     pub budget: Loss,
@@ -290,7 +308,7 @@ pub struct Preview {
 }
 
 /// One charge in a budget ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub job_id: String,
     pub module: String,
@@ -300,7 +318,7 @@ pub struct LedgerEntry {
 }
 
 /// A scenario's budget and every charge against it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScenarioBudget {
     pub scenario: String,
     pub budget: Budget,
@@ -309,14 +327,14 @@ pub struct ScenarioBudget {
     pub ledger: Vec<LedgerEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatasetBudget {
     pub name: String,
     pub budget: Budget,
 }
 
 /// What the operator sees of a job before release: no output, no evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
     pub scenario: String,
@@ -343,7 +361,7 @@ pub struct JobView {
 }
 
 /// A released (or releasable) table: one row per cell of the key domain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResultTable {
     pub dimensions: Vec<String>,
     /// Names of the value columns (a statistic, a SQL alias, a blocks output).
@@ -351,7 +369,7 @@ pub struct ResultTable {
     pub rows: Vec<ResultRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResultRow {
     pub key: Vec<String>,
     /// One value per column; `None` where the cell was suppressed.
@@ -359,7 +377,7 @@ pub struct ResultRow {
 }
 
 /// Host-computed facts about a run, for reviewers only.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Evidence {
     pub units_total: u64,
     /// Units whose mapper trapped or ran out of time; their contribution was dropped.
@@ -376,7 +394,7 @@ pub struct Evidence {
     pub noise: Vec<NoiseInfo>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoiseInfo {
     /// The output column (or the internal measurement, e.g. `count` behind a mean).
     pub output: String,
@@ -394,7 +412,7 @@ pub struct NoiseInfo {
 }
 
 /// A job's sealed log, as reviewers see it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleLog {
     /// What the module wrote (its `log` lines and captured stdout/stderr),
     /// as data: control characters and bidirectional overrides escaped as
@@ -406,7 +424,7 @@ pub struct ModuleLog {
 }
 
 /// What a reviewer sees of a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReviewView {
     pub job: JobView,
     pub manifest: Manifest,
@@ -425,7 +443,7 @@ pub struct ReviewView {
     pub votes: Option<Vec<VoteRecord>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VoteRecord {
     pub reviewer: String,
     pub decision: Decision,
@@ -436,7 +454,7 @@ pub struct VoteRecord {
 }
 
 /// A decision as a receipt records it: who, what, the public comment, when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
     pub reviewer: String,
     pub decision: Decision,
@@ -457,7 +475,7 @@ impl From<&VoteRecord> for Approval {
 
 /// A module compared with the last approved version of it (same operator,
 /// scenario and manifest name).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleDiff {
     pub previous_module: String,
     /// The job whose approval made it the last approved version.
@@ -469,7 +487,7 @@ pub struct ModuleDiff {
     pub manifest_changes: Vec<FieldChange>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldChange {
     pub field: String,
     pub before: serde_json::Value,
@@ -478,7 +496,7 @@ pub struct FieldChange {
 
 /// One filing (备案) with the authority: an audit entry whose action starts
 /// with `filing.` (scenario decisions, outbound reviews, releases, incidents).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Filing {
     pub seq: i64,
     pub at: String,
@@ -491,7 +509,7 @@ pub struct Filing {
 }
 
 /// A released data product, listed publicly (no authentication).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     pub receipt_id: String,
     pub job_id: String,
@@ -505,14 +523,14 @@ pub struct Product {
     pub released_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InputVersion {
     pub name: String,
     pub version: String,
 }
 
 /// The SM2-signed statement bound to every release.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub id: String,
     pub job_id: String,
@@ -550,7 +568,7 @@ pub struct Receipt {
     pub released_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseBundle {
     /// The protected table (suppressed cells empty).
     pub table: ResultTable,
@@ -569,7 +587,7 @@ pub struct ReleaseBundle {
     pub platform_public_key_hex: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditVerification {
     pub ok: bool,
     pub entries: u64,
@@ -591,7 +609,7 @@ pub struct AuditVerification {
 
 /// An SM2-signed statement that the audit chain had `entries` entries
 /// ending in `head_hash`, written at every filing and periodically.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditCheckpoint {
     pub entries: u64,
     pub head_hash: String,
@@ -600,7 +618,7 @@ pub struct AuditCheckpoint {
 }
 
 /// One audit entry as exported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: String,
@@ -615,7 +633,7 @@ pub struct AuditEntry {
 
 /// The whole audit log with its checkpoints, for offline verification
 /// (`keyong audit verify FILE`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditExport {
     pub entries: Vec<AuditEntry>,
     pub checkpoints: Vec<AuditCheckpoint>,

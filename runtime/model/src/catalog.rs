@@ -51,7 +51,7 @@ wire_enum! {
 }
 
 /// A field of a catalog entry: a column of the desensitised dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
     pub name: String,
@@ -60,7 +60,7 @@ pub struct Field {
 
 /// What a catalog entry says of its data; the body of
 /// `POST /v1/catalog/{name}/changes` (provider).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntryDetails {
     pub title: String,
@@ -75,7 +75,7 @@ pub struct EntryDetails {
 }
 
 /// `POST /v1/catalog` (provider): registers an entry for the authority to confirm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterEntry {
     /// The catalog name; the dataset policy under `policies/datasets/` that
@@ -86,7 +86,7 @@ pub struct RegisterEntry {
 
 /// `POST /v1/catalog/{name}/confirm` (authority): confirms the proposed
 /// entry or its pending change, with the grade it confirms (filed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmEntry {
     pub grade: Grade,
@@ -96,14 +96,14 @@ pub struct ConfirmEntry {
 
 /// `POST /v1/catalog/{name}/reject` (authority): refuses the proposed entry
 /// or its pending change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectEntry {
     pub reason: String,
 }
 
 /// A catalog entry as recorded (`GET /v1/catalog/{name}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogRecord {
     pub name: String,
     pub provider_org: String,
@@ -124,7 +124,7 @@ pub struct CatalogRecord {
 }
 
 /// One ingest of a cataloged dataset (`GET /v1/datasets/{name}/versions`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatasetVersion {
     pub dataset: String,
     /// 1, 2, … in ingest order.
@@ -151,7 +151,7 @@ pub struct DatasetVersion {
 /// A dataset policy as any signed-in user may read it
 /// (`GET /v1/policies/datasets/{name}`): what 初步脱敏 keeps, drops and
 /// generalises — what an objection to desensitisation refers to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyView {
     pub name: String,
     pub title: String,
@@ -164,7 +164,7 @@ pub struct PolicyView {
 }
 
 /// One raw column and what ingest does with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyColumn {
     pub name: String,
     pub tag: String,
@@ -191,7 +191,7 @@ wire_enum! {
 }
 
 /// `POST /v1/catalog-requests` (operator): data it needs that the catalog lacks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestData {
     pub title: String,
@@ -206,7 +206,7 @@ pub struct RequestData {
 
 /// `POST /v1/catalog-requests/{id}/forward` (agency) and
 /// `…/assign` (authority): pass the request on, or refuse it with a reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRequest {
     pub accept: bool,
@@ -219,7 +219,7 @@ pub struct RouteRequest {
 /// `POST /v1/catalog-requests/{id}/answer` (the assigned provider):
 /// approves by registering the entry, or rejects with a reason that
 /// reaches the operator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerRequest {
     pub approve: bool,
@@ -230,7 +230,7 @@ pub struct AnswerRequest {
 }
 
 /// One step a procedure took: who, in which role, what, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
     pub role: Role,
     pub by: String,
@@ -240,7 +240,7 @@ pub struct Step {
 }
 
 /// A catalog update request as recorded (`GET /v1/catalog-requests/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogRequest {
     pub id: String,
     pub operator_org: String,
@@ -281,7 +281,7 @@ wire_enum! {
 }
 
 /// `POST /v1/objections` (an operator, another provider, or the agency).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaiseDispute {
     pub dataset: String,
@@ -290,14 +290,14 @@ pub struct RaiseDispute {
 }
 
 /// `POST /v1/objections/{id}/answer` (the dataset's provider).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerDispute {
     pub text: String,
 }
 
 /// `POST /v1/objections/{id}/resolve` (authority; filed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveDispute {
     pub upheld: bool,
@@ -305,7 +305,7 @@ pub struct ResolveDispute {
 }
 
 /// An objection to a catalog entry as recorded (`GET /v1/objections/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dispute {
     pub id: String,
     pub dataset: String,

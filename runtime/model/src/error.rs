@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// The string form (`snake_case`) is part of the public contract: clients may
 /// match on it. Messages that accompany a code never contain row-level data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request body or a parameter is malformed.
@@ -38,6 +38,12 @@ pub enum ErrorCode {
     /// A per-operator or per-scenario quota (jobs in flight, run or compile
     /// time per day, reviewed jobs) would be exceeded.
     QuotaExceeded,
+    /// No endpoint answers this method at this path.
+    MethodNotAllowed,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The request body is not `application/json`.
+    UnsupportedMediaType,
     /// A bug or an unexpected server-side failure.
     Internal,
 }
@@ -60,6 +66,9 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::ResourceExhausted => "resource_exhausted",
             Self::QuotaExceeded => "quota_exceeded",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Internal => "internal",
         }
     }
@@ -77,7 +86,8 @@ mod tests {
 
     #[test]
     fn wire_form_matches_as_str() {
-        for code in [ErrorCode::BadRequest, ErrorCode::BudgetExhausted, ErrorCode::Internal] {
+        for code in [ErrorCode::BadRequest, ErrorCode::BudgetExhausted, ErrorCode::PayloadTooLarge, ErrorCode::Internal]
+        {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

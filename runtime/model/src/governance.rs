@@ -94,7 +94,7 @@ wire_enum! {
 
 /// What the agency's announcement says (公告): the authorisation mode, the
 /// scope, the conditions for applicants and the evaluation criteria.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Announcement {
     pub mode: AuthorisationMode,
@@ -104,7 +104,7 @@ pub struct Announcement {
 }
 
 /// `POST /v1/admissions` (agency).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnnounceAdmission {
     pub procedure: SelectionProcedure,
@@ -114,7 +114,7 @@ pub struct AnnounceAdmission {
 /// `POST /v1/admissions/{id}/applications` (agency): an applicant's
 /// application as received. The applicant is an operator organisation
 /// without an agreement; `materials_sm3` fingerprints what it submitted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
     pub org_id: String,
@@ -123,7 +123,7 @@ pub struct Application {
 
 /// `POST /v1/admissions/{id}/evaluation` (agency): the applicant selected
 /// and the evaluation report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Evaluation {
     pub selected: String,
@@ -132,28 +132,28 @@ pub struct Evaluation {
 
 /// `POST /v1/admissions/{id}/publicity` (agency): the result is public
 /// until `until` (RFC 3339).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Publicity {
     pub until: String,
 }
 
 /// `POST /v1/admissions/{id}/objections` (agency, as received).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaiseObjection {
     pub text: String,
 }
 
 /// `POST /v1/admissions/{id}/objections/{n}/resolve` (agency).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveObjection {
     pub upheld: bool,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Objection {
     pub text: String,
     pub status: ObjectionStatus,
@@ -162,7 +162,7 @@ pub struct Objection {
 }
 
 /// An admission procedure as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Admission {
     pub id: String,
     pub procedure: SelectionProcedure,
@@ -179,7 +179,7 @@ pub struct Admission {
 }
 
 /// The agreement's authorised scope.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     /// Catalog datasets the operator may apply for; every dataset when the
@@ -195,7 +195,7 @@ pub struct Scope {
 
 /// The agency's collective decision (“三重一大”) that passed an agreement
 /// or its renewal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectiveDecision {
     /// The meeting, e.g. `2026年第12次党委会`.
@@ -208,7 +208,7 @@ pub struct CollectiveDecision {
 
 /// `POST /v1/agreements` (agency): signs the agreement that concludes an
 /// admission whose publicity ended without an open or upheld objection.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignAgreement {
     pub admission: String,
@@ -222,7 +222,7 @@ pub struct SignAgreement {
 
 /// `POST /v1/agreements/{id}/renewal-request` (operator), in the last 3
 /// months of the term.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRenewal {
     /// The new last day: at most 3 years after the current one.
@@ -231,7 +231,7 @@ pub struct RequestRenewal {
 
 /// `POST /v1/agreements/{id}/renew` (agency): grants (or refuses) the
 /// requested renewal by its collective decision.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Renew {
     pub grant: bool,
@@ -240,7 +240,7 @@ pub struct Renew {
 
 /// `POST /v1/agreements/{id}/termination-request` (operator): to end the
 /// agreement early (提前终止), with the liability it accepts (违约责任).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestTermination {
     pub reason: String,
@@ -249,7 +249,7 @@ pub struct RequestTermination {
 
 /// `POST /v1/agreements/{id}/termination-proposal` (agency): to end the
 /// operator's right to operate; the authority decides.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeTermination {
     pub ground: TerminationGround,
@@ -258,7 +258,7 @@ pub struct ProposeTermination {
 
 /// `POST /v1/agreements/{id}/termination` — the agency on an operator's
 /// request, the authority on the agency's proposal.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideTermination {
     pub terminate: bool,
@@ -266,7 +266,7 @@ pub struct DecideTermination {
 }
 
 /// A renewal as granted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Renewal {
     pub from_until: String,
     pub until: String,
@@ -275,7 +275,7 @@ pub struct Renewal {
 }
 
 /// A request or proposal to end an agreement, and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Termination {
     /// `early_termination` (the operator's request) or `forced_termination`.
     pub kind: ExitReason,
@@ -291,7 +291,7 @@ pub struct Termination {
 }
 
 /// An authorisation agreement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agreement {
     pub id: String,
     pub operator_org: String,
@@ -311,7 +311,7 @@ pub struct Agreement {
 }
 
 /// One thing deleted at an operator's exit, with the SM3 of what it was.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deleted {
     /// `module` (its WASM) or `output` (a job's sealed, unreleased output).
     pub kind: String,
@@ -322,7 +322,7 @@ pub struct Deleted {
 /// What an operator's exit did (`GET /v1/orgs/{id}/exit`). Its SM3 over the
 /// canonical JSON is in the `operator.exit` audit entry, so the record
 /// verifies against the chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExitRecord {
     pub org: String,
     pub agreement: String,

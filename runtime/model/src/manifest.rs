@@ -23,7 +23,7 @@ pub const MAX_BLOCKS: u32 = 10_000;
 pub const MAX_SQL_LEN: usize = 8_192;
 
 /// How a module's output may leave (see `docs/ARCHITECTURE.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Untrusted per-unit mapper, trusted DP reducer.
@@ -48,7 +48,7 @@ impl Mode {
 }
 
 /// A released statistic per cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Statistic {
     /// Number of privacy units contributing to the cell.
@@ -70,14 +70,14 @@ impl Statistic {
 }
 
 /// One key dimension and its public, declared domain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dimension {
     pub name: String,
     pub values: Vec<String>,
 }
 
 /// A column type of a reviewed-mode output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     Int64,
@@ -89,7 +89,7 @@ pub enum ColumnType {
 /// What a reviewed-mode output column holds, so that the host can compute
 /// each cell's evidence (contributors, dominance) itself from the data
 /// instead of trusting the module.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputRole {
     /// A grouping key: its values are values of the input column `source`.
@@ -142,7 +142,7 @@ impl OutputRole {
 }
 
 /// One column of a reviewed-mode module's declared output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputColumn {
     pub name: String,
@@ -158,14 +158,14 @@ pub struct OutputColumn {
 pub const MAX_OUTPUTS: usize = 64;
 
 /// The declared bounds of emitted values; the host clamps into them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValueSpec {
     pub name: String,
     pub lower: f64,
     pub upper: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Always [`MANIFEST_FORMAT`].

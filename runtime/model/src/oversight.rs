@@ -9,7 +9,7 @@ use crate::Decision;
 use crate::types::wire_enum;
 
 /// Why one column of a dataset is needed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnNecessity {
     pub name: String,
@@ -17,7 +17,7 @@ pub struct ColumnNecessity {
 }
 
 /// Why a dataset is needed, column by column.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetNecessity {
     pub name: String,
@@ -29,7 +29,7 @@ pub struct DatasetNecessity {
 /// (二(七)2) — feasibility, the necessity of every dataset and column the
 /// application asks for, the compliance of the planned products — with the
 /// decision (`approve` or `reject`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioReview {
     pub decision: Decision,
@@ -41,7 +41,7 @@ pub struct ScenarioReview {
 }
 
 /// The agency's report as recorded, and what the authority made of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReviewRecord {
     pub report: ScenarioReview,
     pub by: String,
@@ -64,21 +64,22 @@ wire_enum! {
 
 /// `POST /v1/supervision/samples` (authority): draws released jobs that
 /// were not sampled before, uniformly at random, for a second look.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrawSample {
     pub size: u32,
 }
 
 /// `POST /v1/supervision/{id}/finding` (authority; filed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordFinding {
     pub outcome: FindingOutcome,
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SupervisionFinding)]
 pub struct Finding {
     pub outcome: FindingOutcome,
     pub text: String,
@@ -87,7 +88,7 @@ pub struct Finding {
 }
 
 /// One released job drawn for supervision (`GET /v1/supervision/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Supervision {
     pub id: String,
     pub job: String,
@@ -97,7 +98,7 @@ pub struct Supervision {
 }
 
 /// One reviewer's record (`GET /v1/supervision/stats`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReviewerStats {
     pub reviewer: String,
     pub name: String,
@@ -111,7 +112,7 @@ pub struct ReviewerStats {
 }
 
 /// The authority's view of outbound review as a whole.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SupervisionStats {
     pub released_jobs: u32,
     pub sampled: u32,
@@ -160,7 +161,7 @@ wire_enum! {
 
 /// `POST /v1/incidents` (authority, agency or reviewer): a person raises an
 /// incident against scenarios; they are suspended at once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaiseIncident {
     pub scenarios: Vec<String>,
@@ -168,13 +169,13 @@ pub struct RaiseIncident {
 }
 
 /// `POST /v1/incidents/{id}/opinions` (a provider of an affected dataset).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddOpinion {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Opinion {
     pub org: String,
     pub by: String,
@@ -184,7 +185,7 @@ pub struct Opinion {
 
 /// `POST /v1/incidents/{id}/assessment` (authority; filed): the assessment
 /// made with the providers, and the other departments consulted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assess {
     pub assessment: String,
@@ -195,7 +196,7 @@ pub struct Assess {
     pub departments: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Assessment {
     pub assessment: String,
     pub providers: Vec<String>,
@@ -205,7 +206,7 @@ pub struct Assessment {
 }
 
 /// `POST /v1/incidents/{id}/decision` (authority; filed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideIncident {
     pub outcome: IncidentOutcome,
@@ -215,7 +216,7 @@ pub struct DecideIncident {
     pub withdraw: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentDecision {
     pub outcome: IncidentOutcome,
     pub reason: String,
@@ -225,7 +226,7 @@ pub struct IncidentDecision {
 }
 
 /// An association-risk incident as recorded (`GET /v1/incidents/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: String,
     pub origin: IncidentOrigin,
@@ -263,7 +264,7 @@ wire_enum! {
 /// grants or revokes consent to the use of its data. `subject` is the raw
 /// identifier the dataset's unit column is made from (a 身份证 number, a
 /// credit code); keyong keeps only its keyed pseudonym.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordConsent {
     pub subject: String,
@@ -275,7 +276,7 @@ pub struct RecordConsent {
 
 /// A consent record as stored: the subject appears only as the SM3 of its
 /// pseudonym, so the record names no one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentRecord {
     pub dataset: String,
     pub subject_sm3: String,
@@ -287,7 +288,7 @@ pub struct ConsentRecord {
 }
 
 /// `GET /v1/datasets/{name}/consents`: the registry's size.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentSummary {
     pub dataset: String,
     /// Subjects whose latest record grants consent, and revokes it.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a finding does to the release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// For the reviewers' information; changes nothing.
@@ -18,7 +18,7 @@ pub enum Outcome {
 }
 
 /// The overall result of the automatic checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Nothing found beyond information.
@@ -30,7 +30,7 @@ pub enum Verdict {
 }
 
 /// Where in the output a finding is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CellRef {
     /// Row index in the output table, when the finding is about a row or cell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +44,7 @@ pub struct CellRef {
 }
 
 /// One rule's finding about one cell (or the whole output).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// The rule's stable name, e.g. `threshold`, `dominance`, `resident_id`.
     pub rule: String,
@@ -58,7 +58,7 @@ pub struct Finding {
 }
 
 /// The full report: reviewers, the agency and the authority see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     /// The rule profile applied, its version and the SM3 of its file.
     pub profile: String,
@@ -101,7 +101,7 @@ impl Report {
 }
 
 /// The operator's view of a report, released with the result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportSummary {
     pub profile: String,
     pub profile_version: u32,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// This is the engine-neutral form in which the data plane hands rows to the
 /// sandbox; the sandbox maps it one-to-one onto the WIT `column-values` type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ColumnValues {
     Int64(Vec<Option<i64>>),
     Float64(Vec<Option<f64>>),
@@ -30,21 +30,21 @@ impl ColumnValues {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Column {
     pub name: String,
     pub values: ColumnValues,
 }
 
 /// All authorised rows of one privacy unit (the unit column itself excluded).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UnitRows {
     pub num_rows: u32,
     pub columns: Vec<Column>,
 }
 
 /// One `(key, value)` contribution emitted by an aggregate-mode mapper.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Emit {
     /// One value per key dimension of the manifest, in order.
     pub key: Vec<String>,

@@ -38,6 +38,12 @@ pub enum ApiError {
     ResourceExhausted(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    #[error("this endpoint does not answer that method")]
+    MethodNotAllowed,
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body must be JSON, sent with `Content-Type: application/json`")]
+    UnsupportedMediaType,
     /// A fault of the platform, not the caller. The cause goes to the
     /// server log only (by the request layer, [`trace`]).
     #[error("internal error")]
@@ -63,6 +69,9 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             ApiError::ResourceExhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ResourceExhausted),
             ApiError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::QuotaExceeded),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         };
         let message = match &self {
@@ -134,11 +143,56 @@ internal_from!(
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::BadRequest(format!("malformed JSON body: {}", r.body_text()))
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(crate::routes::MAX_BODY_BYTES),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            _ => ApiError::BadRequest(format!("malformed JSON body: {}", r.body_text())),
+        }
     }
 }
 
-/// `Json` whose rejections are [`ApiError::BadRequest`] with a stable code.
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::BadRequest(format!("bad path parameter: {}", r.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(format!("bad query parameter: {}", r.body_text()))
+    }
+}
+
+/// A created object (201, or 202 for work accepted) and where it lives
+/// (`Location`).
+pub(crate) struct Created<T> {
+    pub(crate) status: StatusCode,
+    pub(crate) location: String,
+    pub(crate) body: T,
+}
+
+/// 201 Created: `body`, which lives at `location`.
+pub(crate) fn created<T>(location: String, body: T) -> Created<T> {
+    Created { status: StatusCode::CREATED, location, body }
+}
+
+impl<T: serde::Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (self.status, [(axum::http::header::LOCATION, self.location)], axum::Json(self.body)).into_response()
+    }
+}
+
+/// `Path` whose rejections are [`ApiError::BadRequest`].
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(crate) struct Path<T>(pub(crate) T);
+
+/// `Query` whose rejections are [`ApiError::BadRequest`].
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(crate) struct Query<T>(pub(crate) T);
+
+/// `Json` whose rejections are [`ApiError`]s with a stable code.
 #[derive(axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub(crate) struct Json<T>(pub(crate) T);

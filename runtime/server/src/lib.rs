@@ -10,6 +10,7 @@
 mod auth;
 mod error;
 mod keys;
+mod openapi;
 mod routes;
 mod runner;
 mod schedule;
@@ -29,6 +30,7 @@ use keyong_store::Store;
 
 pub use error::ApiError;
 pub use keys::BOOTSTRAP_TOKEN_FILE;
+pub use openapi::document as openapi_document;
 pub use schedule::Quotas;
 pub use settings::{ENV_PREFIX, GovernanceSettings, ServerSettings, Settings, SettingsError};
 

@@ -63,6 +63,77 @@ async fn the_router_answers_every_request_with_a_stable_code() {
     let (status, body) = send(&st, malformed).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
 
+    let bearer = format!("Bearer {}", token.trim());
+    let post = |path: &str, content_type: Option<&str>, body: Vec<u8>| {
+        let mut r = Request::post(path).header("authorization", &bearer);
+        if let Some(t) = content_type {
+            r = r.header("content-type", t);
+        }
+        r.body(Body::from(body)).unwrap()
+    };
+    let wrong_method = Request::delete("/v1/orgs").header("authorization", &bearer).body(Body::empty()).unwrap();
+    let too_big = vec![b' '; crate::routes::MAX_BODY_BYTES + 1];
+    for (request, want, code) in [
+        (wrong_method, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (
+            post("/v1/orgs", Some("text/plain"), b"{}".to_vec()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (post("/v1/orgs", None, b"{}".to_vec()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (post("/v1/orgs", Some("application/json"), too_big), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (
+            get("/v1/datasets/x/versions/not-a-number/withdraw", Some(token.trim())),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (post("/v1/datasets/x/versions/not-a-number/withdraw", None, vec![]), StatusCode::BAD_REQUEST, "bad_request"),
+        (get("/v1/orgs?limit=0", Some(token.trim())), StatusCode::BAD_REQUEST, "bad_request"),
+        (get("/v1/orgs?limit=lots", Some(token.trim())), StatusCode::BAD_REQUEST, "bad_request"),
+        (get("/v1/orgs?after=garbage", Some(token.trim())), StatusCode::BAD_REQUEST, "bad_request"),
+    ] {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, body) = send(&st, request).await;
+        assert_eq!((status, body["code"].as_str()), (want, Some(code)), "{what}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+    }
+
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[tokio::test]
+async fn lists_come_a_page_at_a_time_newest_first_without_gaps_or_repeats() {
+    let (st, token, root) = state().await;
+    let bearer = format!("Bearer {}", token.trim());
+    let mut created = Vec::new();
+    for n in 0..7 {
+        let body = serde_json::json!({ "name": format!("provider {n}"), "kind": "provider" }).to_string();
+        let request = Request::post("/v1/orgs")
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, org) = send(&st, request).await;
+        assert!(status.is_success(), "{org}");
+        created.push(org["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/orgs?kind=provider&limit=3".to_string();
+    loop {
+        let (status, page) = send(&st, get(&path, Some(token.trim()))).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_string()));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/orgs?kind=provider&limit=3&after={next}"),
+            None => break,
+        }
+    }
+    created.reverse();
+    assert_eq!(seen, created, "every provider once, newest first");
+    let (_, agencies) = send(&st, get("/v1/orgs?kind=agency", Some(token.trim()))).await;
+    assert!(agencies["items"].as_array().unwrap().iter().all(|o| o["kind"] == "agency"));
     let _ = std::fs::remove_dir_all(root);
 }
 

@@ -86,17 +86,6 @@ impl Store {
         row.map(|r| DatasetRow::from_row(&r)).transpose()
     }
 
-    /// Every dataset that has a version, at the version jobs read now.
-    pub async fn datasets(&self) -> Result<Vec<DatasetRow>> {
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM datasets ORDER BY name").fetch_all(&self.pool).await?;
-        let mut out = Vec::new();
-        for name in names {
-            out.extend(self.dataset(&name).await?);
-        }
-        Ok(out)
-    }
-
     /// A dataset's versions, oldest first.
     pub async fn versions(&self, name: &str) -> Result<Vec<DatasetVersion>> {
         let rows = sqlx::query("SELECT body_json FROM dataset_versions WHERE dataset = ? ORDER BY seq")

@@ -14,11 +14,13 @@
 mod catalog;
 mod governance;
 mod oversight;
+mod pages;
 mod rows;
 mod tx;
 
 pub use catalog::DatasetRow;
 pub use oversight::VoteFact;
+pub use pages::{Cursor, Page, PageRequest};
 pub use rows::{JobLoad, JobRow, ModuleRow, ScenarioRow, UserRow};
 pub use tx::{BudgetLeft, Tx};
 
@@ -82,10 +84,14 @@ pub struct ProductRow {
     pub manifest: keyong_model::Manifest,
 }
 
-/// Current time, RFC 3339, UTC: the store's one clock.
+/// Current time, RFC 3339, UTC, always with nine fractional digits: the
+/// store's one clock. The fixed width makes text order time order, which
+/// lists sort by.
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formattable")
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+    time::OffsetDateTime::now_utc().format(&format).expect("formattable")
 }
 
 #[derive(Clone)]
@@ -254,27 +260,6 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get("job_id"), r.get("sealed"))).collect())
     }
 
-    /// Released products, newest first: (receipt JSON, job, scenario title, operator name, module manifest).
-    pub async fn products(&self) -> Result<Vec<ProductRow>> {
-        let rows = sqlx::query(
-            "SELECT r.receipt_json, s.title, o.name AS operator, m.manifest_json FROM releases r
-             JOIN jobs j ON j.id = r.job_id JOIN scenarios s ON s.id = j.scenario
-             JOIN orgs o ON o.id = j.operator_org JOIN modules m ON m.id = j.module ORDER BY r.at DESC, r.job_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ProductRow {
-                    receipt: json("receipt", r.get("receipt_json"))?,
-                    scenario_title: r.get("title"),
-                    operator: r.get("operator"),
-                    manifest: json("manifest", r.get("manifest_json"))?,
-                })
-            })
-            .collect()
-    }
-
     /// Modules of the same operator, scenario and name as `module`, newest
     /// first, with the job that last got them approved: (module, job).
     pub async fn approved_versions(&self, module: &ModuleRow) -> Result<Vec<(ModuleRow, String)>> {
@@ -328,19 +313,7 @@ impl Store {
     /// Every audit entry, in order.
     pub async fn audit_entries(&self) -> Result<Vec<audit::Entry>> {
         let rows = sqlx::query("SELECT * FROM audit ORDER BY seq").fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| audit::Entry {
-                seq: r.get("seq"),
-                at: r.get("at"),
-                actor: r.get("actor"),
-                action: r.get("action"),
-                subject: r.get("subject"),
-                detail: r.get("detail"),
-                prev_hash: r.get("prev_hash"),
-                hash: r.get("hash"),
-            })
-            .collect())
+        rows.iter().map(rows::audit_from_row).collect()
     }
 
     /// Recomputes the audit chain from the stored entries.

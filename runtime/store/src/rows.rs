@@ -191,3 +191,25 @@ impl JobRow {
         })
     }
 }
+
+pub(crate) fn audit_from_row(r: &SqliteRow) -> Result<keyong_crypto::audit::Entry> {
+    Ok(keyong_crypto::audit::Entry {
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        subject: r.try_get("subject")?,
+        detail: r.try_get("detail")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+pub(crate) fn product_from_row(r: &SqliteRow) -> Result<crate::ProductRow> {
+    Ok(crate::ProductRow {
+        receipt: crate::json("receipt", r.try_get("receipt_json")?)?,
+        scenario_title: r.try_get("title")?,
+        operator: r.try_get("operator")?,
+        manifest: crate::json("manifest", r.try_get("manifest_json")?)?,
+    })
+}

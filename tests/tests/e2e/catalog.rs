@@ -111,14 +111,18 @@ async fn an_entry_needs_its_provider_and_the_authority_and_every_ingest_is_a_ver
     authority.approve_dataset(&v3.name).await.unwrap();
     let versions = provider.versions(&v3.name).await.unwrap();
     let seqs: Vec<_> = versions.iter().map(|v| (v.seq, v.status)).collect();
-    assert_eq!(seqs, [(1, VersionStatus::Withdrawn), (2, VersionStatus::Active), (3, VersionStatus::Active)]);
+    assert_eq!(
+        seqs,
+        [(3, VersionStatus::Active), (2, VersionStatus::Active), (1, VersionStatus::Withdrawn)],
+        "newest first"
+    );
     // Operators see the approved versions only, without the raw feed's name and hash.
     let seen = operator.versions(&v3.name).await.unwrap();
-    assert_eq!(seen.iter().map(|v| v.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(seen.iter().map(|v| v.seq).collect::<Vec<_>>(), [3, 2]);
     assert!(seen.iter().all(|v| v.source.is_empty() && v.source_sm3.is_empty() && v.ingested_by.is_empty()));
-    assert_eq!(versions[2].parent.as_deref(), Some(v2.version.as_str()), "lineage skips the withdrawn one");
-    assert_eq!((versions[2].source.as_str(), versions[1].parent.as_deref()), ("electricity_bills.csv", None));
-    assert_ne!(versions[2].source_sm3, versions[1].source_sm3);
+    assert_eq!(versions[0].parent.as_deref(), Some(v2.version.as_str()), "lineage skips the withdrawn one");
+    assert_eq!((versions[0].source.as_str(), versions[1].parent.as_deref()), ("electricity_bills.csv", None));
+    assert_ne!(versions[0].source_sm3, versions[1].source_sm3);
     assert_eq!(operator.catalog().await.unwrap()[0].version, v3.version);
 
     // A scenario that pins version 2 keeps it from retirement; the current one is never retired.

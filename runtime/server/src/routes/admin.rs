@@ -2,26 +2,36 @@
 
 use keyong_crypto::audit::{self, attestation_message};
 use keyong_model::api::{
-    AuditCheckpoint, AuditEntry, AuditExport, AuditVerification, CreateOrg, CreateUser, CreatedUser, Filing, Org,
-    SetSigningKey, User,
+    AuditCheckpoint, AuditEntry, AuditExport, AuditVerification, CreateOrg, CreateUser, CreatedUser, Filing, Health,
+    Org, Page, SetSigningKey, User,
 };
 use keyong_model::{OrgKind, Role};
 
-use super::{check_text, new_id};
+use super::{PageQuery, check_text, new_id, page_of};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
 use axum::extract::State;
 
+/// Whether the server is up. Needs no token.
+#[utoipa::path(get, path = "/health", tag = "organisations and users", responses((status = OK, body = Health)), security(()))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/me", tag = "organisations and users", responses((status = OK, body = User)))]
 pub(crate) async fn me(caller: Caller) -> Json<User> {
     Json(caller.0.api())
 }
 
+/// The authority or the agency creates an organisation (the agency: operators and providers only).
+#[utoipa::path(post, path = "/orgs", tag = "organisations and users", request_body = CreateOrg, responses((status = CREATED, body = Org, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn create_org(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<CreateOrg>,
-) -> ApiResult<Json<Org>> {
+) -> ApiResult<Created<Org>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     check_text("name", &req.name, 100)?;
     if caller.role() == Role::Agency && matches!(req.kind, OrgKind::Authority | OrgKind::Agency) {
@@ -37,7 +47,7 @@ pub(crate) async fn create_org(
     })?;
     tx.audit(caller.id(), "org.create", &org.id, serde_json::json!({ "kind": org.kind })).await?;
     tx.commit().await?;
-    Ok(Json(org))
+    Ok(created(format!("/v1/orgs/{}", org.id), org))
 }
 
 fn role_fits(role: Role, kind: OrgKind) -> bool {
@@ -50,11 +60,13 @@ fn role_fits(role: Role, kind: OrgKind) -> bool {
     )
 }
 
+/// The authority or the agency creates a user and returns its token once (authority users: the authority only).
+#[utoipa::path(post, path = "/users", tag = "organisations and users", request_body = CreateUser, responses((status = CREATED, body = CreatedUser, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn create_user(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<CreateUser>,
-) -> ApiResult<Json<CreatedUser>> {
+) -> ApiResult<Created<CreatedUser>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     check_text("name", &req.name, 100)?;
     let org = st
@@ -85,7 +97,7 @@ pub(crate) async fn create_user(
     let detail = serde_json::json!({ "org": user.org_id, "role": user.role, "created_by": caller.id() });
     tx.audit(caller.id(), "user.create", &user.id, detail).await?;
     tx.commit().await?;
-    Ok(Json(CreatedUser { user, token }))
+    Ok(created(format!("/v1/users/{}", user.id), CreatedUser { user, token }))
 }
 
 /// The authority confirms a reviewer account (filed): only then can it
@@ -93,10 +105,11 @@ pub(crate) async fn create_user(
 /// creator received stops working. Whoever created the account cannot
 /// confirm it, so no single officer ever holds a working reviewer account
 /// they made themselves.
+#[utoipa::path(post, path = "/users/{id}/confirm", tag = "organisations and users", params(("id" = String, Path)), responses((status = OK, body = CreatedUser)))]
 pub(crate) async fn confirm_reviewer(
     State(st): State<AppState>,
     caller: Caller,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    Path(id): Path<String>,
 ) -> ApiResult<Json<CreatedUser>> {
     caller.require(&[Role::Authority])?;
     let user = st.store.user(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))?;
@@ -122,6 +135,8 @@ pub(crate) async fn confirm_reviewer(
     Ok(Json(CreatedUser { user: user.api(), token }))
 }
 
+/// An operator registers the SM2 public key its modules are signed with.
+#[utoipa::path(put, path = "/me/signing-key", tag = "organisations and users", request_body = SetSigningKey, responses((status = OK, body = User)))]
 pub(crate) async fn set_signing_key(
     State(st): State<AppState>,
     caller: Caller,
@@ -144,30 +159,107 @@ pub(crate) async fn set_signing_key(
     Ok(Json(caller.0.api()))
 }
 
-/// The filings (备案) in the audit log, oldest first.
-pub(crate) async fn filings(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Filing>>> {
+/// The filings (备案) in the audit log (authority, agency).
+#[utoipa::path(get, path = "/filings", tag = "organisations and users", params(PageQuery), responses((status = OK, body = Page<Filing>)))]
+pub(crate) async fn filings(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Filing>>> {
     caller.require(&[Role::Authority, Role::Agency])?;
-    let entries = st.store.audit_entries().await?;
-    Ok(Json(
-        entries
-            .into_iter()
-            .filter(|e| e.action.starts_with("filing."))
-            .map(|e| Filing {
-                seq: e.seq,
-                detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail)),
-                at: e.at,
-                actor: e.actor,
-                action: e.action,
-                subject: e.subject,
-                hash: e.hash,
-            })
-            .collect(),
-    ))
+    let page = st.store.filings_page(&page.request()?).await?;
+    let items = page
+        .rows
+        .iter()
+        .map(|e| Filing {
+            seq: e.seq,
+            detail: serde_json::from_str(&e.detail).unwrap_or_else(|_| serde_json::Value::String(e.detail.clone())),
+            at: e.at.clone(),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            subject: e.subject.clone(),
+            hash: e.hash.clone(),
+        })
+        .collect();
+    Ok(page_of(&page, items))
+}
+
+/// `GET /v1/orgs` filters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct OrgFilter {
+    /// Only organisations of this kind.
+    kind: Option<OrgKind>,
+}
+
+/// The organisations (authority, agency).
+#[utoipa::path(get, path = "/orgs", tag = "organisations and users", params(OrgFilter, PageQuery), responses((status = OK, body = Page<Org>)))]
+pub(crate) async fn list_orgs(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<OrgFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Org>>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    let page = st.store.orgs_page(filter.kind, &page.request()?).await?;
+    Ok(page_of(&page, page.rows.clone()))
+}
+
+/// An organisation (authority, agency; anyone their own).
+#[utoipa::path(get, path = "/orgs/{id}", tag = "organisations and users", params(("id" = String, Path)), responses((status = OK, body = Org)))]
+pub(crate) async fn get_org(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Org>> {
+    let missing = || ApiError::NotFound(format!("no organisation `{id}`"));
+    if !matches!(caller.role(), Role::Authority | Role::Agency) && caller.org() != id {
+        return Err(missing());
+    }
+    st.store.org(&id).await?.map(Json).ok_or_else(missing)
+}
+
+/// A user (authority, agency; anyone themselves).
+#[utoipa::path(get, path = "/users/{id}", tag = "organisations and users", params(("id" = String, Path)), responses((status = OK, body = User)))]
+pub(crate) async fn get_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
+    let missing = || ApiError::NotFound(format!("no user `{id}`"));
+    if !matches!(caller.role(), Role::Authority | Role::Agency) && caller.id() != id {
+        return Err(missing());
+    }
+    st.store.user(&id).await?.map(|u| Json(u.api())).ok_or_else(missing)
+}
+
+/// `GET /v1/users` filters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UserFilter {
+    /// Only users of this organisation.
+    org: Option<String>,
+    /// Only users with this role.
+    role: Option<Role>,
+}
+
+/// The users (authority, agency); never their tokens.
+#[utoipa::path(get, path = "/users", tag = "organisations and users", params(UserFilter, PageQuery), responses((status = OK, body = Page<User>)))]
+pub(crate) async fn list_users(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<UserFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<User>>> {
+    caller.require(&[Role::Authority, Role::Agency])?;
+    let page = st.store.users_page(filter.org.as_deref(), filter.role, &page.request()?).await?;
+    Ok(page_of(&page, page.rows.iter().map(keyong_store::UserRow::api).collect()))
 }
 
 /// Verifies the audit chain and holds it to every stored checkpoint, with
 /// one required at every filing (so truncation, re-chaining and deleted
 /// checkpoints are caught, not only alteration).
+#[utoipa::path(get, path = "/audit/verify", tag = "organisations and users", responses((status = OK, body = AuditVerification)))]
 pub(crate) async fn verify_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerification>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     let public_key = st.keys.platform.public_key_hex();
@@ -196,6 +288,7 @@ fn api_checkpoint(c: audit::Checkpoint) -> AuditCheckpoint {
 }
 
 /// The whole audit log and its checkpoints, for `keyong audit verify`.
+#[utoipa::path(get, path = "/audit/export", tag = "organisations and users", responses((status = OK, body = AuditExport)))]
 pub(crate) async fn export_audit(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<AuditExport>> {
     caller.require(&[Role::Authority, Role::Agency])?;
     let entries = st

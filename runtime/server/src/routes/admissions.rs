@@ -4,8 +4,7 @@
 //! whose publicity ended without an open or upheld objection can conclude
 //! with an agreement (`routes/agreements.rs`). Every step is audited.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -15,11 +14,12 @@ use keyong_model::governance::{
 };
 use keyong_model::{OrgKind, Role};
 
-use super::{check_text, new_id};
+use super::{PageQuery, check_text, new_id, page_of};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
 use crate::schedule::now;
+use keyong_model::api::Page;
 
 /// Most applications, and most objections, one admission records.
 const MAX_RECORDS: usize = 1000;
@@ -53,11 +53,13 @@ fn require_status(a: &Admission, status: AdmissionStatus, what: &str) -> ApiResu
     Ok(())
 }
 
+/// The agency announces an admission (准入) for operators: its conditions and term.
+#[utoipa::path(post, path = "/admissions", tag = "admissions", request_body = AnnounceAdmission, responses((status = CREATED, body = Admission, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn announce(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<AnnounceAdmission>,
-) -> ApiResult<(StatusCode, Json<Admission>)> {
+) -> ApiResult<Created<Admission>> {
     caller.require(&[Role::Agency])?;
     let n = &req.announcement;
     for (what, text) in [("scope", &n.scope), ("conditions", &n.conditions), ("criteria", &n.criteria)] {
@@ -80,9 +82,23 @@ pub(crate) async fn announce(
     let detail = serde_json::json!({ "procedure": admission.procedure, "announcement": admission.announcement });
     tx.audit(caller.id(), "admission.announce", &admission.id, detail).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(admission)))
+    Ok(created(format!("/v1/admissions/{}", admission.id), admission))
 }
 
+/// Every admission (agency, authority).
+#[utoipa::path(get, path = "/admissions", operation_id = "list_admissions", tag = "admissions", params(PageQuery), responses((status = OK, body = Page<Admission>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Admission>>> {
+    caller.require(&[Role::Agency, Role::Authority])?;
+    let page = st.store.admissions_page(&page.request()?).await?;
+    Ok(page_of(&page, page.rows.clone()))
+}
+
+/// An admission and every step of it (agency, authority).
+#[utoipa::path(get, path = "/admissions/{id}", operation_id = "get_admission", tag = "admissions", params(("id" = String, Path)), responses((status = OK, body = Admission)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -92,6 +108,7 @@ pub(crate) async fn get(
 }
 
 /// The agency records an application as received.
+#[utoipa::path(post, path = "/admissions/{id}/applications", operation_id = "apply_admission", tag = "admissions", request_body = Application, params(("id" = String, Path)), responses((status = OK, body = Admission)))]
 pub(crate) async fn apply(
     State(st): State<AppState>,
     caller: Caller,
@@ -135,6 +152,8 @@ pub(crate) async fn apply(
     Ok(Json(a))
 }
 
+/// The agency records the evaluation of the applications: who is admitted, with the reasons.
+#[utoipa::path(post, path = "/admissions/{id}/evaluation", tag = "admissions", request_body = Evaluation, params(("id" = String, Path)), responses((status = OK, body = Admission)))]
 pub(crate) async fn evaluate(
     State(st): State<AppState>,
     caller: Caller,
@@ -164,6 +183,7 @@ fn parse_time(what: &str, s: &str) -> ApiResult<OffsetDateTime> {
 }
 
 /// Publishes the result (公示) until `until`.
+#[utoipa::path(post, path = "/admissions/{id}/publicity", tag = "admissions", request_body = Publicity, params(("id" = String, Path)), responses((status = OK, body = Admission)))]
 pub(crate) async fn publicise(
     State(st): State<AppState>,
     caller: Caller,
@@ -207,6 +227,7 @@ pub(crate) fn publicity_over(a: &Admission) -> bool {
 }
 
 /// The agency records an objection received during the publicity period.
+#[utoipa::path(post, path = "/admissions/{id}/objections", tag = "admissions", request_body = RaiseObjection, params(("id" = String, Path)), responses((status = OK, body = Admission)))]
 pub(crate) async fn object(
     State(st): State<AppState>,
     caller: Caller,
@@ -236,6 +257,7 @@ pub(crate) async fn object(
 
 /// The agency resolves objection `n`: upheld, the result falls and the
 /// applicants are evaluated again; dismissed, the publicity goes on.
+#[utoipa::path(post, path = "/admissions/{id}/objections/{n}/resolve", operation_id = "resolve_admission", tag = "admissions", request_body = ResolveObjection, params(("id" = String, Path), ("n" = usize, Path)), responses((status = OK, body = Admission)))]
 pub(crate) async fn resolve(
     State(st): State<AppState>,
     caller: Caller,

@@ -5,8 +5,7 @@
 //! (the agency proposes, the authority decides); and, when it ends or
 //! lapses, the operator's exit, at once and in one transaction.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use time::{Date, Month};
 
 use keyong_model::catalog::CatalogStatus;
@@ -18,11 +17,12 @@ use keyong_model::governance::{
 use keyong_model::{JobStatus, Role};
 
 use super::admissions::{self, publicity_over};
-use super::{check_text, format_date, new_id, parse_date, today};
+use super::{PageQuery, check_text, format_date, new_id, page_of, parse_date, today};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
 use crate::runner;
+use keyong_model::api::Page;
 
 /// Most targets, datasets or domains one agreement names.
 const MAX_LIST: usize = 200;
@@ -114,11 +114,12 @@ fn three_months_before(d: Date) -> Date {
 }
 
 /// The agency signs the agreement concluding an admission.
+#[utoipa::path(post, path = "/agreements", tag = "agreements", request_body = SignAgreement, responses((status = CREATED, body = Agreement, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn sign(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<SignAgreement>,
-) -> ApiResult<(StatusCode, Json<Agreement>)> {
+) -> ApiResult<Created<Agreement>> {
     caller.require(&[Role::Agency])?;
     let old = admissions::load(&st, &caller, &req.admission).await?;
     let mut admission = old.clone();
@@ -221,9 +222,24 @@ pub(crate) async fn sign(
     let detail = serde_json::json!({ "agreement": agreement });
     tx.audit_and_file(caller.id(), "agreement.sign", "filing.agreement", &agreement.id, detail).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(agreement)))
+    Ok(created(format!("/v1/agreements/{}", agreement.id), agreement))
 }
 
+/// Agreements (agency, authority; an operator its own).
+#[utoipa::path(get, path = "/agreements", operation_id = "list_agreements", tag = "agreements", params(PageQuery), responses((status = OK, body = Page<Agreement>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Agreement>>> {
+    caller.require(&[Role::Agency, Role::Authority, Role::Operator])?;
+    let org = (caller.role() == Role::Operator).then(|| caller.org());
+    let page = st.store.agreements_page(org, &page.request()?).await?;
+    Ok(page_of(&page, page.rows.clone()))
+}
+
+/// An agreement (agency, authority; the operator that signed it).
+#[utoipa::path(get, path = "/agreements/{id}", operation_id = "get_agreement", tag = "agreements", params(("id" = String, Path)), responses((status = OK, body = Agreement)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -233,6 +249,7 @@ pub(crate) async fn get(
 }
 
 /// The operator applies for renewal, in the last 3 months of the term.
+#[utoipa::path(post, path = "/agreements/{id}/renewal-request", tag = "agreements", request_body = RequestRenewal, params(("id" = String, Path)), responses((status = OK, body = Agreement)))]
 pub(crate) async fn request_renewal(
     State(st): State<AppState>,
     caller: Caller,
@@ -262,6 +279,7 @@ pub(crate) async fn request_renewal(
 
 /// The agency grants (or refuses) the requested renewal by its collective
 /// decision; both are filed.
+#[utoipa::path(post, path = "/agreements/{id}/renew", tag = "agreements", request_body = Renew, params(("id" = String, Path)), responses((status = OK, body = Agreement)))]
 pub(crate) async fn renew(
     State(st): State<AppState>,
     caller: Caller,
@@ -327,6 +345,7 @@ fn raised(caller: &Caller, kind: ExitReason, reason: String) -> Termination {
 }
 
 /// The operator asks to end the agreement early, accepting its liability.
+#[utoipa::path(post, path = "/agreements/{id}/termination-request", tag = "agreements", request_body = RequestTermination, params(("id" = String, Path)), responses((status = OK, body = Agreement)))]
 pub(crate) async fn request_termination(
     State(st): State<AppState>,
     caller: Caller,
@@ -342,6 +361,7 @@ pub(crate) async fn request_termination(
 }
 
 /// The agency proposes to end the operator's right to operate.
+#[utoipa::path(post, path = "/agreements/{id}/termination-proposal", tag = "agreements", request_body = ProposeTermination, params(("id" = String, Path)), responses((status = OK, body = Agreement)))]
 pub(crate) async fn propose_termination(
     State(st): State<AppState>,
     caller: Caller,
@@ -358,6 +378,7 @@ pub(crate) async fn propose_termination(
 /// Decides a termination: the agency an operator's request, the authority
 /// the agency's proposal. Terminated, the operator exits at once; not, the
 /// agreement is in force again.
+#[utoipa::path(post, path = "/agreements/{id}/termination", tag = "agreements", request_body = DecideTermination, params(("id" = String, Path)), responses((status = OK, body = Agreement)))]
 pub(crate) async fn decide_termination(
     State(st): State<AppState>,
     caller: Caller,
@@ -456,6 +477,7 @@ pub(crate) async fn exit_lapsed(st: &AppState) -> ApiResult<()> {
 
 /// `GET /v1/orgs/{id}/exit` (agency, authority): the deletion record and
 /// its SM3, which the `operator.exit` audit entry carries.
+#[utoipa::path(get, path = "/orgs/{id}/exit", tag = "agreements", params(("id" = String, Path)), responses((status = OK, body = Object)))]
 pub(crate) async fn exit_record(
     State(st): State<AppState>,
     caller: Caller,

@@ -4,8 +4,7 @@
 //! readable by every signed-in user: they are what an objection to
 //! desensitisation refers to.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 
 use keyong_model::Role;
 use keyong_model::catalog::{
@@ -13,10 +12,11 @@ use keyong_model::catalog::{
 };
 use keyong_policy::{DatasetPolicy, Transform};
 
-use super::check_text;
+use super::{PageQuery, check_text, page_of};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
+use keyong_model::api::Page;
 use keyong_store::Tx;
 
 /// Most fields an entry describes.
@@ -107,39 +107,60 @@ pub(crate) async fn insert(tx: &mut Tx, caller: &Caller, record: &CatalogRecord)
     Ok(())
 }
 
+/// A provider registers a catalog entry (数据目录) for the authority to confirm.
+#[utoipa::path(post, path = "/catalog", tag = "catalog", request_body = RegisterEntry, responses((status = CREATED, body = CatalogRecord, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn register(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<RegisterEntry>,
-) -> ApiResult<(StatusCode, Json<CatalogRecord>)> {
+) -> ApiResult<Created<CatalogRecord>> {
     let record = proposal(&caller, req, None)?;
     let mut tx = st.store.begin().await?;
     insert(&mut tx, &caller, &record).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok(created(format!("/v1/catalog/{}", record.name), record))
 }
 
+/// A catalog entry: operators see confirmed entries only, without who registered them.
+#[utoipa::path(get, path = "/catalog/{name}", operation_id = "get_catalog_entry", tag = "catalog", params(("name" = String, Path)), responses((status = OK, body = CatalogRecord)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CatalogRecord>> {
-    let mut record = load(&st, &name).await?;
-    // An operator reads confirmed entries as the catalog states them: not
-    // who registered them, what is being changed or refused, or whose
-    // catalog update request one answers.
+    let record = load(&st, &name).await?;
+    as_seen(&caller, record).map(Json).ok_or_else(|| ApiError::NotFound(format!("no catalog entry `{name}`")))
+}
+
+/// A catalog entry as `caller` may read it. An operator reads confirmed
+/// entries as the catalog states them: not who registered them, what is
+/// being changed or refused, or whose catalog update request one answers.
+fn as_seen(caller: &Caller, mut record: CatalogRecord) -> Option<CatalogRecord> {
     if caller.role() == Role::Operator {
         if record.status != CatalogStatus::Confirmed {
-            return Err(ApiError::NotFound(format!("no catalog entry `{name}`")));
+            return None;
         }
         (record.request, record.pending_change, record.rejection) = (None, None, None);
         record.registered_by = String::new();
     }
-    Ok(Json(record))
+    Some(record)
+}
+
+/// The catalog (数据目录): every entry, as `GET /v1/catalog/{name}` shows each.
+#[utoipa::path(get, path = "/catalog", operation_id = "list_catalog", tag = "catalog", params(PageQuery), responses((status = OK, body = Page<CatalogRecord>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<CatalogRecord>>> {
+    let page = st.store.catalog_page(&page.request()?).await?;
+    let items = page.rows.iter().cloned().filter_map(|r| as_seen(&caller, r)).collect();
+    Ok(page_of(&page, items))
 }
 
 /// The provider revises its entry: a refused proposal is proposed again, a
 /// confirmed entry gets a pending change (in force once confirmed).
+#[utoipa::path(post, path = "/catalog/{name}/changes", tag = "catalog", request_body = EntryDetails, params(("name" = String, Path)), responses((status = OK, body = CatalogRecord)))]
 pub(crate) async fn change(
     State(st): State<AppState>,
     caller: Caller,
@@ -170,6 +191,7 @@ pub(crate) async fn change(
 }
 
 /// The authority confirms the proposed entry or its pending change, with the grade (filed).
+#[utoipa::path(post, path = "/catalog/{name}/confirm", tag = "catalog", request_body = ConfirmEntry, params(("name" = String, Path)), responses((status = OK, body = CatalogRecord)))]
 pub(crate) async fn confirm(
     State(st): State<AppState>,
     caller: Caller,
@@ -198,6 +220,7 @@ pub(crate) async fn confirm(
 }
 
 /// The authority refuses the proposed entry or its pending change.
+#[utoipa::path(post, path = "/catalog/{name}/reject", tag = "catalog", request_body = RejectEntry, params(("name" = String, Path)), responses((status = OK, body = CatalogRecord)))]
 pub(crate) async fn reject(
     State(st): State<AppState>,
     caller: Caller,
@@ -231,6 +254,8 @@ pub(crate) fn read_policy(st: &AppState, name: &str) -> ApiResult<(DatasetPolicy
     Ok((policy, keyong_crypto::sm3_hex(text.as_bytes())))
 }
 
+/// What 初步脱敏 keeps, drops and generalises in a dataset: its policy, for every signed-in user.
+#[utoipa::path(get, path = "/policies/datasets/{name}", tag = "catalog", params(("name" = String, Path)), responses((status = OK, body = PolicyView)))]
 pub(crate) async fn policy(
     State(st): State<AppState>,
     _caller: Caller,

@@ -4,16 +4,16 @@
 //! provider answers; the authority resolves (filed). The status is visible
 //! to the party that raised it, the provider, the agency and the authority.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 
 use keyong_model::Role;
 use keyong_model::catalog::{AnswerDispute, Dispute, DisputeStatus, RaiseDispute, ResolveDispute};
 
-use super::{catalog, check_text, new_id, step};
+use super::{PageQuery, catalog, check_text, new_id, page_of, step};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
+use keyong_model::api::Page;
 
 const KIND: &str = "objection";
 
@@ -22,14 +22,36 @@ async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<(Dispute, S
     let missing = || ApiError::NotFound(format!("no objection `{id}`"));
     let d: Dispute = st.store.procedure(KIND, id).await?.ok_or_else(missing)?;
     let provider = catalog::load(st, &d.dataset).await?.provider_org;
-    let visible = match caller.role() {
-        Role::Agency | Role::Authority => true,
-        _ => d.raised_by_org == caller.org() || provider == caller.org(),
-    };
-    if !visible {
+    if !sees(caller, &d, &provider) {
         return Err(missing());
     }
     Ok((d, provider))
+}
+
+/// The agency and the authority see every objection; others those they
+/// raised or that concern their own entries.
+fn sees(caller: &Caller, d: &Dispute, provider: &str) -> bool {
+    matches!(caller.role(), Role::Agency | Role::Authority)
+        || d.raised_by_org == caller.org()
+        || provider == caller.org()
+}
+
+/// Objections the caller may see (as `GET /v1/objections/{id}`).
+#[utoipa::path(get, path = "/objections", operation_id = "list_objections", tag = "objections", params(PageQuery), responses((status = OK, body = Page<Dispute>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Dispute>>> {
+    let page = st.store.procedures_page::<Dispute>(KIND, &page.request()?).await?;
+    let mut items = Vec::new();
+    for d in &page.rows {
+        let provider = catalog::load(&st, &d.dataset).await?.provider_org;
+        if sees(&caller, d, &provider) {
+            items.push(d.clone());
+        }
+    }
+    Ok(page_of(&page, items))
 }
 
 async fn save(st: &AppState, caller: &Caller, new: &Dispute, old: &Dispute) -> ApiResult<()> {
@@ -48,11 +70,13 @@ async fn save(st: &AppState, caller: &Caller, new: &Dispute, old: &Dispute) -> A
     Ok(())
 }
 
+/// Objects to a catalog entry (grade, desensitisation, content) or asks for data.
+#[utoipa::path(post, path = "/objections", operation_id = "raise_objection", tag = "objections", request_body = RaiseDispute, responses((status = CREATED, body = Dispute, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn raise(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<RaiseDispute>,
-) -> ApiResult<(StatusCode, Json<Dispute>)> {
+) -> ApiResult<Created<Dispute>> {
     caller.require(&[Role::Operator, Role::Provider, Role::Agency])?;
     check_text("text", &req.text, 2000)?;
     let record = catalog::load(&st, &req.dataset).await?;
@@ -79,9 +103,11 @@ pub(crate) async fn raise(
     let detail = serde_json::json!({ "dataset": d.dataset, "ground": d.ground });
     tx.audit(caller.id(), "objection.open", &d.id, detail).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(d)))
+    Ok(created(format!("/v1/objections/{}", d.id), d))
 }
 
+/// An objection and its steps.
+#[utoipa::path(get, path = "/objections/{id}", operation_id = "get_objection", tag = "objections", params(("id" = String, Path)), responses((status = OK, body = Dispute)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -91,6 +117,7 @@ pub(crate) async fn get(
 }
 
 /// The dataset's provider answers.
+#[utoipa::path(post, path = "/objections/{id}/answer", operation_id = "answer_objection", tag = "objections", request_body = AnswerDispute, params(("id" = String, Path)), responses((status = OK, body = Dispute)))]
 pub(crate) async fn answer(
     State(st): State<AppState>,
     caller: Caller,
@@ -114,6 +141,7 @@ pub(crate) async fn answer(
 }
 
 /// The authority resolves an answered objection (filed).
+#[utoipa::path(post, path = "/objections/{id}/resolve", operation_id = "resolve_objection", tag = "objections", request_body = ResolveDispute, params(("id" = String, Path)), responses((status = OK, body = Dispute)))]
 pub(crate) async fn resolve(
     State(st): State<AppState>,
     caller: Caller,

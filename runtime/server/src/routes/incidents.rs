@@ -12,19 +12,19 @@
 //! what other organisations' jobs read. The authority stops it
 //! (`…/stop`), at a time of its choosing.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 
 use keyong_check::AssociationRule;
 use keyong_model::oversight::*;
 use keyong_model::{JobStatus, OrgKind, Role, ScenarioStatus};
 use keyong_store::{ModuleRow, Tx};
 
-use super::{check_text, new_id};
+use super::{PageQuery, check_text, new_id, page_of};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
 use crate::runner;
+use keyong_model::api::Page;
 
 const KIND: &str = "incident";
 
@@ -249,11 +249,13 @@ async fn save(
     Ok(())
 }
 
+/// Raises an incident (agency, authority, reviewer).
+#[utoipa::path(post, path = "/incidents", operation_id = "raise_incident", tag = "incidents", request_body = RaiseIncident, responses((status = CREATED, body = Incident, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn raise(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<RaiseIncident>,
-) -> ApiResult<(StatusCode, Json<Incident>)> {
+) -> ApiResult<Created<Incident>> {
     caller.require(&[Role::Authority, Role::Agency, Role::Reviewer])?;
     check_text("reason", &req.reason, 2000)?;
     if req.scenarios.is_empty() || req.scenarios.len() > 100 {
@@ -284,14 +286,23 @@ pub(crate) async fn raise(
     for job in &cancelled {
         runner::cancel(&st, job);
     }
-    Ok((StatusCode::CREATED, Json(i)))
+    Ok(created(format!("/v1/incidents/{}", i.id), i))
 }
 
-pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Incident>>> {
+/// Every incident (authority, agency).
+#[utoipa::path(get, path = "/incidents", operation_id = "list_incidents", tag = "incidents", params(PageQuery), responses((status = OK, body = Page<Incident>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Incident>>> {
     caller.require(&[Role::Authority, Role::Agency])?;
-    Ok(Json(st.store.procedures(KIND).await?))
+    let page = st.store.procedures_page::<Incident>(KIND, &page.request()?).await?;
+    Ok(page_of(&page, page.rows.clone()))
 }
 
+/// An incident and its opinions, assessment and decision.
+#[utoipa::path(get, path = "/incidents/{id}", operation_id = "get_incident", tag = "incidents", params(("id" = String, Path)), responses((status = OK, body = Incident)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -301,6 +312,7 @@ pub(crate) async fn get(
 }
 
 /// The authority stops an incident's processing (one a rule spanning operators raised).
+#[utoipa::path(post, path = "/incidents/{id}/stop", tag = "incidents", params(("id" = String, Path)), responses((status = OK, body = Incident)))]
 pub(crate) async fn stop_processing(
     State(st): State<AppState>,
     caller: Caller,
@@ -319,6 +331,7 @@ pub(crate) async fn stop_processing(
 }
 
 /// A provider of one of the incident's datasets gives its opinion.
+#[utoipa::path(post, path = "/incidents/{id}/opinions", tag = "incidents", request_body = AddOpinion, params(("id" = String, Path)), responses((status = OK, body = Incident)))]
 pub(crate) async fn opinion(
     State(st): State<AppState>,
     caller: Caller,
@@ -343,6 +356,8 @@ pub(crate) async fn opinion(
     Ok(Json(new))
 }
 
+/// The authority assesses an incident, with the providers' opinions before it.
+#[utoipa::path(post, path = "/incidents/{id}/assessment", tag = "incidents", request_body = Assess, params(("id" = String, Path)), responses((status = OK, body = Incident)))]
 pub(crate) async fn assess(
     State(st): State<AppState>,
     caller: Caller,
@@ -382,6 +397,7 @@ pub(crate) async fn assess(
 
 /// The authority decides an assessed incident: its scenarios resume (as
 /// they were, or without the withdrawn columns) or are closed.
+#[utoipa::path(post, path = "/incidents/{id}/decision", tag = "incidents", request_body = DecideIncident, params(("id" = String, Path)), responses((status = OK, body = Incident)))]
 pub(crate) async fn decide(
     State(st): State<AppState>,
     caller: Caller,

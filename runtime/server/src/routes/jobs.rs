@@ -1,23 +1,23 @@
 //! Jobs: submission (with budget reservation and the association rules),
 //! status, withdrawal, closing failed runs, release, the product list.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use base64::Engine as _;
 
 use keyong_model::api::{
-    Approval, DatasetBudget, DecisionRequest, InputVersion, JobView, LedgerEntry, NoiseInfo, Preview, Product, Receipt,
-    ReleaseBundle, ScenarioBudget, SubmitJob,
+    Approval, DatasetBudget, DecisionRequest, InputVersion, JobView, LedgerEntry, NoiseInfo, Page, Preview, Product,
+    Receipt, ReleaseBundle, ScenarioBudget, SubmitJob,
 };
 use keyong_model::report::Outcome;
 use keyong_model::{Charge, Grade, JobStatus, Loss, Mode, Role};
 use keyong_store::{DatasetRow, JobLoad, JobRow, ModuleRow, ScenarioRow};
 
-use super::{check_comments, new_id};
+use super::{PageQuery, check_comments, new_id, page_of};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query};
 use crate::routes::incidents;
 use crate::routes::modules::approved_and_valid;
 use crate::routes::scenarios::{agreement_in_force, still_admitted, visible as visible_scenario};
@@ -155,11 +155,13 @@ pub(crate) async fn view(st: &AppState, caller: &Caller, job: JobRow) -> ApiResu
     Ok(JobView { status: seen, updated_at: seen_at, ..v })
 }
 
+/// An operator submits a job: its module, the budget it spends, and a client key for retries.
+#[utoipa::path(post, path = "/jobs", operation_id = "submit_job", tag = "jobs", request_body = SubmitJob, responses((status = ACCEPTED, body = JobView, description = "Queued.", headers(("Location" = String, description = "Where the new object lives"))), (status = OK, body = JobView, description = "The same submission again: the job it made.", headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn submit(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<SubmitJob>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+) -> ApiResult<Created<JobView>> {
     let Resolved { module, scenario, dataset, outputs } = resolve(&st, &caller, &req).await?;
     let inputs = vec![InputVersion { name: dataset.entry.name.clone(), version: dataset.entry.version.clone() }];
     let key = replay_key(&module.id, req.budget, &inputs, st.store.consent_seq(&dataset.entry.name).await?);
@@ -191,7 +193,11 @@ pub(crate) async fn submit(
         tx.audit(caller.id(), "job.replay", &earlier, serde_json::json!({ "module": module.id })).await?;
         tx.commit().await?;
         let job = st.store.job(&earlier).await?.ok_or_else(|| ApiError::Internal("job vanished".into()))?;
-        return Ok((StatusCode::OK, Json(view(&st, &caller, job).await?)));
+        return Ok(Created {
+            status: StatusCode::OK,
+            location: format!("/v1/jobs/{earlier}"),
+            body: view(&st, &caller, job).await?,
+        });
     }
     let charge = charge(&module, req.budget, &outputs);
     if charge != Charge::default()
@@ -234,7 +240,11 @@ pub(crate) async fn submit(
     tx.commit().await?;
     runner::spawn(st.clone(), id.clone());
     let job = st.store.job(&id).await?.ok_or_else(|| ApiError::Internal("job vanished".into()))?;
-    Ok((StatusCode::ACCEPTED, Json(view(&st, &caller, job).await?)))
+    Ok(Created {
+        status: StatusCode::ACCEPTED,
+        location: format!("/v1/jobs/{id}"),
+        body: view(&st, &caller, job).await?,
+    })
 }
 
 /// The job's period in the release schedule, in whole seconds, and its run
@@ -309,6 +319,7 @@ fn quotas(st: &AppState, module: &ModuleRow, load: &JobLoad, run: std::time::Dur
 
 /// The accuracy preview: the noise every output would get, and the budget
 /// left, before anything is charged.
+#[utoipa::path(post, path = "/jobs/preview", tag = "jobs", request_body = SubmitJob, responses((status = OK, body = Preview)))]
 pub(crate) async fn preview(
     State(st): State<AppState>,
     caller: Caller,
@@ -340,6 +351,7 @@ pub(crate) async fn preview(
 }
 
 /// A scenario's budget, its datasets' budgets and every charge (the ledger).
+#[utoipa::path(get, path = "/scenarios/{id}/budget", tag = "jobs", params(("id" = String, Path)), responses((status = OK, body = ScenarioBudget)))]
 pub(crate) async fn budget(
     State(st): State<AppState>,
     caller: Caller,
@@ -369,6 +381,8 @@ pub(crate) async fn budget(
     Ok(Json(ScenarioBudget { scenario: id, budget: scenario.scenario.budget, datasets, ledger }))
 }
 
+/// A job as the caller may see it (operators: pending until reviewed, never a failure reason).
+#[utoipa::path(get, path = "/jobs/{id}", operation_id = "get_job", tag = "jobs", params(("id" = String, Path)), responses((status = OK, body = JobView)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -380,6 +394,7 @@ pub(crate) async fn get(
 
 /// The operator withdraws a job at any point before release. The budget
 /// stays charged (a refund would depend on what the run saw).
+#[utoipa::path(post, path = "/jobs/{id}/withdraw", operation_id = "withdraw_job", tag = "jobs", params(("id" = String, Path)), responses((status = OK, body = JobView)))]
 pub(crate) async fn withdraw(
     State(st): State<AppState>,
     caller: Caller,
@@ -414,6 +429,7 @@ pub(crate) async fn withdraw(
 
 /// The agency closes a failed run: the operator sees it rejected (never
 /// why: the failure may depend on the data), with the public comment.
+#[utoipa::path(post, path = "/jobs/{id}/close", tag = "jobs", request_body = DecisionRequest, params(("id" = String, Path)), responses((status = OK, body = JobView)))]
 pub(crate) async fn close(
     State(st): State<AppState>,
     caller: Caller,
@@ -466,6 +482,8 @@ fn bundle(
     })
 }
 
+/// The operator releases an approved job: the result, the report and the signed receipt.
+#[utoipa::path(post, path = "/jobs/{id}/release", tag = "jobs", params(("id" = String, Path)), responses((status = OK, body = ReleaseBundle)))]
 pub(crate) async fn release(
     State(st): State<AppState>,
     caller: Caller,
@@ -557,22 +575,67 @@ pub(crate) async fn release(
 }
 
 /// The public list of released data products (no authentication).
-pub(crate) async fn products(State(st): State<AppState>) -> ApiResult<Json<Vec<Product>>> {
-    let rows = st.store.products().await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|p| Product {
-                receipt_id: p.receipt.id,
-                job_id: p.receipt.job_id,
-                scenario: p.receipt.scenario,
-                scenario_title: p.scenario_title,
-                operator: p.operator,
-                module_name: p.manifest.name,
-                mode: p.manifest.mode,
-                derived_grade: p.receipt.derived_grade,
-                result_hash: p.receipt.result_hash,
-                released_at: p.receipt.released_at,
-            })
-            .collect(),
-    ))
+#[utoipa::path(get, path = "/products", tag = "jobs", params(PageQuery), responses((status = OK, body = Page<Product>)), security(()))]
+pub(crate) async fn products(
+    State(st): State<AppState>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Product>>> {
+    let page = st.store.products_page(&page.request()?).await?;
+    let items = page
+        .rows
+        .iter()
+        .map(|p| Product {
+            receipt_id: p.receipt.id.clone(),
+            job_id: p.receipt.job_id.clone(),
+            scenario: p.receipt.scenario.clone(),
+            scenario_title: p.scenario_title.clone(),
+            operator: p.operator.clone(),
+            module_name: p.manifest.name.clone(),
+            mode: p.manifest.mode,
+            derived_grade: p.receipt.derived_grade,
+            result_hash: p.receipt.result_hash.clone(),
+            released_at: p.receipt.released_at.clone(),
+        })
+        .collect();
+    Ok(page_of(&page, items))
+}
+
+/// `GET /v1/jobs` filters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct JobFilter {
+    /// Only jobs of this scenario.
+    scenario: Option<String>,
+    /// Only jobs in this status, as the caller sees it (an operator's
+    /// undecided jobs are `pending`).
+    status: Option<JobStatus>,
+}
+
+/// Jobs, as the caller may see them: an operator its organisation's (each
+/// as `GET /v1/jobs/{id}` shows it); the agency, reviewers and the
+/// authority every job.
+#[utoipa::path(get, path = "/jobs", operation_id = "list_jobs", tag = "jobs", params(JobFilter, PageQuery), responses((status = OK, body = Page<JobView>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<JobFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<JobView>>> {
+    caller.require(&[Role::Operator, Role::Agency, Role::Reviewer, Role::Authority])?;
+    let operator = caller.role() == Role::Operator;
+    // An operator's filter applies to what it sees, never to the stored
+    // status (which would tell a failure or an early decision).
+    let (org, stored) = match (operator, filter.status) {
+        (true, _) => (Some(caller.org()), vec![]),
+        (false, s) => (None, s.into_iter().collect()),
+    };
+    let page = st.store.jobs_page(org, filter.scenario.as_deref(), &stored, &page.request()?).await?;
+    let mut items = Vec::new();
+    for job in page.rows.iter().cloned() {
+        let v = view(&st, &caller, job).await?;
+        if filter.status.is_none_or(|s| s == v.status) {
+            items.push(v);
+        }
+    }
+    Ok(page_of(&page, items))
 }

@@ -20,97 +20,112 @@ mod versions;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Json};
 
 /// Largest request body: a 16 MiB module, base64-encoded, plus its manifest.
-const MAX_BODY_BYTES: usize = 24 << 20;
+pub(crate) const MAX_BODY_BYTES: usize = 24 << 20;
 
 pub(crate) use agreements::exit_lapsed;
 pub(crate) use versions::read_by;
 
 pub(crate) fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
-        .route("/me", get(admin::me))
-        .route("/me/signing-key", put(admin::set_signing_key))
-        .route("/orgs", post(admin::create_org))
-        .route("/users", post(admin::create_user))
-        .route("/users/{id}/confirm", post(admin::confirm_reviewer))
-        .route("/orgs/{id}/exit", get(agreements::exit_record))
-        .route("/admissions", post(admissions::announce))
-        .route("/admissions/{id}", get(admissions::get))
-        .route("/admissions/{id}/applications", post(admissions::apply))
-        .route("/admissions/{id}/evaluation", post(admissions::evaluate))
-        .route("/admissions/{id}/publicity", post(admissions::publicise))
-        .route("/admissions/{id}/objections", post(admissions::object))
-        .route("/admissions/{id}/objections/{n}/resolve", post(admissions::resolve))
-        .route("/agreements", post(agreements::sign))
-        .route("/agreements/{id}", get(agreements::get))
-        .route("/agreements/{id}/renewal-request", post(agreements::request_renewal))
-        .route("/agreements/{id}/renew", post(agreements::renew))
-        .route("/agreements/{id}/termination-request", post(agreements::request_termination))
-        .route("/agreements/{id}/termination-proposal", post(agreements::propose_termination))
-        .route("/agreements/{id}/termination", post(agreements::decide_termination))
-        .route("/catalog", post(catalog::register))
-        .route("/catalog/{name}", get(catalog::get))
-        .route("/catalog/{name}/changes", post(catalog::change))
-        .route("/catalog/{name}/confirm", post(catalog::confirm))
-        .route("/catalog/{name}/reject", post(catalog::reject))
-        .route("/policies/datasets/{name}", get(catalog::policy))
-        .route("/catalog-requests", post(requests::submit))
-        .route("/catalog-requests/{id}", get(requests::get))
-        .route("/catalog-requests/{id}/forward", post(requests::forward))
-        .route("/catalog-requests/{id}/assign", post(requests::assign))
-        .route("/catalog-requests/{id}/answer", post(requests::answer))
-        .route("/objections", post(disputes::raise))
-        .route("/objections/{id}", get(disputes::get))
-        .route("/objections/{id}/answer", post(disputes::answer))
-        .route("/objections/{id}/resolve", post(disputes::resolve))
-        .route("/datasets", post(versions::ingest).get(versions::list))
-        .route("/datasets/{name}/approve", post(versions::approve))
-        .route("/datasets/{name}/versions", get(versions::versions))
-        .route("/datasets/{name}/consents", post(oversight::record_consent).get(oversight::consent_summary))
-        .route("/supervision/samples", post(oversight::draw))
-        .route("/supervision/stats", get(oversight::stats))
-        .route("/supervision/{id}", get(oversight::get))
-        .route("/supervision/{id}/finding", post(oversight::finding))
-        .route("/datasets/{name}/versions/{seq}/withdraw", post(versions::withdraw))
-        .route("/datasets/{name}/versions/{seq}/retire", post(versions::retire))
-        .route("/scenarios", post(scenarios::apply))
-        .route("/scenarios/{id}", get(scenarios::get))
-        .route("/scenarios/{id}/review", post(scenarios::agency_review))
-        .route("/scenarios/{id}/approve", post(scenarios::authority_approve))
-        .route("/modules", post(modules::submit))
-        .route("/scenarios/{id}/budget", get(jobs::budget))
-        .route("/jobs", post(jobs::submit))
-        .route("/jobs/preview", post(jobs::preview))
-        .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/release", post(jobs::release))
-        .route("/jobs/{id}/withdraw", post(jobs::withdraw))
-        .route("/jobs/{id}/close", post(jobs::close))
-        .route("/reviews", get(review::queue))
-        .route("/jobs/{id}/review", get(review::show))
-        .route("/jobs/{id}/votes", post(review::vote))
-        .route("/jobs/{id}/signoff", post(review::signoff))
-        .route("/products", get(jobs::products))
-        .route("/incidents", post(incidents::raise).get(incidents::list))
-        .route("/incidents/{id}", get(incidents::get))
-        .route("/incidents/{id}/stop", post(incidents::stop_processing))
-        .route("/incidents/{id}/opinions", post(incidents::opinion))
-        .route("/incidents/{id}/assessment", post(incidents::assess))
-        .route("/incidents/{id}/decision", post(incidents::decide))
-        .route("/filings", get(admin::filings))
-        .route("/audit/verify", get(admin::verify_audit))
-        .route("/audit/export", get(admin::export_audit));
-    Router::new()
-        .nest("/v1", v1)
+    let (router, api) = api_router().split_for_parts();
+    let document = std::sync::Arc::new(crate::openapi::finish(api));
+    let router = router.route("/v1/openapi.json", get(move || async move { axum::Json(document.as_ref().clone()) }));
+    router
         .fallback(|| async { ApiError::NotFound("no such endpoint; the API lives under /v1".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::error::trace))
         .with_state(state)
+}
+
+/// Every `/v1` route, each declared once: its method and path come from
+/// the handler's `#[utoipa::path]`, which also documents it.
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(admin::health))
+        .routes(routes!(admin::me))
+        .routes(routes!(admin::set_signing_key))
+        .routes(routes!(admin::create_org, admin::list_orgs))
+        .routes(routes!(admin::create_user, admin::list_users))
+        .routes(routes!(admin::get_org))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::confirm_reviewer))
+        .routes(routes!(agreements::exit_record))
+        .routes(routes!(admissions::announce, admissions::list))
+        .routes(routes!(admissions::get))
+        .routes(routes!(admissions::apply))
+        .routes(routes!(admissions::evaluate))
+        .routes(routes!(admissions::publicise))
+        .routes(routes!(admissions::object))
+        .routes(routes!(admissions::resolve))
+        .routes(routes!(agreements::sign, agreements::list))
+        .routes(routes!(agreements::get))
+        .routes(routes!(agreements::request_renewal))
+        .routes(routes!(agreements::renew))
+        .routes(routes!(agreements::request_termination))
+        .routes(routes!(agreements::propose_termination))
+        .routes(routes!(agreements::decide_termination))
+        .routes(routes!(catalog::register, catalog::list))
+        .routes(routes!(catalog::get))
+        .routes(routes!(catalog::change))
+        .routes(routes!(catalog::confirm))
+        .routes(routes!(catalog::reject))
+        .routes(routes!(catalog::policy))
+        .routes(routes!(requests::submit, requests::list))
+        .routes(routes!(requests::get))
+        .routes(routes!(requests::forward))
+        .routes(routes!(requests::assign))
+        .routes(routes!(requests::answer))
+        .routes(routes!(disputes::raise, disputes::list))
+        .routes(routes!(disputes::get))
+        .routes(routes!(disputes::answer))
+        .routes(routes!(disputes::resolve))
+        .routes(routes!(versions::ingest, versions::list))
+        .routes(routes!(versions::approve))
+        .routes(routes!(versions::versions))
+        .routes(routes!(oversight::record_consent, oversight::consent_summary))
+        .routes(routes!(oversight::draw))
+        .routes(routes!(oversight::stats))
+        .routes(routes!(oversight::list))
+        .routes(routes!(oversight::get))
+        .routes(routes!(oversight::finding))
+        .routes(routes!(versions::withdraw))
+        .routes(routes!(versions::retire))
+        .routes(routes!(scenarios::apply, scenarios::list))
+        .routes(routes!(scenarios::get))
+        .routes(routes!(scenarios::agency_review))
+        .routes(routes!(scenarios::authority_approve))
+        .routes(routes!(modules::submit, modules::list))
+        .routes(routes!(modules::get))
+        .routes(routes!(jobs::budget))
+        .routes(routes!(jobs::submit, jobs::list))
+        .routes(routes!(jobs::preview))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::release))
+        .routes(routes!(jobs::withdraw))
+        .routes(routes!(jobs::close))
+        .routes(routes!(review::queue))
+        .routes(routes!(review::show))
+        .routes(routes!(review::vote))
+        .routes(routes!(review::signoff))
+        .routes(routes!(jobs::products))
+        .routes(routes!(incidents::raise, incidents::list))
+        .routes(routes!(incidents::get))
+        .routes(routes!(incidents::stop_processing))
+        .routes(routes!(incidents::opinion))
+        .routes(routes!(incidents::assess))
+        .routes(routes!(incidents::decide))
+        .routes(routes!(admin::filings))
+        .routes(routes!(admin::verify_audit))
+        .routes(routes!(admin::export_audit));
+    OpenApiRouter::with_openapi(crate::openapi::base()).nest("/v1", v1)
 }
 
 /// The jobs an exit or an incident's stop cancels: every job not released
@@ -127,6 +142,40 @@ pub(crate) const UNFINISHED: [keyong_model::JobStatus; 8] = [
     keyong_model::JobStatus::Rejected,
     keyong_model::JobStatus::Failed,
 ];
+
+/// `?limit=&after=`: which page of a list (newest first).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// At most this many items, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+    /// The `next` of the page before; the first page without it.
+    after: Option<String>,
+}
+
+impl PageQuery {
+    /// The page asked for, validated.
+    pub(crate) fn request(&self) -> ApiResult<keyong_store::PageRequest> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(ApiError::BadRequest("limit must be 1 to 200".into()));
+        }
+        let after = match &self.after {
+            None => None,
+            Some(a) => Some(
+                keyong_store::Cursor::decode(a)
+                    .ok_or_else(|| ApiError::BadRequest("after must be the `next` of an earlier page".into()))?,
+            ),
+        };
+        Ok(keyong_store::PageRequest { limit, after })
+    }
+}
+
+/// The API's page of `items`, continuing where `page` ends.
+pub(crate) fn page_of<R, T>(page: &keyong_store::Page<R>, items: Vec<T>) -> Json<keyong_model::api::Page<T>> {
+    Json(keyong_model::api::Page { items, next: page.next.as_ref().map(keyong_store::Cursor::encode) })
+}
 
 /// One step of a procedure, taken by `caller` now.
 pub(crate) fn step(caller: &crate::auth::Caller, action: &str, comment: &str) -> keyong_model::catalog::Step {

@@ -1,18 +1,17 @@
 //! Module submission: signature, manifest, scope and sandbox validation.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use base64::Engine as _;
 
-use keyong_model::api::{ModuleInfo, SubmitModule, module_signing_message};
+use keyong_model::api::{ModuleInfo, Page, SubmitModule, module_signing_message};
 use keyong_model::{Mode, Role, ScenarioStatus};
 use keyong_sandbox::World;
 use keyong_store::ScenarioRow;
 
-use super::{parse_date, today};
+use super::{PageQuery, page_of, parse_date, today};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
 use crate::routes::scenarios::{agreement_in_force, still_admitted, visible};
 
 /// Fails unless the scenario is approved and its approval is still valid.
@@ -88,11 +87,65 @@ fn module_id(org: &str, signed: &[u8]) -> String {
     keyong_crypto::sm3_hex(&[b"keyong-module-id-v1\n", org.as_bytes(), b"\n", signed].concat())
 }
 
+/// `GET /v1/modules` filters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ModuleFilter {
+    /// Only modules of this scenario.
+    scenario: Option<String>,
+}
+
+/// Modules (agency, authority, reviewers; operators: their own organisation's).
+#[utoipa::path(get, path = "/modules", operation_id = "list_modules", tag = "modules", params(ModuleFilter, PageQuery), responses((status = OK, body = Page<ModuleInfo>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<ModuleFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<ModuleInfo>>> {
+    caller.require(&[Role::Operator, Role::Agency, Role::Reviewer, Role::Authority])?;
+    let org = (caller.role() == Role::Operator).then(|| caller.org());
+    let page = st.store.modules_page(org, filter.scenario.as_deref(), &page.request()?).await?;
+    Ok(page_of(&page, page.rows.clone()))
+}
+
+/// A module (agency, authority, reviewers; operators: their own organisation's).
+#[utoipa::path(get, path = "/modules/{id}", operation_id = "get_module", tag = "modules", params(("id" = String, Path)), responses((status = OK, body = ModuleInfo)))]
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ModuleInfo>> {
+    let missing = || ApiError::NotFound(format!("no module `{id}`"));
+    let m = st.store.module(&id).await?.ok_or_else(missing)?;
+    let allowed = match caller.role() {
+        Role::Operator => m.operator_org == caller.org(),
+        Role::Agency | Role::Reviewer | Role::Authority => true,
+        Role::Provider => false,
+    };
+    if !allowed {
+        return Err(missing());
+    }
+    Ok(Json(info(&m.id, &m.manifest, m.wasm.len())))
+}
+
+fn info(id: &str, manifest: &keyong_model::Manifest, size: usize) -> ModuleInfo {
+    ModuleInfo {
+        id: id.to_string(),
+        name: manifest.name.clone(),
+        mode: manifest.mode,
+        scenario: manifest.scenario.clone(),
+        size_bytes: size as u64,
+    }
+}
+
+/// An operator uploads a signed module and its manifest, for an approved scenario.
+#[utoipa::path(post, path = "/modules", operation_id = "submit_module", tag = "modules", request_body = SubmitModule, responses((status = CREATED, body = ModuleInfo, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn submit(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<SubmitModule>,
-) -> ApiResult<(StatusCode, Json<ModuleInfo>)> {
+) -> ApiResult<Created<ModuleInfo>> {
     caller.require(&[Role::Operator])?;
     agreement_in_force(&st, &caller).await?;
     let wasm = base64::engine::general_purpose::STANDARD
@@ -161,14 +214,5 @@ pub(crate) async fn submit(
     tx.audit(caller.id(), "module.submit", &hash, serde_json::json!({ "name": m.name, "mode": m.mode, "scenario": m.scenario, "bytes": wasm.len(), "signature": req.signature_hex }))
         .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ModuleInfo {
-            id: hash,
-            name: m.name.clone(),
-            mode: m.mode,
-            scenario: m.scenario.clone(),
-            size_bytes: wasm.len() as u64,
-        }),
-    ))
+    Ok(created(format!("/v1/modules/{hash}"), info(&hash, m, wasm.len())))
 }

@@ -4,17 +4,18 @@
 //! records each subject's grant or revocation; every view filters to the
 //! registry's latest record, else to the consent the feed recorded.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use keyong_model::oversight::*;
 use keyong_model::{Decision, Role};
 
-use super::{catalog, check_text, new_id};
+use super::{PageQuery, catalog, check_text, new_id, page_of};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::schedule;
+use keyong_model::api::Page;
 
 const KIND: &str = "supervision";
 
@@ -22,6 +23,7 @@ const KIND: &str = "supervision";
 const MAX_SAMPLE: u32 = 100;
 
 /// Draws up to `size` released jobs not drawn before, uniformly at random.
+#[utoipa::path(post, path = "/supervision/samples", tag = "oversight", request_body = DrawSample, responses((status = CREATED, body = Vec<Supervision>)))]
 pub(crate) async fn draw(
     State(st): State<AppState>,
     caller: Caller,
@@ -67,6 +69,20 @@ async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Supervision
     st.store.procedure(KIND, id).await?.ok_or_else(|| ApiError::NotFound(format!("no supervision sample `{id}`")))
 }
 
+/// Every supervision sample and its finding (authority).
+#[utoipa::path(get, path = "/supervision", operation_id = "list_supervision", tag = "oversight", params(PageQuery), responses((status = OK, body = Page<Supervision>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Supervision>>> {
+    caller.require(&[Role::Authority])?;
+    let page = st.store.procedures_page::<Supervision>(KIND, &page.request()?).await?;
+    Ok(page_of(&page, page.rows.clone()))
+}
+
+/// A supervision sample and its finding (authority).
+#[utoipa::path(get, path = "/supervision/{id}", operation_id = "get_supervision", tag = "oversight", params(("id" = String, Path)), responses((status = OK, body = Supervision)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -76,6 +92,7 @@ pub(crate) async fn get(
 }
 
 /// The authority records what its second look found (filed).
+#[utoipa::path(post, path = "/supervision/{id}/finding", tag = "oversight", request_body = RecordFinding, params(("id" = String, Path)), responses((status = OK, body = Supervision)))]
 pub(crate) async fn finding(
     State(st): State<AppState>,
     caller: Caller,
@@ -110,6 +127,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Reviewer statistics and the supervision tally.
+#[utoipa::path(get, path = "/supervision/stats", tag = "oversight", responses((status = OK, body = SupervisionStats)))]
 pub(crate) async fn stats(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<SupervisionStats>> {
     caller.require(&[Role::Authority])?;
     let drawn: Vec<Supervision> = st.store.procedures(KIND).await?;
@@ -171,6 +189,7 @@ pub(crate) async fn stats(State(st): State<AppState>, caller: Caller) -> ApiResu
 }
 
 /// The dataset's provider records a subject's grant or revocation.
+#[utoipa::path(post, path = "/datasets/{name}/consents", tag = "oversight", request_body = RecordConsent, params(("name" = String, Path)), responses((status = CREATED, body = ConsentRecord)))]
 pub(crate) async fn record_consent(
     State(st): State<AppState>,
     caller: Caller,
@@ -222,6 +241,7 @@ pub(crate) async fn record_consent(
 }
 
 /// How many subjects the registry holds for a dataset, as grants and revocations.
+#[utoipa::path(get, path = "/datasets/{name}/consents", tag = "oversight", params(("name" = String, Path)), responses((status = OK, body = ConsentSummary)))]
 pub(crate) async fn consent_summary(
     State(st): State<AppState>,
     caller: Caller,

@@ -4,16 +4,16 @@
 //! entry (the authority then confirms it, and every later scenario may use
 //! it: 一次授权、重复可用) or rejects it with a reason the operator reads.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 
 use keyong_model::catalog::{AnswerRequest, CatalogRecord, CatalogRequest, RequestData, RequestStatus, RouteRequest};
 use keyong_model::{OrgKind, Role};
 
-use super::{catalog, check_text, new_id, step};
+use super::{PageQuery, catalog, check_text, new_id, page_of, step};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
+use keyong_model::api::Page;
 
 const KIND: &str = "catalog_request";
 
@@ -22,16 +22,30 @@ const KIND: &str = "catalog_request";
 async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<CatalogRequest> {
     let missing = || ApiError::NotFound(format!("no catalog update request `{id}`"));
     let r: CatalogRequest = st.store.procedure(KIND, id).await?.ok_or_else(missing)?;
-    let visible = match caller.role() {
+    if !sees(caller, &r) {
+        return Err(missing());
+    }
+    Ok(r)
+}
+
+fn sees(caller: &Caller, r: &CatalogRequest) -> bool {
+    match caller.role() {
         Role::Agency | Role::Authority => true,
         Role::Operator => r.operator_org == caller.org(),
         Role::Provider => r.provider_org.as_deref() == Some(caller.org()),
         Role::Reviewer => false,
-    };
-    if !visible {
-        return Err(missing());
     }
-    Ok(r)
+}
+
+/// Catalog update requests the caller may see (as `GET /v1/catalog-requests/{id}`).
+#[utoipa::path(get, path = "/catalog-requests", operation_id = "list_catalog_requests", tag = "catalog requests", params(PageQuery), responses((status = OK, body = Page<CatalogRequest>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<CatalogRequest>>> {
+    let page = st.store.procedures_page::<CatalogRequest>(KIND, &page.request()?).await?.retain(|r| sees(&caller, r));
+    Ok(page_of(&page, page.rows.clone()))
 }
 
 /// Writes the request if it is still exactly `old`, with its audit entry
@@ -69,11 +83,13 @@ fn require_status(r: &CatalogRequest, status: RequestStatus) -> ApiResult<()> {
     Ok(())
 }
 
+/// An operator asks for data the catalog lacks (a catalog update request).
+#[utoipa::path(post, path = "/catalog-requests", operation_id = "submit_catalog_request", tag = "catalog requests", request_body = RequestData, responses((status = CREATED, body = CatalogRequest, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn submit(
     State(st): State<AppState>,
     caller: Caller,
     Json(data): Json<RequestData>,
-) -> ApiResult<(StatusCode, Json<CatalogRequest>)> {
+) -> ApiResult<Created<CatalogRequest>> {
     caller.require(&[Role::Operator])?;
     super::scenarios::agreement_in_force(&st, &caller).await?;
     check_text("title", &data.title, 200)?;
@@ -103,9 +119,11 @@ pub(crate) async fn submit(
     tx.insert_procedure(KIND, &r.id, r.status.as_str(), &r).await?;
     tx.audit(caller.id(), "catalog_request.submitted", &r.id, serde_json::json!({ "title": r.data.title })).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(r)))
+    Ok(created(format!("/v1/catalog-requests/{}", r.id), r))
 }
 
+/// A catalog update request and its steps (the parties it passed through).
+#[utoipa::path(get, path = "/catalog-requests/{id}", operation_id = "get_catalog_request", tag = "catalog requests", params(("id" = String, Path)), responses((status = OK, body = CatalogRequest)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -115,6 +133,7 @@ pub(crate) async fn get(
 }
 
 /// The agency passes the request to the authority, or refuses it.
+#[utoipa::path(post, path = "/catalog-requests/{id}/forward", tag = "catalog requests", request_body = RouteRequest, params(("id" = String, Path)), responses((status = OK, body = CatalogRequest)))]
 pub(crate) async fn forward(
     State(st): State<AppState>,
     caller: Caller,
@@ -139,6 +158,7 @@ pub(crate) async fn forward(
 }
 
 /// The authority sends the request to a provider, or refuses it.
+#[utoipa::path(post, path = "/catalog-requests/{id}/assign", tag = "catalog requests", request_body = RouteRequest, params(("id" = String, Path)), responses((status = OK, body = CatalogRequest)))]
 pub(crate) async fn assign(
     State(st): State<AppState>,
     caller: Caller,
@@ -172,6 +192,7 @@ pub(crate) async fn assign(
 
 /// The provider it was sent to approves, registering the entry it asks
 /// for (proposed: the authority confirms it), or rejects it with a reason.
+#[utoipa::path(post, path = "/catalog-requests/{id}/answer", operation_id = "answer_catalog_request", tag = "catalog requests", request_body = AnswerRequest, params(("id" = String, Path)), responses((status = OK, body = CatalogRequest)))]
 pub(crate) async fn answer(
     State(st): State<AppState>,
     caller: Caller,

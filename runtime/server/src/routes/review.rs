@@ -6,19 +6,19 @@
 //! pass through awaiting_signoff after the reviewers; the operator may
 //! withdraw until release. Every change is filed (备案) and audited.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 
 use keyong_check::ReleaseRule;
-use keyong_model::api::{DecisionRequest, FieldChange, JobView, ModuleDiff, ReviewView};
+use keyong_model::api::{DecisionRequest, FieldChange, JobView, ModuleDiff, Page, ReviewView};
 use keyong_model::report::Verdict;
 use keyong_model::{Decision, JobStatus, Role};
 use keyong_store::ModuleRow;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
-use crate::routes::check_comments;
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::jobs::{not_yet_open, view, visible};
+use crate::routes::{PageQuery, check_comments, page_of};
 use crate::{runner, schedule};
 
 fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
@@ -30,26 +30,34 @@ fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
 
 /// Reviewers: jobs under review of other organisations they have not voted
 /// on. The authority: jobs awaiting its sign-off.
-pub(crate) async fn queue(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<JobView>>> {
+#[utoipa::path(get, path = "/reviews", tag = "reviews", params(PageQuery), responses((status = OK, body = Page<JobView>)))]
+pub(crate) async fn queue(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<JobView>>> {
     caller.require(&[Role::Reviewer, Role::Authority])?;
-    let mut out = Vec::new();
+    let request = page.request()?;
+    let mut items = Vec::new();
     if caller.role() == Role::Authority {
-        for job in st.store.jobs_with_status(JobStatus::AwaitingSignoff).await? {
-            out.push(view(&st, &caller, job).await?);
+        let page = st.store.jobs_page(None, None, &[JobStatus::AwaitingSignoff], &request).await?;
+        for job in page.rows.iter().cloned() {
+            items.push(view(&st, &caller, job).await?);
         }
-        return Ok(Json(out));
+        return Ok(page_of(&page, items));
     }
     let now = crate::schedule::now();
-    for job in st.store.jobs_with_status(JobStatus::UnderReview).await? {
+    let page = st.store.jobs_page(None, None, &[JobStatus::UnderReview], &request).await?;
+    for job in page.rows.iter().cloned() {
         if job.operator_org == caller.org() || !schedule::open_for_decision(&job, now) {
             continue;
         }
         if st.store.votes(&job.view.id).await?.iter().any(|v| v.reviewer == caller.id()) {
             continue;
         }
-        out.push(view(&st, &caller, job).await?);
+        items.push(view(&st, &caller, job).await?);
     }
-    Ok(Json(out))
+    Ok(page_of(&page, items))
 }
 
 /// How `module` differs from the last approved version of it.
@@ -81,6 +89,8 @@ async fn diff(st: &AppState, module: &ModuleRow) -> ApiResult<Option<ModuleDiff>
     }))
 }
 
+/// Reviewers: the job's output, both tables, the findings, the module log and the votes so far (blind until both voted).
+#[utoipa::path(get, path = "/jobs/{id}/review", tag = "reviews", params(("id" = String, Path)), responses((status = OK, body = ReviewView)))]
 pub(crate) async fn show(
     State(st): State<AppState>,
     caller: Caller,
@@ -114,6 +124,8 @@ pub(crate) async fn show(
     }))
 }
 
+/// A reviewer votes on a job's output: approve, request changes or reject.
+#[utoipa::path(post, path = "/jobs/{id}/votes", tag = "reviews", request_body = DecisionRequest, params(("id" = String, Path)), responses((status = OK, body = JobView)))]
 pub(crate) async fn vote(
     State(st): State<AppState>,
     caller: Caller,
@@ -173,6 +185,7 @@ pub(crate) async fn vote(
 
 /// The authority signs off (approve) or refuses (reject) an output derived
 /// from 重要 data that two reviewers approved.
+#[utoipa::path(post, path = "/jobs/{id}/signoff", tag = "reviews", request_body = DecisionRequest, params(("id" = String, Path)), responses((status = OK, body = JobView)))]
 pub(crate) async fn signoff(
     State(st): State<AppState>,
     caller: Caller,

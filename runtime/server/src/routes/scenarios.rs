@@ -1,19 +1,21 @@
 //! Scenario applications: one scenario, one review (一场景一审核).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use time::Duration;
 
-use keyong_model::api::{DecisionRequest, Scenario, ScenarioRequest};
+use keyong_model::api::{DecisionRequest, Page, Scenario, ScenarioRequest};
 use keyong_model::catalog::VersionStatus;
 use keyong_model::governance::{Agreement, AuthorisationMode};
 use keyong_model::oversight::{ReviewRecord, ScenarioReview};
 use keyong_model::{Decision, Grade, Role, ScenarioStatus};
 use keyong_store::ScenarioRow;
 
-use super::{check_delta, check_rho, check_text, format_date, fresh_budget, new_id, parse_date, today};
+use super::{
+    PageQuery, check_delta, check_rho, check_text, format_date, fresh_budget, new_id, page_of, parse_date, today,
+};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
 
 /// Longest validity of a scenario approval, in days.
 const MAX_VALID_DAYS: u32 = 1095;
@@ -54,11 +56,13 @@ pub(crate) async fn agreement_in_force(st: &AppState, caller: &Caller) -> ApiRes
     Ok((agreement, until))
 }
 
+/// An operator applies for a scenario (一场景一审核): purpose, datasets and columns, modes, budget.
+#[utoipa::path(post, path = "/scenarios", operation_id = "apply_scenario", tag = "scenarios", request_body = ScenarioRequest, responses((status = CREATED, body = Scenario, headers(("Location" = String, description = "Where the new object lives")))))]
 pub(crate) async fn apply(
     State(st): State<AppState>,
     caller: Caller,
     Json(req): Json<ScenarioRequest>,
-) -> ApiResult<Json<Scenario>> {
+) -> ApiResult<Created<Scenario>> {
     caller.require(&[Role::Operator])?;
     let (agreement, agreement_until) = agreement_in_force(&st, &caller).await?;
     check_text("title", &req.title, 200)?;
@@ -161,9 +165,38 @@ pub(crate) async fn apply(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(scenario))
+    Ok(created(format!("/v1/scenarios/{}", scenario.id), scenario))
 }
 
+/// `GET /v1/scenarios` filters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ScenarioFilter {
+    /// Only scenarios in this status.
+    status: Option<ScenarioStatus>,
+    /// Only this operator organisation's (the agency and the authority).
+    operator: Option<String>,
+}
+
+/// Scenarios (agency, authority; operators: their own organisation's).
+#[utoipa::path(get, path = "/scenarios", operation_id = "list_scenarios", tag = "scenarios", params(ScenarioFilter, PageQuery), responses((status = OK, body = Page<Scenario>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<ScenarioFilter>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Scenario>>> {
+    caller.require(&[Role::Operator, Role::Agency, Role::Authority])?;
+    let org = match caller.role() {
+        Role::Operator => Some(caller.org()),
+        _ => filter.operator.as_deref(),
+    };
+    let page = st.store.scenarios_page(org, filter.status, &page.request()?).await?;
+    Ok(page_of(&page, page.rows.iter().map(|r| r.scenario.clone()).collect()))
+}
+
+/// A scenario and its review (agency, authority; operators: their own).
+#[utoipa::path(get, path = "/scenarios/{id}", operation_id = "get_scenario", tag = "scenarios", params(("id" = String, Path)), responses((status = OK, body = Scenario)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -281,6 +314,7 @@ fn check_report(scenario: &Scenario, r: &ScenarioReview) -> ApiResult<()> {
 }
 
 /// The agency's structured review (二(七)2): the report and its decision.
+#[utoipa::path(post, path = "/scenarios/{id}/review", tag = "scenarios", request_body = ScenarioReview, params(("id" = String, Path)), responses((status = OK, body = Scenario)))]
 pub(crate) async fn agency_review(
     State(st): State<AppState>,
     caller: Caller,
@@ -299,6 +333,7 @@ pub(crate) async fn agency_review(
 
 /// The authority approves the agency's review, rejects the application, or
 /// returns the review to the agency (`request_changes`, 退回).
+#[utoipa::path(post, path = "/scenarios/{id}/approve", tag = "scenarios", request_body = DecisionRequest, params(("id" = String, Path)), responses((status = OK, body = Scenario)))]
 pub(crate) async fn authority_approve(
     State(st): State<AppState>,
     caller: Caller,

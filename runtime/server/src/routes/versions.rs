@@ -4,18 +4,18 @@
 //! once nothing needs it. Jobs read the latest approved version unless
 //! their scenario pins one, and each job records the version it read.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use keyong_model::Role;
-use keyong_model::api::{Budget, CatalogEntry, DEFAULT_DATASET_DELTA, IngestRequest, MAX_DELTA};
+use keyong_model::api::{Budget, CatalogEntry, DEFAULT_DATASET_DELTA, IngestRequest, MAX_DELTA, Page};
 use keyong_model::catalog::{CatalogRecord, CatalogStatus, DatasetVersion, VersionStatus};
 
 use super::catalog::{load, read_policy};
-use super::{check_delta, check_rho};
+use super::{PageQuery, check_delta, check_rho, page_of};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use keyong_store::{DatasetRow, JobRow, ScenarioRow};
 
 /// Largest total ρ a dataset may be given.
@@ -62,6 +62,8 @@ fn first_budget(req: &IngestRequest, live: bool) -> ApiResult<Option<(f64, f64)>
     }
 }
 
+/// Ingests (初步脱敏) a raw feed from the landing zone as a new pending version (agency, or the entry's provider).
+#[utoipa::path(post, path = "/datasets", tag = "datasets", request_body = IngestRequest, responses((status = CREATED, body = CatalogEntry)))]
 pub(crate) async fn ingest(
     State(st): State<AppState>,
     caller: Caller,
@@ -204,6 +206,7 @@ fn delete_file(st: &AppState, file: &str) {
 }
 
 /// The authority approves the dataset's pending version (filed).
+#[utoipa::path(post, path = "/datasets/{name}/approve", tag = "datasets", params(("name" = String, Path)), responses((status = OK, body = CatalogEntry)))]
 pub(crate) async fn approve(
     State(st): State<AppState>,
     caller: Caller,
@@ -228,20 +231,22 @@ pub(crate) async fn approve(
 
 /// A dataset's versions. Operators see the approved and retired ones
 /// only, without the raw feed's name and hash or who ingested them.
+#[utoipa::path(get, path = "/datasets/{name}/versions", tag = "datasets", params(("name" = String, Path), PageQuery), responses((status = OK, body = Page<DatasetVersion>)))]
 pub(crate) async fn versions(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Vec<DatasetVersion>>> {
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<DatasetVersion>>> {
     load(&st, &name).await?;
-    let mut versions = st.store.versions(&name).await?;
+    let mut page = st.store.versions_page(&name, &page.request()?).await?;
     if caller.role() == Role::Operator {
-        versions.retain(|v| matches!(v.status, VersionStatus::Active | VersionStatus::Retired));
-        for v in &mut versions {
+        page = page.retain(|v| matches!(v.status, VersionStatus::Active | VersionStatus::Retired));
+        for v in &mut page.rows {
             (v.source, v.source_sm3, v.ingested_by) = (String::new(), String::new(), String::new());
         }
     }
-    Ok(Json(versions))
+    Ok(page_of(&page, page.rows.clone()))
 }
 
 async fn version(st: &AppState, name: &str, seq: u32) -> ApiResult<DatasetVersion> {
@@ -282,6 +287,7 @@ async fn end_version(
 }
 
 /// A wrong ingest, withdrawn before the authority approved it.
+#[utoipa::path(post, path = "/datasets/{name}/versions/{seq}/withdraw", operation_id = "withdraw_dataset", tag = "datasets", params(("name" = String, Path), ("seq" = i64, Path)), responses((status = OK, body = DatasetVersion)))]
 pub(crate) async fn withdraw(
     State(st): State<AppState>,
     caller: Caller,
@@ -293,6 +299,7 @@ pub(crate) async fn withdraw(
 }
 
 /// An approved version nothing needs any more, other than the current one.
+#[utoipa::path(post, path = "/datasets/{name}/versions/{seq}/retire", tag = "datasets", params(("name" = String, Path), ("seq" = i64, Path)), responses((status = OK, body = DatasetVersion)))]
 pub(crate) async fn retire(
     State(st): State<AppState>,
     caller: Caller,
@@ -331,18 +338,25 @@ pub(crate) async fn read_by(st: &AppState, job: &JobRow) -> Result<DatasetRow, k
         .ok_or_else(|| keyong_store::Error::Corrupt(format!("job {} reads a version that is not stored", job.view.id)))
 }
 
-pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<CatalogEntry>>> {
+/// The datasets: their latest approved version each, with budgets (operators: confirmed entries only).
+#[utoipa::path(get, path = "/datasets", operation_id = "list_datasets", tag = "datasets", params(PageQuery), responses((status = OK, body = Page<CatalogEntry>)))]
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<CatalogEntry>>> {
+    let page = st.store.datasets_page(&page.request()?).await?;
     let mut entries = Vec::new();
-    for d in st.store.datasets().await? {
+    for d in &page.rows {
         // Operators see datasets they could apply for: with an approved version.
         if caller.role() == Role::Operator && d.entry.status != VersionStatus::Active {
             continue;
         }
-        let mut entry = d.entry;
+        let mut entry = d.entry.clone();
         entry.budget = budget_as_seen(&st, &caller, &entry.name, entry.budget).await?;
         entries.push(entry);
     }
-    Ok(Json(entries))
+    Ok(page_of(&page, entries))
 }
 
 /// A dataset's budget as `caller` may see it. Every organisation's
