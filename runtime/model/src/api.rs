@@ -5,10 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::report::{Report, ReportSummary};
 use crate::{Decision, ErrorCode, Grade, JobStatus, Loss, Manifest, Mode, OrgKind, Role, ScenarioStatus};
 
-/// One page of a list, newest first. Pass `next` back as `?after=` for the
-/// page that follows; no `next`: this was the last page. A page may hold
-/// fewer than `limit` items (some were not yours to see) and still have a
-/// `next`.
+/// One page of a list (newest first; a queue oldest first). Pass `next`
+/// back as `?after=` for the page that follows; no `next`: this was the
+/// last page. `next` is opaque (sealed by the server).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -153,7 +153,13 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> Self {
-        ApiError::BadRequest(format!("bad path parameter: {}", r.body_text()))
+        match r {
+            axum::extract::rejection::PathRejection::FailedToDeserializePathParams(e) => {
+                ApiError::BadRequest(format!("bad path parameter: {}", e.body_text()))
+            }
+            // A route and its handler disagree: the server's bug.
+            other => ApiError::Internal(Box::new(other)),
+        }
     }
 }
 

@@ -149,3 +149,43 @@ async fn an_internal_error_answers_safely_and_keeps_its_cause_for_the_log() {
     assert_eq!(body["code"], "internal");
     assert!(!body["message"].as_str().unwrap().contains("disk"), "the caller never sees the cause");
 }
+
+#[tokio::test]
+async fn a_page_says_nothing_of_the_rows_it_left_out() {
+    use crate::routes::{PageQuery, paged};
+    use keyong_model::api::Page as ApiPage;
+    use keyong_store::{Cursor, Page, PageRequest};
+    let (st, _, root) = state().await;
+    // Twelve rows, newest first; the caller may see rows 3 and 9 only.
+    let cursor = |n: u32| Cursor::from_bytes(format!("t{n:02}\n{n}").as_bytes()).unwrap();
+    let fetch = |p: &PageRequest| -> Page<u32> {
+        let start = match &p.after {
+            None => 12,
+            Some(c) => (0..12).find(|n| cursor(*n) == *c).unwrap(),
+        };
+        let rows: Vec<u32> = (0..start).rev().take(p.limit as usize).collect();
+        let more = rows.last().is_some_and(|last| *last > 0);
+        Page { rows: rows.into_iter().map(|n| (cursor(n), n)).collect(), more }
+    };
+    let list = |query: PageQuery, visible: &'static [u32]| -> crate::error::ApiResult<ApiPage<u32>> {
+        let page: crate::error::ApiResult<_> =
+            (|| paged!(st, query, |p| fetch(&p), |n| visible.contains(&n).then_some(n)))();
+        page.map(|json| json.0)
+    };
+    let first = list(PageQuery { limit: Some(1), after: None }, &[3, 9]).unwrap();
+    assert_eq!(first.items, [9]);
+    let next = first.next.expect("row 3 follows");
+    let sealed = hex::decode(&next).unwrap();
+    assert!(!sealed.windows(3).any(|w| w == b"t09"), "the cursor is sealed");
+    let second = list(PageQuery { limit: Some(1), after: Some(next) }, &[3, 9]).unwrap();
+    assert_eq!(second.items, [3]);
+    assert_eq!(second.next, None, "no visible row follows, whatever else does");
+    let empty = list(PageQuery { limit: Some(5), after: None }, &[]).unwrap();
+    assert!(empty.items.is_empty() && empty.next.is_none());
+    let all = list(PageQuery { limit: Some(200), after: None }, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]).unwrap();
+    assert_eq!(all.items, [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+    let forged = hex::encode(b"t05\n5");
+    let refused = list(PageQuery { limit: Some(1), after: Some(forged) }, &[3, 9]);
+    assert!(matches!(refused, Err(crate::ApiError::BadRequest(_))), "a forged cursor is refused");
+    let _ = std::fs::remove_dir_all(root);
+}

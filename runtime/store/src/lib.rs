@@ -73,7 +73,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema version this code writes (`PRAGMA user_version`; the
 /// statement in [`Store::open_sqlite`] spells the same number).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// A released product and what the public list shows of it.
 #[derive(Debug, Clone)]
@@ -121,7 +121,7 @@ impl Store {
             )));
         }
         sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
-        sqlx::raw_sql("PRAGMA user_version = 6").execute(&pool).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {SCHEMA_VERSION}"))).execute(&pool).await?;
         Ok(Self { pool, checkpoint_key: None })
     }
 

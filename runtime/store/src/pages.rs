@@ -17,7 +17,9 @@ const PRODUCTS: &str = "(SELECT r.at, r.job_id, r.receipt_json, s.title, o.name 
 const MODULES: &str =
     "(SELECT id, operator_org, scenario, manifest_json, length(wasm) AS size_bytes, created_at FROM modules)";
 
-/// Where a list resumes: the sort key of the last row already seen.
+/// Where a list resumes: the sort key of the last row already seen. The
+/// server hands it out sealed (its bytes are [`Cursor::to_bytes`]), so
+/// that a caller can neither read nor forge one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     at: String,
@@ -25,15 +27,13 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// The cursor as the API hands it out: opaque, URL-safe.
-    pub fn encode(&self) -> String {
-        hex::encode(format!("{}\n{}", self.at, self.key))
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!("{}\n{}", self.at, self.key).into_bytes()
     }
 
-    /// A cursor [`Cursor::encode`] wrote, or `None`.
-    pub fn decode(text: &str) -> Option<Cursor> {
-        let bytes = hex::decode(text).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
+    /// A cursor [`Cursor::to_bytes`] wrote, or `None`.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Cursor> {
+        let text = std::str::from_utf8(bytes).ok()?;
         let (at, key) = text.split_once('\n')?;
         Some(Cursor { at: at.to_string(), key: key.to_string() })
     }
@@ -48,34 +48,47 @@ pub struct PageRequest {
     pub after: Option<Cursor>,
 }
 
-/// One page: its rows, and the cursor of the next page (`None`: no more).
+/// Rows of one page, each with the cursor that resumes after it, and
+/// whether more rows follow.
 #[derive(Debug)]
 pub struct Page<R> {
-    pub rows: Vec<R>,
-    pub next: Option<Cursor>,
+    pub rows: Vec<(Cursor, R)>,
+    pub more: bool,
 }
 
-impl<R> Page<R> {
-    /// Keeps the rows `keep` accepts; the cursor still follows the rows read.
-    pub fn retain(mut self, keep: impl FnMut(&R) -> bool) -> Self {
-        self.rows.retain(keep);
-        self
-    }
+/// The order of a list: by time, then key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
 }
 
 /// A list over one table: `SELECT * FROM table WHERE column = value …`,
-/// ordered by (`at`, `key`) descending.
+/// ordered by (`at`, `key`).
 struct List {
     query: QueryBuilder<Sqlite>,
     at: &'static str,
     key: &'static str,
+    /// `key` holds integers (compared as numbers, not text).
+    numeric: bool,
+    order: Order,
 }
 
 impl List {
     fn from(table: &'static str, at: &'static str, key: &'static str) -> Self {
-        // `key` is cast to text so that integer keys compare as the cursor does.
         let query = QueryBuilder::new(format!("SELECT *, CAST({key} AS TEXT) AS page_key FROM {table} WHERE 1 = 1"));
-        List { query, at, key }
+        List { query, at, key, numeric: false, order: Order::NewestFirst }
+    }
+
+    /// `key` is an integer column.
+    fn numeric(mut self) -> Self {
+        self.numeric = true;
+        self
+    }
+
+    fn oldest_first(mut self) -> Self {
+        self.order = Order::OldestFirst;
+        self
     }
 
     /// Only rows whose `column` is `value` (when given).
@@ -99,28 +112,37 @@ impl List {
         map: impl Fn(&SqliteRow) -> Result<R>,
     ) -> Result<Page<R>> {
         let (at, key) = (self.at, self.key);
+        let (before, direction) = match self.order {
+            Order::NewestFirst => ("<", "DESC"),
+            Order::OldestFirst => (">", "ASC"),
+        };
+        let key_expr = if self.numeric { key.to_string() } else { format!("CAST({key} AS TEXT)") };
         if let Some(c) = &page.after {
             self.query
-                .push(format!(" AND ({at} < "))
+                .push(format!(" AND ({at} {before} "))
                 .push_bind(c.at.clone())
                 .push(format!(" OR ({at} = "))
                 .push_bind(c.at.clone())
-                .push(format!(" AND CAST({key} AS TEXT) < "))
-                .push_bind(c.key.clone())
-                .push("))");
+                .push(format!(" AND {key_expr} {before} "));
+            if self.numeric {
+                self.query.push_bind(c.key.parse::<i64>().unwrap_or(0));
+            } else {
+                self.query.push_bind(c.key.clone());
+            }
+            self.query.push("))");
         }
         let limit = page.limit.max(1);
         self.query
-            .push(format!(" ORDER BY {at} DESC, CAST({key} AS TEXT) DESC LIMIT "))
+            .push(format!(" ORDER BY {at} {direction}, {key_expr} {direction} LIMIT "))
             .push_bind(i64::from(limit) + 1);
         let mut found = self.query.build().fetch_all(&store.pool).await?;
         let more = found.len() > limit as usize;
         found.truncate(limit as usize);
-        let next = match found.last() {
-            Some(last) if more => Some(Cursor { at: last.try_get(at)?, key: last.try_get("page_key")? }),
-            _ => None,
-        };
-        Ok(Page { rows: found.iter().map(map).collect::<Result<_>>()?, next })
+        let mut rows = Vec::with_capacity(found.len());
+        for r in &found {
+            rows.push((Cursor { at: r.try_get(at)?, key: r.try_get("page_key")? }, map(r)?));
+        }
+        Ok(Page { rows, more })
     }
 }
 
@@ -199,6 +221,7 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<keyong_model::catalog::DatasetVersion>> {
         List::from("dataset_versions", "created_at", "seq")
+            .numeric()
             .filter("dataset", Some(dataset))
             .fetch(self, page, |r| crate::json("dataset version", r.get("body_json")))
             .await
@@ -209,10 +232,14 @@ impl Store {
         operator_org: Option<&str>,
         scenario: Option<&str>,
         statuses: &[keyong_model::JobStatus],
+        oldest_first: bool,
         page: &PageRequest,
     ) -> Result<Page<JobRow>> {
         let mut list =
             List::from("jobs", "created_at", "id").filter("operator_org", operator_org).filter("scenario", scenario);
+        if oldest_first {
+            list = list.oldest_first();
+        }
         if !statuses.is_empty() {
             list.query.push(" AND status IN (");
             let mut separated = list.query.separated(", ");
@@ -226,14 +253,14 @@ impl Store {
 
     /// Datasets at their current version (as [`Store::dataset`] reads them),
     /// with their budgets; entries without a version are left out.
-    pub async fn datasets_page(&self, page: &PageRequest) -> Result<Page<DatasetRow>> {
-        let names = List::from("datasets", "created_at", "name").fetch(self, page, |r| Ok(r.get("name"))).await?;
+    pub async fn datasets_page(&self, page: &PageRequest) -> Result<Page<Option<DatasetRow>>> {
+        let names: Page<String> =
+            List::from("datasets", "created_at", "name").fetch(self, page, |r| Ok(r.get("name"))).await?;
         let mut rows = Vec::new();
-        for name in &names.rows {
-            let name: &String = name;
-            rows.extend(self.dataset(name).await?);
+        for (cursor, name) in names.rows {
+            rows.push((cursor, self.dataset(&name).await?));
         }
-        Ok(Page { rows, next: names.next })
+        Ok(Page { rows, more: names.more })
     }
 
     /// Released data products.
@@ -286,9 +313,9 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         let c = Cursor { at: "2026-12-02T05:57:08.500924468Z".into(), key: "42".into() };
-        assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        for bad in ["", "zz", "00", &hex::encode("no newline")] {
-            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        assert_eq!(Cursor::from_bytes(&c.to_bytes()), Some(c));
+        for bad in [&b""[..], b"no newline", &[0xff, b'\n']] {
+            assert_eq!(Cursor::from_bytes(bad), None);
         }
     }
 }

@@ -250,3 +250,12 @@ CREATE TABLE IF NOT EXISTS consents (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS consents_subject ON consents (dataset, subject, seq);
+-- The lists (`pages.rs`): newest first by (created_at, key).
+CREATE INDEX IF NOT EXISTS orgs_page ON orgs (created_at, id);
+CREATE INDEX IF NOT EXISTS users_page ON users (created_at, id);
+CREATE INDEX IF NOT EXISTS scenarios_page ON scenarios (operator_org, created_at, id);
+CREATE INDEX IF NOT EXISTS modules_page ON modules (operator_org, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_page ON jobs (operator_org, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_status_page ON jobs (status, created_at, id);
+CREATE INDEX IF NOT EXISTS procedures_page ON procedures (kind, created_at, id);
+CREATE INDEX IF NOT EXISTS audit_filings ON audit (at, seq) WHERE action LIKE 'filing.%';

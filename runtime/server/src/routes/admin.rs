@@ -7,7 +7,7 @@ use keyong_model::api::{
 };
 use keyong_model::{OrgKind, Role};
 
-use super::{PageQuery, check_text, new_id, page_of};
+use super::{PageQuery, check_text, new_id, paged};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -164,24 +164,18 @@ pub(crate) async fn set_signing_key(
 pub(crate) async fn filings(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Filing>>> {
     caller.require(&[Role::Authority, Role::Agency])?;
-    let page = st.store.filings_page(&page.request()?).await?;
-    let items = page
-        .rows
-        .iter()
-        .map(|e| Filing {
-            seq: e.seq,
-            detail: serde_json::from_str(&e.detail).unwrap_or_else(|_| serde_json::Value::String(e.detail.clone())),
-            at: e.at.clone(),
-            actor: e.actor.clone(),
-            action: e.action.clone(),
-            subject: e.subject.clone(),
-            hash: e.hash.clone(),
-        })
-        .collect();
-    Ok(page_of(&page, items))
+    paged!(st, query, |p| st.store.filings_page(&p).await?, |e| Some(Filing {
+        seq: e.seq,
+        detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail)),
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject,
+        hash: e.hash,
+    }))
 }
 
 /// `GET /v1/orgs` filters.
@@ -198,11 +192,10 @@ pub(crate) async fn list_orgs(
     State(st): State<AppState>,
     caller: Caller,
     Query(filter): Query<OrgFilter>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Org>>> {
     caller.require(&[Role::Authority, Role::Agency])?;
-    let page = st.store.orgs_page(filter.kind, &page.request()?).await?;
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.orgs_page(filter.kind, &p).await?, |org| Some(org))
 }
 
 /// An organisation (authority, agency; anyone their own).
@@ -249,11 +242,10 @@ pub(crate) async fn list_users(
     State(st): State<AppState>,
     caller: Caller,
     Query(filter): Query<UserFilter>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<User>>> {
     caller.require(&[Role::Authority, Role::Agency])?;
-    let page = st.store.users_page(filter.org.as_deref(), filter.role, &page.request()?).await?;
-    Ok(page_of(&page, page.rows.iter().map(keyong_store::UserRow::api).collect()))
+    paged!(st, query, |p| st.store.users_page(filter.org.as_deref(), filter.role, &p).await?, |u| Some(u.api()))
 }
 
 /// Verifies the audit chain and holds it to every stored checkpoint, with

@@ -14,7 +14,7 @@ use keyong_model::governance::{
 };
 use keyong_model::{OrgKind, Role};
 
-use super::{PageQuery, check_text, new_id, page_of};
+use super::{PageQuery, check_text, new_id, paged};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -90,11 +90,10 @@ pub(crate) async fn announce(
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Admission>>> {
     caller.require(&[Role::Agency, Role::Authority])?;
-    let page = st.store.admissions_page(&page.request()?).await?;
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.admissions_page(&p).await?, |row| Some(row))
 }
 
 /// An admission and every step of it (agency, authority).

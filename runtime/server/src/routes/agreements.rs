@@ -17,7 +17,7 @@ use keyong_model::governance::{
 use keyong_model::{JobStatus, Role};
 
 use super::admissions::{self, publicity_over};
-use super::{PageQuery, check_text, format_date, new_id, page_of, parse_date, today};
+use super::{PageQuery, check_text, format_date, new_id, paged, parse_date, today};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -230,12 +230,11 @@ pub(crate) async fn sign(
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Agreement>>> {
     caller.require(&[Role::Agency, Role::Authority, Role::Operator])?;
     let org = (caller.role() == Role::Operator).then(|| caller.org());
-    let page = st.store.agreements_page(org, &page.request()?).await?;
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.agreements_page(org, &p).await?, |row| Some(row))
 }
 
 /// An agreement (agency, authority; the operator that signed it).

@@ -12,7 +12,7 @@ use keyong_model::catalog::{
 };
 use keyong_policy::{DatasetPolicy, Transform};
 
-use super::{PageQuery, check_text, page_of};
+use super::{PageQuery, check_text, paged};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -151,11 +151,9 @@ fn as_seen(caller: &Caller, mut record: CatalogRecord) -> Option<CatalogRecord> 
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<CatalogRecord>>> {
-    let page = st.store.catalog_page(&page.request()?).await?;
-    let items = page.rows.iter().cloned().filter_map(|r| as_seen(&caller, r)).collect();
-    Ok(page_of(&page, items))
+    paged!(st, query, |p| st.store.catalog_page(&p).await?, |r| as_seen(&caller, r))
 }
 
 /// The provider revises its entry: a refused proposal is proposed again, a

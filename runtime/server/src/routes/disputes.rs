@@ -9,7 +9,7 @@ use axum::extract::State;
 use keyong_model::Role;
 use keyong_model::catalog::{AnswerDispute, Dispute, DisputeStatus, RaiseDispute, ResolveDispute};
 
-use super::{PageQuery, catalog, check_text, new_id, page_of, step};
+use super::{PageQuery, catalog, check_text, new_id, paged, step};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -41,17 +41,12 @@ fn sees(caller: &Caller, d: &Dispute, provider: &str) -> bool {
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Dispute>>> {
-    let page = st.store.procedures_page::<Dispute>(KIND, &page.request()?).await?;
-    let mut items = Vec::new();
-    for d in &page.rows {
+    paged!(st, query, |p| st.store.procedures_page::<Dispute>(KIND, &p).await?, |d| {
         let provider = catalog::load(&st, &d.dataset).await?.provider_org;
-        if sees(&caller, d, &provider) {
-            items.push(d.clone());
-        }
-    }
-    Ok(page_of(&page, items))
+        sees(&caller, &d, &provider).then_some(d)
+    })
 }
 
 async fn save(st: &AppState, caller: &Caller, new: &Dispute, old: &Dispute) -> ApiResult<()> {

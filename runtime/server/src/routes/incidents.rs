@@ -19,7 +19,7 @@ use keyong_model::oversight::*;
 use keyong_model::{JobStatus, OrgKind, Role, ScenarioStatus};
 use keyong_store::{ModuleRow, Tx};
 
-use super::{PageQuery, check_text, new_id, page_of};
+use super::{PageQuery, check_text, new_id, paged};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -294,11 +294,10 @@ pub(crate) async fn raise(
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Incident>>> {
     caller.require(&[Role::Authority, Role::Agency])?;
-    let page = st.store.procedures_page::<Incident>(KIND, &page.request()?).await?;
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.procedures_page::<Incident>(KIND, &p).await?, |row| Some(row))
 }
 
 /// An incident and its opinions, assessment and decision.

@@ -14,7 +14,7 @@ use keyong_model::report::Outcome;
 use keyong_model::{Charge, Grade, JobStatus, Loss, Mode, Role};
 use keyong_store::{DatasetRow, JobLoad, JobRow, ModuleRow, ScenarioRow};
 
-use super::{PageQuery, check_comments, new_id, page_of};
+use super::{PageQuery, check_comments, new_id, paged};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query};
@@ -578,26 +578,20 @@ pub(crate) async fn release(
 #[utoipa::path(get, path = "/products", tag = "jobs", params(PageQuery), responses((status = OK, body = Page<Product>)), security(()))]
 pub(crate) async fn products(
     State(st): State<AppState>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Product>>> {
-    let page = st.store.products_page(&page.request()?).await?;
-    let items = page
-        .rows
-        .iter()
-        .map(|p| Product {
-            receipt_id: p.receipt.id.clone(),
-            job_id: p.receipt.job_id.clone(),
-            scenario: p.receipt.scenario.clone(),
-            scenario_title: p.scenario_title.clone(),
-            operator: p.operator.clone(),
-            module_name: p.manifest.name.clone(),
-            mode: p.manifest.mode,
-            derived_grade: p.receipt.derived_grade,
-            result_hash: p.receipt.result_hash.clone(),
-            released_at: p.receipt.released_at.clone(),
-        })
-        .collect();
-    Ok(page_of(&page, items))
+    paged!(st, query, |p| st.store.products_page(&p).await?, |p| Some(Product {
+        receipt_id: p.receipt.id,
+        job_id: p.receipt.job_id,
+        scenario: p.receipt.scenario,
+        scenario_title: p.scenario_title,
+        operator: p.operator,
+        module_name: p.manifest.name,
+        mode: p.manifest.mode,
+        derived_grade: p.receipt.derived_grade,
+        result_hash: p.receipt.result_hash,
+        released_at: p.receipt.released_at,
+    }))
 }
 
 /// `GET /v1/jobs` filters.
@@ -619,23 +613,17 @@ pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
     Query(filter): Query<JobFilter>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<JobView>>> {
     caller.require(&[Role::Operator, Role::Agency, Role::Reviewer, Role::Authority])?;
-    let operator = caller.role() == Role::Operator;
     // An operator's filter applies to what it sees, never to the stored
     // status (which would tell a failure or an early decision).
-    let (org, stored) = match (operator, filter.status) {
-        (true, _) => (Some(caller.org()), vec![]),
-        (false, s) => (None, s.into_iter().collect()),
+    let (org, stored) = match caller.role() {
+        Role::Operator => (Some(caller.org()), vec![]),
+        _ => (None, filter.status.into_iter().collect()),
     };
-    let page = st.store.jobs_page(org, filter.scenario.as_deref(), &stored, &page.request()?).await?;
-    let mut items = Vec::new();
-    for job in page.rows.iter().cloned() {
+    paged!(st, query, |p| st.store.jobs_page(org, filter.scenario.as_deref(), &stored, false, &p).await?, |job| {
         let v = view(&st, &caller, job).await?;
-        if filter.status.is_none_or(|s| s == v.status) {
-            items.push(v);
-        }
-    }
-    Ok(page_of(&page, items))
+        filter.status.is_none_or(|s| s == v.status).then_some(v)
+    })
 }

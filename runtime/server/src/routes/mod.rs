@@ -149,33 +149,107 @@ pub(crate) const UNFINISHED: [keyong_model::JobStatus; 8] = [
 pub(crate) struct PageQuery {
     /// At most this many items, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next` of the page before; the first page without it.
-    after: Option<String>,
+    pub(crate) after: Option<String>,
 }
 
+/// What a page cursor is sealed under (it never leaves readable).
+const CURSOR_AAD: &[u8] = b"keyong page cursor v1";
+
 impl PageQuery {
-    /// The page asked for, validated.
-    pub(crate) fn request(&self) -> ApiResult<keyong_store::PageRequest> {
+    /// How many items, and after which row, validated.
+    fn parse(&self, st: &AppState) -> ApiResult<(u32, Option<keyong_store::Cursor>)> {
         let limit = self.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
             return Err(ApiError::BadRequest("limit must be 1 to 200".into()));
         }
+        let bad = || ApiError::BadRequest("after must be the `next` of an earlier page".into());
         let after = match &self.after {
             None => None,
-            Some(a) => Some(
-                keyong_store::Cursor::decode(a)
-                    .ok_or_else(|| ApiError::BadRequest("after must be the `next` of an earlier page".into()))?,
-            ),
+            Some(a) => {
+                let sealed = hex::decode(a).map_err(|_| bad())?;
+                let bytes = st.keys.seal.open(&sealed, CURSOR_AAD).map_err(|_| bad())?;
+                Some(keyong_store::Cursor::from_bytes(&bytes).ok_or_else(bad)?)
+            }
         };
-        Ok(keyong_store::PageRequest { limit, after })
+        Ok((limit, after))
     }
 }
 
-/// The API's page of `items`, continuing where `page` ends.
-pub(crate) fn page_of<R, T>(page: &keyong_store::Page<R>, items: Vec<T>) -> Json<keyong_model::api::Page<T>> {
-    Json(keyong_model::api::Page { items, next: page.next.as_ref().map(keyong_store::Cursor::encode) })
+/// One page of a list as the caller may see it, read by [`paged!`]: rows
+/// come a store page at a time and each becomes an item or is left out
+/// (not the caller's to see). Reading goes on until the page is full, and
+/// `next` is the sealed cursor of the page's last item, given only when
+/// another item follows: neither the page's length nor its cursor says
+/// anything of the rows left out.
+pub(crate) struct Pager<T> {
+    limit: usize,
+    after: Option<keyong_store::Cursor>,
+    started: bool,
+    more: bool,
+    kept: Vec<(keyong_store::Cursor, T)>,
 }
+
+impl<T> Pager<T> {
+    pub(crate) fn new(st: &AppState, query: &PageQuery) -> ApiResult<Self> {
+        let (limit, after) = query.parse(st)?;
+        Ok(Pager { limit: limit as usize, after, started: false, more: true, kept: Vec::new() })
+    }
+
+    /// The store page to read next, or `None` when the page is complete.
+    pub(crate) fn request(&mut self) -> Option<keyong_store::PageRequest> {
+        if self.kept.len() > self.limit || (self.started && !self.more) {
+            return None;
+        }
+        self.started = true;
+        Some(keyong_store::PageRequest { limit: self.limit as u32 + 1, after: self.after.clone() })
+    }
+
+    /// The rows of a store page, remembering where the next one starts.
+    pub(crate) fn take<R>(&mut self, page: keyong_store::Page<R>) -> Vec<(keyong_store::Cursor, R)> {
+        match page.rows.last() {
+            Some((cursor, _)) => (self.after, self.more) = (Some(cursor.clone()), page.more),
+            None => self.more = false,
+        }
+        page.rows
+    }
+
+    pub(crate) fn push(&mut self, cursor: keyong_store::Cursor, item: Option<T>) {
+        if let Some(item) = item
+            && self.kept.len() <= self.limit
+        {
+            self.kept.push((cursor, item));
+        }
+    }
+
+    pub(crate) fn finish(mut self, st: &AppState) -> ApiResult<Json<keyong_model::api::Page<T>>> {
+        let more = self.kept.len() > self.limit;
+        self.kept.truncate(self.limit);
+        let next = match self.kept.last() {
+            Some((cursor, _)) if more => Some(hex::encode(st.keys.seal.seal(&cursor.to_bytes(), CURSOR_AAD)?)),
+            _ => None,
+        };
+        Ok(Json(keyong_model::api::Page { items: self.kept.into_iter().map(|(_, item)| item).collect(), next }))
+    }
+}
+
+/// One page of a list: `paged!(st, query, |request| store page, |row| Option<item>)`;
+/// both expressions may `.await` and use `?` (see [`Pager`]).
+macro_rules! paged {
+    ($st:expr, $query:expr, |$request:ident| $fetch:expr, |$row:pat_param| $keep:expr $(,)?) => {{
+        let mut pager = $crate::routes::Pager::new(&$st, &$query)?;
+        while let Some($request) = pager.request() {
+            let page = $fetch;
+            for (cursor, $row) in pager.take(page) {
+                let item = $keep;
+                pager.push(cursor, item);
+            }
+        }
+        pager.finish(&$st)
+    }};
+}
+pub(crate) use paged;
 
 /// One step of a procedure, taken by `caller` now.
 pub(crate) fn step(caller: &crate::auth::Caller, action: &str, comment: &str) -> keyong_model::catalog::Step {

@@ -8,7 +8,7 @@ use keyong_model::{Mode, Role, ScenarioStatus};
 use keyong_sandbox::World;
 use keyong_store::ScenarioRow;
 
-use super::{PageQuery, page_of, parse_date, today};
+use super::{PageQuery, paged, parse_date, today};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -101,12 +101,11 @@ pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
     Query(filter): Query<ModuleFilter>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<ModuleInfo>>> {
     caller.require(&[Role::Operator, Role::Agency, Role::Reviewer, Role::Authority])?;
     let org = (caller.role() == Role::Operator).then(|| caller.org());
-    let page = st.store.modules_page(org, filter.scenario.as_deref(), &page.request()?).await?;
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.modules_page(org, filter.scenario.as_deref(), &p).await?, |m| Some(m))
 }
 
 /// A module (agency, authority, reviewers; operators: their own organisation's).

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use keyong_model::oversight::*;
 use keyong_model::{Decision, Role};
 
-use super::{PageQuery, catalog, check_text, new_id, page_of};
+use super::{PageQuery, catalog, check_text, new_id, paged};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -74,11 +74,10 @@ async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Supervision
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Supervision>>> {
     caller.require(&[Role::Authority])?;
-    let page = st.store.procedures_page::<Supervision>(KIND, &page.request()?).await?;
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.procedures_page::<Supervision>(KIND, &p).await?, |row| Some(row))
 }
 
 /// A supervision sample and its finding (authority).

@@ -9,7 +9,7 @@ use axum::extract::State;
 use keyong_model::catalog::{AnswerRequest, CatalogRecord, CatalogRequest, RequestData, RequestStatus, RouteRequest};
 use keyong_model::{OrgKind, Role};
 
-use super::{PageQuery, catalog, check_text, new_id, page_of, step};
+use super::{PageQuery, catalog, check_text, new_id, paged, step};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Created, Json, Path, Query, created};
@@ -42,10 +42,10 @@ fn sees(caller: &Caller, r: &CatalogRequest) -> bool {
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<CatalogRequest>>> {
-    let page = st.store.procedures_page::<CatalogRequest>(KIND, &page.request()?).await?.retain(|r| sees(&caller, r));
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.procedures_page::<CatalogRequest>(KIND, &p).await?, |r| sees(&caller, &r)
+        .then_some(r))
 }
 
 /// Writes the request if it is still exactly `old`, with its audit entry

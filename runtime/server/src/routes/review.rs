@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::jobs::{not_yet_open, view, visible};
-use crate::routes::{PageQuery, check_comments, page_of};
+use crate::routes::{PageQuery, check_comments, paged};
 use crate::{runner, schedule};
 
 fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
@@ -34,30 +34,20 @@ fn not_own_org(caller: &Caller, job_org: &str) -> ApiResult<()> {
 pub(crate) async fn queue(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<JobView>>> {
     caller.require(&[Role::Reviewer, Role::Authority])?;
-    let request = page.request()?;
-    let mut items = Vec::new();
-    if caller.role() == Role::Authority {
-        let page = st.store.jobs_page(None, None, &[JobStatus::AwaitingSignoff], &request).await?;
-        for job in page.rows.iter().cloned() {
-            items.push(view(&st, &caller, job).await?);
-        }
-        return Ok(page_of(&page, items));
-    }
+    let authority = caller.role() == Role::Authority;
+    let status = if authority { JobStatus::AwaitingSignoff } else { JobStatus::UnderReview };
+    // Oldest first: a queue.
     let now = crate::schedule::now();
-    let page = st.store.jobs_page(None, None, &[JobStatus::UnderReview], &request).await?;
-    for job in page.rows.iter().cloned() {
-        if job.operator_org == caller.org() || !schedule::open_for_decision(&job, now) {
-            continue;
-        }
-        if st.store.votes(&job.view.id).await?.iter().any(|v| v.reviewer == caller.id()) {
-            continue;
-        }
-        items.push(view(&st, &caller, job).await?);
-    }
-    Ok(page_of(&page, items))
+    paged!(st, query, |p| st.store.jobs_page(None, None, &[status], true, &p).await?, |job| {
+        let waiting = authority
+            || (job.operator_org != caller.org()
+                && schedule::open_for_decision(&job, now)
+                && !st.store.votes(&job.view.id).await?.iter().any(|v| v.reviewer == caller.id()));
+        if waiting { Some(view(&st, &caller, job).await?) } else { None }
+    })
 }
 
 /// How `module` differs from the last approved version of it.

@@ -11,7 +11,7 @@ use keyong_model::{Decision, Grade, Role, ScenarioStatus};
 use keyong_store::ScenarioRow;
 
 use super::{
-    PageQuery, check_delta, check_rho, check_text, format_date, fresh_budget, new_id, page_of, parse_date, today,
+    PageQuery, check_delta, check_rho, check_text, format_date, fresh_budget, new_id, paged, parse_date, today,
 };
 use crate::AppState;
 use crate::auth::Caller;
@@ -184,15 +184,14 @@ pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
     Query(filter): Query<ScenarioFilter>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Scenario>>> {
     caller.require(&[Role::Operator, Role::Agency, Role::Authority])?;
     let org = match caller.role() {
         Role::Operator => Some(caller.org()),
         _ => filter.operator.as_deref(),
     };
-    let page = st.store.scenarios_page(org, filter.status, &page.request()?).await?;
-    Ok(page_of(&page, page.rows.iter().map(|r| r.scenario.clone()).collect()))
+    paged!(st, query, |p| st.store.scenarios_page(org, filter.status, &p).await?, |r| Some(r.scenario))
 }
 
 /// A scenario and its review (agency, authority; operators: their own).

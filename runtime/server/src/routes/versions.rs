@@ -12,7 +12,7 @@ use keyong_model::api::{Budget, CatalogEntry, DEFAULT_DATASET_DELTA, IngestReque
 use keyong_model::catalog::{CatalogRecord, CatalogStatus, DatasetVersion, VersionStatus};
 
 use super::catalog::{load, read_policy};
-use super::{PageQuery, check_delta, check_rho, page_of};
+use super::{PageQuery, check_delta, check_rho, paged};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -236,17 +236,23 @@ pub(crate) async fn versions(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<DatasetVersion>>> {
-    load(&st, &name).await?;
-    let mut page = st.store.versions_page(&name, &page.request()?).await?;
-    if caller.role() == Role::Operator {
-        page = page.retain(|v| matches!(v.status, VersionStatus::Active | VersionStatus::Retired));
-        for v in &mut page.rows {
-            (v.source, v.source_sm3, v.ingested_by) = (String::new(), String::new(), String::new());
-        }
+    let record = load(&st, &name).await?;
+    let operator = caller.role() == Role::Operator;
+    if operator && record.status != CatalogStatus::Confirmed {
+        return Err(ApiError::NotFound(format!("no catalog entry `{name}`")));
     }
-    Ok(page_of(&page, page.rows.clone()))
+    paged!(st, query, |p| st.store.versions_page(&name, &p).await?, |mut v| {
+        if !operator {
+            Some(v)
+        } else if matches!(v.status, VersionStatus::Active | VersionStatus::Retired) {
+            (v.source, v.source_sm3, v.ingested_by) = (String::new(), String::new(), String::new());
+            Some(v)
+        } else {
+            None
+        }
+    })
 }
 
 async fn version(st: &AppState, name: &str, seq: u32) -> ApiResult<DatasetVersion> {
@@ -287,7 +293,7 @@ async fn end_version(
 }
 
 /// A wrong ingest, withdrawn before the authority approved it.
-#[utoipa::path(post, path = "/datasets/{name}/versions/{seq}/withdraw", operation_id = "withdraw_dataset", tag = "datasets", params(("name" = String, Path), ("seq" = i64, Path)), responses((status = OK, body = DatasetVersion)))]
+#[utoipa::path(post, path = "/datasets/{name}/versions/{seq}/withdraw", operation_id = "withdraw_dataset", tag = "datasets", params(("name" = String, Path), ("seq" = u32, Path, minimum = 1)), responses((status = OK, body = DatasetVersion)))]
 pub(crate) async fn withdraw(
     State(st): State<AppState>,
     caller: Caller,
@@ -299,7 +305,7 @@ pub(crate) async fn withdraw(
 }
 
 /// An approved version nothing needs any more, other than the current one.
-#[utoipa::path(post, path = "/datasets/{name}/versions/{seq}/retire", tag = "datasets", params(("name" = String, Path), ("seq" = i64, Path)), responses((status = OK, body = DatasetVersion)))]
+#[utoipa::path(post, path = "/datasets/{name}/versions/{seq}/retire", tag = "datasets", params(("name" = String, Path), ("seq" = u32, Path, minimum = 1)), responses((status = OK, body = DatasetVersion)))]
 pub(crate) async fn retire(
     State(st): State<AppState>,
     caller: Caller,
@@ -343,20 +349,19 @@ pub(crate) async fn read_by(st: &AppState, job: &JobRow) -> Result<DatasetRow, k
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<Page<CatalogEntry>>> {
-    let page = st.store.datasets_page(&page.request()?).await?;
-    let mut entries = Vec::new();
-    for d in &page.rows {
+    paged!(st, query, |p| st.store.datasets_page(&p).await?, |d| {
         // Operators see datasets they could apply for: with an approved version.
-        if caller.role() == Role::Operator && d.entry.status != VersionStatus::Active {
-            continue;
+        match d.filter(|d| caller.role() != Role::Operator || d.entry.status == VersionStatus::Active) {
+            Some(d) => {
+                let mut entry = d.entry;
+                entry.budget = budget_as_seen(&st, &caller, &entry.name, entry.budget).await?;
+                Some(entry)
+            }
+            None => None,
         }
-        let mut entry = d.entry.clone();
-        entry.budget = budget_as_seen(&st, &caller, &entry.name, entry.budget).await?;
-        entries.push(entry);
-    }
-    Ok(page_of(&page, entries))
+    })
 }
 
 /// A dataset's budget as `caller` may see it. Every organisation's
