@@ -181,7 +181,7 @@ enum Command {
         /// Base URL of the server.
         #[arg(long, default_value = "http://127.0.0.1:7878")]
         server: String,
-        /// File holding the first authority token (`<data-root>/bootstrap-token`).
+        /// File holding the first authority credential (`<data-root>/bootstrap-token`; it works once).
         #[arg(long)]
         token_file: PathBuf,
         /// The module to run.
@@ -351,7 +351,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = writeln!(out, "keyong listening on http://{}", server.addr);
             let _ = writeln!(
                 out,
-                "first authority token: {}",
+                "first authority credential (works once, at POST /v1/login): {}",
                 data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE).display()
             );
             let _ = out.flush();

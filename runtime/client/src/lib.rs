@@ -119,6 +119,25 @@ impl Client {
         }
     }
 
+    /// Exchanges a credential for a short-lived token (and, for the
+    /// bootstrap credential, a new long-lived one).
+    pub async fn login(&self, credential: &str) -> Result<Session> {
+        self.call(Method::POST, "/v1/login", Some(&Login { credential: credential.into() })).await
+    }
+    pub async fn logout(&self) -> Result<User> {
+        self.call(Method::POST, "/v1/logout", None::<&()>).await
+    }
+    /// A new credential for the caller; the old one and every session stop.
+    pub async fn rotate_credential(&self) -> Result<CreatedUser> {
+        self.call(Method::POST, "/v1/me/credential", None::<&()>).await
+    }
+    pub async fn reissue_credential(&self, user_id: &str) -> Result<CreatedUser> {
+        self.call(Method::POST, &format!("/v1/users/{user_id}/credential"), None::<&()>).await
+    }
+    pub async fn revoke_user(&self, user_id: &str) -> Result<User> {
+        self.call(Method::POST, &format!("/v1/users/{user_id}/revoke"), None::<&()>).await
+    }
+
     pub async fn me(&self) -> Result<User> {
         self.call(Method::GET, "/v1/me", None::<&()>).await
     }

@@ -68,7 +68,11 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 
 /// Sets up the authority, agency, reviewers and one operator.
 pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn FnMut(&str)) -> Result<Actors> {
-    let authority = base.as_user(bootstrap_token);
+    // The first credential works once, at login, which replaces it.
+    let session = base.login(bootstrap_token).await?;
+    let authority_credential = session.credential.map_or_else(|| bootstrap_token.to_string(), |c| c.token);
+    say("authority signed in with the first credential (it works once) and received its own");
+    let authority = base.as_user(&authority_credential);
     let agency_org =
         authority.create_org(&CreateOrg { name: "实施机构 Operating Agency".into(), kind: OrgKind::Agency }).await?;
     let user = |org: &str, name: &str, role| CreateUser { org_id: org.into(), name: name.into(), role };
@@ -100,7 +104,7 @@ pub async fn setup_actors(base: &Client, bootstrap_token: &str, say: &mut dyn Fn
     base.as_user(&operator.token).set_signing_key(&key.public_key_hex()).await?;
     say("operator registered its SM2 public key");
     Ok(Actors {
-        authority: bootstrap_token.to_string(),
+        authority: authority_credential,
         agency: agency.token,
         reviewers: [reviewers[0].clone(), reviewers[1].clone()],
         operator: operator.token,

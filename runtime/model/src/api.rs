@@ -62,11 +62,35 @@ pub struct User {
     pub role: Role,
 }
 
-/// Returned once, when a user is created: the token is never shown again.
+/// A user and a new credential, shown once (when the user is created, or
+/// the credential rotated or reissued): it is never shown again.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedUser {
     pub user: User,
+    /// The long-lived credential: a bearer token, and what `POST /v1/login` exchanges.
     pub token: String,
+    /// When it stops working (RFC 3339).
+    pub expires_at: String,
+}
+
+/// `POST /v1/login`: a credential to exchange for a short-lived token.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub credential: String,
+}
+
+/// A short-lived token for the signed-in user (`POST /v1/login`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Session {
+    /// Send as `Authorization: Bearer TOKEN` until `expires_at`.
+    pub token: String,
+    pub expires_at: String,
+    pub user: User,
+    /// Only when the bootstrap credential was exchanged (it works once): the
+    /// authority's new long-lived credential, shown this once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CreatedUser>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -4,26 +4,30 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use keyong_model::Role;
-use keyong_store::UserRow;
+use keyong_store::{Bearer, UserRow};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The authenticated user making a request.
+/// The authenticated user making a request, and how: with a credential
+/// or a session token (its hash, for logout).
 #[derive(Debug, Clone)]
-pub(crate) struct Caller(pub(crate) UserRow);
+pub(crate) struct Caller(pub(crate) UserRow, pub(crate) Bearer, pub(crate) String);
+
+/// The bearer token of a request, if it has one.
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    Some(header.strip_prefix("Bearer ")?.trim())
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let token = header.and_then(|h| h.strip_prefix("Bearer ")).ok_or(ApiError::Unauthenticated)?;
-        let user = state
-            .store
-            .user_by_token_hash(&state.keys.token_hash(token.trim()))
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        let hash = state.keys.token_hash(token);
+        let now = keyong_store::timestamp(crate::schedule::now());
+        let (user, kind) = state.store.user_by_token(&hash, &now).await?.ok_or(ApiError::Unauthenticated)?;
         // Two-person rules bind people, not accounts: a reviewer account does
         // nothing until an authority user other than its creator confirms it
         // (and confirmation replaces the token its creator was given).
@@ -34,7 +38,7 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         tracing::Span::current().record("role", user.role.as_str());
-        Ok(Caller(user))
+        Ok(Caller(user, kind, hash))
     }
 }
 

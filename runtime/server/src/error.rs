@@ -12,7 +12,7 @@ use keyong_model::api::ApiError as Body;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("a valid bearer token is required")]
+    #[error("a valid bearer token is required (this one is unknown, expired or revoked, or none was sent)")]
     Unauthenticated,
     #[error("{0}")]
     Forbidden(String),

@@ -108,14 +108,25 @@ pub(crate) async fn bootstrap(store: &Store, root: &Dir, keys: &Keys) -> Result<
         return Ok(());
     }
     let token = keyong_crypto::random_hex32()?;
+    // It works once, at login, within a year.
+    let expires = keyong_store::timestamp(crate::schedule::now() + std::time::Duration::from_secs(366 * 24 * 3600));
     let mut tx = store.begin().await?;
     let org =
         Org {
             id: "authority".into(), name: "公共数据主管部门 Public Data Authority".into(), kind: OrgKind::Authority
         };
     tx.insert_org(&org).await?;
-    tx.insert_user("authority-admin", &org.id, "authority admin", Role::Authority, &keys.token_hash(&token), "system")
-        .await?;
+    let credential = (keys.token_hash(&token), expires);
+    tx.insert_user(
+        "authority-admin",
+        &org.id,
+        "authority admin",
+        Role::Authority,
+        (&credential.0, &credential.1),
+        "system",
+    )
+    .await?;
+    tx.mark_bootstrap("authority-admin").await?;
     tx.audit("system", "bootstrap", "authority-admin", serde_json::json!({ "org": org.id })).await?;
     let _ = root.remove_file(BOOTSTRAP_TOKEN_FILE);
     private_file(root, BOOTSTRAP_TOKEN_FILE, token.as_bytes())

@@ -76,6 +76,13 @@ pub struct ServerSettings {
     /// Address to listen on (default `127.0.0.1:7878`; loopback only unless
     /// changed; port 0 picks a free port).
     pub listen: SocketAddr,
+    /// How long a user's credential works from when it is issued (default
+    /// 90 days); rotate it before then (`POST /v1/me/credential`).
+    #[serde(with = "humantime_serde")]
+    pub credential_ttl: std::time::Duration,
+    /// How long a token from `POST /v1/login` works (default 1 hour).
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: std::time::Duration,
 }
 
 impl Default for ServerSettings {
@@ -84,6 +91,8 @@ impl Default for ServerSettings {
             data_root: PathBuf::from("keyong-data"),
             policies: PathBuf::from("policies"),
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            credential_ttl: std::time::Duration::from_secs(90 * 24 * 3600),
+            session_ttl: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -187,6 +196,15 @@ impl Settings {
         if self.run.view_memory_bytes < 16 << 20 {
             let reason = "must be at least 16 MiB".into();
             return Err(SettingsError::Invalid { key: "run.view_memory_bytes", reason });
+        }
+        let (credential, session) = (self.server.credential_ttl, self.server.session_ttl);
+        if session < std::time::Duration::from_secs(60) || session > credential {
+            let reason = "must be at least 1 minute and at most server.credential_ttl".into();
+            return Err(SettingsError::Invalid { key: "server.session_ttl", reason });
+        }
+        if credential > std::time::Duration::from_secs(3 * 366 * 24 * 3600) {
+            let reason = "must be at most 3 years".into();
+            return Err(SettingsError::Invalid { key: "server.credential_ttl", reason });
         }
         let t = &self.schedule;
         positive("schedule.fuel_per_second", t.fuel_per_second)?;

@@ -19,8 +19,20 @@ async fn state() -> (AppState, String, std::path::PathBuf) {
     settings.server.policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     settings.sandbox.pool_instances = 2;
     let state = crate::open(settings).await.expect("the state opens");
-    let token = std::fs::read_to_string(root.join(crate::BOOTSTRAP_TOKEN_FILE)).unwrap();
+    let bootstrap = std::fs::read_to_string(root.join(crate::BOOTSTRAP_TOKEN_FILE)).unwrap();
+    let (status, session) =
+        send(&state, post_json("/v1/login", None, &serde_json::json!({ "credential": bootstrap.trim() }))).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let token = session["credential"]["token"].as_str().expect("a new credential").to_string();
     (state, token, root)
+}
+
+fn post_json(path: &str, token: Option<&str>, body: &serde_json::Value) -> Request<Body> {
+    let mut r = Request::post(path).header("content-type", "application/json");
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    r.body(Body::from(body.to_string())).unwrap()
 }
 
 /// Sends one request through the router: the status and the JSON body.
@@ -187,5 +199,76 @@ async fn a_page_says_nothing_of_the_rows_it_left_out() {
     let forged = hex::encode(b"t05\n5");
     let refused = list(PageQuery { limit: Some(1), after: Some(forged) }, &[3, 9]);
     assert!(matches!(refused, Err(crate::ApiError::BadRequest(_))), "a forged cursor is refused");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[tokio::test]
+async fn credentials_expire_rotate_and_revoke_and_the_first_works_once() {
+    let (st, authority, root) = state().await;
+    assert!(!root.join(crate::BOOTSTRAP_TOKEN_FILE).exists(), "the spent bootstrap credential's file is gone");
+    let me = |t: &str| get("/v1/me", Some(t));
+    assert_eq!(send(&st, me(&authority)).await.0, StatusCode::OK, "the new credential works as a bearer token");
+
+    // A session: works until logout, which a credential cannot do.
+    let (status, session) =
+        send(&st, post_json("/v1/login", None, &serde_json::json!({ "credential": authority }))).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert!(session.get("credential").is_none(), "only the bootstrap login hands out a credential");
+    let token = session["token"].as_str().unwrap().to_string();
+    assert_eq!(send(&st, me(&token)).await.0, StatusCode::OK);
+    let logout = |t: &str| {
+        Request::post("/v1/logout").header("authorization", format!("Bearer {t}")).body(Body::empty()).unwrap()
+    };
+    assert_eq!(send(&st, logout(&authority)).await.1["code"], "invalid_state");
+    assert_eq!(send(&st, logout(&token)).await.0, StatusCode::OK);
+    assert_eq!(send(&st, me(&token)).await.1["code"], "unauthenticated", "logged out");
+    for bad in ["", "nonsense", &token] {
+        let (status, body) = send(&st, post_json("/v1/login", None, &serde_json::json!({ "credential": bad }))).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")), "{bad}");
+    }
+
+    // An agency user: rotation stops the old credential and its sessions.
+    let (_, org) =
+        send(&st, post_json("/v1/orgs", Some(&authority), &serde_json::json!({ "name": "agency", "kind": "agency" })))
+            .await;
+    let body = serde_json::json!({ "org_id": org["id"], "name": "officer", "role": "agency" });
+    let (status, created) = send(&st, post_json("/v1/users", Some(&authority), &body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["expires_at"].as_str().is_some_and(|e| e > "2026"), "{created}");
+    let (old, id) =
+        (created["token"].as_str().unwrap().to_string(), created["user"]["id"].as_str().unwrap().to_string());
+    let (_, session) = send(&st, post_json("/v1/login", None, &serde_json::json!({ "credential": old }))).await;
+    let old_session = session["token"].as_str().unwrap().to_string();
+    let rotate = Request::post("/v1/me/credential")
+        .header("authorization", format!("Bearer {old}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, rotated) = send(&st, rotate).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!(send(&st, me(&old)).await.1["code"], "unauthenticated", "the rotated credential stops");
+    assert_eq!(send(&st, me(&old_session)).await.1["code"], "unauthenticated", "and its sessions");
+    assert_eq!(send(&st, me(&new)).await.0, StatusCode::OK);
+
+    // Revocation by the authority; reissue gives a working one again.
+    let call = |path: String, t: &str| {
+        Request::post(path).header("authorization", format!("Bearer {t}")).body(Body::empty()).unwrap()
+    };
+    let by_agency = send(&st, call("/v1/users/authority-admin/revoke".into(), &new)).await;
+    assert_eq!(by_agency.1["code"], "forbidden", "the agency cannot revoke the authority");
+    assert_eq!(send(&st, call(format!("/v1/users/{id}/revoke"), &authority)).await.0, StatusCode::OK);
+    assert_eq!(send(&st, me(&new)).await.1["code"], "unauthenticated", "revoked");
+    let (status, reissued) = send(&st, call(format!("/v1/users/{id}/credential"), &authority)).await;
+    assert_eq!(status, StatusCode::OK, "{reissued}");
+    assert_eq!(send(&st, me(reissued["token"].as_str().unwrap())).await.0, StatusCode::OK);
+
+    // An expired credential stops, whatever else is true of it.
+    let token = reissued["token"].as_str().unwrap();
+    let mut tx = st.store.begin().await.unwrap();
+    tx.set_credential(&id, (&st.keys.token_hash(token), "2000-01-01T00:00:00.000000000Z")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(send(&st, me(token)).await.1["code"], "unauthenticated", "expired");
+    let (status, _) = send(&st, post_json("/v1/login", None, &serde_json::json!({ "credential": token }))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an expired credential cannot log in");
     let _ = std::fs::remove_dir_all(root);
 }

@@ -16,12 +16,14 @@ mod governance;
 mod oversight;
 mod pages;
 mod rows;
+mod tokens;
 mod tx;
 
 pub use catalog::DatasetRow;
 pub use oversight::VoteFact;
 pub use pages::{Cursor, Page, PageRequest};
 pub use rows::{JobLoad, JobRow, ModuleRow, ScenarioRow, UserRow};
+pub use tokens::Bearer;
 pub use tx::{BudgetLeft, Tx};
 
 use std::str::FromStr;
@@ -89,9 +91,14 @@ pub struct ProductRow {
 /// lists sort by.
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// `t` as the store writes times (UTC, nine fractional digits).
+pub fn timestamp(t: time::OffsetDateTime) -> String {
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
-    time::OffsetDateTime::now_utc().format(&format).expect("formattable")
+    t.to_offset(time::UtcOffset::UTC).format(&format).expect("formattable")
 }
 
 #[derive(Clone)]
@@ -133,14 +140,6 @@ impl Store {
     /// Starts a write transaction (`BEGIN IMMEDIATE`).
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx::new(self.pool.begin_with("BEGIN IMMEDIATE").await?, self.checkpoint_key.clone()))
-    }
-
-    pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<UserRow>> {
-        let row = sqlx::query("SELECT * FROM users WHERE token_hash = ? AND disabled_at IS NULL")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| UserRow::from_row(&r)).transpose()
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
@@ -368,7 +367,7 @@ mod tests {
         tx.insert_org(&keyong_model::api::Org { id: "o1".into(), name: "op".into(), kind: OrgKind::Operator })
             .await
             .unwrap();
-        tx.insert_user("u1", "o1", "alice", keyong_model::Role::Operator, "th", "system").await.unwrap();
+        tx.insert_user("u1", "o1", "alice", keyong_model::Role::Operator, ("th", "9999"), "system").await.unwrap();
         let budget = Budget {
             rho_total: rho_dataset,
             rho_spent: 0.0,

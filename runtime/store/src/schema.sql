@@ -19,8 +19,21 @@ CREATE TABLE IF NOT EXISTS users (
     confirmed_by TEXT,
     -- Set when the user's organisation exits: the token stops working.
     disabled_at TEXT,
+    -- The credential (`token_hash`) works until then.
+    token_expires_at TEXT NOT NULL,
+    -- 1 for the first authority credential: it works once, at login, which
+    -- replaces it.
+    bootstrap INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
 );
+-- Short-lived tokens a login hands out for a credential (`POST /v1/login`).
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 -- The catalog (数据目录, 二(三)): one entry per dataset, registered by its
 -- provider and confirmed by the authority (`body_json` is the record), with
 -- the dataset's privacy budget, which every version shares (rho_total = 0

@@ -165,17 +165,19 @@ impl Tx {
         org_id: &str,
         name: &str,
         role: Role,
-        token_hash: &str,
+        credential: (&str, &str),
         created_by: &str,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO users (id, org_id, name, role, token_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, org_id, name, role, token_hash, token_expires_at, created_by, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(org_id)
         .bind(name)
         .bind(role.as_str())
-        .bind(token_hash)
+        .bind(credential.0)
+        .bind(credential.1)
         .bind(created_by)
         .bind(&self.now)
         .execute(&mut *self.tx)
@@ -187,13 +189,14 @@ impl Tx {
     /// replaces its token (so the copy its creator received never works);
     /// false unless the account is a reviewer awaiting confirmation that
     /// `confirmer` did not create.
-    pub async fn confirm_reviewer(&mut self, id: &str, confirmer: &str, token_hash: &str) -> Result<bool> {
+    pub async fn confirm_reviewer(&mut self, id: &str, confirmer: &str, credential: (&str, &str)) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE users SET confirmed_by = ?, token_hash = ?
+            "UPDATE users SET confirmed_by = ?, token_hash = ?, token_expires_at = ?
              WHERE id = ? AND role = ? AND confirmed_by IS NULL AND created_by != ?",
         )
         .bind(confirmer)
-        .bind(token_hash)
+        .bind(credential.0)
+        .bind(credential.1)
         .bind(id)
         .bind(Role::Reviewer.as_str())
         .bind(confirmer)

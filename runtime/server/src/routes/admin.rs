@@ -87,17 +87,17 @@ pub(crate) async fn create_user(
             "reviewers are agency staff: the agency creates their accounts and the authority confirms them".into(),
         ));
     }
-    let token = keyong_crypto::random_hex32()?;
+    let (token, hash, expires_at) = super::tokens::credential(&st)?;
     let user = User { id: new_id(), org_id: org.id.clone(), name: req.name.trim().to_string(), role: req.role };
     let mut tx = st.store.begin().await?;
     if tx.has_exited(&org.id).await? {
         return Err(ApiError::PolicyDenied(format!("`{}` has exited: it has no users any more", org.name)));
     }
-    tx.insert_user(&user.id, &user.org_id, &user.name, user.role, &st.keys.token_hash(&token), caller.id()).await?;
+    tx.insert_user(&user.id, &user.org_id, &user.name, user.role, (&hash, &expires_at), caller.id()).await?;
     let detail = serde_json::json!({ "org": user.org_id, "role": user.role, "created_by": caller.id() });
     tx.audit(caller.id(), "user.create", &user.id, detail).await?;
     tx.commit().await?;
-    Ok(created(format!("/v1/users/{}", user.id), CreatedUser { user, token }))
+    Ok(created(format!("/v1/users/{}", user.id), CreatedUser { user, token, expires_at }))
 }
 
 /// The authority confirms a reviewer account (filed): only then can it
@@ -124,15 +124,15 @@ pub(crate) async fn confirm_reviewer(
             "you created this reviewer account; another authority user must confirm it".into(),
         ));
     }
-    let token = keyong_crypto::random_hex32()?;
+    let (token, hash, expires_at) = super::tokens::credential(&st)?;
     let mut tx = st.store.begin().await?;
-    if !tx.confirm_reviewer(&id, caller.id(), &st.keys.token_hash(&token)).await? {
+    if !tx.confirm_reviewer(&id, caller.id(), (&hash, &expires_at)).await? {
         return Err(ApiError::InvalidState("the account changed; try again".into()));
     }
     let detail = serde_json::json!({ "org": user.org_id, "created_by": user.created_by, "confirmed_by": caller.id() });
     tx.audit_and_file(caller.id(), "user.confirm_reviewer", "filing.reviewer", &id, detail).await?;
     tx.commit().await?;
-    Ok(Json(CreatedUser { user: user.api(), token }))
+    Ok(Json(CreatedUser { user: user.api(), token, expires_at }))
 }
 
 /// An operator registers the SM2 public key its modules are signed with.

@@ -16,6 +16,7 @@ mod oversight;
 mod requests;
 mod review;
 mod scenarios;
+mod tokens;
 mod versions;
 
 use axum::Router;
@@ -51,6 +52,11 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .routes(routes!(admin::health))
         .routes(routes!(admin::me))
+        .routes(routes!(tokens::login))
+        .routes(routes!(tokens::logout))
+        .routes(routes!(tokens::rotate))
+        .routes(routes!(tokens::reissue))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(admin::set_signing_key))
         .routes(routes!(admin::create_org, admin::list_orgs))
         .routes(routes!(admin::create_user, admin::list_users))
