@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
 use clap::{Parser, Subcommand};
 
 use keyong_client::walkthrough;
 use keyong_model::Manifest;
 
 mod dev;
+mod profile;
+mod remote;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,8 @@ struct Cli {
     /// How log lines are written to stderr: `text` or `json` (one object per line).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    conn: profile::Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -116,12 +119,6 @@ enum Command {
     },
     /// Ingest (初步脱敏) a raw feed from the server's landing zone into the catalog (agency role).
     Ingest {
-        /// Base URL of the server.
-        #[arg(long, default_value = "http://127.0.0.1:7878")]
-        server: String,
-        /// File holding the token of an agency user or of the dataset's provider.
-        #[arg(long)]
-        token_file: PathBuf,
         /// Dataset policy under `policies/datasets/` (e.g. electricity_bills); its
         /// name is the confirmed catalog entry's.
         #[arg(long)]
@@ -137,22 +134,52 @@ enum Command {
         #[arg(long)]
         rho: Option<f64>,
     },
-    /// Release an approved job (operator role) and write its bundle into a new
-    /// directory: result.parquet, result.csv, report.json (what the operator
-    /// may see of the checks), receipt.json and receipt.sig (SM2, verified).
-    Release {
-        /// Base URL of the server.
-        #[arg(long, default_value = "http://127.0.0.1:7878")]
-        server: String,
-        /// File holding an operator user's token.
+    /// Sign in: exchange a credential for a session and keep both in the
+    /// profile (`--profile`, default `default`) of the config file (0600).
+    Login {
+        /// A file holding the credential; read from stdin when omitted.
         #[arg(long)]
-        token_file: PathBuf,
-        /// The job to release.
+        credential_file: Option<PathBuf>,
+    },
+    /// Sign out: end the profile's session and forget its tokens.
+    Logout,
+    /// Register the SM2 public key of a `keyong keygen` key file as the one
+    /// your modules are signed with (operators).
+    RegisterKey {
         #[arg(long)]
-        job: String,
-        /// Directory to create for the bundle (must not exist).
+        key: PathBuf,
+    },
+    /// Who the current token signs in as.
+    Whoami,
+    /// Call any operation of the API (`GET /v1/openapi.json` lists them) and print its JSON answer.
+    Api {
+        /// GET, POST or PUT.
+        method: String,
+        /// The path, e.g. /v1/catalog-requests (query string included).
+        path: String,
+        /// The JSON body, or @FILE to read it from a file.
         #[arg(long)]
-        out: PathBuf,
+        data: Option<String>,
+    },
+    /// Scenarios (一场景一审核): list, show, apply, budget.
+    Scenarios {
+        #[command(subcommand)]
+        command: remote::Scenarios,
+    },
+    /// Modules: list, show, submit (sign and upload in one step).
+    Modules {
+        #[command(subcommand)]
+        command: remote::Modules,
+    },
+    /// Jobs: list, show, submit, preview, wait, withdraw, release.
+    Jobs {
+        #[command(subcommand)]
+        command: remote::Jobs,
+    },
+    /// The reviewers' airlock: queue, show, vote.
+    Reviews {
+        #[command(subcommand)]
+        command: remote::Reviews,
     },
     /// Generate an SM2 key pair for signing modules; writes JSON with the secret and public key.
     Keygen {
@@ -177,13 +204,9 @@ enum Command {
     /// Drive the whole life of a job against a running server, as its users would, and print the release.
     /// The operator's admission has 2 s of publicity: start the server with
     /// KEYONG__GOVERNANCE__MIN_PUBLICITY=1s (as `cargo xtask demo` does).
+    /// Give it the first authority credential with `--token-file
+    /// <data-root>/bootstrap-token` (it works once).
     Walkthrough {
-        /// Base URL of the server.
-        #[arg(long, default_value = "http://127.0.0.1:7878")]
-        server: String,
-        /// File holding the first authority credential (`<data-root>/bootstrap-token`; it works once).
-        #[arg(long)]
-        token_file: PathBuf,
         /// The module to run.
         #[arg(long)]
         wasm: PathBuf,
@@ -229,12 +252,6 @@ enum ConfigCommand {
 enum AuditCommand {
     /// Download the whole audit log and its signed checkpoints as JSON (authority or agency).
     Export {
-        /// Base URL of the server.
-        #[arg(long, default_value = "http://127.0.0.1:7878")]
-        server: String,
-        /// File holding an authority or agency user's token.
-        #[arg(long)]
-        token_file: PathBuf,
         /// Where to write the export (must not exist).
         #[arg(long)]
         out: PathBuf,
@@ -313,11 +330,11 @@ struct KeyFile {
     public_key_hex: String,
 }
 
-fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -326,6 +343,29 @@ fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
     f.write_all(bytes)?;
     Ok(())
+}
+
+/// The signed body of `POST /v1/modules`: the manifest must name its
+/// scenario and the file must be a component (wasm32-wasip2), not a core module.
+pub(crate) fn signed_module(
+    key: &std::path::Path,
+    wasm: &std::path::Path,
+    manifest: &std::path::Path,
+) -> anyhow::Result<keyong_model::api::SubmitModule> {
+    let key: KeyFile = serde_json::from_slice(&read(key)?).context("the key file is not keyong keygen JSON")?;
+    let key = keyong_crypto::SigningKey::from_hex(&key.secret_hex)?;
+    let manifest_path = manifest;
+    let manifest: Manifest = serde_json::from_slice(&read(manifest)?).context("the manifest does not parse")?;
+    manifest.validate()?;
+    if manifest.scenario.trim().is_empty() {
+        bail!("{} names no scenario: set `scenario` to the approved scenario's id", manifest_path.display());
+    }
+    let bytes = read(wasm)?;
+    // A component's preamble: `\0asm`, then version 0x0d and layer 1.
+    if bytes.get(..8) != Some(&[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00][..]) {
+        bail!("{} is not a WebAssembly component: build it for wasm32-wasip2", wasm.display());
+    }
+    Ok(keyong_client::sign_module(&key, &bytes, &manifest)?)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -389,9 +429,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Ingest { server, token_file, policy, source, delta, rho } => {
-            let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
-            let client = keyong_client::Client::new(&server).as_user(&token);
+        Command::Ingest { policy, source, delta, rho } => {
+            let client = cli.conn.client().await?;
             let request = keyong_model::api::IngestRequest { policy, source, rho_budget: rho, delta_budget: delta };
             let entry = client.ingest(&request).await?;
             println!("{}", serde_json::to_string_pretty(&entry)?);
@@ -400,34 +439,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev { command: DevCommand::Run { wasm, mock: _, manifest, policies, scale, seed, rho, json } } => {
             dev::run(dev::DevRun { wasm, manifest, policies, scale, seed, rho, json }).await
         }
-        Command::Release { server, token_file, job, out } => {
-            let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
-            let bundle = keyong_client::Client::new(&server).as_user(&token).release(&job).await?;
-            keyong_client::verify_bundle(&bundle).context("the bundle's receipt does not verify")?;
-            let parquet = base64::engine::general_purpose::STANDARD
-                .decode(&bundle.parquet_base64)
-                .context("the bundle's Parquet is not base64")?;
-            std::fs::create_dir(&out)
-                .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?;
-            write_new(&out.join("result.parquet"), &parquet)?;
-            write_new(&out.join("result.csv"), bundle.csv.as_bytes())?;
-            write_new(&out.join("report.json"), serde_json::to_string_pretty(&bundle.report)?.as_bytes())?;
-            write_new(&out.join("receipt.json"), serde_json::to_string(&bundle.receipt)?.as_bytes())?;
-            write_new(&out.join("manifest.json"), serde_json::to_string(&bundle.manifest)?.as_bytes())?;
-            let sig = format!("{}\n{}\n", bundle.signature_hex, bundle.platform_public_key_hex);
-            write_new(&out.join("receipt.sig"), sig.as_bytes())?;
-            println!(
-                "released job {job}: {} rows ({} cells suppressed); receipt {} verifies; bundle in {}",
-                bundle.table.rows.len(),
-                bundle.report.suppressed_cells,
-                bundle.receipt.id,
-                out.display()
-            );
+        Command::Login { credential_file } => {
+            let credential = match credential_file {
+                Some(path) => String::from_utf8(read(&path)?)?,
+                None => {
+                    eprintln!("paste the credential and press Enter:");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line
+                }
+            };
+            println!("{}", profile::login(&cli.conn, &credential).await?);
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Export { server, token_file, out } } => {
-            let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
-            let export = keyong_client::Client::new(&server).as_user(&token).export_audit().await?;
+        Command::Logout => {
+            println!("{}", profile::logout(&cli.conn).await?);
+            Ok(())
+        }
+        Command::RegisterKey { key } => {
+            let key: KeyFile =
+                serde_json::from_slice(&read(&key)?).context("the key file is not keyong keygen JSON")?;
+            let me = cli.conn.client().await?.set_signing_key(&key.public_key_hex).await?;
+            println!("registered the signing key of {} ({})", me.name, me.id);
+            Ok(())
+        }
+        Command::Api { method, path, data } => {
+            let method = reqwest_method(&method)?;
+            let body = match data {
+                Some(d) => {
+                    let text = match d.strip_prefix('@') {
+                        Some(file) => String::from_utf8(read(std::path::Path::new(file))?)?,
+                        None => d,
+                    };
+                    Some(serde_json::from_str(&text).context("--data is not JSON")?)
+                }
+                None => None,
+            };
+            let answer = cli.conn.client().await?.call_json(method, &path, body).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
+        Command::Whoami => {
+            let me = cli.conn.client().await?.me().await?;
+            if cli.conn.json {
+                println!("{}", serde_json::to_string_pretty(&me)?);
+            } else {
+                println!("{} ({}, {}) of {}", me.name, me.role, me.id, me.org_id);
+            }
+            Ok(())
+        }
+        Command::Scenarios { command } => remote::scenarios(&cli.conn, command).await,
+        Command::Modules { command } => remote::modules(&cli.conn, command).await,
+        Command::Jobs { command } => remote::jobs(&cli.conn, command).await,
+        Command::Reviews { command } => remote::reviews(&cli.conn, command).await,
+        Command::Audit { command: AuditCommand::Export { out } } => {
+            let export = cli.conn.client().await?.export_audit().await?;
             write_new(&out, serde_json::to_string(&export)?.as_bytes())?;
             println!(
                 "wrote {} audit entries and {} checkpoints to {}",
@@ -476,23 +542,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sign { key, wasm, manifest, out } => {
-            let key: KeyFile =
-                serde_json::from_slice(&read(&key)?).context("the key file is not keyong keygen JSON")?;
-            let key = keyong_crypto::SigningKey::from_hex(&key.secret_hex)?;
-            let manifest: Manifest =
-                serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
-            manifest.validate()?;
-            let body = keyong_client::sign_module(&key, &read(&wasm)?, &manifest)?;
+            let body = signed_module(&key, &wasm, &manifest)?;
             write_new(&out, serde_json::to_string(&body)?.as_bytes())?;
             println!("signed; POST {} to /v1/modules", out.display());
             Ok(())
         }
-        Command::Walkthrough { server, token_file, wasm, manifest, source, policy, rho, next_feed } => {
+        Command::Walkthrough { wasm, manifest, source, policy, rho, next_feed } => {
+            let token_file =
+                cli.conn.token_file.clone().context("give the first authority credential with --token-file")?;
             let token = String::from_utf8(read(&token_file)?)?.trim().to_string();
             let manifest: Manifest =
                 serde_json::from_slice(&read(&manifest)?).context("the manifest does not parse")?;
             let inputs = walkthrough::Inputs {
-                base: server,
+                base: cli.conn.server(&profile::Config::default()),
                 bootstrap_token: token,
                 source,
                 policy,
@@ -516,6 +578,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("audit chain verified: {} entries, head {}", outcome.audit.entries, outcome.audit.head_hash);
             Ok(())
         }
+    }
+}
+
+fn reqwest_method(name: &str) -> anyhow::Result<keyong_client::Method> {
+    match name.to_ascii_uppercase().as_str() {
+        "GET" => Ok(keyong_client::Method::GET),
+        "POST" => Ok(keyong_client::Method::POST),
+        "PUT" => Ok(keyong_client::Method::PUT),
+        other => bail!("the API has no {other} operations: use GET, POST or PUT"),
+    }
+}
+
+/// The exit status of a failure: 2 usage (clap), 3 authentication, 4 not
+/// found, 5 conflict or wrong state, 6 refused by policy, 7 the server or
+/// the network failed, 1 anything else (a bad input, a local file).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use keyong_model::ErrorCode as C;
+    let Some(client) = e.chain().find_map(|c| c.downcast_ref::<keyong_client::Error>()) else { return 1 };
+    match client {
+        keyong_client::Error::Transport(_) => 7,
+        keyong_client::Error::Api { status, error } => match error.code {
+            C::Unauthenticated => 3,
+            C::NotFound => 4,
+            C::Conflict | C::InvalidState => 5,
+            C::Forbidden | C::PolicyDenied | C::BudgetExhausted | C::QuotaExceeded | C::IdentifierDetected => 6,
+            C::Internal | C::ResourceExhausted => 7,
+            _ if *status >= 500 => 7,
+            _ => 1,
+        },
+        _ => 1,
     }
 }
 
@@ -546,7 +638,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -15,7 +15,24 @@ fn keyong() -> Command {
 fn help_documents_every_subcommand() {
     let out = keyong().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["serve", "config", "sim", "dev", "ingest", "release", "keygen", "sign", "walkthrough"] {
+    for cmd in [
+        "serve",
+        "config",
+        "sim",
+        "dev",
+        "ingest",
+        "login",
+        "logout",
+        "whoami",
+        "register-key",
+        "scenarios",
+        "modules",
+        "jobs",
+        "reviews",
+        "keygen",
+        "sign",
+        "walkthrough",
+    ] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
     let dev = String::from_utf8(keyong().args(["dev", "run", "--help"]).output().unwrap().stdout).unwrap();
@@ -205,7 +222,7 @@ async fn ingest_command_catalogs_a_feed_through_the_api() {
     let entry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((entry["name"].as_str(), entry["status"].as_str()), (Some("electricity_bills"), Some("pending")));
     let out = tokio::task::block_in_place(|| run("no_such_policy"));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4), "not found");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
 }
 
@@ -221,7 +238,7 @@ fn release_writes_a_verifiable_bundle() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("token"), &outcome.actors.operator).unwrap();
     let out = keyong()
-        .args(["release", "--server", &server.base, "--job", &outcome.job.id, "--token-file"])
+        .args(["jobs", "release", &outcome.job.id, "--server", &server.base, "--token-file"])
         .arg(dir.join("token"))
         .arg("--out")
         .arg(dir.join("bundle"))
@@ -244,7 +261,7 @@ fn release_writes_a_verifiable_bundle() {
     assert_eq!(receipt.manifest_sm3, keyong_crypto::sm3_hex(&manifest), "the receipt binds the manifest file");
     // A second release into the same directory is refused, and nothing is overwritten.
     let again = keyong()
-        .args(["release", "--server", &server.base, "--job", &outcome.job.id, "--token-file"])
+        .args(["jobs", "release", &outcome.job.id, "--server", &server.base, "--token-file"])
         .arg(dir.join("token"))
         .arg("--out")
         .arg(&bundle)

@@ -10,7 +10,7 @@ pub mod walkthrough;
 
 pub use oversight::review_of;
 
-use reqwest::Method;
+pub use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -96,12 +96,22 @@ impl Client {
 
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T> {
         let body = body.map(|b| serde_json::to_value(b).expect("serialisable"));
+        Ok(serde_json::from_value(self.call_json(method, path, body).await?)?)
+    }
+
+    /// Any operation: the JSON answer of a 2xx, else the API's error.
+    pub async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
         let (status, json) = self.raw(method, path, body).await?;
         if !(200..300).contains(&status) {
             let error: ApiError = serde_json::from_value(json)?;
             return Err(Error::Api { status, error });
         }
-        Ok(serde_json::from_value(json)?)
+        Ok(json)
     }
 
     /// Every item of a list (`path` may carry filters), following its pages.
@@ -175,6 +185,9 @@ impl Client {
     }
     pub async fn submit_module(&self, req: &SubmitModule) -> Result<ModuleInfo> {
         self.call(Method::POST, "/v1/modules", Some(req)).await
+    }
+    pub async fn module(&self, id: &str) -> Result<ModuleInfo> {
+        self.call(Method::GET, &format!("/v1/modules/{id}"), None::<&()>).await
     }
     pub async fn submit_job(&self, req: &SubmitJob) -> Result<JobView> {
         self.call(Method::POST, "/v1/jobs", Some(req)).await

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod oversight;
 pub mod report;
 mod rows;
+mod session;
 mod types;
 
 pub use error::{ErrorCode, chain as error_chain};

@@ -1,0 +1,160 @@
+//! The operator guide (`docs/operator-guide.md`) as commands: everything the
+//! operator does is a `keyong` command against a real server on loopback —
+//! sign in, register the signing key, apply for a scenario, submit (sign and
+//! upload) a module, preview and submit a job, wait for it, release it —
+//! and the reviewers' votes too. Only the agency's and the authority's
+//! steps go through the client library.
+
+// The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use keyong_client::walkthrough::setup_actors;
+use keyong_model::api::{DecisionRequest, IngestRequest, ScenarioDataset, ScenarioRequest};
+use keyong_model::{Decision, Mode};
+use keyong_tests::{TestServer, example_manifest, example_wasm};
+use serde_json::Value;
+
+/// `keyong ARGS` with the test's config file and server (and `token`, if given, as KEYONG_TOKEN).
+fn keyong(dir: &Path, server: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keyong"));
+    c.args(args).env("KEYONG_CONFIG", dir.join("config.toml")).env("KEYONG_SERVER", server).env_remove("KEYONG_TOKEN");
+    if let Some(t) = token {
+        c.env("KEYONG_TOKEN", t);
+    }
+    c.output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(out: Output) -> Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_guide_runs_as_commands() {
+    let server = TestServer::start().await;
+    let base = keyong_client::Client::new(&server.base);
+    let a = setup_actors(&base, &server.bootstrap_token, &mut |_| {}).await.unwrap();
+    let (agency, authority) = (base.as_user(&a.agency), base.as_user(&a.authority));
+    let ingest = IngestRequest {
+        policy: "electricity_bills".into(),
+        source: "electricity_bills.parquet".into(),
+        rho_budget: Some(4.0),
+        delta_budget: Some(1e-6),
+    };
+    let entry = base.as_user(&a.provider).catalog_dataset(&authority, &ingest, "energy").await.unwrap();
+    let dir = server.data_root.join("operator");
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = server.base.as_str();
+    let run = |token: Option<&str>, args: &[&str]| keyong(&dir, s, token, args);
+
+    // 1. Get access: sign in (the profile is the owner's only), register the key.
+    std::fs::write(dir.join("credential"), &a.operator).unwrap();
+    let said = ok(run(None, &["login", "--credential-file", dir.join("credential").to_str().unwrap()]));
+    assert!(said.contains("signed in as operator developer (operator"), "{said}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("config.toml")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the config file holds tokens");
+    assert_eq!(json(run(None, &["whoami", "--json"]))["role"], "operator");
+    let key = dir.join("key.json");
+    ok(run(None, &["keygen", "--out", key.to_str().unwrap()]));
+    ok(run(None, &["register-key", "--key", key.to_str().unwrap()]));
+
+    // 2. Apply for a scenario; the agency and the authority decide.
+    let manifest = example_manifest("electricity");
+    let request = ScenarioRequest {
+        title: "分区居民用电 Household electricity by district".into(),
+        purpose: "Plan grid capacity per district.".into(),
+        datasets: vec![ScenarioDataset {
+            name: entry.name.clone(),
+            version: None,
+            columns: manifest.columns.clone(),
+            row_filter: None,
+        }],
+        modes: vec![Mode::Aggregate],
+        rho_budget: 1.0,
+        delta_budget: 1e-7,
+        valid_days: 365,
+    };
+    std::fs::write(dir.join("scenario.json"), serde_json::to_vec(&request).unwrap()).unwrap();
+    let scenario =
+        json(run(None, &["scenarios", "apply", "--file", dir.join("scenario.json").to_str().unwrap(), "--json"]));
+    let scenario_id = scenario["id"].as_str().unwrap().to_string();
+    let applied = base.as_user(&a.operator).scenario(&scenario_id).await.unwrap();
+    agency.agency_review(&scenario_id, &keyong_client::review_of(&applied, Decision::Approve, "fit")).await.unwrap();
+    authority.authority_approve(&scenario_id, &DecisionRequest::new(Decision::Approve, "fit")).await.unwrap();
+    assert!(ok(run(None, &["scenarios", "list", "--status", "approved"])).contains(&scenario_id));
+
+    // 3.–6. Submit the module (signed and uploaded in one step), preview, submit the job.
+    let wasm = dir.join("electricity.wasm");
+    std::fs::write(&wasm, example_wasm("electricity")).unwrap();
+    let mut m = manifest.clone();
+    m.scenario = String::new();
+    std::fs::write(dir.join("unbound.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let submit = |manifest: &Path, wasm: &Path| {
+        run(
+            None,
+            &[
+                "modules",
+                "submit",
+                "--key",
+                key.to_str().unwrap(),
+                "--wasm",
+                wasm.to_str().unwrap(),
+                "--manifest",
+                manifest.to_str().unwrap(),
+                "--json",
+            ],
+        )
+    };
+    let refused = submit(&dir.join("unbound.json"), &wasm);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("names no scenario"), "a manifest without a scenario");
+    m.scenario = scenario_id.clone();
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::write(dir.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let refused = submit(&dir.join("manifest.json"), &dir.join("core.wasm"));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a WebAssembly component"), "a core module");
+    let module = json(submit(&dir.join("manifest.json"), &wasm));
+    let module_id = module["id"].as_str().unwrap().to_string();
+    let preview = json(run(None, &["jobs", "preview", "--module", &module_id, "--rho", "0.25", "--json"]));
+    assert!(preview.is_object(), "{preview}");
+    let job = json(run(None, &["jobs", "submit", "--module", &module_id, "--rho", "0.25", "--json"]));
+    let job_id = job["id"].as_str().unwrap().to_string();
+    assert!(ok(run(None, &["jobs", "list"])).contains(&job_id));
+
+    // The reviewers, with their own tokens, from the same command line.
+    base.as_user(&a.reviewers[0]).wait_for_job(&job_id, Duration::from_secs(600)).await.unwrap();
+    for r in &a.reviewers {
+        assert!(ok(run(Some(r), &["reviews", "queue"])).contains(&job_id));
+        let shown = ok(run(Some(r), &["reviews", "show", &job_id]));
+        assert!(shown.contains("as it would be released") && shown.contains("findings"), "{shown}");
+        ok(run(Some(r), &["reviews", "vote", &job_id, "--decision", "approve", "--comment", "aggregates only"]));
+    }
+
+    // 7. Wait for the decision, release, read the budget.
+    let waited = ok(run(None, &["jobs", "wait", &job_id, "--timeout", "600"]));
+    assert!(waited.contains("approved"), "{waited}");
+    let bundle = dir.join("bundle");
+    let released = ok(run(None, &["jobs", "release", &job_id, "--out", bundle.to_str().unwrap()]));
+    assert!(released.contains("verifies"), "{released}");
+    assert!(bundle.join("receipt.sig").exists() && bundle.join("result.csv").exists());
+    assert!(ok(run(None, &["scenarios", "budget", &scenario_id])).contains("left"));
+
+    // Exit codes say what went wrong.
+    assert_eq!(run(None, &["jobs", "show", "no-such-job"]).status.code(), Some(4), "not found");
+    assert_eq!(run(Some("not-a-token"), &["whoami"]).status.code(), Some(3), "authentication");
+    assert_eq!(run(None, &["jobs", "release", &job_id, "--out", bundle.to_str().unwrap()]).status.code(), Some(1));
+    let stale = run(None, &["reviews", "queue"]);
+    assert_eq!(stale.status.code(), Some(6), "an operator is refused the queue");
+    assert_eq!(run(None, &["jobs", "bogus"]).status.code(), Some(2), "usage");
+    ok(run(None, &["logout"]));
+    assert_eq!(run(None, &["whoami"]).status.code(), Some(1), "signed out");
+    let _ = std::fs::remove_dir_all(&dir);
+}
