@@ -143,6 +143,9 @@ enum Command {
     },
     /// Sign out: end the profile's session and forget its tokens.
     Logout,
+    /// Rotate the profile's credential: the new one replaces it in the
+    /// profile; the old one and every session stop.
+    Rotate,
     /// Register the SM2 public key of a `keyong keygen` key file as the one
     /// your modules are signed with (operators).
     RegisterKey {
@@ -325,7 +328,7 @@ enum DevCommand {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct KeyFile {
+pub(crate) struct KeyFile {
     secret_hex: String,
     public_key_hex: String,
 }
@@ -343,29 +346,6 @@ pub(crate) fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<
         .with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
     f.write_all(bytes)?;
     Ok(())
-}
-
-/// The signed body of `POST /v1/modules`: the manifest must name its
-/// scenario and the file must be a component (wasm32-wasip2), not a core module.
-pub(crate) fn signed_module(
-    key: &std::path::Path,
-    wasm: &std::path::Path,
-    manifest: &std::path::Path,
-) -> anyhow::Result<keyong_model::api::SubmitModule> {
-    let key: KeyFile = serde_json::from_slice(&read(key)?).context("the key file is not keyong keygen JSON")?;
-    let key = keyong_crypto::SigningKey::from_hex(&key.secret_hex)?;
-    let manifest_path = manifest;
-    let manifest: Manifest = serde_json::from_slice(&read(manifest)?).context("the manifest does not parse")?;
-    manifest.validate()?;
-    if manifest.scenario.trim().is_empty() {
-        bail!("{} names no scenario: set `scenario` to the approved scenario's id", manifest_path.display());
-    }
-    let bytes = read(wasm)?;
-    // A component's preamble: `\0asm`, then version 0x0d and layer 1.
-    if bytes.get(..8) != Some(&[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00][..]) {
-        bail!("{} is not a WebAssembly component: build it for wasm32-wasip2", wasm.display());
-    }
-    Ok(keyong_client::sign_module(&key, &bytes, &manifest)?)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -456,6 +436,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", profile::logout(&cli.conn).await?);
             Ok(())
         }
+        Command::Rotate => {
+            println!("{}", profile::rotate(&cli.conn).await?);
+            Ok(())
+        }
         Command::RegisterKey { key } => {
             let key: KeyFile =
                 serde_json::from_slice(&read(&key)?).context("the key file is not keyong keygen JSON")?;
@@ -464,7 +448,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Api { method, path, data } => {
-            let method = reqwest_method(&method)?;
+            let method = remote::method(&method)?;
+            if !path.starts_with("/v1/") {
+                bail!("the path must start with /v1/ (e.g. /v1/catalog-requests)");
+            }
+            if matches!(path.split('?').next(), Some("/v1/login" | "/v1/me/credential" | "/v1/logout")) {
+                bail!("use `keyong login`, `keyong rotate` or `keyong logout`: they keep the profile right");
+            }
             let body = match data {
                 Some(d) => {
                     let text = match d.strip_prefix('@') {
@@ -542,7 +532,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sign { key, wasm, manifest, out } => {
-            let body = signed_module(&key, &wasm, &manifest)?;
+            let body = remote::signed_module(&key, &wasm, &manifest)?;
             write_new(&out, serde_json::to_string(&body)?.as_bytes())?;
             println!("signed; POST {} to /v1/modules", out.display());
             Ok(())
@@ -581,36 +571,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn reqwest_method(name: &str) -> anyhow::Result<keyong_client::Method> {
-    match name.to_ascii_uppercase().as_str() {
-        "GET" => Ok(keyong_client::Method::GET),
-        "POST" => Ok(keyong_client::Method::POST),
-        "PUT" => Ok(keyong_client::Method::PUT),
-        other => bail!("the API has no {other} operations: use GET, POST or PUT"),
-    }
-}
-
-/// The exit status of a failure: 2 usage (clap), 3 authentication, 4 not
-/// found, 5 conflict or wrong state, 6 refused by policy, 7 the server or
-/// the network failed, 1 anything else (a bad input, a local file).
-fn exit_code(e: &anyhow::Error) -> u8 {
-    use keyong_model::ErrorCode as C;
-    let Some(client) = e.chain().find_map(|c| c.downcast_ref::<keyong_client::Error>()) else { return 1 };
-    match client {
-        keyong_client::Error::Transport(_) => 7,
-        keyong_client::Error::Api { status, error } => match error.code {
-            C::Unauthenticated => 3,
-            C::NotFound => 4,
-            C::Conflict | C::InvalidState => 5,
-            C::Forbidden | C::PolicyDenied | C::BudgetExhausted | C::QuotaExceeded | C::IdentifierDetected => 6,
-            C::Internal | C::ResourceExhausted => 7,
-            _ if *status >= 500 => 7,
-            _ => 1,
-        },
-        _ => 1,
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The compile worker is a short-lived child of `serve`: no runtime, no threads.
@@ -638,7 +598,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit_code(&e))
+            ExitCode::from(remote::exit_code(&e))
         }
     }
 }

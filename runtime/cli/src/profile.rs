@@ -126,22 +126,28 @@ impl Connection {
             return Ok(base.as_user(token.trim()));
         }
         let Some(profile) = config.profiles.get_mut(&self.profile) else {
-            bail!(
+            return Err(NotSignedIn(format!(
                 "not signed in: run `keyong login` (profile `{}`), or set KEYONG_TOKEN, or pass --token-file",
                 self.profile
-            );
+            ))
+            .into());
         };
-        if self.server.is_some() && self.server.as_deref() != Some(profile.server.as_str()) {
+        if self.server.is_some()
+            && self.server.as_deref().map(|s| s.trim_end_matches('/')) != Some(profile.server.trim_end_matches('/'))
+        {
             bail!("profile `{}` is for {}, not {}", self.profile, profile.server, self.server(&Config::default()));
         }
-        if ahead(&profile.session_expires_at) {
+        // A session the server ended early (a rotation, a logout elsewhere)
+        // is renewed from the credential, once.
+        if ahead(&profile.session_expires_at) && base.as_user(&profile.session).me().await.is_ok() {
             return Ok(base.as_user(&profile.session));
         }
         if !profile.credential_expires_at.is_empty() && !ahead(&profile.credential_expires_at) {
-            bail!(
+            return Err(NotSignedIn(format!(
                 "the credential of profile `{}` has expired: ask for a new one and `keyong login` again",
                 self.profile
-            );
+            ))
+            .into());
         }
         let session = base.login(&profile.credential).await?;
         (profile.session, profile.session_expires_at) = (session.token.clone(), session.expires_at);
@@ -150,10 +156,17 @@ impl Connection {
     }
 }
 
+/// The command line holds no working token (exit status 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct NotSignedIn(String);
+
 /// `keyong login`: exchanges the credential for a session and keeps both
 /// in the profile (for the bootstrap credential, the new one it gives).
 pub(crate) async fn login(conn: &Connection, credential: &str) -> anyhow::Result<String> {
     let mut config = Config::load()?;
+    // The bootstrap credential works once: make sure its replacement can be kept.
+    config.save()?;
     let server = conn.server(&config);
     let session = keyong_client::Client::new(&server).login(credential.trim()).await?;
     // A credential the server just issued comes with its expiry; for one
@@ -197,4 +210,30 @@ pub(crate) async fn logout(conn: &Connection) -> anyhow::Result<String> {
     }
     config.save()?;
     Ok(format!("signed out of profile `{}`", conn.profile))
+}
+
+/// `keyong rotate`: a new credential for the profile's user; the old one
+/// and every session stop.
+pub(crate) async fn rotate(conn: &Connection) -> anyhow::Result<String> {
+    let mut config = Config::load()?;
+    config.save()?;
+    let Some(profile) = config.profiles.get_mut(&conn.profile) else {
+        return Err(NotSignedIn(format!("profile `{}` is not signed in", conn.profile)).into());
+    };
+    let client = keyong_client::Client::new(&profile.server);
+    let new = client.as_user(&profile.credential).rotate_credential().await?;
+    let session = client.login(&new.token).await?;
+    *profile = Profile {
+        server: profile.server.clone(),
+        credential: new.token,
+        credential_expires_at: new.expires_at.clone(),
+        session: session.token,
+        session_expires_at: session.expires_at,
+    };
+    let path = config.save()?;
+    Ok(format!(
+        "rotated: the new credential (until {}) is in {}; the old one works no more",
+        new.expires_at,
+        path.display()
+    ))
 }

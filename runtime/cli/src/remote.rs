@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -246,7 +246,7 @@ pub(crate) async fn modules(conn: &Connection, command: Modules) -> anyhow::Resu
             format!("{} ({}): {} bytes, scenario {}", m.name, m.id, m.size_bytes, m.scenario)
         }),
         Modules::Submit { key, wasm, manifest } => {
-            let body = crate::signed_module(&key, &wasm, &manifest)?;
+            let body = signed_module(&key, &wasm, &manifest)?;
             emit(conn, &client.submit_module(&body).await?, |m| {
                 format!("submitted module {} ({}, {} bytes)", m.id, m.name, m.size_bytes)
             })
@@ -363,5 +363,63 @@ pub(crate) async fn reviews(conn: &Connection, command: Reviews) -> anyhow::Resu
             let job = client.vote(&id, &DecisionRequest { decision, comment, public_comment }).await?;
             emit(conn, &job, |j| format!("voted; job {} is {}", j.id, j.status))
         }
+    }
+}
+
+/// The signed body of `POST /v1/modules`: the manifest must name its
+/// scenario and the file must be a component (wasm32-wasip2), not a core module.
+pub(crate) fn signed_module(
+    key: &std::path::Path,
+    wasm: &std::path::Path,
+    manifest: &std::path::Path,
+) -> anyhow::Result<keyong_model::api::SubmitModule> {
+    let key: crate::KeyFile =
+        serde_json::from_slice(&crate::read(key)?).context("the key file is not keyong keygen JSON")?;
+    let key = keyong_crypto::SigningKey::from_hex(&key.secret_hex)?;
+    let manifest_path = manifest;
+    let manifest: keyong_model::Manifest =
+        serde_json::from_slice(&crate::read(manifest)?).context("the manifest does not parse")?;
+    manifest.validate()?;
+    if manifest.scenario.trim().is_empty() {
+        bail!("{} names no scenario: set `scenario` to the approved scenario's id", manifest_path.display());
+    }
+    let bytes = crate::read(wasm)?;
+    // A component's preamble: `\0asm`, then version 0x0d and layer 1.
+    if bytes.get(..8) != Some(&[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00][..]) {
+        bail!("{} is not a WebAssembly component: build it for wasm32-wasip2", wasm.display());
+    }
+    Ok(keyong_client::sign_module(&key, &bytes, &manifest)?)
+}
+
+pub(crate) fn method(name: &str) -> anyhow::Result<keyong_client::Method> {
+    match name.to_ascii_uppercase().as_str() {
+        "GET" => Ok(keyong_client::Method::GET),
+        "POST" => Ok(keyong_client::Method::POST),
+        "PUT" => Ok(keyong_client::Method::PUT),
+        other => bail!("the API has no {other} operations: use GET, POST or PUT"),
+    }
+}
+
+/// The exit status of a failure: 2 usage (clap), 3 authentication, 4 not
+/// found, 5 conflict or wrong state, 6 refused by policy, 7 the server or
+/// the network failed, 1 anything else (a bad input, a local file).
+pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
+    use keyong_model::ErrorCode as C;
+    if e.chain().any(|c| c.is::<crate::profile::NotSignedIn>()) {
+        return 3;
+    }
+    let Some(client) = e.chain().find_map(|c| c.downcast_ref::<keyong_client::Error>()) else { return 1 };
+    match client {
+        keyong_client::Error::Transport(_) => 7,
+        keyong_client::Error::Api { status, error } => match error.code {
+            C::Unauthenticated => 3,
+            C::NotFound => 4,
+            C::Conflict | C::InvalidState => 5,
+            C::Forbidden | C::PolicyDenied | C::BudgetExhausted | C::QuotaExceeded | C::IdentifierDetected => 6,
+            C::Internal | C::ResourceExhausted => 7,
+            _ if *status >= 500 => 7,
+            _ => 1,
+        },
+        _ => 1,
     }
 }

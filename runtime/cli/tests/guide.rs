@@ -154,7 +154,14 @@ async fn the_operator_guide_runs_as_commands() {
     let stale = run(None, &["reviews", "queue"]);
     assert_eq!(stale.status.code(), Some(6), "an operator is refused the queue");
     assert_eq!(run(None, &["jobs", "bogus"]).status.code(), Some(2), "usage");
+    assert!(ok(run(None, &["rotate"])).contains("the old one works no more"));
+    assert_eq!(json(run(None, &["whoami", "--json"]))["role"], "operator", "the profile holds the new credential");
+    assert_eq!(
+        run(None, &["api", "GET", "@evil.example/v1/me"]).status.code(),
+        Some(1),
+        "the path stays on the server"
+    );
     ok(run(None, &["logout"]));
-    assert_eq!(run(None, &["whoami"]).status.code(), Some(1), "signed out");
+    assert_eq!(run(None, &["whoami"]).status.code(), Some(3), "signed out");
     let _ = std::fs::remove_dir_all(&dir);
 }

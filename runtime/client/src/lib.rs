@@ -10,6 +10,7 @@ pub mod walkthrough;
 
 pub use oversight::review_of;
 
+use keyong_model::ErrorCode;
 pub use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -91,7 +92,16 @@ impl Client {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes)?))
+        match serde_json::from_slice(&bytes) {
+            Ok(json) => Ok((status, json)),
+            // Something in between (a proxy, a gateway) answered without the API's body.
+            Err(_) if status >= 400 => {
+                let code = if status >= 500 { ErrorCode::Internal } else { ErrorCode::BadRequest };
+                let message = format!("HTTP {status} without a keyong error body");
+                Ok((status, serde_json::to_value(ApiError { code, message }).expect("serialisable")))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T> {

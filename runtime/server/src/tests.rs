@@ -8,8 +8,8 @@ use tower::ServiceExt;
 use crate::{AppState, Settings};
 
 /// A fresh server state (the repository's policies, a temporary data
-/// root) and the bootstrap token.
-async fn state() -> (AppState, String, std::path::PathBuf) {
+/// root) and its bootstrap credential, unused.
+async fn fresh() -> (AppState, String, std::path::PathBuf) {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let root = std::env::temp_dir().join(format!("keyong-router-{}-{n}", std::process::id()));
@@ -19,20 +19,18 @@ async fn state() -> (AppState, String, std::path::PathBuf) {
     settings.server.policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     settings.sandbox.pool_instances = 2;
     let state = crate::open(settings).await.expect("the state opens");
-    let bootstrap = std::fs::read_to_string(root.join(crate::BOOTSTRAP_TOKEN_FILE)).unwrap();
+    let bootstrap = std::fs::read_to_string(root.join(crate::BOOTSTRAP_TOKEN_FILE)).unwrap().trim().to_string();
+    (state, bootstrap, root)
+}
+
+/// A fresh server state and the authority's credential (the bootstrap one exchanged).
+async fn state() -> (AppState, String, std::path::PathBuf) {
+    let (state, bootstrap, root) = fresh().await;
     let (status, session) =
-        send(&state, post_json("/v1/login", None, &serde_json::json!({ "credential": bootstrap.trim() }))).await;
+        send(&state, post_json("/v1/login", None, &serde_json::json!({ "credential": bootstrap }))).await;
     assert_eq!(status, StatusCode::OK, "{session}");
     let token = session["credential"]["token"].as_str().expect("a new credential").to_string();
     (state, token, root)
-}
-
-fn post_json(path: &str, token: Option<&str>, body: &serde_json::Value) -> Request<Body> {
-    let mut r = Request::post(path).header("content-type", "application/json");
-    if let Some(t) = token {
-        r = r.header("authorization", format!("Bearer {t}"));
-    }
-    r.body(Body::from(body.to_string())).unwrap()
 }
 
 /// Sends one request through the router: the status and the JSON body.
@@ -49,6 +47,14 @@ fn get(path: &str, token: Option<&str>) -> Request<Body> {
         r = r.header("authorization", format!("Bearer {t}"));
     }
     r.body(Body::empty()).unwrap()
+}
+
+fn post_json(path: &str, token: Option<&str>, body: &serde_json::Value) -> Request<Body> {
+    let mut r = Request::post(path).header("content-type", "application/json");
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    r.body(Body::from(body.to_string())).unwrap()
 }
 
 #[tokio::test]
@@ -265,10 +271,88 @@ async fn credentials_expire_rotate_and_revoke_and_the_first_works_once() {
     // An expired credential stops, whatever else is true of it.
     let token = reissued["token"].as_str().unwrap();
     let mut tx = st.store.begin().await.unwrap();
-    tx.set_credential(&id, (&st.keys.token_hash(token), "2000-01-01T00:00:00.000000000Z")).await.unwrap();
+    tx.set_credential(&id, None, (&st.keys.token_hash(token), "2000-01-01T00:00:00.000000000Z")).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(send(&st, me(token)).await.1["code"], "unauthenticated", "expired");
     let (status, _) = send(&st, post_json("/v1/login", None, &serde_json::json!({ "credential": token }))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "an expired credential cannot log in");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[tokio::test]
+async fn the_first_credential_works_once_at_login_and_sessions_never_outlive_their_credential() {
+    let (st, bootstrap, root) = fresh().await;
+    let login = |credential: &str| post_json("/v1/login", None, &serde_json::json!({ "credential": credential }));
+    assert_eq!(send(&st, get("/v1/me", Some(&bootstrap))).await.0, StatusCode::UNAUTHORIZED, "not as a bearer token");
+    let (first, second) = tokio::join!(send(&st, login(&bootstrap)), send(&st, login(&bootstrap)));
+    let wins: Vec<_> = [&first, &second].into_iter().filter(|(s, _)| *s == StatusCode::OK).collect();
+    assert_eq!(wins.len(), 1, "one of two logins with it wins: {first:?} {second:?}");
+    let authority = wins[0].1["credential"]["token"].as_str().unwrap().to_string();
+    let (_, session) = send(&st, login(&authority)).await;
+    assert!(session["expires_at"].as_str() <= wins[0].1["credential"]["expires_at"].as_str(), "{session}");
+    let session = session["token"].as_str().unwrap().to_string();
+    let post = |path: &str, t: &str| {
+        Request::post(path).header("authorization", format!("Bearer {t}")).body(Body::empty()).unwrap()
+    };
+    let (status, body) = send(&st, post("/v1/me/credential", &session)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "a session never becomes a credential"
+    );
+    assert_eq!(
+        send(&st, post("/v1/users/authority-admin/revoke", &authority)).await.1["code"],
+        "invalid_state",
+        "not oneself"
+    );
+
+    // The agency gets no working credential of an authority user or a reviewer.
+    let (_, org) =
+        send(&st, post_json("/v1/orgs", Some(&authority), &serde_json::json!({ "name": "agency", "kind": "agency" })))
+            .await;
+    let agency_user = serde_json::json!({ "org_id": org["id"], "name": "officer", "role": "agency" });
+    let agency = send(&st, post_json("/v1/users", Some(&authority), &agency_user)).await.1["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reviewer_user = serde_json::json!({ "org_id": org["id"], "name": "r", "role": "reviewer" });
+    let reviewer = send(&st, post_json("/v1/users", Some(&agency), &reviewer_user)).await.1["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let authority_user = serde_json::json!({ "org_id": "authority", "name": "a2", "role": "authority" });
+    let (status, body) = send(&st, post_json("/v1/users", Some(&agency), &authority_user)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    for id in ["authority-admin", reviewer.as_str()] {
+        for action in ["credential", "revoke"] {
+            let (status, body) = send(&st, post(&format!("/v1/users/{id}/{action}"), &agency)).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (StatusCode::FORBIDDEN, Some("forbidden")),
+                "{action} {id}: {body}"
+            );
+        }
+    }
+
+    // A revocation ends the user's sessions; a login racing it gets none.
+    let provider_org =
+        send(&st, post_json("/v1/orgs", Some(&authority), &serde_json::json!({ "name": "p", "kind": "provider" })))
+            .await
+            .1;
+    let p = serde_json::json!({ "org_id": provider_org["id"], "name": "steward", "role": "provider" });
+    let created = send(&st, post_json("/v1/users", Some(&authority), &p)).await.1;
+    let (credential, id) = (created["token"].as_str().unwrap(), created["user"]["id"].as_str().unwrap());
+    let provider_session = send(&st, login(credential)).await.1["token"].as_str().unwrap().to_string();
+    let (revoked, raced) =
+        tokio::join!(send(&st, post(&format!("/v1/users/{id}/revoke"), &authority)), send(&st, login(credential)));
+    assert_eq!(revoked.0, StatusCode::OK);
+    assert_eq!(send(&st, get("/v1/me", Some(&provider_session))).await.0, StatusCode::UNAUTHORIZED);
+    if let Some(t) = raced.1["token"].as_str() {
+        assert_eq!(
+            send(&st, get("/v1/me", Some(t))).await.0,
+            StatusCode::UNAUTHORIZED,
+            "a racing login's session ends too"
+        );
+    }
     let _ = std::fs::remove_dir_all(root);
 }

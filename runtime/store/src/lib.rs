@@ -75,7 +75,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema version this code writes (`PRAGMA user_version`; the
 /// statement in [`Store::open_sqlite`] spells the same number).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// A released product and what the public list shows of it.
 #[derive(Debug, Clone)]

@@ -42,16 +42,20 @@ impl Store {
         row.map(|r| Ok((UserRow::from_row(&r)?, Bearer::Session))).transpose()
     }
 
-    /// The user a credential stands for at `now`, and whether it is the
-    /// bootstrap credential.
-    pub async fn user_by_credential(&self, token_hash: &str, now: &str) -> Result<Option<(UserRow, bool)>> {
+    /// The user a credential stands for at `now`, whether it is the
+    /// bootstrap credential, and when it expires.
+    pub async fn user_by_credential(&self, token_hash: &str, now: &str) -> Result<Option<(UserRow, bool, String)>> {
         let row =
             sqlx::query("SELECT * FROM users WHERE token_hash = ? AND token_expires_at > ? AND disabled_at IS NULL")
                 .bind(token_hash)
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| Ok((UserRow::from_row(&r)?, r.try_get::<i64, _>("bootstrap")? == 1))).transpose()
+        row.map(|r| {
+            let bootstrap = r.try_get::<i64, _>("bootstrap")? == 1;
+            Ok((UserRow::from_row(&r)?, bootstrap, r.try_get("token_expires_at")?))
+        })
+        .transpose()
     }
 }
 
@@ -62,15 +66,32 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn insert_session(&mut self, token_hash: &str, user: &str, expires_at: &str) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)")
-            .bind(token_hash)
-            .bind(user)
-            .bind(expires_at)
-            .bind(&self.now)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+    /// A session for the holder of `credential` (its hash), if that is
+    /// still the user's credential in force, read in this transaction: a
+    /// revocation, rotation or exit that committed meanwhile wins. Expired
+    /// sessions are cleared on the way. False: no session.
+    pub async fn insert_session(
+        &mut self,
+        token_hash: &str,
+        user: &str,
+        credential: &str,
+        expires_at: &str,
+    ) -> Result<bool> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?").bind(&self.now).execute(&mut *self.tx).await?;
+        let r = sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, expires_at, created_at) \
+             SELECT ?, id, ?, ? FROM users \
+             WHERE id = ? AND token_hash = ? AND token_expires_at > ? AND disabled_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(expires_at)
+        .bind(&self.now)
+        .bind(user)
+        .bind(credential)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Ends one session; false if there was none.
@@ -81,22 +102,37 @@ impl Tx {
     }
 
     /// Gives a user a new credential (`(hash, expires_at)`): the old one and
-    /// every session stop working. False if there is no such user.
-    pub async fn set_credential(&mut self, user: &str, credential: (&str, &str)) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET token_hash = ?, token_expires_at = ?, bootstrap = 0 WHERE id = ?")
-            .bind(credential.0)
-            .bind(credential.1)
-            .bind(user)
-            .execute(&mut *self.tx)
-            .await?;
+    /// every session stop working. With `replacing`, only if the user's
+    /// credential is still that one (of two concurrent rotations, or two
+    /// logins with the bootstrap credential, one wins). False: nothing
+    /// changed.
+    pub async fn set_credential(
+        &mut self,
+        user: &str,
+        replacing: Option<&str>,
+        credential: (&str, &str),
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE users SET token_hash = ?, token_expires_at = ?, bootstrap = 0 \
+             WHERE id = ? AND token_hash = COALESCE(?, token_hash)",
+        )
+        .bind(credential.0)
+        .bind(credential.1)
+        .bind(user)
+        .bind(replacing)
+        .execute(&mut *self.tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user).execute(&mut *self.tx).await?;
-        Ok(r.rows_affected() == 1)
+        Ok(true)
     }
 
     /// Stops a user's credential and sessions until a new credential is issued.
     pub async fn revoke_credentials(&mut self, user: &str) -> Result<bool> {
         // The hash column is unique and never empty: an unmatchable value.
         let dead = format!("revoked:{user}:{}", self.now);
-        self.set_credential(user, (&dead, "")).await
+        self.set_credential(user, None, (&dead, "")).await
     }
 }

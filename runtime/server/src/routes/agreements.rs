@@ -384,6 +384,8 @@ pub(crate) async fn decide_termination(
     Path(id): Path<String>,
     Json(req): Json<DecideTermination>,
 ) -> ApiResult<Json<Agreement>> {
+    // Who may decide at all comes first: an operator learns nothing of the state from a refusal.
+    caller.require(&[Role::Agency, Role::Authority])?;
     let mut a = load(&st, &caller, &id).await?;
     let from = a.status;
     match from {

@@ -21,11 +21,20 @@ fn issue(st: &AppState, ttl: std::time::Duration) -> ApiResult<(String, String, 
     Ok((token, hash, keyong_store::timestamp(expires)))
 }
 
-/// A new credential for `user` (the old one and every session stop), in `tx`.
-async fn new_credential(st: &AppState, tx: &mut keyong_store::Tx, user: &UserRow) -> ApiResult<CreatedUser> {
+/// A new credential for `user` (the old one and every session stop), in
+/// `tx`; with `replacing`, only if the user's credential is still that one.
+async fn new_credential(
+    st: &AppState,
+    tx: &mut keyong_store::Tx,
+    user: &UserRow,
+    replacing: Option<&str>,
+) -> ApiResult<CreatedUser> {
     let (token, hash, expires_at) = issue(st, st.settings.server.credential_ttl)?;
-    if !tx.set_credential(&user.id, (&hash, &expires_at)).await? {
-        return Err(ApiError::NotFound(format!("no user `{}`", user.id)));
+    if !tx.set_credential(&user.id, replacing, (&hash, &expires_at)).await? {
+        return Err(match replacing {
+            Some(_) => ApiError::Unauthenticated,
+            None => ApiError::NotFound(format!("no user `{}`", user.id)),
+        });
     }
     Ok(CreatedUser { user: user.api(), token, expires_at })
 }
@@ -39,18 +48,29 @@ pub(crate) fn credential(st: &AppState) -> ApiResult<(String, String, String)> {
 #[utoipa::path(post, path = "/login", tag = "organisations and users", request_body = Login, responses((status = OK, body = Session)), security(()))]
 pub(crate) async fn login(State(st): State<AppState>, Json(req): Json<Login>) -> ApiResult<Json<Session>> {
     let now = keyong_store::timestamp(crate::schedule::now());
-    let (user, bootstrap) = st
-        .store
-        .user_by_credential(&st.keys.token_hash(req.credential.trim()), &now)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
+    let credential = st.keys.token_hash(req.credential.trim());
+    let (user, bootstrap, credential_expires) =
+        st.store.user_by_credential(&credential, &now).await?.ok_or(ApiError::Unauthenticated)?;
     if user.role == Role::Reviewer && user.confirmed_by.is_none() {
         return Err(ApiError::Forbidden("this reviewer account takes effect when the authority confirms it".into()));
     }
     let (token, hash, expires_at) = issue(&st, st.settings.server.session_ttl)?;
     let mut tx = st.store.begin().await?;
-    let credential = if bootstrap { Some(new_credential(&st, &mut tx, &user).await?) } else { None };
-    tx.insert_session(&hash, &user.id, &expires_at).await?;
+    // The bootstrap credential is replaced (once: of two logins with it,
+    // one wins); the session then rests on the new one.
+    let (credential, holder, session_ends) = if bootstrap {
+        let new = new_credential(&st, &mut tx, &user, Some(&credential)).await?;
+        let hash = st.keys.token_hash(&new.token);
+        let ends = new.expires_at.clone();
+        (Some(new), hash, ends)
+    } else {
+        (None, credential, credential_expires)
+    };
+    // Never past the credential it rests on.
+    let expires_at = expires_at.min(session_ends);
+    if !tx.insert_session(&hash, &user.id, &holder, &expires_at).await? {
+        return Err(ApiError::Unauthenticated);
+    }
     tx.audit(
         &user.id,
         "session.login",
@@ -86,8 +106,12 @@ pub(crate) async fn logout(State(st): State<AppState>, caller: Caller) -> ApiRes
 /// one and every session stop working.
 #[utoipa::path(post, path = "/me/credential", tag = "organisations and users", responses((status = OK, body = CreatedUser)))]
 pub(crate) async fn rotate(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<CreatedUser>> {
+    // A session is short-lived on purpose: it never becomes a credential.
+    if caller.1 != Bearer::Credential {
+        return Err(ApiError::Forbidden("rotate with the credential itself, not a session token".into()));
+    }
     let mut tx = st.store.begin().await?;
-    let created = new_credential(&st, &mut tx, &caller.0).await?;
+    let created = new_credential(&st, &mut tx, &caller.0, Some(&caller.2)).await?;
     tx.audit(
         caller.id(),
         "user.credential",
@@ -105,6 +129,11 @@ pub(crate) async fn rotate(State(st): State<AppState>, caller: Caller) -> ApiRes
 /// created the account: the two-person rule binds people).
 async fn managed(st: &AppState, caller: &Caller, id: &str) -> ApiResult<UserRow> {
     caller.require(&[Role::Authority, Role::Agency])?;
+    if id == caller.id() {
+        return Err(ApiError::InvalidState(
+            "not your own account: rotate your credential with POST /v1/me/credential".into(),
+        ));
+    }
     let user = st.store.user(id).await?.ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))?;
     if caller.role() == Role::Agency && matches!(user.role, Role::Authority | Role::Reviewer) {
         return Err(ApiError::Forbidden(format!("the authority manages {} credentials", user.role)));
@@ -130,7 +159,7 @@ pub(crate) async fn reissue(
         ));
     }
     let mut tx = st.store.begin().await?;
-    let created = new_credential(&st, &mut tx, &user).await?;
+    let created = new_credential(&st, &mut tx, &user, None).await?;
     tx.audit(
         caller.id(),
         "user.credential",
