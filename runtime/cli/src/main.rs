@@ -571,7 +571,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A reader that stopped reading (`keyong jobs list | head`) ends the
+/// command quietly: printing to a closed pipe panics in Rust, and that
+/// panic alone exits at once, with nothing on stderr.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     // The compile worker is a short-lived child of `serve`: no runtime, no threads.
     if let Command::CompileWorker { args } = &cli.command {

@@ -397,3 +397,55 @@ fn logs_of_a_whole_run_hold_no_secret() {
     assert!(found.is_empty(), "the log holds identifiers: {found:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn start_up_failures_say_what_and_leave_nothing_behind() {
+    use std::io::{BufRead, Read};
+    let dir = std::env::temp_dir().join(format!("keyong-cli-start-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let policies = workspace().join("policies");
+    let serve = |root: &std::path::Path, listen: &str| {
+        let mut c = keyong();
+        c.args(["serve", "--listen", listen, "--data-root"]).arg(root).arg("--policies").arg(&policies);
+        c
+    };
+    let mut first = serve(&dir.join("one"), "127.0.0.1:0").stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(first.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("keyong listening on http://").unwrap().to_string();
+
+    // The port in use: one message, and the new data root is never made.
+    let out = serve(&dir.join("two"), &addr).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(!dir.join("two").exists(), "nothing created");
+    // The same data root twice: refused by its lock.
+    let out = serve(&dir.join("one"), "127.0.0.1:0").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another keyong server is using the data root") && err.contains(dir.join("one").to_str().unwrap()),
+        "{err}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // An unusable data root is named in full.
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let out = serve(&file.join("root"), "127.0.0.1:0").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(file.join("root").to_str().unwrap()), "{err}");
+
+    // A reader that stops early ends the command quietly.
+    let mut child = keyong()
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

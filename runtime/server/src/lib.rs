@@ -86,6 +86,14 @@ pub enum StartError {
     NoCompileWorker,
     #[error("the operators whose agreements lapsed could not exit")]
     Exits(#[source] Box<ApiError>),
+    #[error("cannot listen on {addr} (is another server running there? choose another with --listen)")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another keyong server is using the data root {0}; stop it first, or choose another data root")]
+    Locked(String),
 }
 
 /// How often lapsed agreements are looked for: an operator whose last day
@@ -108,6 +116,8 @@ async fn sweep_lapsed_agreements(state: AppState) {
 pub struct Server {
     pub addr: SocketAddr,
     handle: tokio::task::JoinHandle<()>,
+    /// The data root's lock (`keyong.lock`), held while the server runs.
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl Server {
@@ -116,16 +126,41 @@ impl Server {
         let _ = self.handle.await;
     }
 
+    /// Stops serving and lets go of the data root.
     pub fn abort(&self) {
         self.handle.abort();
+        self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+}
+
+/// Takes the data root's lock: one server per data root.
+// Start-up opens the data root by path.
+#[allow(clippy::disallowed_methods)]
+fn lock_data_root(path: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+    let io = |source| StartError::Io { what: format!("the data root {shown}"), source };
+    std::fs::create_dir_all(path).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join("keyong.lock"))
+        .map_err(io)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StartError::Locked(shown)),
+        Err(e) => Err(io(e.into())),
     }
 }
 
 // Start-up opens the data root by path: where the server's ambient authority ends.
 #[allow(clippy::disallowed_methods)]
 fn open_dir(path: &std::path::Path, what: &str) -> Result<Dir, StartError> {
-    std::fs::create_dir_all(path).map_err(|source| StartError::Io { what: what.into(), source })?;
-    Dir::open_ambient_dir(path, ambient_authority()).map_err(|source| StartError::Io { what: what.into(), source })
+    // Named as an absolute path: a relative one says little in a log.
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let io = |source| StartError::Io { what: format!("{what} {}", shown.display()), source };
+    std::fs::create_dir_all(path).map_err(io)?;
+    Dir::open_ambient_dir(path, ambient_authority()).map_err(io)
 }
 
 /// Validates the settings, runs the crypto self-test, opens the stores,
@@ -137,11 +172,12 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     if settings.sandbox.compile_worker.is_none() {
         return Err(StartError::NoCompileWorker);
     }
+    settings.validate()?;
+    // The address first: a port in use leaves nothing created.
     let listen = settings.server.listen;
+    let listener = TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen, source })?;
+    let lock = lock_data_root(&settings.server.data_root)?;
     let state = open(settings).await?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Io { what: format!("listen address {listen}"), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Io { what: "listen address".into(), source })?;
     // Lapsed operators exit before any queued job is started again.
     routes::exit_lapsed(&state).await.map_err(|e| StartError::Exits(Box::new(e)))?;
@@ -154,7 +190,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         }
     });
     tracing::info!(%addr, "keyong listening");
-    Ok(Server { addr, handle })
+    Ok(Server { addr, handle, lock: std::sync::Mutex::new(Some(lock)) })
 }
 
 /// Everything but the listener: validated settings, the self-test, the
@@ -178,7 +214,10 @@ async fn open(settings: Settings) -> Result<AppState, StartError> {
         root.create_dir_with(sub, &builder).map_err(|source| StartError::Io { what: sub.into(), source })?;
     }
     let policies = Dir::open_ambient_dir(&config.policies, ambient_authority()).map_err(|source| StartError::Io {
-        what: format!("policies directory {}", config.policies.display()),
+        what: format!(
+            "the policies directory {}",
+            std::path::absolute(&config.policies).unwrap_or_else(|_| config.policies.clone()).display()
+        ),
         source,
     })?;
     let outbound = Outbound::load(&policies)?;
