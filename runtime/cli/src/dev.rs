@@ -17,7 +17,8 @@ use keyong_policy::DatasetPolicy;
 use keyong_sandbox::{Limits, Sandbox};
 
 pub(crate) struct DevRun {
-    pub(crate) wasm: PathBuf,
+    /// The component; none for an sql-mode manifest (it has no code).
+    pub(crate) wasm: Option<PathBuf>,
     pub(crate) manifest: PathBuf,
     pub(crate) policies: PathBuf,
     pub(crate) scale: u64,
@@ -48,14 +49,20 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Sealed, bool)> {
         serde_json::from_slice(&std::fs::read(&args.manifest).context("cannot read the manifest")?)
             .context("the manifest does not parse")?;
     manifest.validate()?;
-    let wasm = std::fs::read(&args.wasm).with_context(|| format!("cannot read {}", args.wasm.display()))?;
+    let world = keyong_engine::world(manifest.mode);
+    let wasm = match (&args.wasm, world) {
+        (Some(path), Some(_)) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        (None, Some(_)) => bail!(
+            "a {} module needs its component: keyong dev run MODULE.wasm --mock --manifest …",
+            manifest.mode.as_str()
+        ),
+        (Some(_), None) => bail!("an sql-mode manifest has no code: run it without a .wasm"),
+        (None, None) => Vec::new(),
+    };
     let policy_path = args.policies.join(format!("datasets/{}.toml", manifest.input));
     let policy = DatasetPolicy::parse(
         &std::fs::read_to_string(&policy_path).with_context(|| format!("no policy for `{}`", manifest.input))?,
     )?;
-    let Some(world) = keyong_engine::world(manifest.mode) else {
-        bail!("an sql-mode manifest has no module to run; `keyong dev run` runs aggregate, blocks and reviewed modules")
-    };
 
     let scratch = Scratch(std::env::temp_dir().join(format!("keyong-dev-{}-{}", std::process::id(), args.seed)));
     let (landing, datasets) = (open(&scratch.0.join("landing"))?, open(&scratch.0.join("datasets"))?);
@@ -79,7 +86,9 @@ pub(crate) async fn simulate(args: &DevRun) -> anyhow::Result<(Sealed, bool)> {
     let backstop = Schedule::default().period(&limits, &manifest, twin.row_count, std::time::Duration::ZERO);
     let sandbox = Arc::new(Sandbox::new(limits)?);
     let module_id = keyong_crypto::sm3_hex(&wasm);
-    sandbox.prepare(&module_id, &wasm, world).context("keyong would refuse this module at submission")?;
+    if let Some(world) = world {
+        sandbox.prepare(&module_id, &wasm, world).context("keyong would refuse this module at submission")?;
+    }
     let outbound = Outbound::load(&Dir::open_ambient_dir(&args.policies, ambient_authority())?)?;
     let engine = Engine::new(sandbox, datasets, keyong_crypto::SealKey::generate()?, outbound, RunSettings::default());
     let job = engine.job(&manifest);

@@ -184,6 +184,16 @@ enum Command {
         #[command(subcommand)]
         command: remote::Reviews,
     },
+    /// Verify a release bundle offline (the directory `keyong jobs release`
+    /// wrote): the receipt's SM2 signature against the platform key, and
+    /// the SM3 of every file it binds.
+    Verify {
+        dir: PathBuf,
+        /// The platform's SM2 public key (hex) as you obtained it; without
+        /// it, it is fetched from the server's public `GET /v1/platform-key`.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Generate an SM2 key pair for signing modules; writes JSON with the secret and public key.
     Keygen {
         /// Output file (created; never overwritten).
@@ -195,9 +205,9 @@ enum Command {
         /// Key file written by `keyong keygen`.
         #[arg(long)]
         key: PathBuf,
-        /// The component (.wasm) built for wasm32-wasip2.
+        /// The component (.wasm) built for wasm32-wasip2 (none for an sql-mode manifest).
         #[arg(long)]
-        wasm: PathBuf,
+        wasm: Option<PathBuf>,
         /// The manifest JSON (its `scenario` must be the approved scenario's id).
         #[arg(long)]
         manifest: PathBuf,
@@ -302,8 +312,8 @@ enum DevCommand {
     /// Run a module locally against a synthetic twin of its input and print
     /// what would be submitted for review (clearly marked as synthetic).
     Run {
-        /// The component (.wasm) to run.
-        wasm: PathBuf,
+        /// The component (.wasm) to run; none for an sql-mode manifest.
+        wasm: Option<PathBuf>,
         /// Use a synthetic twin (generated, desensitised with the real policy). `dev run` never sees real rows.
         #[arg(long, required = true)]
         mock: bool,
@@ -478,6 +488,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Verify { dir, public_key } => remote::verify(&cli.conn, &dir, public_key).await,
         Command::Scenarios { command } => remote::scenarios(&cli.conn, command).await,
         Command::Modules { command } => remote::modules(&cli.conn, command).await,
         Command::Jobs { command } => remote::jobs(&cli.conn, command).await,
@@ -532,7 +543,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sign { key, wasm, manifest, out } => {
-            let body = remote::signed_module(&key, &wasm, &manifest)?;
+            let body = remote::signed_module(&key, wasm.as_deref(), &manifest)?;
             write_new(&out, serde_json::to_string(&body)?.as_bytes())?;
             println!("signed; POST {} to /v1/modules", out.display());
             Ok(())

@@ -50,9 +50,9 @@ pub(crate) enum Modules {
         /// Key file written by `keyong keygen`.
         #[arg(long)]
         key: PathBuf,
-        /// The component (.wasm) built for wasm32-wasip2.
+        /// The component (.wasm) built for wasm32-wasip2 (none for an sql-mode manifest).
         #[arg(long)]
-        wasm: PathBuf,
+        wasm: Option<PathBuf>,
         /// The manifest JSON (its `scenario` names the approved scenario).
         #[arg(long)]
         manifest: PathBuf,
@@ -246,7 +246,7 @@ pub(crate) async fn modules(conn: &Connection, command: Modules) -> anyhow::Resu
             format!("{} ({}): {} bytes, scenario {}", m.name, m.id, m.size_bytes, m.scenario)
         }),
         Modules::Submit { key, wasm, manifest } => {
-            let body = signed_module(&key, &wasm, &manifest)?;
+            let body = signed_module(&key, wasm.as_deref(), &manifest)?;
             emit(conn, &client.submit_module(&body).await?, |m| {
                 format!("submitted module {} ({}, {} bytes)", m.id, m.name, m.size_bytes)
             })
@@ -293,6 +293,8 @@ async fn release(conn: &Connection, client: &Client, id: &str, out: &std::path::
     let write = crate::write_new;
     write(&out.join("result.parquet"), &parquet)?;
     write(&out.join("result.csv"), bundle.csv.as_bytes())?;
+    // Exactly the bytes the receipt's `result_hash` covers.
+    write(&out.join("result.json"), &serde_json::to_vec(&bundle.table)?)?;
     write(&out.join("report.json"), serde_json::to_string_pretty(&bundle.report)?.as_bytes())?;
     write(&out.join("receipt.json"), serde_json::to_string(&bundle.receipt)?.as_bytes())?;
     write(&out.join("manifest.json"), serde_json::to_string(&bundle.manifest)?.as_bytes())?;
@@ -309,6 +311,61 @@ async fn release(conn: &Connection, client: &Client, id: &str, out: &std::path::
             out.display()
         )
     })
+}
+
+/// `keyong verify DIR`: a release bundle checked offline, file by file,
+/// against the platform key (given, or fetched once from the server's
+/// public endpoint — never the copy inside the bundle).
+pub(crate) async fn verify(conn: &Connection, dir: &std::path::Path, public_key: Option<String>) -> anyhow::Result<()> {
+    let file = |name: &str| crate::read(&dir.join(name));
+    let receipt_bytes = file("receipt.json")?;
+    let receipt: keyong_model::api::Receipt =
+        serde_json::from_slice(&receipt_bytes).context("receipt.json is not a keyong receipt")?;
+    let sig = String::from_utf8(file("receipt.sig")?).context("receipt.sig is not text")?;
+    let (signature, bundled_key) =
+        sig.trim().split_once('\n').context("receipt.sig holds the signature, then the key")?;
+    let key = match public_key {
+        Some(k) => k,
+        None => {
+            let server = conn.server(&crate::profile::Config::load()?);
+            Client::new(&server)
+                .platform_key()
+                .await
+                .with_context(|| format!("cannot fetch the platform key from {server}"))?
+                .public_key_hex
+        }
+    };
+    let mut failed = Vec::new();
+    let mut check = |what: &str, ok: bool| {
+        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            failed.push(what.to_string());
+        }
+    };
+    check("the bundle names the platform key", bundled_key.trim() == key.trim());
+    let message = keyong_model::api::receipt_signing_message(
+        std::str::from_utf8(&receipt_bytes).context("receipt.json is not UTF-8")?,
+    );
+    check(
+        "receipt.sig is the platform's SM2 signature of receipt.json",
+        keyong_crypto::verify(&key, &message, signature).is_ok(),
+    );
+    let result = file("result.json")?;
+    check("result.json is the table the receipt names (SM3)", keyong_crypto::sm3_hex(&result) == receipt.result_hash);
+    check(
+        "manifest.json is the manifest the receipt names (SM3)",
+        keyong_crypto::sm3_hex(&file("manifest.json")?) == receipt.manifest_sm3,
+    );
+    let table: keyong_model::api::ResultTable =
+        serde_json::from_slice(&result).context("result.json is not a result table")?;
+    check("result.csv is result.json as CSV", file("result.csv")? == keyong_data::table_to_csv(&table).into_bytes());
+    check(
+        "result.parquet is result.json as Parquet",
+        file("result.parquet")? == keyong_data::table_to_parquet(&table)?,
+    );
+    anyhow::ensure!(failed.is_empty(), "the bundle does not verify: {}", failed.join("; "));
+    println!("bundle verifies: job {}, receipt {}, released {}", receipt.job_id, receipt.id, receipt.released_at);
+    Ok(())
 }
 
 /// Polls a job until a decision is visible, writing each status it passes to stderr.
@@ -370,7 +427,7 @@ pub(crate) async fn reviews(conn: &Connection, command: Reviews) -> anyhow::Resu
 /// scenario and the file must be a component (wasm32-wasip2), not a core module.
 pub(crate) fn signed_module(
     key: &std::path::Path,
-    wasm: &std::path::Path,
+    wasm: Option<&std::path::Path>,
     manifest: &std::path::Path,
 ) -> anyhow::Result<keyong_model::api::SubmitModule> {
     let key: crate::KeyFile =
@@ -383,11 +440,19 @@ pub(crate) fn signed_module(
     if manifest.scenario.trim().is_empty() {
         bail!("{} names no scenario: set `scenario` to the approved scenario's id", manifest_path.display());
     }
-    let bytes = crate::read(wasm)?;
-    // A component's preamble: `\0asm`, then version 0x0d and layer 1.
-    if bytes.get(..8) != Some(&[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00][..]) {
-        bail!("{} is not a WebAssembly component: build it for wasm32-wasip2", wasm.display());
-    }
+    let bytes = match (wasm, manifest.mode) {
+        (None, keyong_model::Mode::Sql) => Vec::new(),
+        (Some(_), keyong_model::Mode::Sql) => bail!("an sql-mode manifest has no code: leave out --wasm"),
+        (None, mode) => bail!("a {} module needs its component: --wasm MODULE.wasm", mode.as_str()),
+        (Some(wasm), _) => {
+            let bytes = crate::read(wasm)?;
+            // A component's preamble: `\0asm`, then version 0x0d and layer 1.
+            if bytes.get(..8) != Some(&[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00][..]) {
+                bail!("{} is not a WebAssembly component: build it for wasm32-wasip2", wasm.display());
+            }
+            bytes
+        }
+    };
     Ok(keyong_client::sign_module(&key, &bytes, &manifest)?)
 }
 

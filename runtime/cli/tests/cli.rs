@@ -40,6 +40,23 @@ fn help_documents_every_subcommand() {
 }
 
 #[test]
+fn an_sql_manifest_runs_on_its_synthetic_twin_without_code() {
+    let manifest = workspace().join("udf-sdk/examples/sql_district_mean/manifest.json");
+    let out = keyong()
+        .args(["dev", "run", "--mock", "--manifest"])
+        .arg(&manifest)
+        .arg("--policies")
+        .arg(workspace().join("policies"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("SYNTHETIC") && text.contains("mean_kwh") && text.contains("滨江区"), "{text}");
+    let with_code = keyong().args(["dev", "run", "x.wasm", "--mock", "--manifest"]).arg(&manifest).output().unwrap();
+    assert!(String::from_utf8_lossy(&with_code.stderr).contains("has no code"));
+}
+
+#[test]
 fn every_example_runs_on_its_synthetic_twin() {
     let dir = std::env::temp_dir().join(format!("keyong-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -257,8 +274,40 @@ fn release_writes_a_verifiable_bundle() {
     keyong_crypto::verify(key, &message, signature).unwrap();
     assert!(keyong_crypto::verify(key, &receipt, signature).is_err());
     let manifest = std::fs::read(bundle.join("manifest.json")).unwrap();
-    let receipt: keyong_model::api::Receipt = serde_json::from_slice(&receipt).unwrap();
-    assert_eq!(receipt.manifest_sm3, keyong_crypto::sm3_hex(&manifest), "the receipt binds the manifest file");
+    let receipt_file: keyong_model::api::Receipt = serde_json::from_slice(&receipt).unwrap();
+    assert_eq!(receipt_file.manifest_sm3, keyong_crypto::sm3_hex(&manifest), "the receipt binds the manifest file");
+
+    // Offline: `keyong verify`, with the key from the public endpoint …
+    let out = keyong().arg("verify").arg(&bundle).args(["--server", &server.base]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("bundle verifies"), "{said}");
+    // … and OpenSSL, exactly as docs/operator-guide.md says.
+    let platform = rt.block_on(keyong_client::Client::new(&server.base).platform_key()).unwrap();
+    std::fs::write(dir.join("platform.pem"), &platform.public_key_pem).unwrap();
+    let mut message = platform.receipt_message_prefix.clone().into_bytes();
+    message.extend_from_slice(&receipt);
+    std::fs::write(dir.join("message.bin"), &message).unwrap();
+    std::fs::write(dir.join("receipt.der"), hex::decode(signature).unwrap()).unwrap();
+    let openssl = Command::new("openssl")
+        .args(["dgst", "-sm3", "-verify", "platform.pem", "-sigopt"])
+        .arg(format!("distid:{}", platform.sm2_user_id))
+        .args(["-signature", "receipt.der", "message.bin"])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl runs (.ci/run installs it)");
+    assert_eq!(
+        String::from_utf8_lossy(&openssl.stdout).trim(),
+        "Verified OK",
+        "{}",
+        String::from_utf8_lossy(&openssl.stderr)
+    );
+    // A changed file is caught, and named.
+    let mut csv = std::fs::read(bundle.join("result.csv")).unwrap();
+    csv.extend_from_slice(b"x,1\n");
+    std::fs::write(bundle.join("result.csv"), csv).unwrap();
+    let out = keyong().arg("verify").arg(&bundle).args(["--public-key", key]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL result.csv"));
     // A second release into the same directory is refused, and nothing is overwritten.
     let again = keyong()
         .args(["jobs", "release", &outcome.job.id, "--server", &server.base, "--token-file"])

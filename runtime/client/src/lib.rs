@@ -158,6 +158,11 @@ impl Client {
         self.call(Method::POST, &format!("/v1/users/{user_id}/revoke"), None::<&()>).await
     }
 
+    /// The platform's public key (no token needed).
+    pub async fn platform_key(&self) -> Result<PlatformKey> {
+        self.call(Method::GET, "/v1/platform-key", None::<&()>).await
+    }
+
     pub async fn me(&self) -> Result<User> {
         self.call(Method::GET, "/v1/me", None::<&()>).await
     }

@@ -12,7 +12,7 @@ mod seal;
 mod sign;
 
 pub use seal::SealKey;
-pub use sign::{SigningKey, check_public_key, verify};
+pub use sign::{SigningKey, check_public_key, public_key_pem, verify};
 
 use hmac::{KeyInit, Mac};
 use sm3::{Digest, Sm3};

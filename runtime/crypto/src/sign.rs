@@ -53,6 +53,28 @@ impl SigningKey {
     }
 }
 
+/// An SEC1 public key (hex) as a PEM SubjectPublicKeyInfo on the SM2 curve
+/// (OID 1.2.156.10197.1.301), as OpenSSL and GmSSL read it.
+pub fn public_key_pem(public_key_hex: &str) -> Result<String> {
+    use base64::Engine as _;
+    let point = hex::decode(public_key_hex.trim()).map_err(|_| Error::Malformed("SM2 public key"))?;
+    VerifyingKey::from_sec1_bytes(SM2_DIST_ID, &point).map_err(|_| Error::Malformed("SM2 public key"))?;
+    if point.len() != 65 {
+        return Err(Error::Malformed("SM2 public key"));
+    }
+    // SEQUENCE { SEQUENCE { id-ecPublicKey, sm2p256v1 }, BIT STRING (0 unused bits) point }
+    let mut der = hex::decode("3059301306072a8648ce3d020106082a811ccf5501822d034200").expect("hex");
+    der.extend_from_slice(&point);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    Ok(pem)
+}
+
 /// Verifies a DER signature (hex) on `msg` against an SEC1 public key (hex).
 pub fn verify(public_key_hex: &str, msg: &[u8], signature_hex: &str) -> Result<()> {
     let pk = hex::decode(public_key_hex.trim()).map_err(|_| Error::Malformed("SM2 public key"))?;

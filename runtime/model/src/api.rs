@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::report::{Report, ReportSummary};
-pub use crate::session::{Login, Session};
+pub use crate::session::{Login, PlatformKey, Session};
 use crate::{Decision, ErrorCode, Grade, JobStatus, Loss, Manifest, Mode, OrgKind, Role, ScenarioStatus};
 
 /// One page of a list (newest first; a queue oldest first). Pass `next`
@@ -264,8 +264,11 @@ pub fn module_signing_message(wasm_sm3_hex: &str, manifest: &Manifest) -> Vec<u8
 /// receipt's canonical JSON (so a receipt signature can never be replayed
 /// as any other signature of the platform key, nor the reverse).
 pub fn receipt_signing_message(receipt_json: &str) -> Vec<u8> {
-    format!("keyong-receipt-v1\n{receipt_json}").into_bytes()
+    format!("{RECEIPT_MESSAGE_PREFIX}{receipt_json}").into_bytes()
 }
+
+/// What precedes a receipt's JSON in the message its signature covers.
+pub const RECEIPT_MESSAGE_PREFIX: &str = "keyong-receipt-v1\n";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleInfo {

@@ -1,4 +1,5 @@
-//! Signing in: what `POST /v1/login` takes and gives.
+//! Who is who: what `POST /v1/login` takes and gives, and the platform
+//! key that signs receipts (`GET /v1/platform-key`).
 
 use serde::{Deserialize, Serialize};
 
@@ -22,4 +23,18 @@ pub struct Session {
     /// authority's new long-lived credential, shown this once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CreatedUser>,
+}
+
+/// The platform's SM2 public key, which signs release receipts and audit
+/// checkpoints: fetch it once and keep it, to verify bundles offline.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlatformKey {
+    /// The uncompressed SEC1 point (`04 ‖ x ‖ y`), hex.
+    pub public_key_hex: String,
+    /// The same key as a PEM SubjectPublicKeyInfo (for OpenSSL and GmSSL).
+    pub public_key_pem: String,
+    /// The SM2 distinguishing ID the signatures use.
+    pub sm2_user_id: String,
+    /// What a receipt signature covers: this prefix, then `receipt.json`'s bytes.
+    pub receipt_message_prefix: String,
 }

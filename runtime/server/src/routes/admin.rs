@@ -3,7 +3,7 @@
 use keyong_crypto::audit::{self, attestation_message};
 use keyong_model::api::{
     AuditCheckpoint, AuditEntry, AuditExport, AuditVerification, CreateOrg, CreateUser, CreatedUser, Filing, Health,
-    Org, Page, SetSigningKey, User,
+    Org, Page, PlatformKey, SetSigningKey, User,
 };
 use keyong_model::{OrgKind, Role};
 
@@ -17,6 +17,19 @@ use axum::extract::State;
 #[utoipa::path(get, path = "/health", tag = "organisations and users", responses((status = OK, body = Health)), security(()))]
 pub(crate) async fn health() -> Json<Health> {
     Json(Health { status: "ok".into() })
+}
+
+/// The platform's public key, for verifying receipts and audit checkpoints
+/// offline. Needs no token.
+#[utoipa::path(get, path = "/platform-key", tag = "organisations and users", responses((status = OK, body = PlatformKey)), security(()))]
+pub(crate) async fn platform_key(State(st): State<AppState>) -> ApiResult<Json<PlatformKey>> {
+    let hex = st.keys.platform.public_key_hex();
+    Ok(Json(PlatformKey {
+        public_key_pem: keyong_crypto::public_key_pem(&hex)?,
+        public_key_hex: hex,
+        sm2_user_id: keyong_crypto::SM2_DIST_ID.into(),
+        receipt_message_prefix: keyong_model::api::RECEIPT_MESSAGE_PREFIX.into(),
+    }))
 }
 
 /// The signed-in user.

@@ -52,6 +52,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .routes(routes!(admin::health))
         .routes(routes!(admin::me))
+        .routes(routes!(admin::platform_key))
         .routes(routes!(tokens::login))
         .routes(routes!(tokens::logout))
         .routes(routes!(tokens::rotate))
