@@ -202,15 +202,8 @@ enum Command {
     },
     /// Sign a module and its manifest; writes the JSON body for POST /v1/modules.
     Sign {
-        /// Key file written by `keyong keygen`.
-        #[arg(long)]
-        key: PathBuf,
-        /// The component (.wasm) built for wasm32-wasip2 (none for an sql-mode manifest).
-        #[arg(long)]
-        wasm: Option<PathBuf>,
-        /// The manifest JSON (its `scenario` must be the approved scenario's id).
-        #[arg(long)]
-        manifest: PathBuf,
+        #[command(flatten)]
+        files: remote::ModuleFiles,
         #[arg(long)]
         out: PathBuf,
     },
@@ -542,8 +535,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("public key: {}", file.public_key_hex);
             Ok(())
         }
-        Command::Sign { key, wasm, manifest, out } => {
-            let body = remote::signed_module(&key, wasm.as_deref(), &manifest)?;
+        Command::Sign { files, out } => {
+            let body = files.signed()?;
             write_new(&out, serde_json::to_string(&body)?.as_bytes())?;
             println!("signed; POST {} to /v1/modules", out.display());
             Ok(())

@@ -47,16 +47,48 @@ pub(crate) enum Modules {
     },
     /// Sign a module with your SM2 key and upload it, in one step.
     Submit {
-        /// Key file written by `keyong keygen`.
-        #[arg(long)]
-        key: PathBuf,
-        /// The component (.wasm) built for wasm32-wasip2 (none for an sql-mode manifest).
-        #[arg(long)]
-        wasm: Option<PathBuf>,
-        /// The manifest JSON (its `scenario` names the approved scenario).
-        #[arg(long)]
-        manifest: PathBuf,
+        #[command(flatten)]
+        files: ModuleFiles,
     },
+}
+
+/// A module to sign: the key, the component and its manifest.
+#[derive(clap::Args)]
+pub(crate) struct ModuleFiles {
+    /// Key file written by `keyong keygen`.
+    #[arg(long)]
+    key: PathBuf,
+    /// The component (.wasm) built for wasm32-wasip2 (none for an sql-mode manifest).
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+    /// The manifest JSON (its `scenario` names the approved scenario).
+    #[arg(long)]
+    manifest: PathBuf,
+}
+
+impl ModuleFiles {
+    pub(crate) fn signed(&self) -> anyhow::Result<keyong_model::api::SubmitModule> {
+        signed_module(&self.key, self.wasm.as_deref(), &self.manifest)
+    }
+}
+
+/// A job's budget: zCDP ρ or pure ε.
+#[derive(clap::Args)]
+pub(crate) struct BudgetArgs {
+    #[arg(long, conflicts_with = "epsilon", required_unless_present = "epsilon")]
+    rho: Option<f64>,
+    #[arg(long)]
+    epsilon: Option<f64>,
+}
+
+impl BudgetArgs {
+    fn loss(&self) -> Loss {
+        match (self.rho, self.epsilon) {
+            (Some(rho), _) => Loss::Zcdp { rho },
+            (None, Some(epsilon)) => Loss::Pure { epsilon },
+            (None, None) => unreachable!("clap requires one"),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -75,19 +107,15 @@ pub(crate) enum Jobs {
     Submit {
         #[arg(long)]
         module: String,
-        #[arg(long, conflicts_with = "epsilon", required_unless_present = "epsilon")]
-        rho: Option<f64>,
-        #[arg(long)]
-        epsilon: Option<f64>,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// What a job would cost and the noise each output would get; nothing is charged.
     Preview {
         #[arg(long)]
         module: String,
-        #[arg(long, conflicts_with = "epsilon", required_unless_present = "epsilon")]
-        rho: Option<f64>,
-        #[arg(long)]
-        epsilon: Option<f64>,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Wait until the job is decided (as you may see it), showing its status on stderr.
     Wait {
@@ -170,14 +198,6 @@ fn query(pairs: &[(&str, &Option<String>)]) -> String {
     if set.is_empty() { String::new() } else { format!("?{}", set.join("&")) }
 }
 
-fn loss(rho: Option<f64>, epsilon: Option<f64>) -> Loss {
-    match (rho, epsilon) {
-        (Some(rho), _) => Loss::Zcdp { rho },
-        (None, Some(epsilon)) => Loss::Pure { epsilon },
-        (None, None) => unreachable!("clap requires one"),
-    }
-}
-
 fn job_rows(jobs: &[JobView]) -> String {
     let rows = jobs
         .iter()
@@ -245,8 +265,8 @@ pub(crate) async fn modules(conn: &Connection, command: Modules) -> anyhow::Resu
         Modules::Show { id } => emit(conn, &client.module(&id).await?, |m| {
             format!("{} ({}): {} bytes, scenario {}", m.name, m.id, m.size_bytes, m.scenario)
         }),
-        Modules::Submit { key, wasm, manifest } => {
-            let body = signed_module(&key, wasm.as_deref(), &manifest)?;
+        Modules::Submit { files } => {
+            let body = files.signed()?;
             emit(conn, &client.submit_module(&body).await?, |m| {
                 format!("submitted module {} ({}, {} bytes)", m.id, m.name, m.size_bytes)
             })
@@ -263,14 +283,14 @@ pub(crate) async fn jobs(conn: &Connection, command: Jobs) -> anyhow::Result<()>
             emit(conn, &list, |l| job_rows(l))
         }
         Jobs::Show { id } => emit(conn, &client.job(&id).await?, |j| job_rows(std::slice::from_ref(j))),
-        Jobs::Submit { module, rho, epsilon } => {
-            let job = client.submit_job(&SubmitJob { module_id: module, budget: loss(rho, epsilon) }).await?;
+        Jobs::Submit { module, budget } => {
+            let job = client.submit_job(&SubmitJob { module_id: module, budget: budget.loss() }).await?;
             emit(conn, &job, |j| {
                 format!("submitted job {} ({}); `keyong jobs wait {}` follows it", j.id, j.status, j.id)
             })
         }
-        Jobs::Preview { module, rho, epsilon } => {
-            let preview = client.preview(&SubmitJob { module_id: module, budget: loss(rho, epsilon) }).await?;
+        Jobs::Preview { module, budget } => {
+            let preview = client.preview(&SubmitJob { module_id: module, budget: budget.loss() }).await?;
             emit(conn, &preview, |p| serde_json::to_string_pretty(p).unwrap_or_default())
         }
         Jobs::Wait { id, timeout } => {
@@ -425,7 +445,7 @@ pub(crate) async fn reviews(conn: &Connection, command: Reviews) -> anyhow::Resu
 
 /// The signed body of `POST /v1/modules`: the manifest must name its
 /// scenario and the file must be a component (wasm32-wasip2), not a core module.
-pub(crate) fn signed_module(
+fn signed_module(
     key: &std::path::Path,
     wasm: Option<&std::path::Path>,
     manifest: &std::path::Path,
