@@ -499,7 +499,7 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
         keyong_client::Error::Api { status, error } => match error.code {
             C::Unauthenticated => 3,
             C::NotFound => 4,
-            C::Conflict | C::InvalidState => 5,
+            C::Conflict | C::InvalidState | C::IdempotencyKeyReused => 5,
             C::Forbidden | C::PolicyDenied | C::BudgetExhausted | C::QuotaExceeded | C::IdentifierDetected => 6,
             C::Internal | C::ResourceExhausted => 7,
             _ if *status >= 500 => 7,

@@ -56,6 +56,14 @@ impl Error {
     }
 }
 
+/// Endpoints that mint or end credentials: their POSTs carry no
+/// idempotency key (the server keeps no credential for a retry).
+const TOKEN_PATHS: [&str; 3] = ["/v1/login", "/v1/logout", "/v1/me/credential"];
+
+/// The pauses before each retry of a keyed POST whose answer was lost.
+const RETRIES: [std::time::Duration; 2] =
+    [std::time::Duration::from_millis(250), std::time::Duration::from_secs(1)];
+
 /// A client acting as one user (or anonymously, without a token).
 #[derive(Clone)]
 pub struct Client {
@@ -82,14 +90,35 @@ impl Client {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<(u16, serde_json::Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await?;
+        let request = || {
+            let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            req
+        };
+        // A POST that creates or decides carries an idempotency key, and is
+        // retried with it when the answer is lost: the server answers the
+        // retry with the first answer, never a second effect.
+        let keyed = method == Method::POST && !TOKEN_PATHS.iter().any(|p| path == *p || path.ends_with("/credential"));
+        let resp = if keyed {
+            let key = keyong_crypto::random_hex32()?;
+            let mut attempt = 0;
+            loop {
+                match request().header("idempotency-key", &key).send().await {
+                    Err(_) if attempt < RETRIES.len() => {
+                        tokio::time::sleep(RETRIES[attempt]).await;
+                        attempt += 1;
+                    }
+                    other => break other?,
+                }
+            }
+        } else {
+            request().send().await?
+        };
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
         match serde_json::from_slice(&bytes) {

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The request body is not `application/json`.
     UnsupportedMediaType,
+    /// An `Idempotency-Key` was sent again with another request.
+    IdempotencyKeyReused,
     /// A bug or an unexpected server-side failure.
     Internal,
 }
@@ -69,6 +71,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Internal => "internal",
         }
     }

@@ -16,7 +16,12 @@ pub(crate) struct Caller(pub(crate) UserRow, pub(crate) Bearer, pub(crate) Strin
 
 /// The bearer token of a request, if it has one.
 pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
-    let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    bearer_of(&parts.headers)
+}
+
+/// The bearer token in `headers`, if there is one.
+pub(crate) fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
     Some(header.strip_prefix("Bearer ")?.trim())
 }
 

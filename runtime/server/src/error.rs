@@ -42,6 +42,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("this Idempotency-Key was first sent with another request (method, path or body); use a new key")]
+    IdempotencyKeyReused,
     #[error("the request body must be JSON, sent with `Content-Type: application/json`")]
     UnsupportedMediaType,
     /// A fault of the platform, not the caller. The cause goes to the
@@ -71,6 +73,7 @@ impl IntoResponse for ApiError {
             ApiError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::QuotaExceeded),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::IdempotencyKeyReused),
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         };

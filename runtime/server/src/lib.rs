@@ -9,6 +9,7 @@
 
 mod auth;
 mod error;
+mod idempotency;
 mod keys;
 mod openapi;
 mod routes;
@@ -224,6 +225,9 @@ async fn open(settings: Settings) -> Result<AppState, StartError> {
     let store = Store::open_sqlite(&config.data_root.join("keyong.db")).await?;
     let keys = keys::Keys::load_or_create(&root)?;
     let store = store.with_checkpoint_key(keys.platform.clone());
+    // No request is in flight before this server answers one (one server
+    // per data root): a key whose request never finished is free again.
+    store.release_unfinished_idempotent().await?;
     keys::bootstrap(&store, &root, &keys).await?;
     let sandbox = Arc::new(Sandbox::new(settings.sandbox.clone())?);
     let datasets = root.open_dir("datasets").map_err(|source| StartError::Io { what: "datasets".into(), source })?;

@@ -2,9 +2,11 @@
 //! `#[utoipa::path]` attributes and the model's schemas, served at
 //! `GET /v1/openapi.json` and checked in as `docs/openapi.json`.
 
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required};
 use utoipa::{OpenApi as _, ToSchema};
 
 use keyong_model::api::ApiError;
@@ -55,7 +57,12 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
             .build()
             .into()
     };
-    for item in api.paths.paths.values_mut() {
+    for (path, item) in api.paths.paths.iter_mut() {
+        if let Some(op) = item.post.as_mut()
+            && !crate::idempotency::REFUSED.contains(&path.as_str())
+        {
+            op.parameters.get_or_insert_with(Vec::new).push(idempotency_key().into());
+        }
         for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
             let public = op.security.as_ref().is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
             let responses = &mut op.responses.responses;
@@ -80,6 +87,23 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
         }
     }
     api
+}
+
+/// The optional `Idempotency-Key` header of a POST ([`crate::idempotency`]).
+fn idempotency_key() -> Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Send the same key (1 to 255 visible ASCII characters, e.g. a UUID) to retry this request safely: \
+             the first success is answered again, for a day, with `Idempotent-Replayed: true`. Another request \
+             with the key: 422 `idempotency_key_reused`; while the first still runs: 409 `conflict`.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255)).pattern(Some("^[!-~]+$")),
+        ))
+        .build()
 }
 
 /// The document as checked in: pretty JSON with a final newline.

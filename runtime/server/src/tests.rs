@@ -356,3 +356,66 @@ async fn the_first_credential_works_once_at_login_and_sessions_never_outlive_the
     }
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[tokio::test]
+async fn a_retry_with_an_idempotency_key_gets_the_first_answer_and_no_second_effect() {
+    let (st, token, root) = state().await;
+    let bearer = format!("Bearer {}", token.trim());
+    let post = |key: Option<&str>, path: &str, body: serde_json::Value| {
+        let mut r = Request::post(path).header("authorization", &bearer).header("content-type", "application/json");
+        if let Some(k) = key {
+            r = r.header("idempotency-key", k);
+        }
+        r.body(Body::from(body.to_string())).unwrap()
+    };
+    let answer = |request: Request<Body>| async {
+        let response = crate::routes::router(st.clone()).oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body: serde_json::Value =
+            serde_json::from_slice(&axum::body::to_bytes(body, 1 << 20).await.unwrap()).unwrap();
+        let header = |name: &str| parts.headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        (parts.status, header("location"), header("idempotent-replayed"), body)
+    };
+    let providers = || async {
+        let (_, page) = send(&st, get("/v1/orgs?kind=provider", Some(token.trim()))).await;
+        page["items"].as_array().unwrap().len()
+    };
+    let org = serde_json::json!({ "name": "water board", "kind": "provider" });
+
+    // A failure frees the key: the corrected request runs under it.
+    let (status, ..) = answer(post(Some("k-1"), "/v1/orgs", serde_json::json!({ "name": "water board" }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, location, replayed, first) = answer(post(Some("k-1"), "/v1/orgs", org.clone())).await;
+    assert_eq!((status, replayed.as_deref()), (StatusCode::CREATED, None), "{first}");
+    assert_eq!(location, Some(format!("/v1/orgs/{}", first["id"].as_str().unwrap())));
+
+    // The retry: the same answer, marked, and still one provider.
+    let (status, again, replayed, body) = answer(post(Some("k-1"), "/v1/orgs", org.clone())).await;
+    assert_eq!((status, again, replayed.as_deref(), &body), (StatusCode::CREATED, location, Some("true"), &first));
+    assert_eq!(providers().await, 1);
+
+    // The key with another request; keys that are not keys; token endpoints.
+    let other = serde_json::json!({ "name": "gas board", "kind": "provider" });
+    let (status, _, _, body) = answer(post(Some("k-1"), "/v1/orgs", other.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
+    for bad in ["", &"k".repeat(256), "two words"] {
+        let (status, _, _, body) = answer(post(Some(bad), "/v1/orgs", other.clone())).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "{bad:?}");
+    }
+    let (status, _, _, body) = answer(post(Some("k-2"), "/v1/me/credential", serde_json::json!({}))).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    assert_eq!(providers().await, 1, "nothing refused was created");
+
+    // Keys are per user: the same key from someone else is theirs.
+    let body = serde_json::json!({ "name": "agency", "kind": "agency" });
+    let (_, org) = send(&st, post_json("/v1/orgs", Some(token.trim()), &body)).await;
+    let body = serde_json::json!({ "org_id": org["id"], "name": "officer", "role": "agency" });
+    let (_, agency) = send(&st, post_json("/v1/users", Some(token.trim()), &body)).await;
+    let agency_token = agency["token"].as_str().expect("an agency user").to_string();
+    let mut request = post_json("/v1/orgs", Some(&agency_token), &other);
+    request.headers_mut().insert("idempotency-key", "k-1".parse().unwrap());
+    let (status, ..) = answer(request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(providers().await, 2);
+    let _ = std::fs::remove_dir_all(root);
+}

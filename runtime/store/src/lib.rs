@@ -13,6 +13,7 @@
 
 mod catalog;
 mod governance;
+mod idempotency;
 mod oversight;
 mod pages;
 mod rows;
@@ -20,6 +21,7 @@ mod tokens;
 mod tx;
 
 pub use catalog::DatasetRow;
+pub use idempotency::{Answer, Claim};
 pub use oversight::VoteFact;
 pub use pages::{Cursor, Page, PageRequest};
 pub use rows::{JobLoad, JobRow, ModuleRow, ScenarioRow, UserRow};
@@ -75,7 +77,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema version this code writes (`PRAGMA user_version`; the
 /// statement in [`Store::open_sqlite`] spells the same number).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// A released product and what the public list shows of it.
 #[derive(Debug, Clone)]
@@ -355,7 +357,7 @@ mod tests {
     use keyong_model::api::{Budget, Scenario};
     use keyong_model::{Charge, Grade, Loss, OrgKind, ScenarioStatus};
 
-    async fn store() -> (Store, std::path::PathBuf) {
+    pub(crate) async fn store() -> (Store, std::path::PathBuf) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("keyong-store-test-{}-{n}.db", std::process::id()));

@@ -272,3 +272,17 @@ CREATE INDEX IF NOT EXISTS jobs_page ON jobs (operator_org, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_status_page ON jobs (status, created_at, id);
 CREATE INDEX IF NOT EXISTS procedures_page ON procedures (kind, created_at, id);
 CREATE INDEX IF NOT EXISTS audit_filings ON audit (at, seq) WHERE action LIKE 'filing.%';
+-- Idempotency keys (`idempotency.rs`): a user's key, the request it was
+-- first sent with (SM3 of method, path and body) and, once that request
+-- succeeded, its answer (the body sealed with the platform's SM4 key).
+CREATE TABLE IF NOT EXISTS idempotency (
+    user_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER,
+    location TEXT,
+    body_sealed BLOB,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created_at);

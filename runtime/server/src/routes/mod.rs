@@ -41,6 +41,7 @@ pub(crate) fn router(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint; the API lives under /v1".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::layer))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::error::trace))
         .with_state(state)
