@@ -61,8 +61,7 @@ impl Error {
 const TOKEN_PATHS: [&str; 3] = ["/v1/login", "/v1/logout", "/v1/me/credential"];
 
 /// The pauses before each retry of a keyed POST whose answer was lost.
-const RETRIES: [std::time::Duration; 2] =
-    [std::time::Duration::from_millis(250), std::time::Duration::from_secs(1)];
+const RETRIES: [std::time::Duration; 2] = [std::time::Duration::from_millis(250), std::time::Duration::from_secs(1)];
 
 /// A client acting as one user (or anonymously, without a token).
 #[derive(Clone)]

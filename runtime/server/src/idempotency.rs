@@ -66,13 +66,20 @@ async fn keyed(st: &AppState, request: Request, next: Next) -> Result<Response, 
     let Some(user) = user else { return Ok(next.run(request).await) };
 
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))?;
+    let body =
+        axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))?;
     let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
     let fingerprint = keyong_crypto::sm3_hex(&[target.as_bytes(), b"\n", &body].concat());
     let now = crate::schedule::now();
     let claim = st
         .store
-        .claim_idempotent(&user, &key, &fingerprint, &keyong_store::timestamp(now), &keyong_store::timestamp(now - KEPT))
+        .claim_idempotent(
+            &user,
+            &key,
+            &fingerprint,
+            &keyong_store::timestamp(now),
+            &keyong_store::timestamp(now - KEPT),
+        )
         .await?;
     let aad = format!("idempotency:{user}:{key}");
     match claim {
