@@ -17,14 +17,11 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+/// Where cargo builds (`CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
 }
 
-/// The example module `name` (e.g. `electricity`), built for wasm32-wasip2.
-///
-/// `cargo xtask test` builds the examples first; when run alone the tests
-/// build them here.
 /// A copy of the repository's `policies/` under the temp dir, changed by
 /// `edit` (which gets the copy's root), for tests of policy variants.
 pub fn policies_with(name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
@@ -47,6 +44,10 @@ pub fn policies_with(name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
     root
 }
 
+/// The example module `name` (e.g. `electricity`), built for wasm32-wasip2.
+///
+/// `cargo xtask test` builds the examples first; when run alone the tests
+/// build them here.
 pub fn example_wasm(name: &str) -> Vec<u8> {
     let prebuilt = target_dir().join("wasm32-wasip2/guest").join(format!("keyong_example_{name}.wasm"));
     match std::fs::read(prebuilt) {
@@ -135,6 +136,35 @@ pub fn write_next_electricity_feed(data_root: &Path) {
 /// The compile worker the test suites give the sandbox: this package's
 /// `keyong-compile-worker` binary, which cargo builds next to the test
 /// executables' `deps/` directory before it runs them.
+/// The files of a test PKI under `dir`: a CA, and a certificate it issued
+/// for `localhost` and 127.0.0.1 with its key (mode 0600).
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Writes a fresh [`TlsFiles`] under `dir`.
+pub fn tls_files(dir: &Path) -> TlsFiles {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "keyong test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let files = TlsFiles { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    std::fs::write(&files.ca, ca.pem()).unwrap();
+    std::fs::write(&files.cert, leaf.pem()).unwrap();
+    std::fs::write(&files.key, leaf_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    files
+}
+
 pub fn compile_worker() -> keyong_sandbox::CompileWorker {
     let exe = std::env::current_exe().expect("the test executable has a path");
     let dir = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps");

@@ -159,6 +159,11 @@ impl Emitter {
         self.0.push(types::Emit { key: key.iter().map(|k| k.to_string()).collect(), value });
     }
 
+    /// What was emitted so far, in order (for a module's own tests).
+    pub fn emits(&self) -> Vec<(Vec<String>, f64)> {
+        self.0.iter().map(|e| (e.key.clone(), e.value)).collect()
+    }
+
     #[doc(hidden)]
     pub fn into_inner(self) -> Vec<types::Emit> {
         self.0
@@ -290,6 +295,12 @@ impl TableBuilder {
         let n = values.len();
         self.push(name, n, ColumnValues::Boolean(values))
     }
+
+    /// The columns as [`Rows`]: what a module's own tests hand its mapper,
+    /// or read back from a reviewed module's answer.
+    pub fn into_rows(self) -> Rows {
+        Rows(types::Rows { num_rows: self.num_rows, columns: self.columns })
+    }
 }
 
 /// A reviewed-mode module: a function from the authorised tables to one
@@ -319,8 +330,7 @@ pub trait ReviewedModule {
 #[doc(hidden)]
 pub fn __run_reviewed<M: ReviewedModule>(tables: Vec<types::Table>) -> types::Rows {
     let tables: Vec<Table> = tables.into_iter().map(|t| Table { name: t.name, rows: Rows(t.rows) }).collect();
-    let built = M::transform(&tables);
-    types::Rows { num_rows: built.num_rows, columns: built.columns }
+    M::transform(&tables).into_rows().0
 }
 
 /// Exports a type implementing [`ReviewedModule`].

@@ -3,7 +3,6 @@
 // The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,8 +13,12 @@ use keyong_client::walkthrough;
 use keyong_model::Manifest;
 
 mod dev;
+mod new;
 mod profile;
 mod remote;
+mod settings;
+
+use settings::SettingsArgs;
 
 #[derive(Parser)]
 #[command(
@@ -39,63 +42,17 @@ enum LogFormat {
     Json,
 }
 
-/// Where `serve` and `config show` take their settings from.
-#[derive(clap::Args)]
-struct SettingsArgs {
-    /// A TOML settings file (`[server]`, `[sandbox]`, `[run]`, `[schedule]`,
-    /// `[quotas]`); `KEYONG__SECTION__KEY` environment variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Where keyong keeps its database, keys, landing zone and datasets
-    /// (overrides `server.data_root`).
-    #[arg(long)]
-    data_root: Option<PathBuf>,
-    /// Directory of policy files (overrides `server.policies`).
-    #[arg(long)]
-    policies: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free port (overrides `server.listen`).
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-}
-
-impl SettingsArgs {
-    /// Defaults → the file → the environment → these flags, validated.
-    fn load(&self) -> anyhow::Result<keyong_server::Settings> {
-        let file = match &self.config {
-            Some(path) => {
-                Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)
-            }
-            None => None,
-        };
-        // Only keyong's own variables are read, and must be UTF-8; others are never looked at.
-        let mut env = Vec::new();
-        for (name, value) in std::env::vars_os() {
-            let Some(name) = name.to_str().filter(|n| n.starts_with("KEYONG")).map(str::to_string) else { continue };
-            let value = value.into_string().map_err(|_| anyhow::anyhow!("environment variable {name} is not UTF-8"))?;
-            env.push((name, value));
-        }
-        let mut settings = keyong_server::Settings::layered(file.as_deref(), env)
-            .map_err(|e| anyhow::anyhow!(keyong_model::error_chain(&e)))?;
-        let server = &mut settings.server;
-        if let Some(p) = &self.data_root {
-            server.data_root.clone_from(p);
-        }
-        if let Some(p) = &self.policies {
-            server.policies.clone_from(p);
-        }
-        if let Some(a) = self.listen {
-            server.listen = a;
-        }
-        Ok(settings)
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the keyong server (HTTP API under /v1) on the embedded default: SQLite + a local data root.
     Serve {
         #[command(flatten)]
         settings: SettingsArgs,
+    },
+    /// Start a module: `keyong new module --mode aggregate NAME`.
+    New {
+        #[command(subcommand)]
+        command: NewCommand,
     },
     /// The server's settings.
     Config {
@@ -245,6 +202,21 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum NewCommand {
+    /// Write a standalone module crate (the SDK as a path dependency, a
+    /// manifest, a test and a README) into DIR/NAME; for `--mode sql`, the
+    /// manifest and a README (sql mode has no code).
+    Module {
+        #[arg(long, value_enum)]
+        mode: new::Mode,
+        name: String,
+        /// Where to create NAME/ (default: here).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the effective settings (defaults, the file, the environment,
     /// the flags) as TOML, after validating them.
@@ -371,7 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // pipe) are ignored: the server keeps serving.
             use std::io::Write as _;
             let mut out = std::io::stdout();
-            let _ = writeln!(out, "keyong listening on http://{}", server.addr);
+            let _ = writeln!(out, "keyong listening on {}", server.url());
             let _ = writeln!(
                 out,
                 "first authority credential (works once, at POST /v1/login): {}",
@@ -382,6 +354,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 () = server.wait() => bail!("server stopped"),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
+        }
+        Command::New { command: NewCommand::Module { mode, name, dir } } => {
+            let root = new::module(mode, &name, &dir)?;
+            println!("wrote {}; see its README.md", root.display());
+            Ok(())
         }
         Command::Openapi => {
             print!("{}", keyong_server::openapi_document());

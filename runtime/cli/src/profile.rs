@@ -3,10 +3,11 @@
 //! profile `keyong login` wrote to the config file (`KEYONG_CONFIG`, else
 //! `$XDG_CONFIG_HOME/keyong/config.toml`, else `~/.config/keyong/config.toml`;
 //! created 0600). A profile keeps the credential and the session token a
-//! login gave for it; an expired session is renewed from the credential.
+//! login gave for it, and the CA file an `https` server is checked against;
+//! an expired session is renewed from the credential.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,10 @@ pub(crate) struct Connection {
     /// A file holding the token to use (overrides KEYONG_TOKEN and the profile).
     #[arg(long, global = true)]
     pub(crate) token_file: Option<PathBuf>,
+    /// PEM file of the CA an https server's certificate must chain to
+    /// (default: the profile's, else the system's roots).
+    #[arg(long, global = true, env = "KEYONG_CA_CERT")]
+    pub(crate) ca_cert: Option<PathBuf>,
     /// Print JSON (the API's own shapes) instead of tables and sentences.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -44,6 +49,15 @@ pub(crate) struct Profile {
     pub(crate) session: String,
     #[serde(default)]
     pub(crate) session_expires_at: String,
+    /// The CA file given at login (absolute; empty: the system's roots).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) ca_cert: String,
+}
+
+impl Profile {
+    fn ca(&self) -> Option<&Path> {
+        (!self.ca_cert.is_empty()).then(|| Path::new(&self.ca_cert))
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -114,10 +128,20 @@ impl Connection {
             .unwrap_or_else(|| DEFAULT_SERVER.into())
     }
 
+    /// The CA file the flags, the environment or the profile name.
+    fn ca_cert(&self, config: &Config) -> Option<PathBuf> {
+        self.ca_cert.clone().or_else(|| config.profiles.get(&self.profile)?.ca().map(Path::to_path_buf))
+    }
+
+    /// A client without a token, for the server and CA these settings name.
+    pub(crate) fn anonymous(&self, config: &Config) -> anyhow::Result<keyong_client::Client> {
+        connect(&self.server(config), self.ca_cert(config).as_deref())
+    }
+
     /// A client with the token the flags, the environment or the profile give.
     pub(crate) async fn client(&self) -> anyhow::Result<keyong_client::Client> {
         let mut config = Config::load()?;
-        let base = keyong_client::Client::new(&self.server(&config));
+        let base = self.anonymous(&config)?;
         if let Some(path) = &self.token_file {
             let token = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             return Ok(base.as_user(token.trim()));
@@ -156,6 +180,16 @@ impl Connection {
     }
 }
 
+/// A client for `server`, trusting only the CA in `ca` when one is given.
+fn connect(server: &str, ca: Option<&Path>) -> anyhow::Result<keyong_client::Client> {
+    let pem = match ca {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read the CA file {}", path.display()))?),
+        None => None,
+    };
+    keyong_client::Client::trusting(server, pem.as_deref())
+        .with_context(|| format!("cannot set up the connection to {server}"))
+}
+
 /// The command line holds no working token (exit status 3).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -168,7 +202,11 @@ pub(crate) async fn login(conn: &Connection, credential: &str) -> anyhow::Result
     // The bootstrap credential works once: make sure its replacement can be kept.
     config.save()?;
     let server = conn.server(&config);
-    let session = keyong_client::Client::new(&server).login(credential.trim()).await?;
+    let ca_cert = match conn.ca_cert(&config) {
+        Some(path) => std::path::absolute(&path)?.display().to_string(),
+        None => String::new(),
+    };
+    let session = conn.anonymous(&config)?.login(credential.trim()).await?;
     // A credential the server just issued comes with its expiry; for one
     // the user brought, the server alone knows it (empty: unknown).
     let (credential, credential_expires_at, replaced) = match &session.credential {
@@ -181,6 +219,7 @@ pub(crate) async fn login(conn: &Connection, credential: &str) -> anyhow::Result
         credential_expires_at,
         session: session.token,
         session_expires_at: session.expires_at.clone(),
+        ca_cert,
     };
     config.profiles.insert(conn.profile.clone(), profile);
     let path = config.save()?;
@@ -206,7 +245,9 @@ pub(crate) async fn logout(conn: &Connection) -> anyhow::Result<String> {
     };
     if ahead(&profile.session_expires_at) {
         // Ended on the server too; a server that is gone cannot keep us here.
-        let _ = keyong_client::Client::new(&profile.server).as_user(&profile.session).logout().await;
+        if let Ok(client) = connect(&profile.server, profile.ca()) {
+            let _ = client.as_user(&profile.session).logout().await;
+        }
     }
     config.save()?;
     Ok(format!("signed out of profile `{}`", conn.profile))
@@ -220,7 +261,7 @@ pub(crate) async fn rotate(conn: &Connection) -> anyhow::Result<String> {
     let Some(profile) = config.profiles.get_mut(&conn.profile) else {
         return Err(NotSignedIn(format!("profile `{}` is not signed in", conn.profile)).into());
     };
-    let client = keyong_client::Client::new(&profile.server);
+    let client = connect(&profile.server, profile.ca())?;
     let new = client.as_user(&profile.credential).rotate_credential().await?;
     let session = client.login(&new.token).await?;
     *profile = Profile {
@@ -229,6 +270,7 @@ pub(crate) async fn rotate(conn: &Connection) -> anyhow::Result<String> {
         credential_expires_at: new.expires_at.clone(),
         session: session.token,
         session_expires_at: session.expires_at,
+        ca_cert: profile.ca_cert.clone(),
     };
     let path = config.save()?;
     Ok(format!(

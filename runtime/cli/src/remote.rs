@@ -347,8 +347,9 @@ pub(crate) async fn verify(conn: &Connection, dir: &std::path::Path, public_key:
     let key = match public_key {
         Some(k) => k,
         None => {
-            let server = conn.server(&crate::profile::Config::load()?);
-            Client::new(&server)
+            let config = crate::profile::Config::load()?;
+            let server = conn.server(&config);
+            conn.anonymous(&config)?
                 .platform_key()
                 .await
                 .with_context(|| format!("cannot fetch the platform key from {server}"))?

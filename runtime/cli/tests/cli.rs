@@ -32,6 +32,7 @@ fn help_documents_every_subcommand() {
         "keygen",
         "sign",
         "walkthrough",
+        "new",
     ] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
@@ -496,5 +497,123 @@ fn start_up_failures_say_what_and_leave_nothing_behind() {
     child.stdout.take().unwrap().read_exact(&mut head).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_speaks_https_and_the_client_checks_the_certificate() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("keyong-cli-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let tls = keyong_tests::tls_files(&dir.join("pki"));
+    let policies = workspace().join("policies");
+    let serve = |root: &std::path::Path| {
+        let mut c = keyong();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--data-root"]).arg(root).arg("--policies").arg(&policies);
+        c.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+        c
+    };
+
+    // A key others may read is refused before anything is made.
+    std::fs::set_permissions(&tls.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = serve(&dir.join("refused")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("may be read by others"), "{err}");
+    assert!(err.contains(tls.key.to_str().unwrap()), "the key is named: {err}");
+    assert!(!dir.join("refused").exists(), "nothing created");
+    std::fs::set_permissions(&tls.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A certificate without its key is a usage error.
+    let out = keyong().args(["serve", "--tls-cert"]).arg(&tls.cert).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let data_root = dir.join("data");
+    let mut server = serve(&data_root).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("keyong listening on ").unwrap().to_string();
+    assert!(base.starts_with("https://127.0.0.1:"), "{line}");
+    let config = dir.join("config.toml");
+    let bootstrap = data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE);
+    let cli = |args: &[&str]| {
+        let mut c = keyong();
+        c.env("KEYONG_CONFIG", &config).env_remove("KEYONG_TOKEN").env_remove("KEYONG_CA_CERT").args(args);
+        c
+    };
+
+    // Without the platform's CA the certificate is not trusted, and nothing is sent.
+    let out = cli(&["--server", &base, "login", "--credential-file"]).arg(&bootstrap).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("certificate"), "{err}");
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = base.replace("https://", "http://");
+    let out = cli(&["--server", &plain, "login", "--credential-file"]).arg(&bootstrap).output().unwrap();
+    assert!(!out.status.success());
+    // With it: signed in, and the profile keeps the CA for the next command.
+    let out = cli(&["--server", &base, "login", "--credential-file"])
+        .arg(&bootstrap)
+        .arg("--ca-cert")
+        .arg(&tls.ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&["whoami"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("authority"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_new_module_of_each_mode_builds_and_runs_outside_the_repository() {
+    let dir = std::env::temp_dir().join(format!("keyong-cli-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // One target dir for the four crates (and across runs): wit-bindgen builds once.
+    let target = keyong_tests::target_dir().join("new-module");
+    for mode in ["aggregate", "blocks", "reviewed", "sql"] {
+        let name = format!("my-{mode}");
+        let out = keyong().args(["new", "module", "--mode", mode, &name, "--dir"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let root = dir.join(&name);
+        let manifest = root.join("manifest.json");
+        let mut dev = keyong();
+        dev.args(["dev", "run", "--mock", "--manifest"])
+            .arg(&manifest)
+            .arg("--policies")
+            .arg(workspace().join("policies"));
+        if mode != "sql" {
+            let build = |args: &[&str]| {
+                let out = Command::new(&cargo)
+                    .args(args)
+                    .arg("--manifest-path")
+                    .arg(root.join("Cargo.toml"))
+                    .env("CARGO_TARGET_DIR", &target)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{mode}: cargo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            };
+            // Its own test on this machine, then the component.
+            build(&["test", "--quiet"]);
+            build(&["build", "--release", "--target", "wasm32-wasip2"]);
+            dev.arg(target.join(format!("wasm32-wasip2/release/my_{mode}.wasm")));
+        } else {
+            assert!(!root.join("Cargo.toml").exists(), "sql mode has no code");
+        }
+        // The component runs in the sandbox on the synthetic twin and releases.
+        let out = dev.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("SYNTHETIC"),
+            "{mode}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The same name twice is refused, and a bad name writes nothing.
+    let again = keyong().args(["new", "module", "--mode", "sql", "my-sql", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let bad = keyong().args(["new", "module", "--mode", "sql", "My Module", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!bad.status.success() && !dir.join("My Module").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

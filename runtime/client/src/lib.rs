@@ -72,9 +72,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// `base` is the server's root URL, e.g. `http://127.0.0.1:7878`.
+    /// `base` is the server's root URL, e.g. `http://127.0.0.1:7878`; an
+    /// `https` server is trusted when the system's roots vouch for it.
     pub fn new(base: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_string(), token: None }
+        Self::trusting(base, None).expect("no CA to parse")
+    }
+
+    /// A client that, for an `https` server, trusts only the certificate
+    /// authorities in `ca_pem` (PEM; e.g. the platform's own CA), or the
+    /// system's roots when `None`. Certificates are always verified.
+    pub fn trusting(base: &str, ca_pem: Option<&[u8]>) -> Result<Self> {
+        // rustls on ring, for every client in the process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder().https_only(base.starts_with("https:"));
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Unexpected(format!("the CA file is not PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::Unexpected("the CA file holds no PEM certificate".into()));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        Ok(Self { http: builder.build()?, base: base.trim_end_matches('/').to_string(), token: None })
     }
 
     /// The same server, acting as the holder of `token`.

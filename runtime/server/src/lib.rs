@@ -16,6 +16,7 @@ mod routes;
 mod runner;
 mod schedule;
 mod settings;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub enum StartError {
     },
     #[error("another keyong server is using the data root {0}; stop it first, or choose another data root")]
     Locked(String),
+    #[error("the TLS file {path} {reason}")]
+    Tls { path: String, reason: String },
 }
 
 /// How often lapsed agreements are looked for: an operator whose last day
@@ -116,12 +119,19 @@ async fn sweep_lapsed_agreements(state: AppState) {
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// `https` when `server.tls_cert` is set, else `http`.
+    pub scheme: &'static str,
     handle: tokio::task::JoinHandle<()>,
     /// The data root's lock (`keyong.lock`), held while the server runs.
     lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl Server {
+    /// The base URL clients use, e.g. `https://127.0.0.1:7878`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
     /// Waits for the server to stop (it stops only on error or abort).
     pub async fn wait(self) {
         let _ = self.handle.await;
@@ -174,7 +184,12 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         return Err(StartError::NoCompileWorker);
     }
     settings.validate()?;
-    // The address first: a port in use leaves nothing created.
+    // Then the TLS files and the address: neither creates anything, so a
+    // bad key or a port in use leaves nothing behind.
+    let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let listen = settings.server.listen;
     let listener = TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen, source })?;
     let lock = lock_data_root(&settings.server.data_root)?;
@@ -185,13 +200,25 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     runner::recover(&state).await?;
     tokio::spawn(sweep_lapsed_agreements(state.clone()));
     let app = routes::router(state);
-    let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "server stopped");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let handle = match tls {
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "server stopped");
+            }
+        }),
+        Some(acceptor) => {
+            let listener = tls::listen(listener, acceptor)
+                .map_err(|source| StartError::Io { what: "listen address".into(), source })?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "server stopped");
+                }
+            })
         }
-    });
-    tracing::info!(%addr, "keyong listening");
-    Ok(Server { addr, handle, lock: std::sync::Mutex::new(Some(lock)) })
+    };
+    tracing::info!(%addr, scheme, "keyong listening");
+    Ok(Server { addr, scheme, handle, lock: std::sync::Mutex::new(Some(lock)) })
 }
 
 /// Everything but the listener: validated settings, the self-test, the

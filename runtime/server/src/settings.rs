@@ -83,6 +83,14 @@ pub struct ServerSettings {
     /// How long a token from `POST /v1/login` works (default 1 hour).
     #[serde(with = "humantime_serde")]
     pub session_ttl: std::time::Duration,
+    /// A PEM certificate chain (leaf first): with `tls_key`, the server
+    /// speaks HTTPS only (TLS 1.3 and 1.2; default none: plain HTTP, for
+    /// loopback or behind a gateway that terminates TLS or TLCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key, readable by its owner only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -93,6 +101,8 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             credential_ttl: std::time::Duration::from_secs(90 * 24 * 3600),
             session_ttl: std::time::Duration::from_secs(3600),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -205,6 +215,10 @@ impl Settings {
         if credential > std::time::Duration::from_secs(3 * 366 * 24 * 3600) {
             let reason = "must be at most 3 years".into();
             return Err(SettingsError::Invalid { key: "server.credential_ttl", reason });
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            let reason = "and server.tls_key go together: set both, or neither".into();
+            return Err(SettingsError::Invalid { key: "server.tls_cert", reason });
         }
         let t = &self.schedule;
         positive("schedule.fuel_per_second", t.fuel_per_second)?;
