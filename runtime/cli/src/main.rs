@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use keyong_client::walkthrough;
 use keyong_model::Manifest;
 
 mod dev;
 mod new;
+mod ops;
 mod profile;
 mod remote;
 mod settings;
@@ -121,7 +122,7 @@ enum Command {
         #[arg(long)]
         data: Option<String>,
     },
-    /// Scenarios (一场景一审核): list, show, apply, budget.
+    /// Scenarios (一场景一审核): list, show, apply, budget; review (agency), approve (authority).
     Scenarios {
         #[command(subcommand)]
         command: remote::Scenarios,
@@ -131,7 +132,7 @@ enum Command {
         #[command(subcommand)]
         command: remote::Modules,
     },
-    /// Jobs: list, show, submit, preview, wait, withdraw, release.
+    /// Jobs: list, show, submit, preview, wait, withdraw, release; close (agency), signoff (authority).
     Jobs {
         #[command(subcommand)]
         command: remote::Jobs,
@@ -573,18 +574,34 @@ fn quiet_on_closed_pipe() {
 
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
-    let cli = Cli::parse();
-    // The compile worker is a short-lived child of `serve`: no runtime, no threads.
-    if let Command::CompileWorker { args } = &cli.command {
-        return keyong_sandbox::compile::worker_main(args);
-    }
+    // The hand-written commands, and one for every other operation of the
+    // API (made from the OpenAPI document this binary serves).
+    let ops = ops::Ops::load();
+    let matches = ops.augment(Cli::command()).get_matches();
+    let generated = matches.subcommand().filter(|(noun, sub)| ops.owns(noun, sub.subcommand_name()));
+    let (cli, log_format) = match generated {
+        Some((_, sub)) => {
+            // Global flags are propagated to the verb's own matches.
+            let leaf = sub.subcommand().map_or(sub, |(_, m)| m);
+            (None, *leaf.get_one::<LogFormat>("log_format").expect("defaulted"))
+        }
+        None => {
+            let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+            // The compile worker is a short-lived child of `serve`: no runtime, no threads.
+            if let Command::CompileWorker { args } = &cli.command {
+                return keyong_sandbox::compile::worker_main(args);
+            }
+            let format = cli.log_format;
+            (Some(cli), format)
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYONG_LOG").unwrap_or_else(|_| "warn".into());
     // Spans log when they close, with their durations (`time.busy`, `time.idle`).
     let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    match log_format {
         LogFormat::Json => log.json().init(),
         LogFormat::Text => log.init(),
     }
@@ -595,11 +612,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let done = match (cli, generated) {
+        (Some(cli), _) => runtime.block_on(run(cli)),
+        (None, Some((noun, sub))) => {
+            let leaf = sub.subcommand().map_or(sub, |(_, m)| m);
+            match profile::Connection::from_arg_matches(leaf) {
+                Ok(conn) => runtime.block_on(ops.run(&conn, noun, sub)),
+                Err(e) => e.exit(),
+            }
+        }
+        (None, None) => unreachable!("one of the two parsed"),
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(remote::exit_code(&e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // Names and flags clash nowhere, the generated ones included.
+        ops::Ops::load().augment(Cli::command()).debug_assert();
     }
 }

@@ -22,29 +22,26 @@ pub(crate) enum Scenarios {
         #[arg(long)]
         status: Option<String>,
     },
-    Show {
-        id: String,
-    },
+    /// One scenario: its purpose, status and budget.
+    Show { id: String },
     /// Apply for a scenario (一场景一审核) with the request in a JSON file.
     Apply {
         #[arg(long)]
         file: PathBuf,
     },
     /// The scenario's budget, its datasets' budgets and every charge.
-    Budget {
-        id: String,
-    },
+    Budget { id: String },
 }
 
 #[derive(Subcommand)]
 pub(crate) enum Modules {
+    /// Modules as you may see them (operators: your organisation's).
     List {
         #[arg(long)]
         scenario: Option<String>,
     },
-    Show {
-        id: String,
-    },
+    /// One module: its manifest, mode and scenario.
+    Show { id: String },
     /// Sign a module with your SM2 key and upload it, in one step.
     Submit {
         #[command(flatten)]
@@ -100,9 +97,8 @@ pub(crate) enum Jobs {
         #[arg(long)]
         status: Option<String>,
     },
-    Show {
-        id: String,
-    },
+    /// One job as you may see it.
+    Show { id: String },
     /// Submit a job: run a module with a zCDP ρ (or a pure ε) budget.
     Submit {
         #[arg(long)]
@@ -125,9 +121,7 @@ pub(crate) enum Jobs {
         timeout: u64,
     },
     /// Withdraw a job before its release (the budget stays spent).
-    Withdraw {
-        id: String,
-    },
+    Withdraw { id: String },
     /// Release an approved job and write its bundle into a new directory:
     /// result.parquet, result.csv, report.json (what you may see of the
     /// checks), manifest.json, receipt.json and receipt.sig (SM2, verified).

@@ -2,8 +2,10 @@
 //! operator does is a `keyong` command against a real server on loopback —
 //! sign in, register the signing key, apply for a scenario, submit (sign and
 //! upload) a module, preview and submit a job, wait for it, release it —
-//! and the reviewers' votes too. Only the agency's and the authority's
-//! steps go through the client library.
+//! and the reviewers' votes, the agency's review and the authority's
+//! approval too. Only the set-up before the guide (organisations, users,
+//! the catalog) goes through the client library; the authority guide's
+//! commands have a test of their own below.
 
 // The edge: this crate may touch files, the environment, the clock and processes (clippy.toml).
 #![allow(clippy::disallowed_methods)]
@@ -13,7 +15,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use keyong_client::walkthrough::setup_actors;
-use keyong_model::api::{DecisionRequest, IngestRequest, ScenarioDataset, ScenarioRequest};
+use keyong_model::api::{IngestRequest, ScenarioDataset, ScenarioRequest};
 use keyong_model::{Decision, Mode};
 use keyong_tests::{TestServer, example_manifest, example_wasm};
 use serde_json::Value;
@@ -42,7 +44,7 @@ async fn the_operator_guide_runs_as_commands() {
     let server = TestServer::start().await;
     let base = keyong_client::Client::new(&server.base);
     let a = setup_actors(&base, &server.bootstrap_token, &mut |_| {}).await.unwrap();
-    let (agency, authority) = (base.as_user(&a.agency), base.as_user(&a.authority));
+    let authority = base.as_user(&a.authority);
     let ingest = IngestRequest {
         policy: "electricity_bills".into(),
         source: "electricity_bills.parquet".into(),
@@ -87,10 +89,26 @@ async fn the_operator_guide_runs_as_commands() {
     let scenario =
         json(run(None, &["scenarios", "apply", "--file", dir.join("scenario.json").to_str().unwrap(), "--json"]));
     let scenario_id = scenario["id"].as_str().unwrap().to_string();
+    // The agency's structured review (a body with a list of datasets: --data
+    // with the scalar fields as flags) and the authority's approval, from the
+    // commands made from the API document.
     let applied = base.as_user(&a.operator).scenario(&scenario_id).await.unwrap();
-    agency.agency_review(&scenario_id, &keyong_client::review_of(&applied, Decision::Approve, "fit")).await.unwrap();
-    authority.authority_approve(&scenario_id, &DecisionRequest::new(Decision::Approve, "fit")).await.unwrap();
+    let review = serde_json::to_value(keyong_client::review_of(&applied, Decision::Reject, "fit")).unwrap();
+    std::fs::write(dir.join("review.json"), review.to_string()).unwrap();
+    let data = format!("@{}", dir.join("review.json").display());
+    let reviewed = json(run(
+        Some(&a.agency),
+        &["scenarios", "review", &scenario_id, "--data", &data, "--decision", "approve", "--json"],
+    ));
+    assert_eq!(reviewed["status"], "agency_approved", "the flag overrides --data: {reviewed}");
+    let approved = ok(run(Some(&a.authority), &["scenarios", "approve", &scenario_id, "--decision", "approve"]));
+    assert!(approved.contains("status: approved"), "{approved}");
     assert!(ok(run(None, &["scenarios", "list", "--status", "approved"])).contains(&scenario_id));
+    // What the operator may list (docs/operator-guide.md, "The API").
+    for noun in ["agreements", "catalog", "datasets", "products", "catalog-requests", "objections"] {
+        ok(run(None, &[noun, "list"]));
+    }
+    assert!(ok(run(None, &["datasets", "list"])).contains(&entry.name));
 
     // 3.–6. Submit the module (signed and uploaded in one step), preview, submit the job.
     let wasm = dir.join("electricity.wasm");
@@ -163,5 +181,113 @@ async fn the_operator_guide_runs_as_commands() {
     );
     ok(run(None, &["logout"]));
     assert_eq!(run(None, &["whoami"]).status.code(), Some(3), "signed out");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The authority guide (`docs/authority-guide.md`) as commands, one profile
+/// per person: the first start, the agency and its officer, a reviewer
+/// created by the agency and confirmed by the authority, an operator's
+/// admission to its agreement, and the lists the guide shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authority_guide_runs_as_commands() {
+    let server = TestServer::start().await;
+    let dir = server.data_root.join("authority-guide");
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = server.base.as_str();
+    let run = |profile: &str, args: &[&str]| {
+        let mut all = vec!["--profile", profile];
+        all.extend_from_slice(args);
+        keyong(&dir, s, None, &all)
+    };
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let bootstrap = server.data_root.join(keyong_server::BOOTSTRAP_TOKEN_FILE);
+    ok(run("authority", &["login", "--credential-file", bootstrap.to_str().unwrap()]));
+
+    // The agency and its officer, then a reviewer: the agency creates it, another organisation confirms.
+    let agency_org = json(run("authority", &["orgs", "create", "--name", "实施机构", "--kind", "agency", "--json"]));
+    let agency_org = agency_org["id"].as_str().unwrap();
+    let officer = json(run(
+        "authority",
+        &["users", "create", "--org-id", agency_org, "--name", "officer", "--role", "agency", "--json"],
+    ));
+    ok(run("agency", &["login", "--credential-file", &file("agency", officer["token"].as_str().unwrap())]));
+    let reviewer = |profile: &str| {
+        run(profile, &["users", "create", "--org-id", agency_org, "--name", "审核员", "--role", "reviewer", "--json"])
+    };
+    assert_eq!(reviewer("authority").status.code(), Some(6), "only the agency creates reviewers");
+    let created = json(reviewer("agency"));
+    let reviewer_id = created["user"]["id"].as_str().unwrap();
+    let confirmed = json(run("authority", &["users", "confirm", reviewer_id, "--json"]));
+    assert!(confirmed["token"].as_str().is_some_and(|t| t != created["token"]), "a new token: {confirmed}");
+    assert_eq!(run("authority", &["users", "confirm", reviewer_id]).status.code(), Some(5), "confirmed once");
+
+    // An operator's admission, from the announcement to the agreement.
+    let op = json(run("agency", &["orgs", "create", "--name", "运营机构", "--kind", "operator", "--json"]));
+    let op = op["id"].as_str().unwrap();
+    let announcement =
+        r#"{"announcement": {"mode": "whole", "scope": "all public data", "conditions": "c", "criteria": "k"}}"#;
+    let admission = json(run(
+        "agency",
+        &["admissions", "create", "--procedure", "public_tender", "--data", announcement, "--json"],
+    ));
+    let a = admission["id"].as_str().unwrap();
+    let materials = keyong_crypto::sm3_hex(b"the application's materials");
+    ok(run("agency", &["admissions", "applications", a, "--org-id", op, "--materials-sm3", &materials]));
+    ok(run("agency", &["admissions", "evaluation", a, "--selected", op, "--report", "ranks first"]));
+    let format = time::format_description::well_known::Rfc3339;
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::seconds(3)).format(&format).unwrap();
+    ok(run("agency", &["admissions", "publicity", a, "--until", &until]));
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let end = (today + time::Duration::days(700)).format(&day).unwrap();
+    let decision = format!(
+        r#"{{"scope": {{"datasets": [], "domains": [], "modes": ["aggregate", "sql"]}},
+            "decision": {{"meeting": "三重一大决策会议", "date": "{}", "resolution": "agreed"}}}}"#,
+        today.format(&day).unwrap()
+    );
+    let agreement = json(run(
+        "agency",
+        &[
+            "agreements",
+            "create",
+            "--admission",
+            a,
+            "--until",
+            &end,
+            "--targets",
+            "two products a year",
+            "--data",
+            &decision,
+            "--json",
+        ],
+    ));
+    assert_eq!((&agreement["operator_org"], &agreement["status"]), (&op.into(), &"in_force".into()), "{agreement}");
+
+    // The lists the guide shows, as tables.
+    assert!(ok(run("agency", &["orgs", "list", "--kind", "operator"])).contains("运营机构"));
+    assert!(ok(run("agency", &["users", "list", "--role", "reviewer"])).contains(reviewer_id));
+    for args in [&["admissions", "list"][..], &["agreements", "list"], &["catalog", "list"], &["modules", "list"]] {
+        ok(run("agency", args));
+    }
+    let filings = ok(run("authority", &["filings", "list"]));
+    assert!(filings.contains("filing.agreement") && filings.contains("filing.reviewer"), "{filings}");
+    for args in [&["incidents", "list"][..], &["supervision", "list"], &["supervision", "stats"], &["reviews", "queue"]]
+    {
+        ok(run("authority", args));
+    }
+
+    // Bad input: a value outside an enum is a usage error, a missing field
+    // the server's bad_request, an unknown id not found; nothing is created.
+    assert_eq!(run("agency", &["orgs", "create", "--name", "x", "--kind", "nonsense"]).status.code(), Some(2));
+    let missing = run("agency", &["orgs", "create", "--name", "x"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("kind"), "the message names the field");
+    assert_eq!(run("agency", &["orgs", "show", "no-such-org"]).status.code(), Some(4));
+    assert_eq!(json(run("agency", &["orgs", "list", "--json"])).as_array().unwrap().len(), 3, "nothing more");
     let _ = std::fs::remove_dir_all(&dir);
 }
