@@ -130,10 +130,10 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
 fn concrete<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     let schema = resolve(doc, schema);
     for key in ["oneOf", "anyOf"] {
-        if let Some(alts) = schema.get(key).and_then(Value::as_array) {
-            if let Some(alt) = alts.iter().map(|a| resolve(doc, a)).find(|a| a.get("type") != Some(&"null".into())) {
-                return alt;
-            }
+        if let Some(alts) = schema.get(key).and_then(Value::as_array)
+            && let Some(alt) = alts.iter().map(|a| resolve(doc, a)).find(|a| a.get("type") != Some(&"null".into()))
+        {
+            return alt;
         }
     }
     schema
