@@ -165,6 +165,8 @@ pub fn tls_files(dir: &Path) -> TlsFiles {
     files
 }
 
+/// The sandbox's compile worker the tests' servers use (this package's
+/// `keyong-compile-worker` binary).
 pub fn compile_worker() -> keyong_sandbox::CompileWorker {
     let exe = std::env::current_exe().expect("the test executable has a path");
     let dir = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps");

@@ -202,11 +202,12 @@ pub(crate) async fn login(conn: &Connection, credential: &str) -> anyhow::Result
     // The bootstrap credential works once: make sure its replacement can be kept.
     config.save()?;
     let server = conn.server(&config);
-    let ca_cert = match conn.ca_cert(&config) {
-        Some(path) => std::path::absolute(&path)?.display().to_string(),
+    // The CA given now (not one an earlier profile kept for another server).
+    let ca_cert = match &conn.ca_cert {
+        Some(path) => std::path::absolute(path)?.display().to_string(),
         None => String::new(),
     };
-    let session = conn.anonymous(&config)?.login(credential.trim()).await?;
+    let session = connect(&server, conn.ca_cert.as_deref())?.login(credential.trim()).await?;
     // A credential the server just issued comes with its expiry; for one
     // the user brought, the server alone knows it (empty: unknown).
     let (credential, credential_expires_at, replaced) = match &session.credential {
@@ -245,7 +246,7 @@ pub(crate) async fn logout(conn: &Connection) -> anyhow::Result<String> {
     };
     if ahead(&profile.session_expires_at) {
         // Ended on the server too; a server that is gone cannot keep us here.
-        if let Ok(client) = connect(&profile.server, profile.ca()) {
+        if let Ok(client) = connect(&profile.server, conn.ca_cert.as_deref().or(profile.ca())) {
             let _ = client.as_user(&profile.session).logout().await;
         }
     }
@@ -261,7 +262,7 @@ pub(crate) async fn rotate(conn: &Connection) -> anyhow::Result<String> {
     let Some(profile) = config.profiles.get_mut(&conn.profile) else {
         return Err(NotSignedIn(format!("profile `{}` is not signed in", conn.profile)).into());
     };
-    let client = connect(&profile.server, profile.ca())?;
+    let client = connect(&profile.server, conn.ca_cert.as_deref().or(profile.ca()))?;
     let new = client.as_user(&profile.credential).rotate_credential().await?;
     let session = client.login(&new.token).await?;
     *profile = Profile {

@@ -60,6 +60,9 @@ impl Error {
 /// idempotency key (the server keeps no credential for a retry).
 const TOKEN_PATHS: [&str; 3] = ["/v1/login", "/v1/logout", "/v1/me/credential"];
 
+/// The most pages [`Client::all`] reads (of 200 items each).
+const MAX_PAGES: usize = 10_000;
+
 /// The pauses before each retry of a keyed POST whose answer was lost.
 const RETRIES: [std::time::Duration; 2] = [std::time::Duration::from_millis(250), std::time::Duration::from_secs(1)];
 
@@ -74,26 +77,45 @@ pub struct Client {
 impl Client {
     /// `base` is the server's root URL, e.g. `http://127.0.0.1:7878`; an
     /// `https` server is trusted when the system's roots vouch for it.
+    ///
+    /// # Panics
+    /// For an `https` base on a machine without a system root store; use
+    /// [`Client::trusting`] to get the error instead.
     pub fn new(base: &str) -> Self {
-        Self::trusting(base, None).expect("no CA to parse")
+        Self::trusting(base, None).expect("the system's root certificates load")
     }
 
     /// A client that, for an `https` server, trusts only the certificate
     /// authorities in `ca_pem` (PEM; e.g. the platform's own CA), or the
-    /// system's roots when `None`. Certificates are always verified.
+    /// system's roots when `None`. Certificates are always verified, and
+    /// redirects are never followed (the API makes none; a redirect would
+    /// carry a credential or a module elsewhere).
     pub fn trusting(base: &str, ca_pem: Option<&[u8]>) -> Result<Self> {
         // rustls on ring, for every client in the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder().https_only(base.starts_with("https:"));
-        if let Some(pem) = ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| Error::Unexpected(format!("the CA file is not PEM: {e}")))?;
-            if certs.is_empty() {
-                return Err(Error::Unexpected("the CA file holds no PEM certificate".into()));
+        let https = base.starts_with("https:");
+        let mut builder = reqwest::Client::builder().https_only(https).redirect(reqwest::redirect::Policy::none());
+        match ca_pem {
+            Some(_) if !https => return Err(Error::Unexpected(format!("a CA is for https servers, not {base}"))),
+            Some(pem) => {
+                let certs = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| Error::Unexpected(format!("the CA file is not PEM: {e}")))?;
+                if certs.is_empty() {
+                    return Err(Error::Unexpected("the CA file holds no PEM certificate".into()));
+                }
+                builder = builder.tls_certs_only(certs);
             }
-            builder = builder.tls_certs_only(certs);
+            // Plain HTTP needs no roots: the system's are never loaded.
+            None if !https => builder = builder.tls_certs_only(Vec::new()),
+            None => {}
         }
-        Ok(Self { http: builder.build()?, base: base.trim_end_matches('/').to_string(), token: None })
+        let http = builder.build().map_err(|e| {
+            Error::Unexpected(format!(
+                "cannot set up TLS ({}): without the system's root certificates, name the server's CA",
+                keyong_model::error_chain(&e)
+            ))
+        })?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_string(), token: None })
     }
 
     /// The same server, acting as the holder of `token`.
@@ -176,14 +198,19 @@ impl Client {
         let separator = if path.contains('?') { '&' } else { '?' };
         let mut items = Vec::new();
         let mut url = format!("{path}{separator}limit=200");
-        loop {
+        // A server that answered `next` with an empty page, or without end,
+        // is stopped rather than followed.
+        for _ in 0..MAX_PAGES {
             let page: Page<T> = self.call(Method::GET, &url, None::<&()>).await?;
+            let empty = page.items.is_empty();
             items.extend(page.items);
             match page.next {
+                Some(_) if empty => return Err(Error::Unexpected(format!("{path}: an empty page with a next"))),
                 Some(next) => url = format!("{path}{separator}limit=200&after={next}"),
                 None => return Ok(items),
             }
         }
+        Err(Error::Unexpected(format!("{path}: more than {MAX_PAGES} pages; use limit and after")))
     }
 
     /// Exchanges a credential for a short-lived token (and, for the
