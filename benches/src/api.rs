@@ -18,9 +18,9 @@ const CLIENTS: usize = 50;
 /// Unmeasured requests each client sends first, per read endpoint.
 const WARM_UP: usize = 5;
 /// Requests each client sends per read endpoint.
-const READS_PER_CLIENT: usize = 40;
+const READS_PER_CLIENT: usize = 200;
 /// Jobs each client submits (each job then runs, so fewer).
-const SUBMITS_PER_CLIENT: usize = 4;
+const SUBMITS_PER_CLIENT: usize = 10;
 
 /// One endpoint's figures.
 struct Load {
@@ -30,26 +30,31 @@ struct Load {
     p99_ms: f64,
 }
 
+/// The body of request `n` of a run (each submission must differ: an
+/// identical one is answered as a replay of the first).
+type Body = std::sync::Arc<dyn Fn(usize) -> Option<serde_json::Value> + Send + Sync>;
+
 /// `CLIENTS` tasks, each sending `per_client` requests one after another;
 /// every answer must be `expect`.
 async fn load(
     clients: &[Client],
     method: Method,
     path: &str,
-    body: Option<serde_json::Value>,
+    body: Body,
     expect: u16,
     per_client: usize,
 ) -> anyhow::Result<Load> {
     let start = Instant::now();
     let tasks: Vec<_> = clients
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(k, c)| {
             let (c, method, path, body) = (c.clone(), method.clone(), path.to_string(), body.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_client);
-                for _ in 0..per_client {
+                for i in 0..per_client {
                     let t = Instant::now();
-                    let (status, answer) = c.raw(method.clone(), &path, body.clone()).await?;
+                    let (status, answer) = c.raw(method.clone(), &path, body(k * per_client + i)).await?;
                     latencies.push(t.elapsed());
                     if status != expect {
                         anyhow::bail!("{method} {path}: HTTP {status} {answer}");
@@ -153,19 +158,21 @@ async fn fill_and_load(
     let mut baseline: Option<(f64, f64)> = None;
     for (name, path) in &reads {
         eprintln!("api: GET {path}");
-        load(&clients, Method::GET, path, None, 200, WARM_UP).await?;
-        let l = load(&clients, Method::GET, path, None, 200, READS_PER_CLIENT).await?;
+        let none: Body = std::sync::Arc::new(|_| None);
+        load(&clients, Method::GET, path, none.clone(), 200, WARM_UP).await?;
+        let l = load(&clients, Method::GET, path, none, 200, READS_PER_CLIENT).await?;
         let (rps, p50) = *baseline.get_or_insert((l.per_second, l.p50_ms));
         figures.insert(name.to_string(), figure(&l, rps, p50));
     }
     // Submissions last: every job then runs, on the same cores.
     eprintln!("api: POST /v1/jobs");
-    let submit = keyong_model::api::SubmitJob {
-        module_id: outcome.module.id.clone(),
-        budget: keyong_model::Loss::Zcdp { rho: 1e-6 },
-    };
-    let body = serde_json::to_value(submit)?;
-    let l = load(&clients, Method::POST, "/v1/jobs", Some(body), 202, SUBMITS_PER_CLIENT).await?;
+    let module_id = outcome.module.id.clone();
+    let body: Body = std::sync::Arc::new(move |n| {
+        // ρ = 1e-6 (1 + n/10⁴): a distinct request each time, about 2e-4 in all.
+        let budget = keyong_model::Loss::Zcdp { rho: 1e-6 * (1.0 + n as f64 / 1e4) };
+        serde_json::to_value(keyong_model::api::SubmitJob { module_id: module_id.clone(), budget }).ok()
+    });
+    let l = load(&clients, Method::POST, "/v1/jobs", body, 202, SUBMITS_PER_CLIENT).await?;
     let (rps, p50) = baseline.expect("health ran first");
     figures.insert("job_submit".into(), figure(&l, rps, p50));
     Ok(figures)
