@@ -9,6 +9,7 @@
 
 mod auth;
 mod error;
+mod http;
 mod idempotency;
 mod keys;
 mod openapi;
@@ -199,22 +200,15 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     routes::exit_lapsed(&state).await.map_err(|e| StartError::Exits(Box::new(e)))?;
     runner::recover(&state).await?;
     tokio::spawn(sweep_lapsed_agreements(state.clone()));
+    let header_timeout = state.settings.server.header_timeout;
     let app = routes::router(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let handle = match tls {
-        None => tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "server stopped");
-            }
-        }),
+        None => tokio::spawn(http::serve(listener, app, header_timeout)),
         Some(acceptor) => {
             let listener = tls::listen(listener, acceptor)
                 .map_err(|source| StartError::Io { what: "listen address".into(), source })?;
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "server stopped");
-                }
-            })
+            tokio::spawn(http::serve(listener, app, header_timeout))
         }
     };
     tracing::info!(%addr, scheme, "keyong listening");

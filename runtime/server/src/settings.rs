@@ -83,6 +83,11 @@ pub struct ServerSettings {
     /// How long a token from `POST /v1/login` works (default 1 hour).
     #[serde(with = "humantime_serde")]
     pub session_ttl: std::time::Duration,
+    /// How long a connection may take to send a request's head (default
+    /// 30 s): from when it opens, and again after each answer, so a silent
+    /// or idle connection is closed then.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: std::time::Duration,
     /// A PEM certificate chain (leaf first): with `tls_key`, the server
     /// speaks HTTPS only (TLS 1.3 and 1.2; default none: plain HTTP, for
     /// loopback or behind a gateway that terminates TLS or TLCP).
@@ -101,6 +106,7 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             credential_ttl: std::time::Duration::from_secs(90 * 24 * 3600),
             session_ttl: std::time::Duration::from_secs(3600),
+            header_timeout: std::time::Duration::from_secs(30),
             tls_cert: None,
             tls_key: None,
         }
@@ -215,6 +221,11 @@ impl Settings {
         if credential > std::time::Duration::from_secs(3 * 366 * 24 * 3600) {
             let reason = "must be at most 3 years".into();
             return Err(SettingsError::Invalid { key: "server.credential_ttl", reason });
+        }
+        let header = self.server.header_timeout;
+        if header < std::time::Duration::from_secs(1) || header > std::time::Duration::from_secs(600) {
+            let reason = "must be between 1 second and 10 minutes".into();
+            return Err(SettingsError::Invalid { key: "server.header_timeout", reason });
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             let reason = "and server.tls_key go together: set both, or neither".into();

@@ -2,8 +2,8 @@
 //! speaks TLS 1.3 and 1.2 only (rustls on ring; no plain HTTP on the same
 //! port). Handshakes run beside one another, at most [`HANDSHAKES`] at once,
 //! each within [`HANDSHAKE_TIMEOUT`], so a client that connects and stays
-//! silent holds up no one's handshake. (After the handshake a connection is
-//! axum's, as on plain HTTP: no idle timeout yet.)
+//! silent holds up no one's handshake; after it, `http.rs` closes a
+//! connection that sends no request head in time, as on plain HTTP.
 //!
 //! 国密 TLCP (GB/T 38636) is not spoken here: a TLCP gateway terminates it
 //! and forwards to this listener (docs/tls.md).
