@@ -91,8 +91,8 @@ enum Scalar {
 
 #[derive(Debug)]
 struct Field {
+    /// The JSON field, and the flag's id (its flag is `--name-with-dashes`).
     name: String,
-    flag: String,
     scalar: Scalar,
     list: bool,
 }
@@ -268,7 +268,7 @@ impl Ops {
                             (false, false) => description.to_string(),
                         };
                         command = command.arg(flag(&doc, name, field, help.trim(), list));
-                        fields.push(Field { name: name.clone(), flag: name.clone(), scalar: kind, list });
+                        fields.push(Field { name: name.clone(), scalar: kind, list });
                     }
                 }
                 let op = Op {
@@ -375,24 +375,16 @@ fn body(op: &Op, args: &ArgMatches) -> anyhow::Result<Value> {
         None => Value::Object(Map::new()),
     };
     for field in &op.fields {
-        let Some(values) = args.get_many::<String>(&field.flag) else { continue };
+        let Some(values) = args.get_many::<String>(&field.name) else { continue };
+        let flag = format!("--{}", field.name.replace('_', "-"));
         let typed = values
             .map(|v| {
+                let bad = |what: &str| format!("{flag}: `{v}` is not {what}");
                 Ok(match field.scalar {
                     Scalar::String => Value::String(v.clone()),
-                    Scalar::Integer => Value::from(
-                        v.parse::<i64>()
-                            .with_context(|| format!("--{}: `{v}` is not an integer", field.flag.replace('_', "-")))?,
-                    ),
-                    Scalar::Number => Value::from(
-                        v.parse::<f64>()
-                            .with_context(|| format!("--{}: `{v}` is not a number", field.flag.replace('_', "-")))?,
-                    ),
-                    Scalar::Boolean => {
-                        Value::from(v.parse::<bool>().with_context(|| {
-                            format!("--{}: `{v}` is not true or false", field.flag.replace('_', "-"))
-                        })?)
-                    }
+                    Scalar::Integer => Value::from(v.parse::<i64>().with_context(|| bad("an integer"))?),
+                    Scalar::Number => Value::from(v.parse::<f64>().with_context(|| bad("a number"))?),
+                    Scalar::Boolean => Value::from(v.parse::<bool>().with_context(|| bad("true or false"))?),
                 })
             })
             .collect::<anyhow::Result<Vec<Value>>>()?;
@@ -495,6 +487,8 @@ mod tests {
         let op = &ops.nouns["supervision"].1["samples"];
         let args = op.command.clone().try_get_matches_from(["samples", "--size", "3"]).unwrap();
         assert_eq!(body(op, &args).unwrap(), serde_json::json!({ "size": 3 }));
+        let args = op.command.clone().try_get_matches_from(["samples", "--size", "x"]).unwrap();
+        assert_eq!(body(op, &args).unwrap_err().to_string(), "--size: `x` is not an integer");
         let op = &ops.nouns["incidents"].1["create"];
         let args = op
             .command
