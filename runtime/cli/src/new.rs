@@ -31,23 +31,35 @@ impl Mode {
         }
     }
 
-    fn manifest(self) -> &'static str {
-        match self {
-            Mode::Aggregate => include_str!("../templates/aggregate.json"),
-            Mode::Blocks => include_str!("../templates/blocks.json"),
-            Mode::Reviewed => include_str!("../templates/reviewed.json"),
-            Mode::Sql => include_str!("../templates/sql.json"),
-        }
+    /// The manifest, its name `{{name}}`: the repository's example of the
+    /// mode where there is one (built and tested with the workspace).
+    fn manifest(self) -> String {
+        let (text, name) = match self {
+            Mode::Aggregate => (include_str!("../../../udf-sdk/examples/electricity/manifest.json"), "kwh-by-district"),
+            Mode::Blocks => return include_str!("../templates/blocks.json").to_string(),
+            Mode::Reviewed => {
+                (include_str!("../../../udf-sdk/examples/district_table/manifest.json"), "district-table")
+            }
+            Mode::Sql => (include_str!("../../../udf-sdk/examples/sql_district_mean/manifest.json"), "mean-kwh-sql"),
+        };
+        text.replacen(&format!("\"name\": \"{name}\""), "\"name\": \"{{name}}\"", 1)
     }
 
-    /// The module's source; sql mode has none.
-    fn source(self) -> Option<&'static str> {
-        match self {
-            Mode::Aggregate => Some(include_str!("../templates/aggregate.rs")),
-            Mode::Blocks => Some(include_str!("../templates/blocks.rs")),
-            Mode::Reviewed => Some(include_str!("../templates/reviewed.rs")),
-            Mode::Sql => None,
-        }
+    /// The module's source and its test; sql mode has none.
+    fn source(self) -> Option<String> {
+        let (source, test) = match self {
+            Mode::Aggregate => (
+                include_str!("../../../udf-sdk/examples/electricity/src/lib.rs"),
+                include_str!("../templates/aggregate_test.rs.in"),
+            ),
+            Mode::Blocks => return Some(include_str!("../templates/blocks.rs").to_string()),
+            Mode::Reviewed => (
+                include_str!("../../../udf-sdk/examples/district_table/src/lib.rs"),
+                include_str!("../templates/reviewed_test.rs.in"),
+            ),
+            Mode::Sql => return None,
+        };
+        Some(format!("{source}{test}"))
     }
 }
 
@@ -80,13 +92,13 @@ pub(crate) fn module(mode: Mode, name: &str, dir: &Path) -> anyhow::Result<PathB
             .replace("{{keyong_version}}", env!("CARGO_PKG_VERSION"))
             .replace("{{wit_bindgen}}", WIT_BINDGEN)
     };
-    let mut files: Vec<(&str, String)> = vec![("manifest.json", fill(mode.manifest()))];
+    let mut files: Vec<(&str, String)> = vec![("manifest.json", fill(&mode.manifest()))];
     match mode.source() {
         Some(source) => files.extend([
             ("README.md", fill(include_str!("../templates/README.md.in"))),
             ("Cargo.toml", fill(include_str!("../templates/Cargo.toml.in"))),
             (".gitignore", "/target\nCargo.lock\n".to_string()),
-            ("src/lib.rs", fill(source)),
+            ("src/lib.rs", fill(&source)),
             ("keyong-udf-sdk/Cargo.toml", fill(include_str!("../templates/sdk.Cargo.toml.in"))),
             ("keyong-udf-sdk/src/lib.rs", SDK_LIB.to_string()),
             ("keyong-udf-sdk/wit/keyong-udf.wit", SDK_WIT.to_string()),
@@ -122,6 +134,7 @@ mod tests {
             let text = mode.manifest().replace("{{name}}", "m");
             let manifest: keyong_model::Manifest = serde_json::from_str(&text).unwrap();
             manifest.validate().unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+            assert_eq!(manifest.name, "m", "{mode:?}: the name is the new module's");
             assert_eq!(manifest.mode.as_str(), mode.name());
         }
     }
