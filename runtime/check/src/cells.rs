@@ -88,6 +88,7 @@ fn kind_name(k: ValueKind) -> &'static str {
         ValueKind::Median => "median",
         ValueKind::Variance => "variance",
         ValueKind::StdDev => "standard deviation",
+        ValueKind::Ratio => "ratio",
         ValueKind::Other => "value",
     }
 }
@@ -127,6 +128,16 @@ pub(crate) fn value_failures(
         )),
         ValueKind::Sum | ValueKind::Mean | ValueKind::Median | ValueKind::Variance | ValueKind::StdDev => {
             out.extend(dominance_failures(profile, v));
+        }
+        // A ratio is as safe as the less safe of its two sums (the numerator
+        // is this evidence, over the rows that have both values).
+        ValueKind::Ratio => {
+            let below = v.denominator.as_deref();
+            for (part, ev) in [("numerator", Some(v)), ("denominator", below)] {
+                for (rule, reason) in ev.map(|e| dominance_failures(profile, e)).unwrap_or_default() {
+                    out.push((rule, format!("the ratio's {part}: {reason}")));
+                }
+            }
         }
         _ => {}
     }

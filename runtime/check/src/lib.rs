@@ -62,6 +62,9 @@ pub enum ValueKind {
     /// Variance-type statistics: also the degrees-of-freedom rule.
     Variance,
     StdDev,
+    /// A ratio of two sums: the threshold on the units with both values,
+    /// dominance and p-ratio on the numerator and on the denominator.
+    Ratio,
     /// Anything else (a coefficient, a rate): the host cannot verify it.
     Other,
 }
@@ -90,6 +93,9 @@ pub struct ValueEvidence {
     pub all_same: bool,
     /// Min and max: how many units hold the extreme value itself.
     pub extreme_holders: u64,
+    /// A ratio: the evidence of its denominator's sum (this evidence is its
+    /// numerator's, over the same rows).
+    pub denominator: Option<Box<ValueEvidence>>,
 }
 
 /// The host's evidence about one row (cell key) of the candidate.

@@ -6,7 +6,7 @@
 //! columns hold the row's key values (a total marker matches every value).
 //! The host then counts the distinct units behind the row, recomputes each
 //! declared statistic (`count`, `sum`, `mean`, `min`, `max`, `median`,
-//! `variance`, `std_dev` — over the non-missing values), and keeps what the
+//! `variance`, `std_dev`, `ratio` — over the non-missing values), and keeps what the
 //! rules need: the largest per-unit contributions (dominance), how many
 //! units have a value (threshold), how many values (degrees of freedom),
 //! whether they are all the same, and how many units hold an extreme.
@@ -51,21 +51,24 @@ fn type_of(values: &ColumnValues) -> ColumnType {
 }
 
 /// One unit's rows in one key group: the row count and, per value column,
-/// its non-missing values.
+/// its non-missing values (for a ratio, the numerators of the rows where
+/// both have a value, and in `denominators` their denominators).
 #[derive(Default, Clone)]
 struct UnitAcc {
     rows: u64,
     values: Vec<Vec<f64>>,
+    denominators: Vec<Vec<f64>>,
 }
 
 impl UnitAcc {
     fn new(columns: usize) -> Self {
-        Self { rows: 0, values: vec![Vec::new(); columns] }
+        Self { rows: 0, values: vec![Vec::new(); columns], denominators: vec![Vec::new(); columns] }
     }
 
     fn add(&mut self, other: &UnitAcc) {
         self.rows += other.rows;
         self.values.iter_mut().zip(&other.values).for_each(|(a, b)| a.extend(b));
+        self.denominators.iter_mut().zip(&other.denominators).for_each(|(a, b)| a.extend(b));
     }
 }
 
@@ -123,6 +126,7 @@ pub fn candidate(manifest: &Manifest, units: &[(u64, UnitRows)], output: &UnitRo
             OutputRole::Median => ValueKind::Median,
             OutputRole::Variance => ValueKind::Variance,
             OutputRole::StdDev => ValueKind::StdDev,
+            OutputRole::Ratio => ValueKind::Ratio,
             OutputRole::Key | OutputRole::Value => ValueKind::Other,
         })
         .collect();
@@ -133,17 +137,28 @@ pub fn candidate(manifest: &Manifest, units: &[(u64, UnitRows)], output: &UnitRo
     for (digest, unit) in units {
         let key_cols: Vec<Option<usize>> =
             keys.iter().map(|&j| schema[j].source.as_deref().and_then(|s| source_index(unit, s))).collect();
-        let val_cols: Vec<Option<usize>> =
-            vals.iter().map(|&j| schema[j].source.as_deref().and_then(|s| source_index(unit, s))).collect();
+        let input = |name: Option<&str>| name.and_then(|s| source_index(unit, s));
+        let val_cols: Vec<(Option<usize>, Option<usize>)> = vals
+            .iter()
+            .map(|&j| (input(schema[j].source.as_deref()), input(schema[j].denominator.as_deref())))
+            .collect();
         for r in 0..unit.num_rows as usize {
             let key: Vec<String> =
                 key_cols.iter().map(|c| c.map(|c| text(&unit.columns[c].values, r)).unwrap_or_default()).collect();
             let acc = groups.entry(key).or_default().entry(*digest).or_insert_with(|| UnitAcc::new(vals.len()));
             acc.rows += 1;
-            for (values, c) in acc.values.iter_mut().zip(&val_cols) {
-                // Missing (NULL, NaN) values are not values: they neither count nor add.
-                if let Some(v) = c.and_then(|c| number(&unit.columns[c].values, r)).filter(|v| !v.is_nan()) {
-                    values.push(v);
+            // Missing (NULL, NaN) values are not values: they neither count nor add.
+            let value = |c: Option<usize>| c.and_then(|c| number(&unit.columns[c].values, r)).filter(|v| !v.is_nan());
+            for (j, &(source, denominator)) in val_cols.iter().enumerate() {
+                match (value(source), denominator) {
+                    (Some(v), None) => acc.values[j].push(v),
+                    (Some(v), Some(d)) => {
+                        if let Some(d) = value(Some(d)) {
+                            acc.values[j].push(v);
+                            acc.denominators[j].push(d);
+                        }
+                    }
+                    (None, _) => {}
                 }
             }
         }
@@ -242,6 +257,10 @@ fn value_evidence(units: &HashMap<u64, UnitAcc>, j: usize, kind: ValueKind) -> V
         ValueKind::Median => Some(if n % 2 == 1 { all[n / 2] } else { (all[n / 2 - 1] + all[n / 2]) / 2.0 }),
         ValueKind::Variance if n > 1 => Some(variance()),
         ValueKind::StdDev if n > 1 => Some(variance().sqrt()),
+        ValueKind::Ratio => {
+            let below: f64 = with.iter().flat_map(|a| &a.denominators[j]).sum();
+            (below != 0.0).then(|| total / below)
+        }
         _ => None,
     };
     let extreme = match kind {
@@ -253,6 +272,17 @@ fn value_evidence(units: &HashMap<u64, UnitAcc>, j: usize, kind: ValueKind) -> V
     ev.values = n as u64;
     ev.all_same = n > 0 && all[0] == all[n - 1];
     ev.extreme_holders = extreme.map_or(0, |x| with.iter().filter(|a| a.values[j].contains(x)).count() as u64);
+    if kind == ValueKind::Ratio {
+        // The same rows' denominators; a ratio shared by every row discloses each row's.
+        let below: Vec<f64> = with.iter().map(|a| a.denominators[j].iter().sum()).collect();
+        let ratios: Vec<Option<f64>> = with
+            .iter()
+            .flat_map(|a| a.values[j].iter().zip(&a.denominators[j]))
+            .map(|(v, d)| (*d != 0.0).then(|| v / d))
+            .collect();
+        ev.all_same = ratios.first().is_some_and(|r| r.is_some() && ratios.iter().all(|x| x == r));
+        ev.denominator = Some(Box::new(summarise(&below, None)));
+    }
     ev
 }
 
@@ -276,6 +306,7 @@ pub fn summarise(contributions: &[f64], expected: Option<f64>) -> ValueEvidence 
         values: contributions.len() as u64,
         all_same: false,
         extreme_holders: 0,
+        denominator: None,
     }
 }
 
@@ -291,6 +322,7 @@ mod tests {
             data_type,
             role,
             source: source.map(String::from),
+            denominator: None,
         };
         Manifest {
             format: keyong_model::manifest::MANIFEST_FORMAT.into(),
@@ -428,7 +460,13 @@ mod tests {
     #[test]
     fn statistics_beyond_sums_get_their_rules() {
         use ColumnType::Float64 as F;
-        let col = |name: &str, role| OutputColumn { name: name.into(), data_type: F, role, source: Some("kwh".into()) };
+        let col = |name: &str, role| OutputColumn {
+            name: name.into(),
+            data_type: F,
+            role,
+            source: Some("kwh".into()),
+            denominator: None,
+        };
         let mut m = manifest();
         m.output_schema.truncate(2);
         for (name, role) in [
@@ -515,6 +553,76 @@ mod tests {
         let c = candidate(&m2, &same, &output(&[("a", 20, 7.0)]), Grade::General).unwrap();
         let r = crate::check(&crate::testing::profile(), &c, &[]).report;
         assert!(r.findings.iter().any(|f| f.rule == "all_values_same"), "{:#?}", r.findings);
+    }
+
+    /// A ratio of two sums, over the rows that have both values, passes
+    /// only where both sums would: a denominator one unit dominates is
+    /// caught, as is a ratio every row shares.
+    #[test]
+    fn a_ratio_is_checked_on_its_numerator_and_its_denominator() {
+        let mut m = manifest();
+        m.columns.push("people".into());
+        m.output_schema[2] = OutputColumn {
+            name: "kwh".into(),
+            data_type: ColumnType::Float64,
+            role: OutputRole::Ratio,
+            source: Some("kwh".into()),
+            denominator: Some("people".into()),
+        };
+        m.validate().unwrap();
+        let person = |district: &str, kwh: f64, people: Option<f64>| {
+            let mut u = unit(district, &[kwh]);
+            u.columns.push(Column { name: "people".into(), values: ColumnValues::Float64(vec![people]) });
+            u
+        };
+        // a: 30 households of 1–3 people, and 5 without a head count (left out of both sums).
+        let mut units: Vec<(u64, UnitRows)> =
+            (0..30).map(|u| (u, person("a", 100.0 + u as f64, Some(1.0 + (u % 3) as f64)))).collect();
+        units.extend((30..35).map(|u| (u, person("a", 1e6, None))));
+        // b: 30 households, one of them a dormitory of 1,000 people.
+        units.extend((35..65).map(|u| (u, person("b", 100.0 + u as f64, Some(if u == 35 { 1000.0 } else { 2.0 })))));
+        // c: 30 households that all use 50 kWh per person.
+        units.extend((65..95).map(|u| (u, person("c", 50.0 * (1 + u % 4) as f64, Some((1 + u % 4) as f64)))));
+        let ratio = |range: std::ops::Range<u64>| {
+            let (num, den) = units
+                .iter()
+                .filter(|(u, _)| range.contains(u))
+                .filter_map(|(_, r)| Some((number(&r.columns[1].values, 0)?, number(&r.columns[2].values, 0)?)))
+                .fold((0.0, 0.0), |(n, d), (x, y)| (n + x, d + y));
+            num / den
+        };
+        let (a, b, c) = (ratio(0..35), ratio(35..65), ratio(65..95));
+        let out = output(&[("a", 35, a), ("b", 30, b), ("c", 30, c)]);
+        let candidate = candidate(&m, &units, &out, Grade::General).unwrap();
+        let ev = candidate.evidence[0].values[1].as_ref().unwrap();
+        assert_eq!((ev.contributors, ev.expected), (30, Some(a)), "the five without a head count are in neither sum");
+        let checked = crate::check(&crate::testing::profile(), &candidate, &[]);
+        let findings = &checked.report.findings;
+        let at = |key: &str| -> Vec<(&str, &str)> {
+            findings
+                .iter()
+                .filter(|f| f.cell.as_ref().is_some_and(|c| c.key == [key]))
+                .map(|f| (f.rule.as_str(), f.reason.as_str()))
+                .collect()
+        };
+        assert!(!findings.iter().any(|f| f.rule == "value_mismatch"), "{findings:#?}");
+        assert!(at("a").is_empty(), "{:#?}", at("a"));
+        assert!(
+            at("b").iter().any(|(rule, why)| *rule == "dominance" && why.starts_with("the ratio's denominator")),
+            "{:#?}",
+            at("b")
+        );
+        assert!(at("c").iter().any(|(rule, _)| *rule == "all_values_same"), "{:#?}", at("c"));
+        assert_eq!(checked.protected.rows[0].values[1], Some(a));
+
+        // A ratio the module made up is a mismatch.
+        let forged = candidate_of(&m, &units, &[("a", 35, a * 1.01), ("b", 30, b), ("c", 30, c)]);
+        let r = crate::check(&crate::testing::profile(), &forged, &[]).report;
+        assert!(r.findings.iter().any(|f| f.rule == "value_mismatch"), "{:#?}", r.findings);
+    }
+
+    fn candidate_of(m: &Manifest, units: &[(u64, UnitRows)], rows: &[(&str, i64, f64)]) -> Candidate {
+        candidate(m, units, &output(rows), Grade::General).unwrap()
     }
 
     #[test]

@@ -113,6 +113,11 @@ pub enum OutputRole {
     Variance,
     /// The sample standard deviation of `source`.
     StdDev,
+    /// The ratio of two sums over the cell: `source` over `denominator`,
+    /// over the rows where both have a value (kWh per resident, say).
+    /// Both the numerator and the denominator must pass the rules a sum
+    /// must pass (threshold, dominance, p-ratio).
+    Ratio,
     /// Any other number (a coefficient, a rate): the host cannot verify it,
     /// so reviewers must.
     #[default]
@@ -136,6 +141,7 @@ impl OutputRole {
             OutputRole::Median => "median",
             OutputRole::Variance => "variance",
             OutputRole::StdDev => "std_dev",
+            OutputRole::Ratio => "ratio",
             OutputRole::Value => "value",
         }
     }
@@ -149,9 +155,12 @@ pub struct OutputColumn {
     pub data_type: ColumnType,
     #[serde(default)]
     pub role: OutputRole,
-    /// The input column a key, sum or mean is computed from.
+    /// The input column a key or statistic is computed from (a ratio's numerator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// A ratio's denominator: the input column whose sum `source`'s sum is divided by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<String>,
 }
 
 /// Cap on blocks-mode outputs and reviewed-mode output columns.
@@ -364,6 +373,18 @@ impl Manifest {
             }
             (_, Some(_)) => Err(ManifestError(format!("output column `{name}`: a {role} takes no `source`"))),
             (_, None) => Ok(()),
+        }?;
+        match (c.role == OutputRole::Ratio, &c.denominator) {
+            (true, Some(d)) => check(self.columns.contains(d), || {
+                format!("output column `{name}`: denominator `{d}` is not one of the module's columns")
+            }),
+            (true, None) => Err(ManifestError(format!(
+                "output column `{name}`: a ratio needs a `denominator` input column (its numerator is `source`)"
+            ))),
+            (false, Some(_)) => Err(ManifestError(format!(
+                "output column `{name}`: a {role} takes no `denominator` (only a ratio does)"
+            ))),
+            (false, None) => Ok(()),
         }
     }
 
@@ -492,6 +513,7 @@ mod tests {
             data_type: ColumnType::Utf8,
             role: OutputRole::Key,
             source: source.map(String::from),
+            denominator: None,
         };
         reviewed.output_schema = vec![key(Some("district"))];
         reviewed.validate().unwrap();
@@ -501,6 +523,22 @@ mod tests {
         assert!(reviewed.validate().unwrap_err().0.contains("not one of the module's columns"));
         reviewed.output_schema = vec![OutputColumn { role: OutputRole::Value, source: None, ..key(None) }];
         assert!(reviewed.validate().unwrap_err().0.contains("text columns must be keys"));
+        // A ratio names its numerator (`source`) and its denominator; nothing else takes one.
+        let ratio = |denominator: Option<&str>| OutputColumn {
+            name: "kwh_per_bill".into(),
+            data_type: ColumnType::Float64,
+            role: OutputRole::Ratio,
+            source: Some("kwh".into()),
+            denominator: denominator.map(String::from),
+        };
+        reviewed.output_schema = vec![key(Some("district")), ratio(Some("kwh"))];
+        reviewed.validate().unwrap();
+        reviewed.output_schema[1] = ratio(None);
+        assert!(reviewed.validate().unwrap_err().0.contains("needs a `denominator`"));
+        reviewed.output_schema[1] = ratio(Some("secret"));
+        assert!(reviewed.validate().unwrap_err().0.contains("denominator `secret` is not one of"));
+        reviewed.output_schema[1] = OutputColumn { role: OutputRole::Sum, ..ratio(Some("kwh")) };
+        assert!(reviewed.validate().unwrap_err().0.contains("takes no `denominator`"));
         // The aggregate manifest's JSON is unchanged by the other modes' fields.
         let json = serde_json::to_value(sample()).unwrap();
         assert!(json.get("outputs").is_none() && json.get("output_schema").is_none());

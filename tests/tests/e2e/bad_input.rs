@@ -168,6 +168,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         data_type: keyong_model::ColumnType::Int64,
         role: keyong_model::OutputRole::Count,
         source: None,
+        denominator: None,
     }];
     assert_eq!(
         code(operator.submit_module(&sign_module(key, &hostile_wasm("panic"), &reviewed).unwrap()).await),

@@ -239,6 +239,7 @@ async fn a_reviewed_module_that_traps_on_some_rows_looks_like_a_rejection() {
         data_type,
         role,
         source: source.map(String::from),
+        denominator: None,
     };
     manifest.output_schema = vec![
         column("table", keyong_model::ColumnType::Utf8, keyong_model::OutputRole::Key, Some("district")),

@@ -334,6 +334,7 @@ impl<'a> Protection<'a> {
                     | ValueKind::Median
                     | ValueKind::Variance
                     | ValueKind::StdDev
+                    | ValueKind::Ratio
                     | ValueKind::Other => None,
                 };
             }
