@@ -214,9 +214,86 @@ async fn attacks_on_the_dp_paths_and_the_ledger_fail() {
     assert_private(&server.data_root);
 }
 
-/// Hole 5: one officer holding two reviewer accounts could meet the
-/// two-person rule alone. A reviewer account takes effect only when an
-/// authority user other than its creator confirms it, with a fresh token.
+/// Hole 2 in sql mode, as the attack: a WHERE that divides an integer
+/// column by `employees − K` fails on exactly the rows where an enterprise
+/// has K employees, so on a query engine with the usual semantics the job
+/// fails if and only if such an enterprise exists — one row-level bit per
+/// job. With total semantics (a zero divisor makes that row's predicate
+/// NULL) a K some enterprise has and a K none has (−1) give the operator
+/// the same statuses at the same slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sql_division_by_zero_on_one_row_tells_the_operator_nothing() {
+    use keyong_datasets_sim::{DISTRICTS, EnterpriseConfig, arrow::array::Int64Array, enterprise_batches};
+    let server = TestServer::start().await;
+    let cfg = EnterpriseConfig { enterprises: 400, seed: 5 };
+    let batches: Vec<_> = enterprise_batches(&cfg).unwrap().collect();
+    // The attacker's guess K: a head count that occurs (known here, to the test, not to the operator).
+    let employees = batches[0].column_by_name("employees").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+    let k = employees.iter().flatten().next().expect("some enterprise reports its employees");
+    assert!(employees.iter().flatten().all(|e| e >= 0), "so K = −1 divides by zero nowhere");
+    let f = std::fs::File::create(server.data_root.join("landing/enterprise_registry.parquet")).unwrap();
+    keyong_datasets_sim::write_parquet(keyong_datasets_sim::enterprise_schema(), batches.into_iter(), f).unwrap();
+
+    let outcome = walkthrough::run(server.inputs(0.25), &mut |_| {}).await.unwrap();
+    let base = Client::new(&server.base);
+    let a = &outcome.actors;
+    let (operator, agency, authority) =
+        (base.as_user(&a.operator), base.as_user(&a.agency), base.as_user(&a.authority));
+    let reviewers = [&base.as_user(&a.reviewers[0]), &base.as_user(&a.reviewers[1])];
+    let ingest = keyong_model::api::IngestRequest {
+        policy: "enterprise_registry".into(),
+        source: "enterprise_registry.parquet".into(),
+        rho_budget: Some(4.0),
+        delta_budget: Some(1e-6),
+    };
+    base.as_user(&a.provider).catalog_dataset(&authority, &ingest, "market").await.unwrap();
+    let columns = vec!["district".to_string(), "employees".into()];
+    let scenario = operator
+        .apply_scenario(&ScenarioRequest {
+            title: "分区企业就业 Employment by district".into(),
+            purpose: "count enterprises and their staff per district".into(),
+            datasets: vec![ScenarioDataset {
+                name: "enterprise_registry".into(),
+                version: None,
+                columns: columns.clone(),
+                row_filter: None,
+            }],
+            modes: vec![Mode::Sql],
+            rho_budget: 1.0,
+            delta_budget: 0.0,
+            valid_days: 30,
+        })
+        .await
+        .unwrap();
+    agency.agency_review(&scenario.id, &review_of(&scenario, Decision::Approve, "ok")).await.unwrap();
+    authority.authority_approve(&scenario.id, &DecisionRequest::new(Decision::Approve, "ok")).await.unwrap();
+
+    let mut modules = Vec::new();
+    for guess in [k, -1] {
+        let mut m = keyong_tests::example_manifest("electricity");
+        (m.name, m.mode, m.scenario, m.input, m.columns) = (
+            format!("divide-by-{guess}"),
+            Mode::Sql,
+            scenario.id.clone(),
+            "enterprise_registry".into(),
+            columns.clone(),
+        );
+        m.key_dimensions[0].values = DISTRICTS.iter().map(|d| d.to_string()).collect();
+        (m.value, m.statistics, m.max_emits_per_unit, m.max_keys_per_unit, m.max_rows_per_key, m.fuel_per_call) =
+            (None, vec![], 0, 1, 1, 0);
+        m.bounds = vec![ValueSpec { name: "employees".into(), lower: 0.0, upper: 1000.0 }];
+        m.sql = format!(
+            "SELECT district, COUNT(*) AS n, SUM(employees) AS staff FROM enterprise_registry \
+             WHERE employees / (employees - ({guess})) >= 0 OR employees >= 0 GROUP BY district"
+        );
+        modules.push(operator.submit_module(&sign_module(&a.operator_key, &[], &m).unwrap()).await.unwrap().id);
+    }
+    let (hit, _) = as_the_operator_sees(&operator, reviewers, modules[0].clone()).await;
+    let (miss, _) = as_the_operator_sees(&operator, reviewers, modules[1].clone()).await;
+    assert_eq!(hit, miss, "whether some enterprise has {k} employees does not show");
+    assert_eq!(hit, (vec![JobStatus::Pending, JobStatus::Approved], 2));
+}
+
 /// Reviewed mode: a module that traps when some bill is over 700 kWh and
 /// its twin that does not give the operator the same statuses and times —
 /// `pending` with the submission time until the slot, then the decision at
@@ -289,6 +366,9 @@ async fn a_reviewed_module_that_traps_on_some_rows_looks_like_a_rejection() {
     assert_eq!(seen[0], (vec![JobStatus::Pending, JobStatus::Rejected], 2));
 }
 
+/// Hole 5: one officer holding two reviewer accounts could meet the
+/// two-person rule alone. A reviewer account takes effect only when an
+/// authority user other than its creator confirms it, with a fresh token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_officer_cannot_meet_the_two_person_rule() {
     let server = TestServer::start().await;
@@ -344,7 +424,12 @@ async fn as_the_operator_sees(
 ) -> ((Vec<JobStatus>, i64), u64) {
     let job = operator.submit_job(&SubmitJob { module_id, budget: Loss::Zcdp { rho: 0.05 } }).await.unwrap();
     let mut statuses = Vec::new();
-    while reviewers[0].job(&job.id).await.unwrap().status != JobStatus::UnderReview {
+    loop {
+        let real = reviewers[0].job(&job.id).await.unwrap().status;
+        if real == JobStatus::UnderReview {
+            break;
+        }
+        assert!(matches!(real, JobStatus::Queued | JobStatus::Running), "the job ended {real}");
         let v = operator.job(&job.id).await.unwrap();
         assert_eq!(v.updated_at, v.created_at, "no timing reaches the operator");
         if statuses.last() != Some(&v.status) {
